@@ -1,1 +1,5 @@
-pub fn x(){}
+//! Large, resumable, verified file uploads into stable memory.
+
+pub mod memory;
+pub mod session;
+pub mod storable;

@@ -1,0 +1,99 @@
+//! The one place that names every stable memory of the canister.
+//!
+//! All durable state lives in stable structures, each on its own virtual
+//! memory of a single `MemoryManager`. Ids are never renumbered or shared:
+//! renumbering one would make an upgraded canister read another structure's
+//! bytes. `tests::memory_ids_are_pinned` pins the numbering.
+
+use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
+use ic_stable_structures::Memory;
+
+/// A virtual memory handed out by the canister's `MemoryManager`.
+pub type Vm<M> = VirtualMemory<M>;
+
+/// Session records (`session::SessionService`).
+pub const SESSION_RECORDS: MemoryId = MemoryId::new(0);
+/// Idempotency key -> session id.
+pub const SESSION_IDEMPOTENCY: MemoryId = MemoryId::new(1);
+/// Received-chunk bitmaps, in blocks of 4096 chunks.
+pub const SESSION_CHUNK_BITMAPS: MemoryId = MemoryId::new(2);
+/// (deadline, session id): expiry and pruning order.
+pub const SESSION_DEADLINES: MemoryId = MemoryId::new(3);
+/// Session service header (next session id).
+pub const SESSION_HEADER: MemoryId = MemoryId::new(4);
+/// SHA-256 midstate of each open upload.
+pub const UPLOAD_HASH_PROGRESS: MemoryId = MemoryId::new(5);
+/// Uploads whose hashing has received bytes waiting (catch-up work).
+pub const UPLOAD_HASH_BACKLOG: MemoryId = MemoryId::new(6);
+/// (caller, session id) of open uploads, to list a caller's sessions.
+pub const UPLOAD_CALLER_SESSIONS: MemoryId = MemoryId::new(7);
+/// The blob store's raw bytes.
+pub const BLOB_DATA: MemoryId = MemoryId::new(8);
+/// Blob id -> extents.
+pub const BLOB_TABLE: MemoryId = MemoryId::new(9);
+/// Free extents keyed by start block.
+pub const BLOB_FREE_BY_START: MemoryId = MemoryId::new(10);
+/// Free extents keyed by (length, start block).
+pub const BLOB_FREE_BY_SIZE: MemoryId = MemoryId::new(11);
+/// Blob store header (next blob id, high-water mark, block counts).
+pub const BLOB_HEADER: MemoryId = MemoryId::new(12);
+/// Capsule records.
+pub const CAPSULES: MemoryId = MemoryId::new(13);
+/// Committed memory records.
+pub const MEMORY_RECORDS: MemoryId = MemoryId::new(14);
+/// (capsule id, memory id) index.
+pub const CAPSULE_MEMORIES: MemoryId = MemoryId::new(15);
+/// Per-caller usage counters.
+pub const CALLER_USAGE: MemoryId = MemoryId::new(16);
+/// Limits, id counters and totals of the upload domain.
+pub const UPLOAD_CONFIG: MemoryId = MemoryId::new(17);
+
+/// Hands out the virtual memories of one `MemoryManager`.
+pub struct Memories<M: Memory> {
+    manager: MemoryManager<M>,
+}
+
+impl<M: Memory + Clone> Memories<M> {
+    /// Opens (or lays out, on a fresh memory) the manager on `memory`.
+    pub fn init(memory: M) -> Self {
+        Self {
+            manager: MemoryManager::init(memory),
+        }
+    }
+
+    /// The virtual memory with the given id.
+    pub fn get(&self, id: MemoryId) -> Vm<M> {
+        self.manager.get(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_ids_are_pinned() {
+        let ids = [
+            SESSION_RECORDS,
+            SESSION_IDEMPOTENCY,
+            SESSION_CHUNK_BITMAPS,
+            SESSION_DEADLINES,
+            SESSION_HEADER,
+            UPLOAD_HASH_PROGRESS,
+            UPLOAD_HASH_BACKLOG,
+            UPLOAD_CALLER_SESSIONS,
+            BLOB_DATA,
+            BLOB_TABLE,
+            BLOB_FREE_BY_START,
+            BLOB_FREE_BY_SIZE,
+            BLOB_HEADER,
+            CAPSULES,
+            MEMORY_RECORDS,
+            CAPSULE_MEMORIES,
+            CALLER_USAGE,
+            UPLOAD_CONFIG,
+        ];
+        let expected: Vec<MemoryId> = (0..18).map(MemoryId::new).collect();
+        assert_eq!(ids.to_vec(), expected);
+    }
+}
