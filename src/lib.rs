@@ -1,5 +1,11 @@
 //! Large, resumable, verified file uploads into stable memory.
+//!
+//! `session` is a generic chunk-session engine; `upload` is the upload
+//! domain built on it; `canister` holds the thin Candid entry points.
 
 pub mod memory;
 pub mod session;
 pub mod storable;
+pub mod upload;
+
+pub mod canister;

@@ -47,6 +47,8 @@ pub const CAPSULE_MEMORIES: MemoryId = MemoryId::new(15);
 pub const CALLER_USAGE: MemoryId = MemoryId::new(16);
 /// Limits, id counters and totals of the upload domain.
 pub const UPLOAD_CONFIG: MemoryId = MemoryId::new(17);
+/// (owner, capsule id) index.
+pub const CAPSULES_BY_OWNER: MemoryId = MemoryId::new(18);
 
 /// Hands out the virtual memories of one `MemoryManager`.
 pub struct Memories<M: Memory> {
@@ -92,8 +94,9 @@ mod tests {
             CAPSULE_MEMORIES,
             CALLER_USAGE,
             UPLOAD_CONFIG,
+            CAPSULES_BY_OWNER,
         ];
-        let expected: Vec<MemoryId> = (0..18).map(MemoryId::new).collect();
+        let expected: Vec<MemoryId> = (0..19).map(MemoryId::new).collect();
         assert_eq!(ids.to_vec(), expected);
     }
 }

@@ -40,3 +40,23 @@ pub fn read_u32(bytes: &[u8], at: usize) -> u32 {
     word.copy_from_slice(&bytes[at..at + 4]);
     u32::from_be_bytes(word)
 }
+
+/// Width of a principal-scoped key: length byte, principal padded to 29
+/// bytes, then a big-endian id.
+pub const SCOPED_KEY_BYTES: usize = 1 + 29 + 8;
+
+/// `(principal, id)` as a fixed-width key: all ids of one principal sort
+/// together and in order, so a range scan lists them.
+pub fn scoped_key(principal: &candid::Principal, id: u64) -> [u8; SCOPED_KEY_BYTES] {
+    let bytes = principal.as_slice();
+    let mut key = [0u8; SCOPED_KEY_BYTES];
+    key[0] = bytes.len() as u8;
+    key[1..1 + bytes.len()].copy_from_slice(bytes);
+    key[30..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// The id part of a `scoped_key`.
+pub fn scoped_key_id(key: &[u8; SCOPED_KEY_BYTES]) -> u64 {
+    read_u64(key, 30)
+}

@@ -58,6 +58,8 @@ pub enum SpecError {
     ZeroChunkSize,
     /// The declared chunk count does not follow from length and chunk size.
     ChunkCountMismatch { declared: u32, derived: u64 },
+    /// More chunks than a `u32` counts.
+    TooManyChunks { derived: u64 },
 }
 
 impl ChunkSpec {
@@ -80,6 +82,17 @@ impl ChunkSpec {
             chunk_size,
             chunk_count,
         })
+    }
+
+    /// The spec that cuts `total_bytes` into `chunk_size` chunks.
+    pub fn for_length(total_bytes: u64, chunk_size: u32) -> Result<Self, SpecError> {
+        if chunk_size == 0 {
+            return Err(SpecError::ZeroChunkSize);
+        }
+        let derived = total_bytes.div_ceil(u64::from(chunk_size));
+        let chunk_count =
+            u32::try_from(derived).map_err(|_| SpecError::TooManyChunks { derived })?;
+        Self::new(total_bytes, chunk_size, chunk_count)
     }
 
     pub fn total_bytes(&self) -> u64 {

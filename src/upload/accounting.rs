@@ -1,0 +1,184 @@
+//! Limits, id counters, totals and per-caller usage: the quota rules in one
+//! place.
+
+use super::error::{Quota, UploadError};
+use super::limits::Limits;
+use super::types::{CallerUsage, CapsuleId, MemoryItemId};
+use crate::candid_storable;
+use crate::memory::{self, Memories, Vm};
+use candid::{CandidType, Principal};
+use ic_stable_structures::{Memory, StableBTreeMap, StableCell};
+use serde::Deserialize;
+
+/// Totals and counters of the upload domain.
+#[derive(CandidType, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ledger {
+    pub limits: Limits,
+    pub next_capsule_id: u64,
+    pub next_memory_id: u64,
+    pub open_sessions: u64,
+    pub reserved_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+candid_storable!(Ledger);
+candid_storable!(CallerUsage);
+
+/// The ledger and per-caller usage.
+pub struct Accounting<M: Memory> {
+    ledger: StableCell<Ledger, Vm<M>>,
+    usage: StableBTreeMap<Principal, CallerUsage, Vm<M>>,
+}
+
+impl<M: Memory + Clone> Accounting<M> {
+    pub fn init(memories: &Memories<M>) -> Self {
+        Self {
+            ledger: StableCell::init(memories.get(memory::UPLOAD_CONFIG), Ledger::default()),
+            usage: StableBTreeMap::init(memories.get(memory::CALLER_USAGE)),
+        }
+    }
+}
+
+impl<M: Memory> Accounting<M> {
+    pub fn ledger(&self) -> &Ledger {
+        self.ledger.get()
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.ledger.get().limits
+    }
+
+    pub fn set_limits(&mut self, limits: Limits) -> Result<(), UploadError> {
+        limits
+            .validate()
+            .map_err(|reason| UploadError::InvalidArgument { reason })?;
+        self.update(|ledger| ledger.limits = limits);
+        Ok(())
+    }
+
+    pub fn usage(&self, caller: &Principal) -> CallerUsage {
+        self.usage.get(caller).unwrap_or_default()
+    }
+
+    /// Usage of callers after `after`, at most `limit`.
+    pub fn usage_page(&self, after: Option<Principal>, limit: usize) -> Vec<(Principal, CallerUsage)> {
+        let range = match after {
+            Some(p) => self.usage.range((std::ops::Bound::Excluded(p), std::ops::Bound::Unbounded)),
+            None => self.usage.iter(),
+        };
+        range.take(limit).map(|entry| entry.into_pair()).collect()
+    }
+
+    pub fn next_capsule_id(&mut self) -> CapsuleId {
+        let mut id = 0;
+        self.update(|ledger| {
+            ledger.next_capsule_id += 1;
+            id = ledger.next_capsule_id;
+        });
+        CapsuleId(id)
+    }
+
+    pub fn next_memory_id(&mut self) -> MemoryItemId {
+        let mut id = 0;
+        self.update(|ledger| {
+            ledger.next_memory_id += 1;
+            id = ledger.next_memory_id;
+        });
+        MemoryItemId(id)
+    }
+
+    /// Checks that `caller` may open one more session reserving `bytes`.
+    pub fn check_reserve(&self, caller: &Principal, bytes: u64) -> Result<(), UploadError> {
+        let limits = self.limits();
+        let usage = self.usage(caller);
+        let ledger = self.ledger();
+        if usage.open_sessions >= limits.max_open_sessions_per_caller {
+            return Err(exceeded(
+                Quota::OpenSessionsPerCaller,
+                u64::from(limits.max_open_sessions_per_caller),
+                u64::from(usage.open_sessions) + 1,
+            ));
+        }
+        let reserved = usage.reserved_bytes.saturating_add(bytes);
+        if reserved > limits.max_reserved_bytes_per_caller {
+            return Err(exceeded(
+                Quota::ReservedBytesPerCaller,
+                limits.max_reserved_bytes_per_caller,
+                reserved,
+            ));
+        }
+        let total = ledger.reserved_bytes + ledger.stored_bytes + bytes;
+        if total > limits.max_total_bytes {
+            return Err(exceeded(Quota::TotalBytes, limits.max_total_bytes, total));
+        }
+        Ok(())
+    }
+
+    /// A session opened, reserving `bytes`.
+    pub fn reserve(&mut self, caller: Principal, bytes: u64) {
+        self.update_usage(caller, |u| {
+            u.open_sessions += 1;
+            u.reserved_bytes += bytes;
+        });
+        self.update(|l| {
+            l.open_sessions += 1;
+            l.reserved_bytes += bytes;
+        });
+    }
+
+    /// A session ended without a memory: its reservation is released.
+    pub fn release(&mut self, caller: Principal, bytes: u64) {
+        self.update_usage(caller, |u| {
+            u.open_sessions -= 1;
+            u.reserved_bytes -= bytes;
+        });
+        self.update(|l| {
+            l.open_sessions -= 1;
+            l.reserved_bytes -= bytes;
+        });
+    }
+
+    /// A session committed: its reservation becomes stored bytes.
+    pub fn commit(&mut self, caller: Principal, bytes: u64) {
+        self.update_usage(caller, |u| {
+            u.open_sessions -= 1;
+            u.reserved_bytes -= bytes;
+            u.stored_bytes += bytes;
+        });
+        self.update(|l| {
+            l.open_sessions -= 1;
+            l.reserved_bytes -= bytes;
+            l.stored_bytes += bytes;
+        });
+    }
+
+    /// A memory uploaded by `uploader` was deleted.
+    pub fn unstore(&mut self, uploader: Principal, bytes: u64) {
+        self.update_usage(uploader, |u| u.stored_bytes -= bytes);
+        self.update(|l| l.stored_bytes -= bytes);
+    }
+
+    fn update(&mut self, change: impl FnOnce(&mut Ledger)) {
+        let mut ledger = self.ledger.get().clone();
+        change(&mut ledger);
+        self.ledger.set(ledger);
+    }
+
+    fn update_usage(&mut self, caller: Principal, change: impl FnOnce(&mut CallerUsage)) {
+        let mut usage = self.usage(&caller);
+        change(&mut usage);
+        if usage == CallerUsage::default() {
+            self.usage.remove(&caller);
+        } else {
+            self.usage.insert(caller, usage);
+        }
+    }
+}
+
+fn exceeded(quota: Quota, limit: u64, requested: u64) -> UploadError {
+    UploadError::QuotaExceeded {
+        quota,
+        limit,
+        requested,
+    }
+}

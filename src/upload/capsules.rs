@@ -1,0 +1,121 @@
+//! Capsules: who owns them and who may write to them.
+//!
+//! Any signed-in principal creates capsules and owns them; the owner grants
+//! and revokes write access. Owner and writers read and upload; only the
+//! owner manages access.
+
+use super::error::{Quota, UploadError};
+use super::types::{Capsule, CapsuleId};
+use crate::candid_storable;
+use crate::memory::{self, Memories, Vm};
+use crate::storable::{scoped_key, scoped_key_id, SCOPED_KEY_BYTES};
+use candid::Principal;
+use ic_stable_structures::{Memory, StableBTreeMap};
+
+candid_storable!(Capsule);
+
+/// Longest capsule name accepted.
+pub const MAX_CAPSULE_NAME_BYTES: usize = 256;
+
+/// Capsule records and the owner index.
+pub struct CapsuleStore<M: Memory> {
+    capsules: StableBTreeMap<CapsuleId, Capsule, Vm<M>>,
+    by_owner: StableBTreeMap<[u8; SCOPED_KEY_BYTES], (), Vm<M>>,
+}
+
+impl<M: Memory + Clone> CapsuleStore<M> {
+    pub fn init(memories: &Memories<M>) -> Self {
+        Self {
+            capsules: StableBTreeMap::init(memories.get(memory::CAPSULES)),
+            by_owner: StableBTreeMap::init(memories.get(memory::CAPSULES_BY_OWNER)),
+        }
+    }
+}
+
+impl<M: Memory> CapsuleStore<M> {
+    pub fn insert(&mut self, capsule: Capsule) {
+        self.by_owner
+            .insert(scoped_key(&capsule.owner, capsule.capsule_id.0), ());
+        self.capsules.insert(capsule.capsule_id, capsule);
+    }
+
+    pub fn get(&self, capsule_id: CapsuleId) -> Result<Capsule, UploadError> {
+        self.capsules
+            .get(&capsule_id)
+            .ok_or(UploadError::CapsuleNotFound { capsule_id })
+    }
+
+    /// The capsule, if `caller` may upload into it and read it.
+    pub fn writable_by(
+        &self,
+        capsule_id: CapsuleId,
+        caller: Principal,
+    ) -> Result<Capsule, UploadError> {
+        let capsule = self.get(capsule_id)?;
+        if capsule.owner == caller || capsule.writers.contains(&caller) {
+            Ok(capsule)
+        } else {
+            Err(UploadError::NotAuthorized)
+        }
+    }
+
+    /// The capsule, if `caller` owns it.
+    pub fn owned_by(&self, capsule_id: CapsuleId, caller: Principal) -> Result<Capsule, UploadError> {
+        let capsule = self.get(capsule_id)?;
+        if capsule.owner == caller {
+            Ok(capsule)
+        } else {
+            Err(UploadError::NotAuthorized)
+        }
+    }
+
+    pub fn grant(
+        &mut self,
+        capsule_id: CapsuleId,
+        owner: Principal,
+        writer: Principal,
+        max_writers: u32,
+    ) -> Result<Capsule, UploadError> {
+        let mut capsule = self.owned_by(capsule_id, owner)?;
+        if writer == Principal::anonymous() {
+            return Err(UploadError::InvalidArgument {
+                reason: "the anonymous principal cannot be granted write access".into(),
+            });
+        }
+        if writer != capsule.owner && !capsule.writers.contains(&writer) {
+            if capsule.writers.len() as u32 >= max_writers {
+                return Err(UploadError::QuotaExceeded {
+                    quota: Quota::WritersPerCapsule,
+                    limit: u64::from(max_writers),
+                    requested: capsule.writers.len() as u64 + 1,
+                });
+            }
+            capsule.writers.push(writer);
+            self.capsules.insert(capsule_id, capsule.clone());
+        }
+        Ok(capsule)
+    }
+
+    pub fn revoke(
+        &mut self,
+        capsule_id: CapsuleId,
+        owner: Principal,
+        writer: Principal,
+    ) -> Result<Capsule, UploadError> {
+        let mut capsule = self.owned_by(capsule_id, owner)?;
+        capsule.writers.retain(|w| *w != writer);
+        self.capsules.insert(capsule_id, capsule.clone());
+        Ok(capsule)
+    }
+
+    /// Capsules `owner` owns, after `after`, at most `limit`.
+    pub fn owned(&self, owner: &Principal, after: Option<CapsuleId>, limit: usize) -> Vec<Capsule> {
+        let start = scoped_key(owner, after.map_or(0, |id| id.0.saturating_add(1)));
+        let end = scoped_key(owner, u64::MAX);
+        self.by_owner
+            .keys_range(start..=end)
+            .take(limit)
+            .filter_map(|key| self.capsules.get(&CapsuleId(scoped_key_id(&key))))
+            .collect()
+    }
+}

@@ -1,0 +1,84 @@
+//! The limits in force, with their defaults. Controllers change them with
+//! `admin_set_limits`; they are stored in stable memory.
+
+use candid::CandidType;
+use serde::{Deserialize, Serialize};
+
+/// The largest chunk any upload may use: the IC accepts ingress messages of
+/// up to 2 MiB, and the signed request envelope plus the Candid encoding of
+/// the other arguments need room beside the bytes (dfx and Juno use the
+/// same figure).
+pub const MAX_CHUNK_BYTES: u32 = 1_900_000;
+
+/// The largest byte range one read returns: a replicated reply may be 2 MiB.
+pub const MAX_READ_BYTES: u64 = 1_900_000;
+
+/// Hashing a file costs about 76 instructions a byte. Messages hash at most
+/// this many bytes beyond the chunk they carry (about 2.5 B instructions),
+/// so a message that catches up on out-of-order chunks stays far below the
+/// 40 B instruction limit whatever the file size.
+pub const HASH_BYTES_PER_MESSAGE: u64 = 32 * 1024 * 1024;
+
+/// Sessions expired or pruned per timer run; more wait for the next run.
+pub const SWEEP_BATCH: usize = 64;
+
+/// Most ranges or records one paginated reply carries.
+pub const MAX_PAGE: u32 = 1_000;
+
+const GIB: u64 = 1 << 30;
+const HOUR_NS: u64 = 3_600 * 1_000_000_000;
+
+/// Limits enforced at `uploads_begin` and on every chunk.
+#[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_file_bytes: u64,
+    /// At most `MAX_CHUNK_BYTES`.
+    pub max_chunk_bytes: u32,
+    pub max_chunks_per_session: u32,
+    pub max_open_sessions_per_caller: u32,
+    /// Bytes a caller may have reserved by open sessions at once.
+    pub max_reserved_bytes_per_caller: u64,
+    /// Bytes reserved and stored by everyone together.
+    pub max_total_bytes: u64,
+    pub max_writers_per_capsule: u32,
+    /// A pending session with no chunk for this long expires.
+    pub session_idle_timeout_ns: u64,
+    /// Finished session records are kept this long, then pruned.
+    pub finished_retention_ns: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 32 * GIB,
+            max_chunk_bytes: MAX_CHUNK_BYTES,
+            max_chunks_per_session: 65_536,
+            max_open_sessions_per_caller: 16,
+            max_reserved_bytes_per_caller: 64 * GIB,
+            // The MemoryManager addresses 256 GiB; leave room for the indexes.
+            max_total_bytes: 192 * GIB,
+            max_writers_per_capsule: 32,
+            session_idle_timeout_ns: 24 * HOUR_NS,
+            finished_retention_ns: 24 * HOUR_NS,
+        }
+    }
+}
+
+impl Limits {
+    /// Rejects settings the canister could not honour.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_chunk_bytes == 0 || self.max_chunk_bytes > MAX_CHUNK_BYTES {
+            return Err(format!("max_chunk_bytes must be in 1..={MAX_CHUNK_BYTES}"));
+        }
+        if self.max_chunks_per_session == 0 {
+            return Err("max_chunks_per_session must be positive".into());
+        }
+        if self.session_idle_timeout_ns == 0 {
+            return Err("session_idle_timeout_ns must be positive".into());
+        }
+        if self.max_total_bytes > 240 * GIB {
+            return Err("max_total_bytes must leave room below the 256 GiB the MemoryManager addresses".into());
+        }
+        Ok(())
+    }
+}

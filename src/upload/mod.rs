@@ -1,0 +1,24 @@
+//! The upload domain: capsules, upload sessions on top of the generic
+//! session service, the stable blob store their bytes go to, incremental
+//! SHA-256 verification, and committed memories.
+
+pub mod accounting;
+pub mod blob_store;
+pub mod capsules;
+pub mod checksum;
+pub mod compat;
+pub mod error;
+pub mod hashing;
+pub mod limits;
+pub mod memories;
+pub mod service;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use blob_store::{BlobId, BlobStore, StableBlobSink};
+pub use compat::SessionCompat;
+pub use error::{Quota, UploadError};
+pub use service::{MaintenanceReport, UploadService};
+pub use types::*;

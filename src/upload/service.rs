@@ -1,0 +1,764 @@
+//! The upload service: capsules, upload sessions, committed memories and
+//! their reading back. Every method takes the caller and the time as
+//! arguments, so the whole domain runs natively on `VectorMemory`.
+
+use super::accounting::Accounting;
+use super::blob_store::{BlobId, BlobStore};
+use super::capsules::{CapsuleStore, MAX_CAPSULE_NAME_BYTES};
+use super::compat::{request_key, SessionCompat};
+use super::error::{Quota, UploadError};
+use super::hashing::{HashProgress, HashSource, HashTracker};
+use super::limits::{
+    Limits, HASH_BYTES_PER_MESSAGE, MAX_CHUNK_BYTES, MAX_PAGE, MAX_READ_BYTES, SWEEP_BATCH,
+};
+use super::memories::MemoryStore;
+use super::types::*;
+use crate::memory::{self, Memories, Vm};
+use crate::session::{
+    ChunkSpec, ChunkWrite, CreateOutcome, SessionError, SessionPolicy, SessionService, SinkError,
+};
+use crate::storable::{scoped_key, scoped_key_id, SCOPED_KEY_BYTES};
+use candid::Principal;
+use ic_stable_structures::{Memory, StableBTreeMap};
+use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
+
+/// Longest file name, MIME type and idempotency key accepted.
+const MAX_NAME_BYTES: usize = 1024;
+const MAX_MIME_BYTES: usize = 256;
+const MAX_IDEMPOTENCY_KEY_BYTES: usize = 128;
+/// Space the blob store may address: the MemoryManager's 256 GiB less room
+/// for the other structures. The limits keep totals below it.
+const BLOB_STORE_CAPACITY: u64 = 248 << 30;
+/// Uploads whose hashing one timer run advances.
+const HASH_BACKLOG_BATCH: usize = 16;
+
+/// What a maintenance run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    pub expired: u32,
+    pub pruned: u32,
+    pub hashed_bytes: u64,
+    /// Work remains: run again soon rather than at the next interval.
+    pub more_work: bool,
+}
+
+/// The upload domain over stable memory `M`.
+pub struct UploadService<M: Memory> {
+    sessions: SessionService<M, UploadSessionMeta>,
+    blobs: BlobStore<M>,
+    hashing: HashTracker<M>,
+    open_by_caller: StableBTreeMap<[u8; SCOPED_KEY_BYTES], (), Vm<M>>,
+    capsules: CapsuleStore<M>,
+    memories: MemoryStore<M>,
+    accounting: Accounting<M>,
+}
+
+fn policy(limits: &Limits) -> SessionPolicy {
+    SessionPolicy {
+        idle_timeout_ns: limits.session_idle_timeout_ns,
+        retention_ns: limits.finished_retention_ns,
+    }
+}
+
+fn signed_in(caller: Principal) -> Result<(), UploadError> {
+    if caller == Principal::anonymous() {
+        Err(UploadError::AnonymousCaller)
+    } else {
+        Ok(())
+    }
+}
+
+fn check_text(what: &str, value: &str, max: usize) -> Result<(), UploadError> {
+    if value.len() > max {
+        return Err(UploadError::InvalidArgument {
+            reason: format!("{what} is longer than {max} bytes"),
+        });
+    }
+    Ok(())
+}
+
+fn check_digest(what: &str, digest: &[u8]) -> Result<(), UploadError> {
+    if digest.len() != 32 {
+        return Err(UploadError::InvalidArgument {
+            reason: format!("{what} must be 32 bytes (SHA-256), got {}", digest.len()),
+        });
+    }
+    Ok(())
+}
+
+/// Reads an upload's received chunks back from its blob, for hashing.
+struct StoredChunks<'a, M: Memory> {
+    sessions: &'a SessionService<M, UploadSessionMeta>,
+    blobs: &'a BlobStore<M>,
+    session: &'a UploadSession,
+}
+
+impl<M: Memory + Clone> HashSource for StoredChunks<'_, M> {
+    fn is_received(&self, index: u32) -> bool {
+        self.sessions.is_received(self.session.id, index)
+    }
+
+    fn read_chunk(&self, index: u32, buf: &mut [u8]) {
+        self.blobs
+            .read(self.session.meta.blob_id, self.session.spec.offset(index), buf)
+            .expect("bug: a received chunk lies outside its blob");
+    }
+}
+
+impl<M: Memory + Clone> UploadService<M> {
+    /// Opens the service on `memory`, laying out its structures on first
+    /// use. Constant work: only headers are read.
+    pub fn init(memory: M) -> Self {
+        let memories = Memories::init(memory);
+        let accounting = Accounting::init(&memories);
+        let session_policy = policy(accounting.limits());
+        Self {
+            sessions: SessionService::init(&memories, session_policy),
+            blobs: BlobStore::init(&memories),
+            hashing: HashTracker::init(&memories),
+            open_by_caller: StableBTreeMap::init(memories.get(memory::UPLOAD_CALLER_SESSIONS)),
+            capsules: CapsuleStore::init(&memories),
+            memories: MemoryStore::init(&memories),
+            accounting,
+        }
+    }
+
+    // ---- capsules ----
+
+    /// Creates a capsule owned by `caller`.
+    pub fn create_capsule(
+        &mut self,
+        caller: Principal,
+        now: u64,
+        name: String,
+    ) -> Result<Capsule, UploadError> {
+        signed_in(caller)?;
+        check_text("capsule name", &name, MAX_CAPSULE_NAME_BYTES)?;
+        let capsule = Capsule {
+            capsule_id: self.accounting.next_capsule_id(),
+            name,
+            owner: caller,
+            writers: Vec::new(),
+            created_at: now,
+        };
+        self.capsules.insert(capsule.clone());
+        Ok(capsule)
+    }
+
+    pub fn capsule(&self, caller: Principal, capsule_id: CapsuleId) -> Result<Capsule, UploadError> {
+        self.capsules.writable_by(capsule_id, caller)
+    }
+
+    pub fn my_capsules(&self, caller: Principal, after: Option<CapsuleId>, limit: u32) -> Vec<Capsule> {
+        self.capsules
+            .owned(&caller, after, limit.clamp(1, MAX_PAGE) as usize)
+    }
+
+    pub fn grant_write(
+        &mut self,
+        caller: Principal,
+        capsule_id: CapsuleId,
+        writer: Principal,
+    ) -> Result<Capsule, UploadError> {
+        signed_in(caller)?;
+        let max = self.accounting.limits().max_writers_per_capsule;
+        self.capsules.grant(capsule_id, caller, writer, max)
+    }
+
+    pub fn revoke_write(
+        &mut self,
+        caller: Principal,
+        capsule_id: CapsuleId,
+        writer: Principal,
+    ) -> Result<Capsule, UploadError> {
+        signed_in(caller)?;
+        self.capsules.revoke(capsule_id, caller, writer)
+    }
+
+    // ---- uploads ----
+
+    /// Starts an upload, or returns the session the same idempotency key
+    /// already started for the same request.
+    pub fn begin(
+        &mut self,
+        caller: Principal,
+        now: u64,
+        request: BeginUpload,
+    ) -> Result<UploadStarted, UploadError> {
+        signed_in(caller)?;
+        let limits = self.accounting.limits().clone();
+        let BeginUpload {
+            capsule_id,
+            asset,
+            chunk_size,
+            expected_chunks,
+            idempotency_key,
+        } = request;
+        check_text("asset name", &asset.name, MAX_NAME_BYTES)?;
+        check_text("MIME type", &asset.mime_type, MAX_MIME_BYTES)?;
+        check_text("idempotency key", &idempotency_key, MAX_IDEMPOTENCY_KEY_BYTES)?;
+        if idempotency_key.is_empty() {
+            return Err(UploadError::InvalidArgument {
+                reason: "idempotency_key must not be empty".into(),
+            });
+        }
+        if let Some(digest) = &asset.sha256 {
+            check_digest("asset.sha256", digest)?;
+        }
+        if chunk_size > limits.max_chunk_bytes {
+            return Err(UploadError::QuotaExceeded {
+                quota: Quota::ChunkBytes,
+                limit: u64::from(limits.max_chunk_bytes),
+                requested: u64::from(chunk_size),
+            });
+        }
+        if asset.byte_len > limits.max_file_bytes {
+            return Err(UploadError::QuotaExceeded {
+                quota: Quota::FileBytes,
+                limit: limits.max_file_bytes,
+                requested: asset.byte_len,
+            });
+        }
+        let spec = ChunkSpec::new(asset.byte_len, chunk_size, expected_chunks)?;
+        if spec.chunk_count() > limits.max_chunks_per_session {
+            return Err(UploadError::QuotaExceeded {
+                quota: Quota::ChunksPerSession,
+                limit: u64::from(limits.max_chunks_per_session),
+                requested: u64::from(spec.chunk_count()),
+            });
+        }
+        self.capsules.writable_by(capsule_id, caller)?;
+
+        let mut meta = UploadSessionMeta {
+            capsule_id,
+            caller,
+            idempotency_key,
+            asset,
+            chunk_size,
+            provisional_memory_id: MemoryItemId(0),
+            blob_id: BlobId(0),
+        };
+        let byte_len = meta.asset.byte_len;
+        let session_id = match self.sessions.find_by_key(&request_key(&caller, &meta.idempotency_key)) {
+            Some(existing) => {
+                // A retry: offer the existing allocation so the generic
+                // create decides whether this is the same request.
+                let session = self.sessions.get(existing).expect("bug: idempotency key without session");
+                meta.provisional_memory_id = session.meta.provisional_memory_id;
+                meta.blob_id = session.meta.blob_id;
+                existing
+            }
+            None => {
+                self.accounting.check_reserve(&caller, byte_len)?;
+                meta.blob_id = self.blobs.allocate(byte_len, BLOB_STORE_CAPACITY)?;
+                meta.provisional_memory_id = self.accounting.next_memory_id();
+                self.sessions.allocate_id()
+            }
+        };
+        let blobs = &self.blobs;
+        let outcome = SessionCompat::new(&mut self.sessions, now, |meta: &UploadSessionMeta| {
+            blobs.sink(meta.blob_id).map_err(|_| SinkError::Gone)
+        })
+        .create(session_id, meta)?;
+        let session = self.session(outcome.session_id())?;
+        match outcome {
+            CreateOutcome::Created(sid) => {
+                self.accounting.reserve(caller, byte_len);
+                self.open_by_caller.insert(scoped_key(&caller, sid.0), ());
+                self.hashing.start(sid);
+            }
+            CreateOutcome::Existing(sid) => match session.status_at(now) {
+                SessionStatus::Pending => {}
+                status => return Err(final_state_error(sid, status)),
+            },
+        }
+        Ok(UploadStarted {
+            session_id: session.id,
+            provisional_memory_id: session.meta.provisional_memory_id,
+            expected_chunks: session.expected_chunks(),
+            chunk_size: session.spec.chunk_size(),
+            expires_at: session.deadline,
+        })
+    }
+
+    /// Stores one chunk at its final place in the upload's blob.
+    pub fn put_chunk(
+        &mut self,
+        caller: Principal,
+        now: u64,
+        request: PutChunk,
+    ) -> Result<ChunkAccepted, UploadError> {
+        signed_in(caller)?;
+        let max = self.accounting.limits().max_chunk_bytes.min(MAX_CHUNK_BYTES);
+        if request.bytes.len() as u64 > u64::from(max) {
+            return Err(UploadError::QuotaExceeded {
+                quota: Quota::ChunkBytes,
+                limit: u64::from(max),
+                requested: request.bytes.len() as u64,
+            });
+        }
+        let session = self.owned_session(caller, request.session_id)?;
+        self.capsules.writable_by(session.capsule_id(), caller)?;
+        if let Some(expected) = &request.sha256 {
+            check_digest("chunk sha256", expected)?;
+            let actual: [u8; 32] = Sha256::digest(&request.bytes).into();
+            if actual[..] != expected[..] {
+                return Err(UploadError::ChunkChecksumMismatch {
+                    index: request.index,
+                    actual: ByteBuf::from(actual.to_vec()),
+                });
+            }
+        }
+        let sid = session.id;
+        let blobs = &self.blobs;
+        let written = SessionCompat::new(&mut self.sessions, now, |meta: &UploadSessionMeta| {
+            blobs.sink(meta.blob_id).map_err(|_| SinkError::Gone)
+        })
+        .put_chunk(sid, request.index, &request.bytes);
+        let receipt = match written {
+            Err(SessionError::Expired(_)) => {
+                self.expire_session(session.id, now);
+                return Err(UploadError::SessionExpired { session_id: sid });
+            }
+            other => other?,
+        };
+        let progress = match receipt.write {
+            ChunkWrite::Duplicate => self.hashing.get(sid),
+            write => {
+                if write == ChunkWrite::Replaced {
+                    self.hashing.restart(sid);
+                }
+                self.advance_hashing(&session, Some((request.index, &request.bytes)))
+            }
+        };
+        Ok(ChunkAccepted {
+            newly_stored: receipt.write != ChunkWrite::Duplicate,
+            received_chunks: receipt.received_chunks,
+            expected_chunks: session.expected_chunks(),
+            hashed_bytes: progress.hashed_bytes(),
+            expires_at: receipt.expires_at,
+        })
+    }
+
+    /// Verifies and commits an upload. Finishing a committed upload again
+    /// returns the same result.
+    pub fn finish(
+        &mut self,
+        caller: Principal,
+        now: u64,
+        request: FinishUpload,
+    ) -> Result<CommittedUpload, UploadError> {
+        signed_in(caller)?;
+        check_digest("sha256", &request.sha256)?;
+        let session = self.owned_session(caller, request.session_id)?;
+        let sid = session.id;
+        match session.status_at(now) {
+            SessionStatus::Pending => {}
+            SessionStatus::Committed => {
+                let committed = self.committed(&session);
+                if committed.sha256 != request.sha256 {
+                    return Err(UploadError::ChecksumMismatch {
+                        expected: request.sha256,
+                        actual: committed.sha256,
+                    });
+                }
+                return Ok(committed);
+            }
+            SessionStatus::Expired => {
+                self.expire_session(sid, now);
+                return Err(UploadError::SessionExpired { session_id: sid });
+            }
+            status => return Err(final_state_error(sid, status)),
+        }
+        self.capsules.writable_by(session.capsule_id(), caller)?;
+        let declared_len = session.meta.asset.byte_len;
+        if request.byte_len != declared_len {
+            return Err(UploadError::DeclaredValuesDisagree {
+                what: "byte_len at finish vs at begin".into(),
+                declared: declared_len,
+                actual: request.byte_len,
+            });
+        }
+        if let Some(at_begin) = &session.meta.asset.sha256 {
+            if *at_begin != request.sha256 {
+                return Err(UploadError::DeclaredHashesDisagree {
+                    at_begin: at_begin.clone(),
+                    at_finish: request.sha256,
+                });
+            }
+        }
+        if session.missing_chunks() > 0 {
+            return Err(UploadError::Incomplete {
+                missing_chunks: session.missing_chunks(),
+            });
+        }
+        let progress = self.advance_hashing(&session, None);
+        let Some(digest) = progress.digest(&session.spec) else {
+            return Err(UploadError::VerificationPending {
+                hashed_bytes: progress.hashed_bytes(),
+                total_bytes: session.spec.total_bytes(),
+            });
+        };
+        if digest[..] != request.sha256[..] {
+            self.sessions.allow_rewrites(sid, now)?;
+            return Err(UploadError::ChecksumMismatch {
+                expected: request.sha256,
+                actual: ByteBuf::from(digest.to_vec()),
+            });
+        }
+        let session = self.sessions.complete(sid, now)?;
+        let committed = self.committed(&session);
+        self.memories.insert(MemoryRecord {
+            memory_id: committed.memory_id,
+            capsule_id: committed.capsule_id,
+            name: session.meta.asset.name.clone(),
+            mime_type: session.meta.asset.mime_type.clone(),
+            byte_len: committed.byte_len,
+            sha256: committed.sha256.clone(),
+            blob_id: committed.blob_id,
+            uploaded_by: caller,
+            created_at: now,
+        });
+        self.accounting.commit(caller, declared_len);
+        self.open_by_caller.remove(&scoped_key(&caller, sid.0));
+        Ok(committed)
+    }
+
+    /// Abandons an upload and frees its space. Aborting twice is harmless.
+    pub fn abort(&mut self, caller: Principal, now: u64, session_id: SessionId) -> Result<(), UploadError> {
+        signed_in(caller)?;
+        self.owned_session(caller, session_id)?;
+        match self.sessions.abort(session_id, now) {
+            Ok(session) => {
+                self.release(&session);
+                Ok(())
+            }
+            Err(SessionError::Aborted(_)) => Ok(()),
+            Err(SessionError::Expired(_)) => {
+                self.expire_session(session_id, now);
+                Err(UploadError::SessionExpired { session_id })
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Where an upload stands, with a page of its missing chunks.
+    pub fn status(
+        &self,
+        caller: Principal,
+        now: u64,
+        request: StatusRequest,
+    ) -> Result<UploadStatus, UploadError> {
+        let session = self.owned_session(caller, request.session_id)?;
+        let max_ranges = request.max_ranges.clamp(1, MAX_PAGE) as usize;
+        let (missing, next_from_chunk) =
+            self.sessions
+                .missing_ranges(session.id, request.from_chunk, max_ranges)?;
+        let status = session.status_at(now);
+        Ok(UploadStatus {
+            session_id: session.id,
+            capsule_id: session.capsule_id(),
+            status,
+            provisional_memory_id: session.meta.provisional_memory_id,
+            byte_len: session.spec.total_bytes(),
+            chunk_size: session.spec.chunk_size(),
+            expected_chunks: session.expected_chunks(),
+            received_chunks: session.chunk_count(),
+            missing: missing
+                .into_iter()
+                .map(|r| ChunkRange {
+                    start: r.start,
+                    end: r.end,
+                })
+                .collect(),
+            next_from_chunk,
+            hashed_bytes: self.hashing.get(session.id).hashed_bytes(),
+            repairing: session.rewritable,
+            expires_at: (status == SessionStatus::Pending).then_some(session.deadline),
+            committed: (status == SessionStatus::Committed).then(|| self.committed(&session)),
+        })
+    }
+
+    /// The caller's pending uploads, so a reloaded page can resume them.
+    pub fn open_uploads(&self, caller: Principal, now: u64) -> Vec<OpenUpload> {
+        self.open_by_caller
+            .keys_range(scoped_key(&caller, 0)..=scoped_key(&caller, u64::MAX))
+            .take(MAX_PAGE as usize)
+            .filter_map(|key| self.sessions.get(SessionId(scoped_key_id(&key))))
+            .filter(|s| s.status_at(now) == SessionStatus::Pending)
+            .map(|s| OpenUpload {
+                session_id: s.id,
+                capsule_id: s.capsule_id(),
+                provisional_memory_id: s.meta.provisional_memory_id,
+                name: s.meta.asset.name.clone(),
+                byte_len: s.spec.total_bytes(),
+                chunk_size: s.spec.chunk_size(),
+                expected_chunks: s.expected_chunks(),
+                received_chunks: s.chunk_count(),
+                expires_at: s.deadline,
+            })
+            .collect()
+    }
+
+    /// SHA-256 of a received chunk as stored, so a client whose file hash
+    /// mismatched can find the chunks to re-send.
+    pub fn chunk_sha256(
+        &self,
+        caller: Principal,
+        session_id: SessionId,
+        index: u32,
+    ) -> Result<ByteBuf, UploadError> {
+        let session = self.owned_session(caller, session_id)?;
+        let len = session
+            .spec
+            .chunk_len(index)
+            .ok_or(UploadError::IndexOutOfRange {
+                index,
+                expected_chunks: session.expected_chunks(),
+            })?;
+        if session.status != SessionStatus::Pending {
+            return Err(final_state_error(session_id, session.status));
+        }
+        if !self.sessions.is_received(session_id, index) {
+            return Err(UploadError::Incomplete {
+                missing_chunks: session.missing_chunks(),
+            });
+        }
+        let mut buf = vec![0u8; len as usize];
+        StoredChunks {
+            sessions: &self.sessions,
+            blobs: &self.blobs,
+            session: &session,
+        }
+        .read_chunk(index, &mut buf);
+        Ok(ByteBuf::from(Sha256::digest(&buf).to_vec()))
+    }
+
+    // ---- memories ----
+
+    pub fn memory(&self, caller: Principal, memory_id: MemoryItemId) -> Result<MemoryRecord, UploadError> {
+        let record = self
+            .memories
+            .get(memory_id)
+            .ok_or(UploadError::MemoryNotFound { memory_id })?;
+        self.capsules.writable_by(record.capsule_id, caller)?;
+        Ok(record)
+    }
+
+    pub fn list_memories(&self, caller: Principal, request: ListMemories) -> Result<MemoriesPage, UploadError> {
+        self.capsules.writable_by(request.capsule_id, caller)?;
+        let limit = request.limit.clamp(1, MAX_PAGE) as usize;
+        let (memories, more) = self
+            .memories
+            .in_capsule(request.capsule_id, request.after, limit);
+        let next_after = if more {
+            memories.last().map(|m| m.memory_id)
+        } else {
+            None
+        };
+        Ok(MemoriesPage {
+            memories,
+            next_after,
+        })
+    }
+
+    /// A byte range of a committed memory, at most `MAX_READ_BYTES`.
+    pub fn read(&self, caller: Principal, request: ReadRange) -> Result<ByteBuf, UploadError> {
+        let record = self.memory(caller, request.memory_id)?;
+        if request.length > MAX_READ_BYTES {
+            return Err(UploadError::QuotaExceeded {
+                quota: Quota::ReadBytes,
+                limit: MAX_READ_BYTES,
+                requested: request.length,
+            });
+        }
+        if request.offset.saturating_add(request.length) > record.byte_len {
+            return Err(UploadError::RangeOutOfBounds {
+                offset: request.offset,
+                length: request.length,
+                byte_len: record.byte_len,
+            });
+        }
+        let mut buf = vec![0u8; request.length as usize];
+        self.blobs
+            .read(record.blob_id, request.offset, &mut buf)
+            .expect("bug: a memory's blob is shorter than the memory");
+        Ok(ByteBuf::from(buf))
+    }
+
+    /// Deletes a memory and frees its blob's space for reuse.
+    pub fn delete_memory(&mut self, caller: Principal, memory_id: MemoryItemId) -> Result<(), UploadError> {
+        signed_in(caller)?;
+        let record = self.memory(caller, memory_id)?;
+        self.memories.remove(memory_id);
+        self.blobs
+            .free(record.blob_id)
+            .expect("bug: a memory's blob was already freed");
+        self.accounting.unstore(record.uploaded_by, record.byte_len);
+        Ok(())
+    }
+
+    // ---- administration ----
+
+    pub fn stats(&self, caller: Principal) -> Stats {
+        let blobs = self.blobs.stats();
+        let ledger = self.accounting.ledger();
+        Stats {
+            used_bytes: blobs.used_bytes,
+            free_bytes: blobs.free_bytes,
+            high_water_bytes: blobs.high_water_bytes,
+            reserved_bytes: ledger.reserved_bytes,
+            stored_bytes: ledger.stored_bytes,
+            open_sessions: ledger.open_sessions,
+            session_records: self.sessions.len(),
+            memories: self.memories.len(),
+            caller: self.accounting.usage(&caller),
+            limits: ledger.limits.clone(),
+        }
+    }
+
+    /// Usage of every caller, a page at a time (for controllers).
+    pub fn usage_page(&self, after: Option<Principal>, limit: u32) -> Vec<(Principal, CallerUsage)> {
+        self.accounting
+            .usage_page(after, limit.clamp(1, MAX_PAGE) as usize)
+    }
+
+    /// Controllers only.
+    pub fn set_limits(&mut self, caller_is_controller: bool, limits: Limits) -> Result<(), UploadError> {
+        if !caller_is_controller {
+            return Err(UploadError::NotAuthorized);
+        }
+        self.accounting.set_limits(limits.clone())?;
+        self.sessions.set_policy(policy(&limits));
+        Ok(())
+    }
+
+    /// Bounded background work: expires idle sessions (freeing their space),
+    /// prunes old finished records, and advances hashing that fell behind.
+    pub fn maintenance(&mut self, now: u64) -> MaintenanceReport {
+        let mut report = MaintenanceReport::default();
+        let due = self.sessions.due(now, SWEEP_BATCH);
+        report.more_work = due.len() == SWEEP_BATCH;
+        for sid in due {
+            let Some(session) = self.sessions.get(sid) else {
+                continue;
+            };
+            if session.status == SessionStatus::Pending {
+                if self.expire_session(sid, now) {
+                    report.expired += 1;
+                }
+            } else {
+                self.sessions.remove(sid);
+                self.hashing.remove(sid);
+                report.pruned += 1;
+            }
+        }
+        let mut budget = HASH_BYTES_PER_MESSAGE;
+        for sid in self.hashing.backlog(HASH_BACKLOG_BATCH) {
+            if budget == 0 {
+                break;
+            }
+            let Some(session) = self.sessions.get(sid).filter(|s| s.status == SessionStatus::Pending) else {
+                self.hashing.remove(sid);
+                continue;
+            };
+            let before = self.hashing.get(sid).hashed_bytes();
+            let after = self.advance_hashing_within(&session, None, budget).hashed_bytes();
+            let spent = after.saturating_sub(before);
+            report.hashed_bytes += spent;
+            budget = budget.saturating_sub(spent.max(1));
+        }
+        report.more_work |= self.hashing.has_backlog();
+        report
+    }
+
+    /// Whether hashing has work waiting (so a timer should run soon).
+    pub fn has_hashing_backlog(&self) -> bool {
+        self.hashing.has_backlog()
+    }
+
+    // ---- internals ----
+
+    fn session(&self, session_id: SessionId) -> Result<UploadSession, UploadError> {
+        self.sessions
+            .get(session_id)
+            .ok_or(UploadError::SessionNotFound { session_id })
+    }
+
+    /// The session, if it belongs to `caller`.
+    fn owned_session(&self, caller: Principal, session_id: SessionId) -> Result<UploadSession, UploadError> {
+        let session = self.session(session_id)?;
+        if session.caller() != caller {
+            return Err(UploadError::NotAuthorized);
+        }
+        Ok(session)
+    }
+
+    fn advance_hashing(&mut self, session: &UploadSession, fresh: Option<(u32, &[u8])>) -> HashProgress {
+        self.advance_hashing_within(session, fresh, HASH_BYTES_PER_MESSAGE)
+    }
+
+    fn advance_hashing_within(
+        &mut self,
+        session: &UploadSession,
+        fresh: Option<(u32, &[u8])>,
+        budget: u64,
+    ) -> HashProgress {
+        let source = StoredChunks {
+            sessions: &self.sessions,
+            blobs: &self.blobs,
+            session,
+        };
+        self.hashing
+            .advance(session.id, &session.spec, &source, fresh, budget)
+    }
+
+    fn committed(&self, session: &UploadSession) -> CommittedUpload {
+        let digest = self
+            .hashing
+            .get(session.id)
+            .digest(&session.spec)
+            .expect("bug: a committed upload without a complete hash");
+        CommittedUpload {
+            memory_id: session.meta.provisional_memory_id,
+            blob_id: session.meta.blob_id,
+            capsule_id: session.capsule_id(),
+            byte_len: session.spec.total_bytes(),
+            sha256: ByteBuf::from(digest.to_vec()),
+        }
+    }
+
+    /// Records an idle session as expired and frees what it held. False if
+    /// it was not due.
+    fn expire_session(&mut self, session_id: SessionId, now: u64) -> bool {
+        match self.sessions.expire(session_id, now) {
+            Ok(session) => {
+                self.release(&session);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Frees what an aborted or expired session held.
+    fn release(&mut self, session: &UploadSession) {
+        self.blobs
+            .free(session.meta.blob_id)
+            .expect("bug: an open session's blob was already freed");
+        self.accounting
+            .release(session.caller(), session.spec.total_bytes());
+        self.open_by_caller
+            .remove(&scoped_key(&session.caller(), session.id.0));
+        self.hashing.remove(session.id);
+    }
+}
+
+fn final_state_error(session_id: SessionId, status: SessionStatus) -> UploadError {
+    match status {
+        SessionStatus::Committed => UploadError::AlreadyCommitted { session_id },
+        SessionStatus::Aborted => UploadError::SessionAborted { session_id },
+        SessionStatus::Expired => UploadError::SessionExpired { session_id },
+        SessionStatus::Pending => unreachable!("bug: a pending session treated as final"),
+    }
+}

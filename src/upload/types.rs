@@ -1,0 +1,297 @@
+//! The upload domain's values and the Candid types of its API.
+
+use super::blob_store::BlobId;
+use super::limits::Limits;
+use crate::session::{Session, SessionMeta};
+pub use crate::session::{SessionId, SessionStatus};
+use candid::{CandidType, Principal};
+use ic_stable_structures::storable::Bound;
+use ic_stable_structures::Storable;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use std::borrow::Cow;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            CandidType, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+        )]
+        pub struct $name(pub u64);
+
+        impl Storable for $name {
+            fn to_bytes(&self) -> Cow<'_, [u8]> {
+                Cow::Owned(self.0.to_be_bytes().to_vec())
+            }
+
+            fn into_bytes(self) -> Vec<u8> {
+                self.0.to_be_bytes().to_vec()
+            }
+
+            fn from_bytes(bytes: Cow<[u8]>) -> Self {
+                $name(crate::storable::read_u64(&bytes, 0))
+            }
+
+            const BOUND: Bound = Bound::Bounded {
+                max_size: 8,
+                is_fixed_size: true,
+            };
+        }
+    };
+}
+
+id_type!(
+    /// A user's container of memories.
+    CapsuleId
+);
+id_type!(
+    /// One committed upload in a capsule. Reserved at `uploads_begin`
+    /// (provisional) and real from `uploads_finish` on.
+    MemoryItemId
+);
+
+/// What the client says about the file.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AssetMetadata {
+    pub name: String,
+    pub mime_type: String,
+    pub byte_len: u64,
+    /// SHA-256 of the whole file, if known when the upload begins.
+    pub sha256: Option<ByteBuf>,
+}
+
+/// The upload's own metadata, carried opaquely by its generic session.
+/// Status, chunks received, expected chunks and timestamps are the
+/// session's: `UploadSession` reads them through, so there is one copy.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct UploadSessionMeta {
+    pub capsule_id: CapsuleId,
+    pub caller: Principal,
+    pub idempotency_key: String,
+    pub asset: AssetMetadata,
+    /// Declared chunk size; the session's `ChunkSpec` is derived from it and
+    /// `asset.byte_len` once, at creation.
+    pub chunk_size: u32,
+    pub provisional_memory_id: MemoryItemId,
+    pub blob_id: BlobId,
+}
+
+impl SessionMeta for UploadSessionMeta {
+    /// The same request: everything the client declared. The ids the
+    /// canister allocated are not part of the request.
+    fn same_request(&self, other: &Self) -> bool {
+        self.capsule_id == other.capsule_id
+            && self.caller == other.caller
+            && self.idempotency_key == other.idempotency_key
+            && self.asset == other.asset
+            && self.chunk_size == other.chunk_size
+    }
+}
+
+/// An upload session: the generic session with the upload's metadata.
+pub type UploadSession = Session<UploadSessionMeta>;
+
+impl Session<UploadSessionMeta> {
+    pub fn capsule_id(&self) -> CapsuleId {
+        self.meta.capsule_id
+    }
+
+    pub fn caller(&self) -> Principal {
+        self.meta.caller
+    }
+
+    pub fn expected_chunks(&self) -> u32 {
+        self.spec.chunk_count()
+    }
+
+    /// Chunks received so far.
+    pub fn chunk_count(&self) -> u32 {
+        self.received_chunks
+    }
+}
+
+/// `uploads_begin` argument.
+#[derive(CandidType, Deserialize, Clone, Debug)]
+pub struct BeginUpload {
+    pub capsule_id: CapsuleId,
+    pub asset: AssetMetadata,
+    pub chunk_size: u32,
+    /// Must equal `ceil(asset.byte_len / chunk_size)`.
+    pub expected_chunks: u32,
+    /// Same key (and same request) again returns the same session.
+    pub idempotency_key: String,
+}
+
+/// `uploads_begin` reply.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct UploadStarted {
+    pub session_id: SessionId,
+    pub provisional_memory_id: MemoryItemId,
+    pub expected_chunks: u32,
+    pub chunk_size: u32,
+    pub expires_at: u64,
+}
+
+/// `uploads_put_chunk` argument.
+#[derive(CandidType, Deserialize, Clone, Debug)]
+pub struct PutChunk {
+    pub session_id: SessionId,
+    pub index: u32,
+    pub bytes: ByteBuf,
+    /// SHA-256 of this chunk: checked when given.
+    pub sha256: Option<ByteBuf>,
+}
+
+/// `uploads_put_chunk` reply.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ChunkAccepted {
+    /// False when the same bytes had already arrived.
+    pub newly_stored: bool,
+    pub received_chunks: u32,
+    pub expected_chunks: u32,
+    /// Bytes verified so far, in file order.
+    pub hashed_bytes: u64,
+    pub expires_at: u64,
+}
+
+/// `uploads_finish` argument.
+#[derive(CandidType, Deserialize, Clone, Debug)]
+pub struct FinishUpload {
+    pub session_id: SessionId,
+    pub sha256: ByteBuf,
+    pub byte_len: u64,
+}
+
+/// A committed memory: the `uploads_finish` reply.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CommittedUpload {
+    pub memory_id: MemoryItemId,
+    pub blob_id: BlobId,
+    pub capsule_id: CapsuleId,
+    pub byte_len: u64,
+    pub sha256: ByteBuf,
+}
+
+/// `uploads_status` argument: a page of missing chunks from `from_chunk`.
+#[derive(CandidType, Deserialize, Clone, Debug)]
+pub struct StatusRequest {
+    pub session_id: SessionId,
+    pub from_chunk: u32,
+    pub max_ranges: u32,
+}
+
+/// Chunks `[start, end)`.
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRange {
+    pub start: u32,
+    pub end: u32,
+}
+
+/// What a client needs to resume or finish an upload.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct UploadStatus {
+    pub session_id: SessionId,
+    pub capsule_id: CapsuleId,
+    pub status: SessionStatus,
+    pub provisional_memory_id: MemoryItemId,
+    pub byte_len: u64,
+    pub chunk_size: u32,
+    pub expected_chunks: u32,
+    pub received_chunks: u32,
+    pub missing: Vec<ChunkRange>,
+    /// Ask again from here for more missing ranges.
+    pub next_from_chunk: Option<u32>,
+    pub hashed_bytes: u64,
+    /// Set after a checksum mismatch: chunks may be re-sent with new bytes.
+    pub repairing: bool,
+    pub expires_at: Option<u64>,
+    pub committed: Option<CommittedUpload>,
+}
+
+/// One of the caller's open uploads.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct OpenUpload {
+    pub session_id: SessionId,
+    pub capsule_id: CapsuleId,
+    pub provisional_memory_id: MemoryItemId,
+    pub name: String,
+    pub byte_len: u64,
+    pub chunk_size: u32,
+    pub expected_chunks: u32,
+    pub received_chunks: u32,
+    pub expires_at: u64,
+}
+
+/// A capsule and who may write to it.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Capsule {
+    pub capsule_id: CapsuleId,
+    pub name: String,
+    pub owner: Principal,
+    pub writers: Vec<Principal>,
+    pub created_at: u64,
+}
+
+/// A committed memory.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MemoryRecord {
+    pub memory_id: MemoryItemId,
+    pub capsule_id: CapsuleId,
+    pub name: String,
+    pub mime_type: String,
+    pub byte_len: u64,
+    pub sha256: ByteBuf,
+    pub blob_id: BlobId,
+    pub uploaded_by: Principal,
+    pub created_at: u64,
+}
+
+/// `memories_list` argument.
+#[derive(CandidType, Deserialize, Clone, Debug)]
+pub struct ListMemories {
+    pub capsule_id: CapsuleId,
+    pub after: Option<MemoryItemId>,
+    pub limit: u32,
+}
+
+/// A page of a capsule's memories.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MemoriesPage {
+    pub memories: Vec<MemoryRecord>,
+    /// Pass as `after` for the next page.
+    pub next_after: Option<MemoryItemId>,
+}
+
+/// `memories_read` argument: a byte range of a committed memory.
+#[derive(CandidType, Deserialize, Clone, Debug)]
+pub struct ReadRange {
+    pub memory_id: MemoryItemId,
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// A caller's use of the canister.
+#[derive(CandidType, Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallerUsage {
+    pub open_sessions: u32,
+    pub reserved_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+/// `stats` reply.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes in blocks held by blobs (reserved or committed).
+    pub used_bytes: u64,
+    /// Bytes in freed blocks waiting for reuse.
+    pub free_bytes: u64,
+    /// Extent of the blob store's memory ever used.
+    pub high_water_bytes: u64,
+    pub reserved_bytes: u64,
+    pub stored_bytes: u64,
+    pub open_sessions: u64,
+    pub session_records: u64,
+    pub memories: u64,
+    pub caller: CallerUsage,
+    pub limits: Limits,
+}
