@@ -126,7 +126,10 @@ fn uploads_mine() -> Vec<OpenUpload> {
 }
 
 #[query]
-fn uploads_chunk_sha256(session_id: SessionId, index: u32) -> Result<serde_bytes::ByteBuf, UploadError> {
+fn uploads_chunk_sha256(
+    session_id: SessionId,
+    index: u32,
+) -> Result<serde_bytes::ByteBuf, UploadError> {
     with_service(|s| s.chunk_sha256(caller(), session_id, index))
 }
 
@@ -156,7 +159,10 @@ fn stats() -> Stats {
 }
 
 #[query]
-fn admin_usage(after: Option<Principal>, limit: u32) -> Result<Vec<(Principal, CallerUsage)>, UploadError> {
+fn admin_usage(
+    after: Option<Principal>,
+    limit: u32,
+) -> Result<Vec<(Principal, CallerUsage)>, UploadError> {
     if !ic_cdk::api::is_controller(&caller()) {
         return Err(UploadError::NotAuthorized);
     }
@@ -187,6 +193,8 @@ mod tests {
             candid_parser::utils::CandidSource::Text(&declared),
             candid_parser::utils::CandidSource::Text(&exported),
         )
-        .unwrap_or_else(|e| panic!("backend.did differs from the code: {e}\nexported:\n{exported}"));
+        .unwrap_or_else(|e| {
+            panic!("backend.did differs from the code: {e}\nexported:\n{exported}")
+        });
     }
 }

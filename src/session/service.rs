@@ -160,7 +160,8 @@ impl<M: Memory, Meta: SessionMeta> SessionService<M, Meta> {
             received_chunks: 0,
             rewritable: false,
         };
-        self.deadlines.insert(deadline_key(session.deadline, sid), ());
+        self.deadlines
+            .insert(deadline_key(session.deadline, sid), ());
         self.idempotency.insert(idem.0, sid);
         self.records.insert(sid, session);
         Ok(CreateOutcome::Created(sid))
@@ -316,7 +317,8 @@ impl<M: Memory, Meta: SessionMeta> SessionService<M, Meta> {
         self.deadlines
             .remove(&deadline_key(session.deadline, session.id));
         session.deadline = deadline;
-        self.deadlines.insert(deadline_key(deadline, session.id), ());
+        self.deadlines
+            .insert(deadline_key(deadline, session.id), ());
     }
 
     fn finalize(

@@ -9,7 +9,11 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkError {
     /// The range `[offset, offset + len)` lies outside the sink's space.
-    OutOfBounds { offset: u64, len: u64, capacity: u64 },
+    OutOfBounds {
+        offset: u64,
+        len: u64,
+        capacity: u64,
+    },
     /// The sink's storage no longer exists (e.g. freed after an abort).
     Gone,
 }

@@ -130,7 +130,10 @@ fn chunks_are_validated_and_duplicates_are_harmless() {
     assert_eq!(receipt.write, ChunkWrite::Stored);
     assert_eq!(receipt.expires_at, 1 + POLICY.idle_timeout_ns);
     let again = svc.put_chunk(sid, 2, b"yz", &mut sink, 2).unwrap();
-    assert_eq!((again.write, again.received_chunks), (ChunkWrite::Duplicate, 1));
+    assert_eq!(
+        (again.write, again.received_chunks),
+        (ChunkWrite::Duplicate, 1)
+    );
     assert_eq!(
         svc.put_chunk(sid, 2, b"YZ", &mut sink, 3),
         Err(SessionError::ChunkConflict { index: 2 })
@@ -154,7 +157,10 @@ fn state_machine_transitions_cannot_be_skipped_or_reversed() {
     let done = svc.complete(sid, 2).unwrap();
     assert_eq!(done.status, SessionStatus::Committed);
     assert_eq!(svc.abort(sid, 3), Err(SessionError::Committed(sid)));
-    assert_eq!(svc.expire(sid, 10_000_000), Err(SessionError::Committed(sid)));
+    assert_eq!(
+        svc.expire(sid, 10_000_000),
+        Err(SessionError::Committed(sid))
+    );
     assert_eq!(
         svc.put_chunk(sid, 0, b"abcd", &mut sink, 3),
         Err(SessionError::Committed(sid))
@@ -162,7 +168,10 @@ fn state_machine_transitions_cannot_be_skipped_or_reversed() {
 
     let (aborted, mut sink) = start(&mut svc, 4, 4);
     svc.abort(aborted, 1).unwrap();
-    assert_eq!(svc.complete(aborted, 2), Err(SessionError::Aborted(aborted)));
+    assert_eq!(
+        svc.complete(aborted, 2),
+        Err(SessionError::Aborted(aborted))
+    );
     assert_eq!(
         svc.put_chunk(aborted, 0, b"abcd", &mut sink, 2),
         Err(SessionError::Aborted(aborted))
@@ -177,7 +186,10 @@ fn state_machine_transitions_cannot_be_skipped_or_reversed() {
         svc.put_chunk(idle, 0, b"abcd", &mut sink, 1_000),
         Err(SessionError::Expired(idle))
     );
-    assert_eq!(svc.expire(idle, 1_000).unwrap().status, SessionStatus::Expired);
+    assert_eq!(
+        svc.expire(idle, 1_000).unwrap().status,
+        SessionStatus::Expired
+    );
     assert_eq!(svc.abort(idle, 1_001), Err(SessionError::Expired(idle)));
 }
 

@@ -57,9 +57,14 @@ pub struct ChunkSpec {
 pub enum SpecError {
     ZeroChunkSize,
     /// The declared chunk count does not follow from length and chunk size.
-    ChunkCountMismatch { declared: u32, derived: u64 },
+    ChunkCountMismatch {
+        declared: u32,
+        derived: u64,
+    },
     /// More chunks than a `u32` counts.
-    TooManyChunks { derived: u64 },
+    TooManyChunks {
+        derived: u64,
+    },
 }
 
 impl ChunkSpec {

@@ -61,9 +61,15 @@ impl<M: Memory> Accounting<M> {
     }
 
     /// Usage of callers after `after`, at most `limit`.
-    pub fn usage_page(&self, after: Option<Principal>, limit: usize) -> Vec<(Principal, CallerUsage)> {
+    pub fn usage_page(
+        &self,
+        after: Option<Principal>,
+        limit: usize,
+    ) -> Vec<(Principal, CallerUsage)> {
         let range = match after {
-            Some(p) => self.usage.range((std::ops::Bound::Excluded(p), std::ops::Bound::Unbounded)),
+            Some(p) => self
+                .usage
+                .range((std::ops::Bound::Excluded(p), std::ops::Bound::Unbounded)),
             None => self.usage.iter(),
         };
         range.take(limit).map(|entry| entry.into_pair()).collect()

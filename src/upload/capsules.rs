@@ -60,7 +60,11 @@ impl<M: Memory> CapsuleStore<M> {
     }
 
     /// The capsule, if `caller` owns it.
-    pub fn owned_by(&self, capsule_id: CapsuleId, caller: Principal) -> Result<Capsule, UploadError> {
+    pub fn owned_by(
+        &self,
+        capsule_id: CapsuleId,
+        caller: Principal,
+    ) -> Result<Capsule, UploadError> {
         let capsule = self.get(capsule_id)?;
         if capsule.owner == caller {
             Ok(capsule)

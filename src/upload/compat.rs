@@ -24,7 +24,8 @@ pub fn request_key(caller: &Principal, client_key: &str) -> IdempotencyKey {
 impl UploadSessionMeta {
     /// The chunk layout the metadata declares.
     pub fn chunk_spec(&self) -> Result<ChunkSpec, SessionError> {
-        ChunkSpec::for_length(self.asset.byte_len, self.chunk_size).map_err(SessionError::InvalidSpec)
+        ChunkSpec::for_length(self.asset.byte_len, self.chunk_size)
+            .map_err(SessionError::InvalidSpec)
     }
 
     /// The key `create` deduplicates on. Without a client key the session

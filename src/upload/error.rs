@@ -27,34 +27,85 @@ pub enum UploadError {
     /// The anonymous principal may not do this.
     AnonymousCaller,
     NotAuthorized,
-    CapsuleNotFound { capsule_id: CapsuleId },
-    SessionNotFound { session_id: SessionId },
-    MemoryNotFound { memory_id: MemoryItemId },
-    SessionExpired { session_id: SessionId },
-    SessionAborted { session_id: SessionId },
-    AlreadyCommitted { session_id: SessionId },
-    IndexOutOfRange { index: u32, expected_chunks: u32 },
-    WrongChunkLength { index: u32, expected: u64, actual: u64 },
+    CapsuleNotFound {
+        capsule_id: CapsuleId,
+    },
+    SessionNotFound {
+        session_id: SessionId,
+    },
+    MemoryNotFound {
+        memory_id: MemoryItemId,
+    },
+    SessionExpired {
+        session_id: SessionId,
+    },
+    SessionAborted {
+        session_id: SessionId,
+    },
+    AlreadyCommitted {
+        session_id: SessionId,
+    },
+    IndexOutOfRange {
+        index: u32,
+        expected_chunks: u32,
+    },
+    WrongChunkLength {
+        index: u32,
+        expected: u64,
+        actual: u64,
+    },
     /// Different bytes for a chunk already received.
-    ChunkConflict { index: u32 },
+    ChunkConflict {
+        index: u32,
+    },
     /// The chunk's bytes do not match the SHA-256 sent with it.
-    ChunkChecksumMismatch { index: u32, actual: ByteBuf },
+    ChunkChecksumMismatch {
+        index: u32,
+        actual: ByteBuf,
+    },
     /// The file's SHA-256 is not the one declared. The session stays open:
     /// re-send the chunks that are wrong (they may now be replaced), or abort.
-    ChecksumMismatch { expected: ByteBuf, actual: ByteBuf },
-    Incomplete { missing_chunks: u32 },
+    ChecksumMismatch {
+        expected: ByteBuf,
+        actual: ByteBuf,
+    },
+    Incomplete {
+        missing_chunks: u32,
+    },
     /// Every chunk arrived but hashing has not caught up yet; call again.
-    VerificationPending { hashed_bytes: u64, total_bytes: u64 },
-    QuotaExceeded { quota: Quota, limit: u64, requested: u64 },
+    VerificationPending {
+        hashed_bytes: u64,
+        total_bytes: u64,
+    },
+    QuotaExceeded {
+        quota: Quota,
+        limit: u64,
+        requested: u64,
+    },
     /// Two declared values that must agree do not.
-    DeclaredValuesDisagree { what: String, declared: u64, actual: u64 },
+    DeclaredValuesDisagree {
+        what: String,
+        declared: u64,
+        actual: u64,
+    },
     /// `uploads_finish` names another SHA-256 than `uploads_begin` declared.
-    DeclaredHashesDisagree { at_begin: ByteBuf, at_finish: ByteBuf },
+    DeclaredHashesDisagree {
+        at_begin: ByteBuf,
+        at_finish: ByteBuf,
+    },
     /// The idempotency key was used for a different request.
-    IdempotencyConflict { session_id: SessionId },
-    InvalidArgument { reason: String },
+    IdempotencyConflict {
+        session_id: SessionId,
+    },
+    InvalidArgument {
+        reason: String,
+    },
     /// A read past the end of a memory.
-    RangeOutOfBounds { offset: u64, length: u64, byte_len: u64 },
+    RangeOutOfBounds {
+        offset: u64,
+        length: u64,
+        byte_len: u64,
+    },
     /// The store cannot grow to hold the upload.
     OutOfSpace,
 }

@@ -77,7 +77,10 @@ impl Limits {
             return Err("session_idle_timeout_ns must be positive".into());
         }
         if self.max_total_bytes > 240 * GIB {
-            return Err("max_total_bytes must leave room below the 256 GiB the MemoryManager addresses".into());
+            return Err(
+                "max_total_bytes must leave room below the 256 GiB the MemoryManager addresses"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -64,13 +64,17 @@ impl<M: Memory> MemoryStore<M> {
         limit: usize,
     ) -> (Vec<MemoryRecord>, bool) {
         let start = after.map_or(0, |id| id.0.saturating_add(1));
-        let mut keys = self
-            .by_capsule
-            .keys_range(capsule_key(capsule_id, MemoryItemId(start))..=capsule_key(capsule_id, MemoryItemId(u64::MAX)));
+        let mut keys = self.by_capsule.keys_range(
+            capsule_key(capsule_id, MemoryItemId(start))
+                ..=capsule_key(capsule_id, MemoryItemId(u64::MAX)),
+        );
         let page: Vec<MemoryRecord> = keys
             .by_ref()
             .take(limit)
-            .filter_map(|key| self.records.get(&MemoryItemId(crate::storable::read_u64(&key, 8))))
+            .filter_map(|key| {
+                self.records
+                    .get(&MemoryItemId(crate::storable::read_u64(&key, 8)))
+            })
             .collect();
         (page, keys.next().is_some())
     }

@@ -101,7 +101,11 @@ impl<M: Memory + Clone> HashSource for StoredChunks<'_, M> {
 
     fn read_chunk(&self, index: u32, buf: &mut [u8]) {
         self.blobs
-            .read(self.session.meta.blob_id, self.session.spec.offset(index), buf)
+            .read(
+                self.session.meta.blob_id,
+                self.session.spec.offset(index),
+                buf,
+            )
             .expect("bug: a received chunk lies outside its blob");
     }
 }
@@ -146,11 +150,20 @@ impl<M: Memory + Clone> UploadService<M> {
         Ok(capsule)
     }
 
-    pub fn capsule(&self, caller: Principal, capsule_id: CapsuleId) -> Result<Capsule, UploadError> {
+    pub fn capsule(
+        &self,
+        caller: Principal,
+        capsule_id: CapsuleId,
+    ) -> Result<Capsule, UploadError> {
         self.capsules.writable_by(capsule_id, caller)
     }
 
-    pub fn my_capsules(&self, caller: Principal, after: Option<CapsuleId>, limit: u32) -> Vec<Capsule> {
+    pub fn my_capsules(
+        &self,
+        caller: Principal,
+        after: Option<CapsuleId>,
+        limit: u32,
+    ) -> Vec<Capsule> {
         self.capsules
             .owned(&caller, after, limit.clamp(1, MAX_PAGE) as usize)
     }
@@ -197,7 +210,11 @@ impl<M: Memory + Clone> UploadService<M> {
         } = request;
         check_text("asset name", &asset.name, MAX_NAME_BYTES)?;
         check_text("MIME type", &asset.mime_type, MAX_MIME_BYTES)?;
-        check_text("idempotency key", &idempotency_key, MAX_IDEMPOTENCY_KEY_BYTES)?;
+        check_text(
+            "idempotency key",
+            &idempotency_key,
+            MAX_IDEMPOTENCY_KEY_BYTES,
+        )?;
         if idempotency_key.is_empty() {
             return Err(UploadError::InvalidArgument {
                 reason: "idempotency_key must not be empty".into(),
@@ -240,11 +257,17 @@ impl<M: Memory + Clone> UploadService<M> {
             blob_id: BlobId(0),
         };
         let byte_len = meta.asset.byte_len;
-        let session_id = match self.sessions.find_by_key(&request_key(&caller, &meta.idempotency_key)) {
+        let session_id = match self
+            .sessions
+            .find_by_key(&request_key(&caller, &meta.idempotency_key))
+        {
             Some(existing) => {
                 // A retry: offer the existing allocation so the generic
                 // create decides whether this is the same request.
-                let session = self.sessions.get(existing).expect("bug: idempotency key without session");
+                let session = self
+                    .sessions
+                    .get(existing)
+                    .expect("bug: idempotency key without session");
                 meta.provisional_memory_id = session.meta.provisional_memory_id;
                 meta.blob_id = session.meta.blob_id;
                 existing
@@ -290,7 +313,11 @@ impl<M: Memory + Clone> UploadService<M> {
         request: PutChunk,
     ) -> Result<ChunkAccepted, UploadError> {
         signed_in(caller)?;
-        let max = self.accounting.limits().max_chunk_bytes.min(MAX_CHUNK_BYTES);
+        let max = self
+            .accounting
+            .limits()
+            .max_chunk_bytes
+            .min(MAX_CHUNK_BYTES);
         if request.bytes.len() as u64 > u64::from(max) {
             return Err(UploadError::QuotaExceeded {
                 quota: Quota::ChunkBytes,
@@ -298,7 +325,7 @@ impl<M: Memory + Clone> UploadService<M> {
                 requested: request.bytes.len() as u64,
             });
         }
-        let session = self.owned_session(caller, request.session_id)?;
+        let session = self.pending_session(caller, request.session_id, now)?;
         self.capsules.writable_by(session.capsule_id(), caller)?;
         if let Some(expected) = &request.sha256 {
             check_digest("chunk sha256", expected)?;
@@ -316,13 +343,7 @@ impl<M: Memory + Clone> UploadService<M> {
             blobs.sink(meta.blob_id).map_err(|_| SinkError::Gone)
         })
         .put_chunk(sid, request.index, &request.bytes);
-        let receipt = match written {
-            Err(SessionError::Expired(_)) => {
-                self.expire_session(session.id, now);
-                return Err(UploadError::SessionExpired { session_id: sid });
-            }
-            other => other?,
-        };
+        let receipt = written?;
         let progress = match receipt.write {
             ChunkWrite::Duplicate => self.hashing.get(sid),
             write => {
@@ -365,11 +386,9 @@ impl<M: Memory + Clone> UploadService<M> {
                 }
                 return Ok(committed);
             }
-            SessionStatus::Expired => {
-                self.expire_session(sid, now);
-                return Err(UploadError::SessionExpired { session_id: sid });
+            _ => {
+                self.pending_session(caller, sid, now)?;
             }
-            status => return Err(final_state_error(sid, status)),
         }
         self.capsules.writable_by(session.capsule_id(), caller)?;
         let declared_len = session.meta.asset.byte_len;
@@ -426,7 +445,12 @@ impl<M: Memory + Clone> UploadService<M> {
     }
 
     /// Abandons an upload and frees its space. Aborting twice is harmless.
-    pub fn abort(&mut self, caller: Principal, now: u64, session_id: SessionId) -> Result<(), UploadError> {
+    pub fn abort(
+        &mut self,
+        caller: Principal,
+        now: u64,
+        session_id: SessionId,
+    ) -> Result<(), UploadError> {
         signed_in(caller)?;
         self.owned_session(caller, session_id)?;
         match self.sessions.abort(session_id, now) {
@@ -537,7 +561,11 @@ impl<M: Memory + Clone> UploadService<M> {
 
     // ---- memories ----
 
-    pub fn memory(&self, caller: Principal, memory_id: MemoryItemId) -> Result<MemoryRecord, UploadError> {
+    pub fn memory(
+        &self,
+        caller: Principal,
+        memory_id: MemoryItemId,
+    ) -> Result<MemoryRecord, UploadError> {
         let record = self
             .memories
             .get(memory_id)
@@ -546,7 +574,11 @@ impl<M: Memory + Clone> UploadService<M> {
         Ok(record)
     }
 
-    pub fn list_memories(&self, caller: Principal, request: ListMemories) -> Result<MemoriesPage, UploadError> {
+    pub fn list_memories(
+        &self,
+        caller: Principal,
+        request: ListMemories,
+    ) -> Result<MemoriesPage, UploadError> {
         self.capsules.writable_by(request.capsule_id, caller)?;
         let limit = request.limit.clamp(1, MAX_PAGE) as usize;
         let (memories, more) = self
@@ -588,7 +620,11 @@ impl<M: Memory + Clone> UploadService<M> {
     }
 
     /// Deletes a memory and frees its blob's space for reuse.
-    pub fn delete_memory(&mut self, caller: Principal, memory_id: MemoryItemId) -> Result<(), UploadError> {
+    pub fn delete_memory(
+        &mut self,
+        caller: Principal,
+        memory_id: MemoryItemId,
+    ) -> Result<(), UploadError> {
         signed_in(caller)?;
         let record = self.memory(caller, memory_id)?;
         self.memories.remove(memory_id);
@@ -619,13 +655,21 @@ impl<M: Memory + Clone> UploadService<M> {
     }
 
     /// Usage of every caller, a page at a time (for controllers).
-    pub fn usage_page(&self, after: Option<Principal>, limit: u32) -> Vec<(Principal, CallerUsage)> {
+    pub fn usage_page(
+        &self,
+        after: Option<Principal>,
+        limit: u32,
+    ) -> Vec<(Principal, CallerUsage)> {
         self.accounting
             .usage_page(after, limit.clamp(1, MAX_PAGE) as usize)
     }
 
     /// Controllers only.
-    pub fn set_limits(&mut self, caller_is_controller: bool, limits: Limits) -> Result<(), UploadError> {
+    pub fn set_limits(
+        &mut self,
+        caller_is_controller: bool,
+        limits: Limits,
+    ) -> Result<(), UploadError> {
         if !caller_is_controller {
             return Err(UploadError::NotAuthorized);
         }
@@ -659,12 +703,18 @@ impl<M: Memory + Clone> UploadService<M> {
             if budget == 0 {
                 break;
             }
-            let Some(session) = self.sessions.get(sid).filter(|s| s.status == SessionStatus::Pending) else {
+            let Some(session) = self
+                .sessions
+                .get(sid)
+                .filter(|s| s.status == SessionStatus::Pending)
+            else {
                 self.hashing.remove(sid);
                 continue;
             };
             let before = self.hashing.get(sid).hashed_bytes();
-            let after = self.advance_hashing_within(&session, None, budget).hashed_bytes();
+            let after = self
+                .advance_hashing_within(&session, None, budget)
+                .hashed_bytes();
             let spent = after.saturating_sub(before);
             report.hashed_bytes += spent;
             budget = budget.saturating_sub(spent.max(1));
@@ -687,7 +737,11 @@ impl<M: Memory + Clone> UploadService<M> {
     }
 
     /// The session, if it belongs to `caller`.
-    fn owned_session(&self, caller: Principal, session_id: SessionId) -> Result<UploadSession, UploadError> {
+    fn owned_session(
+        &self,
+        caller: Principal,
+        session_id: SessionId,
+    ) -> Result<UploadSession, UploadError> {
         let session = self.session(session_id)?;
         if session.caller() != caller {
             return Err(UploadError::NotAuthorized);
@@ -695,7 +749,30 @@ impl<M: Memory + Clone> UploadService<M> {
         Ok(session)
     }
 
-    fn advance_hashing(&mut self, session: &UploadSession, fresh: Option<(u32, &[u8])>) -> HashProgress {
+    /// The caller's session if it still accepts chunks; an idle one is
+    /// recorded as expired (freeing its space) on the way.
+    fn pending_session(
+        &mut self,
+        caller: Principal,
+        session_id: SessionId,
+        now: u64,
+    ) -> Result<UploadSession, UploadError> {
+        let session = self.owned_session(caller, session_id)?;
+        match session.status_at(now) {
+            SessionStatus::Pending => Ok(session),
+            SessionStatus::Expired => {
+                self.expire_session(session_id, now);
+                Err(UploadError::SessionExpired { session_id })
+            }
+            status => Err(final_state_error(session_id, status)),
+        }
+    }
+
+    fn advance_hashing(
+        &mut self,
+        session: &UploadSession,
+        fresh: Option<(u32, &[u8])>,
+    ) -> HashProgress {
         self.advance_hashing_within(session, fresh, HASH_BYTES_PER_MESSAGE)
     }
 

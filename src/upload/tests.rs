@@ -1,1 +1,782 @@
+//! Native tests of the upload domain on `VectorMemory`.
 
+use super::limits::{Limits, HASH_BYTES_PER_MESSAGE};
+use super::*;
+use crate::memory::Memories;
+use crate::session::{ChunkSpec, SessionPolicy, SessionService};
+use candid::Principal;
+use ic_stable_structures::VectorMemory;
+use proptest::prelude::*;
+use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
+
+const HOUR: u64 = 3_600 * 1_000_000_000;
+
+fn alice() -> Principal {
+    Principal::from_slice(&[1; 29])
+}
+
+fn bob() -> Principal {
+    Principal::from_slice(&[2; 29])
+}
+
+fn file(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0] ^ seed)
+        .collect()
+}
+
+fn sha(data: &[u8]) -> ByteBuf {
+    ByteBuf::from(Sha256::digest(data).to_vec())
+}
+
+struct Fixture {
+    memory: VectorMemory,
+    service: UploadService<VectorMemory>,
+    capsule: CapsuleId,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let memory = VectorMemory::default();
+        let mut service = UploadService::init(memory.clone());
+        let capsule = service
+            .create_capsule(alice(), 0, "family".into())
+            .unwrap()
+            .capsule_id;
+        Self {
+            memory,
+            service,
+            capsule,
+        }
+    }
+
+    /// Drops the service and opens it again on the same stable memory, as
+    /// an upgrade does (heap gone, stable memory kept).
+    fn upgrade(&mut self) {
+        self.service = UploadService::init(self.memory.clone());
+    }
+
+    fn begin(&mut self, data: &[u8], chunk: u32, key: &str) -> Result<UploadStarted, UploadError> {
+        self.begin_as(alice(), data.len() as u64, chunk, key, 1)
+    }
+
+    fn begin_as(
+        &mut self,
+        who: Principal,
+        len: u64,
+        chunk: u32,
+        key: &str,
+        now: u64,
+    ) -> Result<UploadStarted, UploadError> {
+        self.service.begin(
+            who,
+            now,
+            BeginUpload {
+                capsule_id: self.capsule,
+                asset: AssetMetadata {
+                    name: "photo.jpg".into(),
+                    mime_type: "image/jpeg".into(),
+                    byte_len: len,
+                    sha256: None,
+                },
+                chunk_size: chunk,
+                expected_chunks: len.div_ceil(chunk as u64) as u32,
+                idempotency_key: key.into(),
+            },
+        )
+    }
+
+    fn put(
+        &mut self,
+        sid: SessionId,
+        data: &[u8],
+        chunk: u32,
+        index: u32,
+        now: u64,
+    ) -> Result<ChunkAccepted, UploadError> {
+        let start = index as usize * chunk as usize;
+        let end = (start + chunk as usize).min(data.len());
+        self.put_as(alice(), sid, index, &data[start..end], now)
+    }
+
+    fn put_as(
+        &mut self,
+        who: Principal,
+        sid: SessionId,
+        index: u32,
+        bytes: &[u8],
+        now: u64,
+    ) -> Result<ChunkAccepted, UploadError> {
+        self.service.put_chunk(
+            who,
+            now,
+            PutChunk {
+                session_id: sid,
+                index,
+                bytes: ByteBuf::from(bytes.to_vec()),
+                sha256: None,
+            },
+        )
+    }
+
+    fn finish(
+        &mut self,
+        sid: SessionId,
+        data: &[u8],
+        now: u64,
+    ) -> Result<CommittedUpload, UploadError> {
+        self.service.finish(
+            alice(),
+            now,
+            FinishUpload {
+                session_id: sid,
+                sha256: sha(data),
+                byte_len: data.len() as u64,
+            },
+        )
+    }
+
+    fn read_all(&self, memory_id: MemoryItemId, len: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let step = 1_000_000u64;
+        let mut offset = 0;
+        while offset < len {
+            let length = step.min(len - offset);
+            let part = self
+                .service
+                .read(
+                    alice(),
+                    ReadRange {
+                        memory_id,
+                        offset,
+                        length,
+                    },
+                )
+                .unwrap();
+            out.extend_from_slice(&part);
+            offset += length;
+        }
+        out
+    }
+
+    fn status(&self, sid: SessionId, now: u64) -> UploadStatus {
+        self.service
+            .status(
+                alice(),
+                now,
+                StatusRequest {
+                    session_id: sid,
+                    from_chunk: 0,
+                    max_ranges: 100,
+                },
+            )
+            .unwrap()
+    }
+}
+
+#[test]
+fn out_of_order_upload_with_duplicates_reads_back_identical() {
+    let mut fx = Fixture::new();
+    let data = file(10_000, 7);
+    let chunk = 1_024;
+    let started = fx.begin(&data, chunk, "k1").unwrap();
+    assert_eq!(started.expected_chunks, 10);
+    let sid = started.session_id;
+    for index in [9, 3, 0, 3, 1, 2, 8, 7, 9, 6, 5, 4] {
+        fx.put(sid, &data, chunk, index, 2).unwrap();
+    }
+    let status = fx.status(sid, 3);
+    assert_eq!((status.received_chunks, status.missing.len()), (10, 0));
+    assert_eq!(
+        status.hashed_bytes,
+        data.len() as u64,
+        "hashing caught up in file order"
+    );
+    let committed = fx.finish(sid, &data, 4).unwrap();
+    assert_eq!(committed.memory_id, started.provisional_memory_id);
+    assert_eq!(fx.read_all(committed.memory_id, data.len() as u64), data);
+    assert_eq!(
+        fx.finish(sid, &data, 5),
+        Ok(committed.clone()),
+        "finishing twice"
+    );
+    let usage = fx.service.stats(alice()).caller;
+    assert_eq!(
+        (
+            usage.open_sessions,
+            usage.reserved_bytes,
+            usage.stored_bytes
+        ),
+        (0, 0, 10_000)
+    );
+}
+
+#[test]
+fn resume_lists_missing_ranges_and_survives_upgrade() {
+    let mut fx = Fixture::new();
+    let data = file(20 * 100, 1);
+    let sid = fx.begin(&data, 100, "k").unwrap().session_id;
+    for index in (0..20).filter(|i| i % 5 != 0) {
+        fx.put(sid, &data, 100, index, 2).unwrap();
+    }
+    fx.upgrade();
+    assert_eq!(fx.service.open_uploads(alice(), 3).len(), 1);
+    let status = fx.status(sid, 3);
+    let missing: Vec<(u32, u32)> = status.missing.iter().map(|r| (r.start, r.end)).collect();
+    assert_eq!(missing, vec![(0, 1), (5, 6), (10, 11), (15, 16)]);
+    let paged = fx
+        .service
+        .status(
+            alice(),
+            3,
+            StatusRequest {
+                session_id: sid,
+                from_chunk: 6,
+                max_ranges: 1,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (paged.missing[0].start, paged.next_from_chunk),
+        (10, Some(15))
+    );
+    for range in status.missing {
+        fx.put(sid, &data, 100, range.start, 4).unwrap();
+    }
+    fx.upgrade();
+    let committed = fx.finish(sid, &data, 5).unwrap();
+    fx.upgrade();
+    assert_eq!(fx.read_all(committed.memory_id, data.len() as u64), data);
+}
+
+#[test]
+fn hashing_catches_up_in_bounded_steps() {
+    let mut fx = Fixture::new();
+    let chunk = 1 << 20;
+    let chunks = (HASH_BYTES_PER_MESSAGE / chunk as u64) as u32 * 2 + 3;
+    let data = file(chunks as usize * chunk as usize, 3);
+    let sid = fx.begin(&data, chunk, "big").unwrap().session_id;
+    // Everything but chunk 0 first: nothing can be hashed yet.
+    for index in (1..chunks).rev() {
+        assert_eq!(fx.put(sid, &data, chunk, index, 2).unwrap().hashed_bytes, 0);
+    }
+    // Chunk 0 closes the gap; its message hashes itself plus at most the
+    // per-message budget.
+    let accepted = fx.put(sid, &data, chunk, 0, 3).unwrap();
+    assert_eq!(accepted.hashed_bytes, chunk as u64 + HASH_BYTES_PER_MESSAGE);
+    match fx.finish(sid, &data, 4) {
+        Err(UploadError::VerificationPending {
+            hashed_bytes,
+            total_bytes,
+        }) => {
+            assert_eq!(hashed_bytes, chunk as u64 + 2 * HASH_BYTES_PER_MESSAGE);
+            assert_eq!(total_bytes, data.len() as u64);
+        }
+        other => panic!("expected VerificationPending, got {other:?}"),
+    }
+    let report = fx.service.maintenance(5);
+    assert_eq!(report.hashed_bytes, 2 * chunk as u64);
+    assert!(!report.more_work);
+    assert!(fx.finish(sid, &data, 6).is_ok());
+}
+
+#[test]
+fn checksum_mismatch_keeps_the_session_open_for_repair() {
+    let mut fx = Fixture::new();
+    let data = file(4_000, 9);
+    let mut corrupt = data.clone();
+    corrupt[2_500] ^= 0xff;
+    let sid = fx.begin(&data, 1_000, "k").unwrap().session_id;
+    for index in 0..4 {
+        fx.put(sid, &corrupt, 1_000, index, 2).unwrap();
+    }
+    match fx.finish(sid, &data, 3) {
+        Err(UploadError::ChecksumMismatch { actual, .. }) => assert_eq!(actual, sha(&corrupt)),
+        other => panic!("expected ChecksumMismatch, got {other:?}"),
+    }
+    let status = fx.status(sid, 3);
+    assert_eq!(
+        (status.status, status.repairing),
+        (SessionStatus::Pending, true)
+    );
+    // The client finds the bad chunk by comparing per-chunk hashes.
+    let bad: Vec<u32> = (0..4)
+        .filter(|&i| {
+            fx.service.chunk_sha256(alice(), sid, i).unwrap()
+                != sha(&data[i as usize * 1_000..(i as usize + 1) * 1_000])
+        })
+        .collect();
+    assert_eq!(bad, vec![2]);
+    assert!(fx.put(sid, &data, 1_000, 2, 4).unwrap().newly_stored);
+    let committed = fx.finish(sid, &data, 5).unwrap();
+    assert_eq!(fx.read_all(committed.memory_id, 4_000), data);
+}
+
+#[test]
+fn chunk_errors_are_precise_and_change_nothing() {
+    let mut fx = Fixture::new();
+    let data = file(2_500, 4);
+    let sid = fx.begin(&data, 1_000, "k").unwrap().session_id;
+    fx.put(sid, &data, 1_000, 0, 2).unwrap();
+    let before = fx.status(sid, 2);
+    let wrong = fx.service.put_chunk(
+        alice(),
+        3,
+        PutChunk {
+            session_id: sid,
+            index: 1,
+            bytes: ByteBuf::from(data[1_000..2_000].to_vec()),
+            sha256: Some(sha(b"x")),
+        },
+    );
+    assert!(matches!(
+        wrong,
+        Err(UploadError::ChunkChecksumMismatch { index: 1, .. })
+    ));
+    assert_eq!(
+        fx.put_as(alice(), sid, 3, &data[..500], 3),
+        Err(UploadError::IndexOutOfRange {
+            index: 3,
+            expected_chunks: 3
+        })
+    );
+    assert_eq!(
+        fx.put_as(alice(), sid, 2, &data[..501], 3),
+        Err(UploadError::WrongChunkLength {
+            index: 2,
+            expected: 500,
+            actual: 501
+        })
+    );
+    assert_eq!(
+        fx.put_as(alice(), sid, 0, &data[1..1_001], 3),
+        Err(UploadError::ChunkConflict { index: 0 })
+    );
+    assert_eq!(
+        fx.put_as(bob(), sid, 1, &data[1_000..2_000], 3),
+        Err(UploadError::NotAuthorized)
+    );
+    assert_eq!(
+        fx.put_as(Principal::anonymous(), sid, 1, &data[1_000..2_000], 3),
+        Err(UploadError::AnonymousCaller)
+    );
+    assert_eq!(
+        fx.put_as(alice(), SessionId(999), 1, &data[1_000..2_000], 3),
+        Err(UploadError::SessionNotFound {
+            session_id: SessionId(999)
+        })
+    );
+    let oversized = vec![0u8; limits::MAX_CHUNK_BYTES as usize + 1];
+    assert!(matches!(
+        fx.put_as(alice(), sid, 1, &oversized, 3),
+        Err(UploadError::QuotaExceeded {
+            quota: Quota::ChunkBytes,
+            ..
+        })
+    ));
+    assert_eq!(
+        fx.finish(sid, &data, 3),
+        Err(UploadError::Incomplete { missing_chunks: 2 })
+    );
+    let after = fx.status(sid, 3);
+    assert_eq!(
+        (
+            after.received_chunks,
+            after.missing.clone(),
+            after.hashed_bytes
+        ),
+        (before.received_chunks, before.missing, before.hashed_bytes)
+    );
+    fx.put(sid, &data, 1_000, 1, 4).unwrap();
+    fx.put(sid, &data, 1_000, 2, 4).unwrap();
+    let mut wrong_len = data.clone();
+    wrong_len.push(0);
+    assert!(matches!(
+        fx.finish(sid, &wrong_len, 5),
+        Err(UploadError::DeclaredValuesDisagree { .. })
+    ));
+    assert!(fx.finish(sid, &data, 5).is_ok());
+}
+
+#[test]
+fn begin_validates_declarations_and_is_idempotent() {
+    let mut fx = Fixture::new();
+    let bad_count = fx.service.begin(
+        alice(),
+        1,
+        BeginUpload {
+            capsule_id: fx.capsule,
+            asset: AssetMetadata {
+                name: "a".into(),
+                mime_type: "text/plain".into(),
+                byte_len: 10,
+                sha256: None,
+            },
+            chunk_size: 4,
+            expected_chunks: 2,
+            idempotency_key: "k".into(),
+        },
+    );
+    assert!(matches!(
+        bad_count,
+        Err(UploadError::DeclaredValuesDisagree {
+            declared: 2,
+            actual: 3,
+            ..
+        })
+    ));
+    let first = fx.begin_as(alice(), 10, 4, "k", 1).unwrap();
+    let again = fx.begin_as(alice(), 10, 4, "k", 2).unwrap();
+    assert_eq!(first, again);
+    assert_eq!(
+        fx.begin_as(alice(), 11, 4, "k", 2),
+        Err(UploadError::IdempotencyConflict {
+            session_id: first.session_id
+        })
+    );
+    assert_eq!(fx.service.stats(alice()).caller.open_sessions, 1);
+    assert_eq!(
+        fx.begin_as(Principal::anonymous(), 10, 4, "k", 1),
+        Err(UploadError::AnonymousCaller)
+    );
+    assert_eq!(
+        fx.begin_as(bob(), 10, 4, "k", 1),
+        Err(UploadError::NotAuthorized)
+    );
+}
+
+#[test]
+fn quotas_are_enforced_at_the_door() {
+    let mut fx = Fixture::new();
+    let limits = Limits {
+        max_open_sessions_per_caller: 2,
+        max_file_bytes: 1_000,
+        max_total_bytes: 1_500,
+        ..Limits::default()
+    };
+    assert_eq!(
+        fx.service.set_limits(false, limits.clone()),
+        Err(UploadError::NotAuthorized)
+    );
+    fx.service.set_limits(true, limits).unwrap();
+    assert!(matches!(
+        fx.begin_as(alice(), 1_001, 100, "a", 1),
+        Err(UploadError::QuotaExceeded {
+            quota: Quota::FileBytes,
+            ..
+        })
+    ));
+    fx.begin_as(alice(), 1_000, 100, "b", 1).unwrap();
+    assert!(matches!(
+        fx.begin_as(alice(), 600, 100, "c", 1),
+        Err(UploadError::QuotaExceeded {
+            quota: Quota::TotalBytes,
+            ..
+        })
+    ));
+    fx.begin_as(alice(), 10, 100, "d", 1).unwrap();
+    assert!(matches!(
+        fx.begin_as(alice(), 10, 100, "e", 1),
+        Err(UploadError::QuotaExceeded {
+            quota: Quota::OpenSessionsPerCaller,
+            ..
+        })
+    ));
+    assert!(matches!(
+        fx.begin_as(alice(), 10, limits::MAX_CHUNK_BYTES + 1, "f", 1),
+        Err(UploadError::QuotaExceeded {
+            quota: Quota::ChunkBytes,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn idle_sessions_expire_and_their_space_is_reused() {
+    let mut fx = Fixture::new();
+    let data = file(50_000, 2);
+    let sid = fx.begin(&data, 10_000, "k").unwrap().session_id;
+    fx.put(sid, &data, 10_000, 0, HOUR).unwrap();
+    let high_water = fx.service.stats(alice()).high_water_bytes;
+    let idle = Limits::default().session_idle_timeout_ns;
+    assert_eq!(
+        fx.service.maintenance(HOUR + idle - 1).expired,
+        0,
+        "a chunk refreshed the deadline"
+    );
+    fx.upgrade();
+    assert_eq!(fx.service.maintenance(HOUR + idle).expired, 1);
+    assert_eq!(fx.status(sid, HOUR + idle).status, SessionStatus::Expired);
+    assert_eq!(
+        fx.put(sid, &data, 10_000, 1, HOUR + idle),
+        Err(UploadError::SessionExpired { session_id: sid })
+    );
+    let stats = fx.service.stats(alice());
+    assert_eq!(
+        (stats.used_bytes, stats.reserved_bytes, stats.open_sessions),
+        (0, 0, 0)
+    );
+    let next = fx
+        .begin_as(alice(), 50_000, 10_000, "k2", HOUR + idle)
+        .unwrap();
+    assert_eq!(
+        fx.service.stats(alice()).high_water_bytes,
+        high_water,
+        "space reused"
+    );
+    // Finished records are pruned after the retention period, keys with them.
+    let retention = Limits::default().finished_retention_ns;
+    assert_eq!(fx.service.maintenance(HOUR + idle + retention).pruned, 1);
+    assert_eq!(
+        fx.service
+            .status(
+                alice(),
+                0,
+                StatusRequest {
+                    session_id: sid,
+                    from_chunk: 0,
+                    max_ranges: 1
+                }
+            )
+            .unwrap_err(),
+        UploadError::SessionNotFound { session_id: sid }
+    );
+    assert_eq!(
+        fx.begin_as(alice(), 50_000, 10_000, "k", HOUR + idle + retention)
+            .unwrap()
+            .session_id
+            .0,
+        next.session_id.0 + 1
+    );
+}
+
+#[test]
+fn writers_upload_until_revoked_and_deletion_frees_space() {
+    let mut fx = Fixture::new();
+    let capsule = fx.capsule;
+    assert_eq!(
+        fx.service.grant_write(bob(), capsule, bob()),
+        Err(UploadError::NotAuthorized)
+    );
+    fx.service.grant_write(alice(), capsule, bob()).unwrap();
+    let data = file(300, 5);
+    let sid = fx.begin_as(bob(), 300, 100, "bob", 1).unwrap().session_id;
+    fx.put_as(bob(), sid, 0, &data[..100], 2).unwrap();
+    fx.service.revoke_write(alice(), capsule, bob()).unwrap();
+    assert_eq!(
+        fx.put_as(bob(), sid, 1, &data[100..200], 3),
+        Err(UploadError::NotAuthorized)
+    );
+    assert_eq!(
+        fx.begin_as(bob(), 300, 100, "bob2", 1),
+        Err(UploadError::NotAuthorized)
+    );
+    fx.service.abort(bob(), 4, sid).unwrap();
+    fx.service.abort(bob(), 5, sid).unwrap();
+
+    let sid = fx.begin(&data, 100, "mine").unwrap().session_id;
+    for index in 0..3 {
+        fx.put(sid, &data, 100, index, 6).unwrap();
+    }
+    let committed = fx.finish(sid, &data, 7).unwrap();
+    let page = fx
+        .service
+        .list_memories(
+            alice(),
+            ListMemories {
+                capsule_id: capsule,
+                after: None,
+                limit: 10,
+            },
+        )
+        .unwrap();
+    assert_eq!(page.memories.len(), 1);
+    assert_eq!(
+        fx.service.memory(bob(), committed.memory_id),
+        Err(UploadError::NotAuthorized)
+    );
+    assert!(fx.service.stats(alice()).used_bytes > 0);
+    fx.service
+        .delete_memory(alice(), committed.memory_id)
+        .unwrap();
+    let stats = fx.service.stats(alice());
+    assert_eq!(
+        (stats.used_bytes, stats.stored_bytes, stats.memories),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn empty_files_commit() {
+    let mut fx = Fixture::new();
+    let sid = fx.begin(&[], 100, "empty").unwrap().session_id;
+    let committed = fx.finish(sid, &[], 2).unwrap();
+    assert_eq!(
+        (committed.byte_len, committed.sha256.clone()),
+        (0, sha(&[]))
+    );
+}
+
+/// Two stacks on separate memories: one driven through `SessionCompat`'s
+/// old signatures, one through the generic API with a hand-made sink.
+#[test]
+fn compat_and_generic_paths_produce_identical_blobs_and_states() {
+    let policy = SessionPolicy {
+        idle_timeout_ns: 100,
+        retention_ns: 1_000,
+    };
+    let data = file(3_500, 8);
+    let meta = UploadSessionMeta {
+        capsule_id: CapsuleId(1),
+        caller: alice(),
+        idempotency_key: "k".into(),
+        asset: AssetMetadata {
+            name: "n".into(),
+            mime_type: "m".into(),
+            byte_len: 3_500,
+            sha256: None,
+        },
+        chunk_size: 1_000,
+        provisional_memory_id: MemoryItemId(1),
+        blob_id: BlobId(0),
+    };
+    let order = [3u32, 1, 0, 1, 2];
+    let mut outcomes = Vec::new();
+    let mut results = Vec::new();
+    for use_compat in [true, false] {
+        let memories = Memories::init(VectorMemory::default());
+        let mut sessions: SessionService<VectorMemory, UploadSessionMeta> =
+            SessionService::init(&memories, policy);
+        let mut blobs = BlobStore::init(&memories);
+        let mut meta = meta.clone();
+        meta.blob_id = blobs.allocate(3_500, u64::MAX).unwrap();
+        let sid = sessions.allocate_id();
+        let mut log = Vec::new();
+        if use_compat {
+            let blobs = &blobs;
+            let mut compat = SessionCompat::new(&mut sessions, 5, |m: &UploadSessionMeta| {
+                blobs
+                    .sink(m.blob_id)
+                    .map_err(|_| crate::session::SinkError::Gone)
+            });
+            log.push(format!("{:?}", compat.create(sid, meta.clone())));
+            for index in order {
+                let start = index as usize * 1_000;
+                log.push(format!(
+                    "{:?}",
+                    compat.put_chunk(sid, index, &data[start..(start + 1_000).min(3_500)])
+                ));
+            }
+        } else {
+            let spec = ChunkSpec::new(3_500, 1_000, 4).unwrap();
+            let idem = super::compat::request_key(&alice(), "k");
+            log.push(format!(
+                "{:?}",
+                sessions.create(sid, meta.clone(), spec, idem, 5)
+            ));
+            for index in order {
+                let start = index as usize * 1_000;
+                let mut sink = blobs.sink(meta.blob_id).unwrap();
+                log.push(format!(
+                    "{:?}",
+                    sessions.put_chunk(
+                        sid,
+                        index,
+                        &data[start..(start + 1_000).min(3_500)],
+                        &mut sink,
+                        5
+                    )
+                ));
+            }
+        }
+        let mut stored = vec![0u8; 3_500];
+        blobs.read(meta.blob_id, 0, &mut stored).unwrap();
+        outcomes.push(log);
+        results.push((sessions.get(sid).unwrap(), stored));
+    }
+    assert_eq!(outcomes[0], outcomes[1]);
+    assert_eq!(results[0], results[1]);
+    assert_eq!(results[0].1, data);
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Put { index: u32, corrupt: bool },
+    Finish,
+    Upgrade,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        12 => (0u32..8, proptest::bool::weighted(0.1)).prop_map(|(index, corrupt)| Step::Put { index, corrupt }),
+        2 => Just(Step::Finish),
+        1 => Just(Step::Upgrade),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Random order, duplicates, conflicting retries, early finishes and
+    /// upgrades: the upload commits exactly when every chunk arrived, and
+    /// its bytes are the file's.
+    #[test]
+    fn uploads_match_a_simple_model(steps in proptest::collection::vec(step(), 1..60), len in 1usize..800) {
+        let mut fx = Fixture::new();
+        let chunk = 100u32;
+        let data = file(len, 11);
+        let chunks = len.div_ceil(chunk as usize) as u32;
+        let sid = fx.begin(&data, chunk, "p").unwrap().session_id;
+        let mut received = std::collections::BTreeSet::new();
+        let mut committed = None;
+        for step in steps {
+            match step {
+                Step::Upgrade => fx.upgrade(),
+                Step::Put { index, corrupt } => {
+                    let start = (index * chunk) as usize;
+                    let mut bytes = if start < len { data[start..(start + chunk as usize).min(len)].to_vec() } else { vec![0] };
+                    if corrupt { bytes[0] ^= 1; }
+                    let result = fx.put_as(alice(), sid, index, &bytes, 2);
+                    if committed.is_some() {
+                        prop_assert_eq!(result, Err(UploadError::AlreadyCommitted { session_id: sid }));
+                    } else if index >= chunks {
+                        prop_assert_eq!(result, Err(UploadError::IndexOutOfRange { index, expected_chunks: chunks }));
+                    } else if corrupt && received.contains(&index) {
+                        prop_assert_eq!(result, Err(UploadError::ChunkConflict { index }));
+                    } else if corrupt {
+                        // First arrival of a corrupt chunk: stored; the file
+                        // hash will catch it. Re-send it right, as a client
+                        // repairing would, after the mismatch below.
+                        prop_assert!(result.is_ok());
+                        received.insert(index);
+                        let bad = fx.finish(sid, &data, 2);
+                        if received.len() as u32 == chunks {
+                            prop_assert!(matches!(bad, Err(UploadError::ChecksumMismatch { .. })), "{:?}", bad);
+                        } else {
+                            prop_assert!(matches!(bad, Err(UploadError::Incomplete { .. })), "{:?}", bad);
+                            fx.service.abort(alice(), 2, sid).unwrap();
+                            return Ok(());
+                        }
+                        let fixed = fx.put_as(alice(), sid, index, &data[start..(start + chunk as usize).min(len)], 2);
+                        prop_assert!(fixed.is_ok(), "{:?}", fixed);
+                    } else {
+                        prop_assert_eq!(result.map(|a| a.newly_stored), Ok(received.insert(index)));
+                    }
+                }
+                Step::Finish => {
+                    let result = fx.finish(sid, &data, 3);
+                    if received.len() as u32 == chunks {
+                        let done = result.unwrap();
+                        committed = Some(done);
+                    } else {
+                        prop_assert_eq!(result, Err(UploadError::Incomplete { missing_chunks: chunks - received.len() as u32 }));
+                    }
+                }
+            }
+        }
+        if let Some(done) = committed {
+            prop_assert_eq!(fx.read_all(done.memory_id, len as u64), data);
+        }
+    }
+}

@@ -1,0 +1,832 @@
+//! The [`Host`]: a subnet-like environment holding canisters, the clock, the
+//! queue of inter-canister messages and the call contexts.
+//!
+//! Message delivery: an update/timer/callback that commits hands its performed
+//! calls to the queue; [`Host::update`] then delivers queued messages until its
+//! own call context is answered (so `async` update methods awaiting calls
+//! work), [`Host::tick`] runs due global timers and delivers everything until
+//! quiescent. Calls to canisters not installed in this host (including the
+//! management canister) are accepted by `call_perform` (it returns 0, as the
+//! replica does for an unknown destination) and later answered by invoking the
+//! reject callback with code 3 (`DESTINATION_INVALID`).
+
+use crate::canister::{Canister, Entry};
+use crate::limits::Limits;
+use crate::stable_memory::WASM_PAGE;
+use crate::state::{Callback, HostState, Kind, MessageContext, Response};
+use crate::HostError;
+use candid::Principal;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+use wasmi::{CompilationMode, Config, Engine};
+
+/// 2026-01-01T00:00:00Z in nanoseconds since the epoch.
+pub const DEFAULT_TIME_NS: u64 = 1_767_225_600_000_000_000;
+
+/// Bound on delivery rounds in one [`Host::tick`] (and on messages delivered
+/// while an update waits for its reply).
+const MAX_ROUNDS: usize = 10_000;
+
+enum Origin {
+    Ingress,
+    System,
+    Call {
+        caller: Principal,
+        caller_ctx: u64,
+        callback: Callback,
+    },
+}
+
+struct CallContext {
+    origin: Origin,
+    responded: bool,
+    outstanding: usize,
+    response: Option<Response>,
+}
+
+enum Task {
+    Request {
+        caller: Principal,
+        caller_ctx: u64,
+        callee: Vec<u8>,
+        method: String,
+        arg: Vec<u8>,
+        callback: Callback,
+    },
+    Response {
+        caller: Principal,
+        caller_ctx: u64,
+        callback: Callback,
+        response: Response,
+    },
+}
+
+/// One subnet-like environment holding canisters. Canister ids are plain
+/// [`Principal`]s (`CanisterId` is not a separate type).
+pub struct Host {
+    engine: Engine,
+    canisters: BTreeMap<Principal, Canister>,
+    next_id: u64,
+    time: u64,
+    limits: Limits,
+    last_instructions: u64,
+    queue: VecDeque<Task>,
+    contexts: HashMap<u64, CallContext>,
+    next_ctx: u64,
+    logs: Vec<String>,
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn canister_id(n: u64) -> Principal {
+    let mut b = n.to_be_bytes().to_vec();
+    b.extend_from_slice(&[1, 1]);
+    Principal::from_slice(&b)
+}
+
+impl Host {
+    /// A host with no canisters; time starts at 2026-01-01T00:00:00Z.
+    pub fn new() -> Self {
+        let mut config = Config::default();
+        config.compilation_mode(CompilationMode::LazyTranslation);
+        Host {
+            engine: Engine::new(&config),
+            canisters: BTreeMap::new(),
+            next_id: 0,
+            time: DEFAULT_TIME_NS,
+            limits: Limits::default(),
+            last_instructions: 0,
+            queue: VecDeque::new(),
+            contexts: HashMap::new(),
+            next_ctx: 0,
+            logs: Vec::new(),
+        }
+    }
+
+    /// Current host time (ns since the epoch).
+    pub fn time(&self) -> u64 {
+        self.time
+    }
+    /// Sets the host time.
+    pub fn set_time(&mut self, ns: u64) {
+        self.time = ns;
+    }
+    /// Advances the host time.
+    pub fn advance_time(&mut self, d: Duration) {
+        self.time += d.as_nanos() as u64;
+    }
+    /// Instructions the last executed message used (for `update`: the ingress
+    /// message itself, not the callbacks it triggered).
+    pub fn last_instructions(&self) -> u64 {
+        self.last_instructions
+    }
+    /// Replaces the limits.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        let max_pages = limits.max_stable_bytes / WASM_PAGE;
+        for c in self.canisters.values_mut() {
+            c.state_mut().max_stable_pages = max_pages;
+        }
+    }
+    /// Current limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+    /// Stable memory size of a canister in bytes (0 if unknown).
+    pub fn stable_memory_bytes(&self, canister: Principal) -> u64 {
+        self.canisters
+            .get(&canister)
+            .map(|c| c.state().stable.size_pages() * WASM_PAGE)
+            .unwrap_or(0)
+    }
+    /// Wasm heap size of a canister in bytes (0 if unknown).
+    pub fn heap_bytes(&self, canister: Principal) -> u64 {
+        self.canisters
+            .get(&canister)
+            .map(|c| c.heap_bytes())
+            .unwrap_or(0)
+    }
+    /// Reads stable memory without charging the canister (zeros beyond what was written).
+    pub fn read_stable_memory(&self, canister: Principal, offset: u64, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        if let Some(c) = self.canisters.get(&canister) {
+            c.state().stable.read_untracked(offset, &mut v);
+        }
+        v
+    }
+    /// The canister's certified data.
+    pub fn certified_data(&self, canister: Principal) -> Vec<u8> {
+        self.canisters
+            .get(&canister)
+            .map(|c| c.state().certified_data.clone())
+            .unwrap_or_default()
+    }
+    /// The canister's global timer deadline (0 = none).
+    pub fn global_timer(&self, canister: Principal) -> u64 {
+        self.canisters
+            .get(&canister)
+            .map(|c| c.state().global_timer)
+            .unwrap_or(0)
+    }
+    /// All `debug_print` lines so far (each prefixed with `[Canister <id>]`).
+    pub fn logs(&self) -> &[String] {
+        &self.logs
+    }
+    /// Ids of installed canisters.
+    pub fn canisters(&self) -> Vec<Principal> {
+        self.canisters.keys().copied().collect()
+    }
+
+    fn new_state(&self, id: Principal, controller: Principal) -> HostState {
+        HostState::new(id, controller, self.limits.max_stable_bytes / WASM_PAGE)
+    }
+
+    fn lifecycle_msg(
+        &self,
+        kind: Kind,
+        caller: Principal,
+        arg: Vec<u8>,
+        limit: u64,
+    ) -> MessageContext {
+        MessageContext {
+            kind,
+            caller: caller.as_slice().to_vec(),
+            arg,
+            time: self.time,
+            instruction_limit: limit,
+            max_reply: 0,
+            stable_write_limit: self.limits.stable_bytes_per_upgrade,
+            stable_access_limit: self.limits.stable_bytes_per_upgrade,
+            ..Default::default()
+        }
+    }
+
+    /// Runs `start` + `canister_init`/`canister_post_upgrade` on a fresh instance
+    /// with `budget` instructions; returns instructions used.
+    fn run_install_code(
+        &mut self,
+        c: &mut Canister,
+        kind: Kind,
+        arg: Vec<u8>,
+        caller: Principal,
+        budget: u64,
+        report_limit: u64,
+    ) -> Result<u64, HostError> {
+        let fix = |e: HostError| match e {
+            HostError::InstructionLimitExceeded { .. } => HostError::InstructionLimitExceeded {
+                limit: report_limit,
+            },
+            e => e,
+        };
+        let (r, mut used) = c.run_start(budget);
+        self.collect_logs(c);
+        r.map_err(fix)?;
+        let export = if kind == Kind::Init {
+            "canister_init"
+        } else {
+            "canister_post_upgrade"
+        };
+        if c.has_export(export) {
+            let msg = self.lifecycle_msg(kind, caller, arg, budget - used);
+            let (r, u, _) = c.run(Entry::Export(export), msg);
+            self.collect_logs(c);
+            used += u;
+            self.last_instructions = used;
+            r.map_err(fix)?;
+        }
+        Ok(used)
+    }
+
+    fn collect_logs(&mut self, c: &mut Canister) {
+        self.logs.append(&mut c.state_mut().logs);
+    }
+
+    /// Creates a canister, instantiates `wasm` and runs `canister_init(init_arg)`
+    /// with `controller` as caller and only controller.
+    pub fn install(
+        &mut self,
+        wasm: &[u8],
+        init_arg: Vec<u8>,
+        controller: Principal,
+    ) -> Result<Principal, HostError> {
+        let id = canister_id(self.next_id);
+        let state = self.new_state(id, controller);
+        let mut c = Canister::new(&self.engine, wasm, state)?;
+        c.begin_tx();
+        let budget = self.limits.upgrade_instructions;
+        self.run_install_code(&mut c, Kind::Init, init_arg, controller, budget, budget)?;
+        c.commit_tx();
+        c.state_mut().canister_version = 1;
+        self.next_id += 1;
+        self.canisters.insert(id, c);
+        Ok(id)
+    }
+
+    /// Replaces code and state (heap and stable memory wiped), runs `canister_init(arg)`.
+    /// On failure the old canister is untouched.
+    pub fn reinstall(
+        &mut self,
+        canister: Principal,
+        wasm: &[u8],
+        arg: Vec<u8>,
+    ) -> Result<(), HostError> {
+        let old = self
+            .canisters
+            .get(&canister)
+            .ok_or(HostError::CanisterNotFound(canister))?;
+        let controller = old.state().controller;
+        let version = old.state().canister_version;
+        let cycles = old.state().cycles;
+        let mut state = self.new_state(canister, controller);
+        state.canister_version = version + 1;
+        state.cycles = cycles;
+        let mut c = Canister::new(&self.engine, wasm, state)?;
+        c.begin_tx();
+        let budget = self.limits.upgrade_instructions;
+        self.run_install_code(&mut c, Kind::Init, arg, controller, budget, budget)?;
+        c.commit_tx();
+        self.canisters.insert(canister, c);
+        Ok(())
+    }
+
+    /// Upgrades: `canister_pre_upgrade` on the old instance, then a new instance
+    /// (fresh heap, same stable memory) runs `canister_post_upgrade(arg)`; both
+    /// share the upgrade instruction budget. Any failure leaves the old
+    /// instance and its state (heap and stable memory) untouched. The global
+    /// timer is cleared.
+    pub fn upgrade(
+        &mut self,
+        canister: Principal,
+        wasm: &[u8],
+        arg: Vec<u8>,
+    ) -> Result<(), HostError> {
+        let budget = self.limits.upgrade_instructions;
+        let mut old = self
+            .canisters
+            .remove(&canister)
+            .ok_or(HostError::CanisterNotFound(canister))?;
+        let result = self.upgrade_inner(&mut old, wasm, arg, budget);
+        match result {
+            Ok(new) => {
+                self.canisters.insert(canister, new);
+                Ok(())
+            }
+            Err(e) => {
+                let rb = old.rollback_tx();
+                self.canisters.insert(canister, old);
+                rb?;
+                Err(e)
+            }
+        }
+    }
+
+    fn upgrade_inner(
+        &mut self,
+        old: &mut Canister,
+        wasm: &[u8],
+        arg: Vec<u8>,
+        budget: u64,
+    ) -> Result<Canister, HostError> {
+        let controller = old.state().controller;
+        old.begin_tx();
+        let mut used = 0;
+        if old.has_export("canister_pre_upgrade") {
+            let msg = self.lifecycle_msg(Kind::PreUpgrade, controller, Vec::new(), budget);
+            let (r, u, _) = old.run(Entry::Export("canister_pre_upgrade"), msg);
+            self.collect_logs(old);
+            used = u;
+            self.last_instructions = used;
+            r?;
+        }
+        let id = old.state().canister_id;
+        let mut state = self.new_state(id, controller);
+        state.canister_version = old.state().canister_version + 1;
+        state.cycles = old.state().cycles;
+        state.certified_data = old.state().certified_data.clone();
+        let mut new = Canister::new(&self.engine, wasm, state)?;
+        new.state_mut().stable = std::mem::take(&mut old.state_mut().stable);
+        let r = self.run_install_code(
+            &mut new,
+            Kind::PostUpgrade,
+            arg,
+            controller,
+            budget - used,
+            budget,
+        );
+        if let Err(e) = r {
+            old.state_mut().stable = std::mem::take(&mut new.state_mut().stable);
+            return Err(e);
+        }
+        new.state_mut().stable.commit_tx();
+        Ok(new)
+    }
+
+    fn new_context(&mut self, origin: Origin) -> u64 {
+        let id = self.next_ctx;
+        self.next_ctx += 1;
+        self.contexts.insert(
+            id,
+            CallContext {
+                origin,
+                responded: false,
+                outstanding: 0,
+                response: None,
+            },
+        );
+        id
+    }
+
+    fn respond(&mut self, ctx: u64, response: Response) {
+        let Some(cc) = self.contexts.get_mut(&ctx) else {
+            return;
+        };
+        if cc.responded {
+            return;
+        }
+        cc.responded = true;
+        match &cc.origin {
+            Origin::Ingress => cc.response = Some(response),
+            Origin::System => {}
+            Origin::Call {
+                caller,
+                caller_ctx,
+                callback,
+            } => self.queue.push_back(Task::Response {
+                caller: *caller,
+                caller_ctx: *caller_ctx,
+                callback: *callback,
+                response,
+            }),
+        }
+    }
+
+    /// After a message of `ctx` ran: answer "did not reply" if nothing is pending;
+    /// forget finished non-ingress contexts.
+    fn settle(&mut self, ctx: u64, canister: Principal) {
+        let Some(cc) = self.contexts.get(&ctx) else {
+            return;
+        };
+        if cc.outstanding > 0 {
+            return;
+        }
+        if !cc.responded {
+            self.respond(
+                ctx,
+                Response::Reject {
+                    code: 5,
+                    message: format!("Canister {canister} did not produce a response"),
+                },
+            );
+        }
+        if !matches!(self.contexts[&ctx].origin, Origin::Ingress) {
+            self.contexts.remove(&ctx);
+        }
+    }
+
+    /// Runs one message in its own transaction; commits on success (queries: never).
+    #[allow(clippy::too_many_arguments)]
+    fn execute(
+        &mut self,
+        canister: Principal,
+        kind: Kind,
+        entry: Entry,
+        ctx: u64,
+        caller: Vec<u8>,
+        method: String,
+        arg: Vec<u8>,
+        reject: Option<(u32, String)>,
+    ) -> Result<(), HostError> {
+        let l = self.limits;
+        let (limit, write_limit, access_limit, max_reply) = match kind {
+            Kind::Query => (
+                l.query_instructions,
+                l.stable_bytes_accessed_per_query,
+                l.stable_bytes_accessed_per_query,
+                l.max_query_reply_bytes,
+            ),
+            _ => (
+                l.update_instructions,
+                l.stable_bytes_written_per_update,
+                l.stable_bytes_accessed_per_update,
+                l.max_reply_bytes,
+            ),
+        };
+        let responded_before = self.contexts.get(&ctx).map(|c| c.responded).unwrap_or(true);
+        let msg = MessageContext {
+            kind,
+            caller,
+            method,
+            arg,
+            reject,
+            time: self.time,
+            responded_before,
+            instruction_limit: limit,
+            max_reply,
+            stable_write_limit: write_limit,
+            stable_access_limit: access_limit,
+            ..Default::default()
+        };
+        let mut c = self
+            .canisters
+            .remove(&canister)
+            .ok_or(HostError::CanisterNotFound(canister))?;
+        c.begin_tx();
+        let (r, used, msg) = c.run(entry, msg);
+        self.last_instructions = used;
+        self.collect_logs(&mut c);
+        let persist = r.is_ok() && !matches!(kind, Kind::Query | Kind::ReplicatedQuery);
+        let rb = if persist {
+            c.commit_tx();
+            Ok(())
+        } else {
+            c.rollback_tx()
+        };
+        self.canisters.insert(canister, c);
+        rb?;
+        r?;
+        if let Some(resp) = msg.response {
+            self.respond(ctx, resp);
+        }
+        if persist {
+            for call in msg.calls {
+                if let Some(cc) = self.contexts.get_mut(&ctx) {
+                    cc.outstanding += 1;
+                }
+                self.queue.push_back(Task::Request {
+                    caller: canister,
+                    caller_ctx: ctx,
+                    callee: call.callee,
+                    method: call.method,
+                    arg: call.arg,
+                    callback: call.callback,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn method_kind(&self, canister: Principal, method: &str) -> Result<(Kind, String), HostError> {
+        let c = self
+            .canisters
+            .get(&canister)
+            .ok_or(HostError::CanisterNotFound(canister))?;
+        let upd = format!("canister_update {method}");
+        if c.has_export(&upd) {
+            return Ok((Kind::Update, upd));
+        }
+        for q in [
+            format!("canister_query {method}"),
+            format!("canister_composite_query {method}"),
+        ] {
+            if c.has_export(&q) {
+                return Ok((Kind::ReplicatedQuery, q));
+            }
+        }
+        Err(HostError::MethodNotFound(format!(
+            "Canister {canister} has no update method '{method}'"
+        )))
+    }
+
+    /// An ingress update call. Rejected with `IngressTooLarge` before execution
+    /// if method name + argument exceed the ingress limit. If the method awaits
+    /// calls, queued messages are delivered until it answers.
+    pub fn update(
+        &mut self,
+        canister: Principal,
+        caller: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, HostError> {
+        let size = (method.len() + arg.len()) as u64;
+        if size > self.limits.ingress_bytes {
+            return Err(HostError::IngressTooLarge {
+                size,
+                limit: self.limits.ingress_bytes,
+            });
+        }
+        let (kind, export) = self.method_kind(canister, method)?;
+        let ctx = self.new_context(Origin::Ingress);
+        let r = self.execute(
+            canister,
+            kind,
+            Entry::Export(&export),
+            ctx,
+            caller.as_slice().to_vec(),
+            method.to_string(),
+            arg,
+            None,
+        );
+        let instructions = self.last_instructions;
+        if let Err(e) = r {
+            self.contexts.remove(&ctx);
+            return Err(e);
+        }
+        self.settle(ctx, canister);
+        let mut n = 0;
+        while !self.contexts[&ctx].responded && n < MAX_ROUNDS * 10 {
+            let Some(task) = self.queue.pop_front() else {
+                break;
+            };
+            self.deliver(task);
+            n += 1;
+        }
+        self.last_instructions = instructions;
+        let cc = self.contexts.remove(&ctx).expect("ingress context");
+        match cc.response {
+            Some(Response::Reply(data)) => Ok(data),
+            Some(Response::Reject { code, message }) => Err(HostError::CanisterRejected { code, message }),
+            None => Err(HostError::CanisterRejected {
+                code: 5,
+                message: format!("Canister {canister} did not produce a response (message delivery bound reached)"),
+            }),
+        }
+    }
+
+    /// A query: runs on the current state and never persists any change.
+    pub fn query(
+        &mut self,
+        canister: Principal,
+        caller: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, HostError> {
+        let c = self
+            .canisters
+            .get(&canister)
+            .ok_or(HostError::CanisterNotFound(canister))?;
+        let export = [
+            format!("canister_query {method}"),
+            format!("canister_composite_query {method}"),
+        ]
+        .into_iter()
+        .find(|e| c.has_export(e))
+        .ok_or_else(|| {
+            HostError::MethodNotFound(format!(
+                "Canister {canister} has no query method '{method}'"
+            ))
+        })?;
+        let ctx = self.new_context(Origin::Ingress);
+        let r = self.execute(
+            canister,
+            Kind::Query,
+            Entry::Export(&export),
+            ctx,
+            caller.as_slice().to_vec(),
+            method.to_string(),
+            arg,
+            None,
+        );
+        let cc = self.contexts.remove(&ctx).expect("query context");
+        r?;
+        match cc.response {
+            Some(Response::Reply(data)) => Ok(data),
+            Some(Response::Reject { code, message }) => {
+                Err(HostError::CanisterRejected { code, message })
+            }
+            None => Err(HostError::CanisterRejected {
+                code: 5,
+                message: format!("Canister {canister} did not produce a response"),
+            }),
+        }
+    }
+
+    fn deliver(&mut self, task: Task) {
+        match task {
+            Task::Request {
+                caller,
+                caller_ctx,
+                callee,
+                method,
+                arg,
+                callback,
+            } => {
+                let origin = Origin::Call {
+                    caller,
+                    caller_ctx,
+                    callback,
+                };
+                let ctx = self.new_context(origin);
+                let callee_p = Principal::try_from_slice(&callee)
+                    .ok()
+                    .filter(|p| self.canisters.contains_key(p));
+                let Some(callee) = callee_p else {
+                    let name = Principal::try_from_slice(&callee)
+                        .map(|p| p.to_text())
+                        .unwrap_or_else(|_| hex(&callee));
+                    self.respond(ctx, Response::Reject { code: 3, message: format!("Canister {name} not found (embedded-ic-host only delivers calls to canisters installed in it)") });
+                    self.contexts.remove(&ctx);
+                    return;
+                };
+                let (kind, export) = match self.method_kind(callee, &method) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        self.respond(
+                            ctx,
+                            Response::Reject {
+                                code: 5,
+                                message: e.to_string(),
+                            },
+                        );
+                        self.contexts.remove(&ctx);
+                        return;
+                    }
+                };
+                match self.execute(
+                    callee,
+                    kind,
+                    Entry::Export(&export),
+                    ctx,
+                    caller.as_slice().to_vec(),
+                    method,
+                    arg,
+                    None,
+                ) {
+                    Ok(()) => self.settle(ctx, callee),
+                    Err(e) => {
+                        self.respond(
+                            ctx,
+                            Response::Reject {
+                                code: 5,
+                                message: e.to_string(),
+                            },
+                        );
+                        self.contexts.remove(&ctx);
+                    }
+                }
+            }
+            Task::Response {
+                caller,
+                caller_ctx,
+                callback,
+                response,
+            } => {
+                if let Some(cc) = self.contexts.get_mut(&caller_ctx) {
+                    cc.outstanding = cc.outstanding.saturating_sub(1);
+                }
+                if !self.canisters.contains_key(&caller) {
+                    return;
+                }
+                let (kind, (index, env), arg, reject) = match response {
+                    Response::Reply(data) => (Kind::ReplyCallback, callback.reply, data, None),
+                    Response::Reject { code, message } => (
+                        Kind::RejectCallback,
+                        callback.reject,
+                        Vec::new(),
+                        Some((code, message)),
+                    ),
+                };
+                let self_bytes = caller.as_slice().to_vec();
+                let r = self.execute(
+                    caller,
+                    kind,
+                    Entry::Table { index, env },
+                    caller_ctx,
+                    self_bytes.clone(),
+                    String::new(),
+                    arg,
+                    reject,
+                );
+                if let Err(e) = r {
+                    self.logs
+                        .push(format!("[Canister {caller}] callback failed: {e}"));
+                    if let Some((index, env)) = callback.cleanup {
+                        if let Err(e2) = self.execute(
+                            caller,
+                            Kind::Cleanup,
+                            Entry::Table { index, env },
+                            caller_ctx,
+                            self_bytes,
+                            String::new(),
+                            Vec::new(),
+                            None,
+                        ) {
+                            self.logs
+                                .push(format!("[Canister {caller}] cleanup failed: {e2}"));
+                        }
+                    }
+                    let pending = self
+                        .contexts
+                        .get(&caller_ctx)
+                        .map(|c| !c.responded && c.outstanding == 0)
+                        .unwrap_or(false);
+                    if pending {
+                        self.respond(
+                            caller_ctx,
+                            Response::Reject {
+                                code: 5,
+                                message: e.to_string(),
+                            },
+                        );
+                    }
+                }
+                self.settle(caller_ctx, caller);
+            }
+        }
+    }
+
+    /// Runs due global timers (`canister_global_timer`, deadline reset to 0
+    /// first, as on the IC) and delivers queued calls with their callbacks,
+    /// round after round until quiescent (bounded).
+    pub fn tick(&mut self) {
+        for _ in 0..MAX_ROUNDS {
+            let mut progressed = false;
+            let due: Vec<Principal> = self
+                .canisters
+                .iter()
+                .filter(|(_, c)| {
+                    let t = c.state().global_timer;
+                    t != 0 && self.time >= t
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for id in due {
+                progressed = true;
+                let c = self.canisters.get_mut(&id).expect("canister");
+                c.state_mut().global_timer = 0;
+                if !c.has_export("canister_global_timer") {
+                    continue;
+                }
+                let ctx = self.new_context(Origin::System);
+                let r = self.execute(
+                    id,
+                    Kind::Timer,
+                    Entry::Export("canister_global_timer"),
+                    ctx,
+                    id.as_slice().to_vec(),
+                    String::new(),
+                    Vec::new(),
+                    None,
+                );
+                match r {
+                    Ok(()) => {
+                        self.respond(ctx, Response::Reply(Vec::new()));
+                        self.settle(ctx, id);
+                    }
+                    Err(e) => {
+                        self.logs
+                            .push(format!("[Canister {id}] global timer failed: {e}"));
+                        self.contexts.remove(&ctx);
+                    }
+                }
+            }
+            let n = self.queue.len();
+            for _ in 0..n {
+                if let Some(t) = self.queue.pop_front() {
+                    progressed = true;
+                    self.deliver(t);
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

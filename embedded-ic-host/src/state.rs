@@ -1,0 +1,194 @@
+//! Per-canister host state reachable from the `ic0` imports, and the
+//! per-message execution context.
+
+use crate::stable_memory::StableMemory;
+use candid::Principal;
+use wasmi::{Global, Memory};
+
+/// Which entry point a message runs (the spec's "context" letters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// `start` function (s).
+    Start,
+    /// `canister_init` (I).
+    Init,
+    /// `canister_pre_upgrade` (G).
+    PreUpgrade,
+    /// `canister_post_upgrade` (I).
+    PostUpgrade,
+    /// Update method (U).
+    #[default]
+    Update,
+    /// Query executed as a query: never persisted (Q).
+    Query,
+    /// Query method invoked as an update / inter-canister call: changes discarded (RQ).
+    ReplicatedQuery,
+    /// `canister_global_timer` (T).
+    Timer,
+    /// Reply callback (Ry).
+    ReplyCallback,
+    /// Reject callback (Rt).
+    RejectCallback,
+    /// Cleanup callback (C).
+    Cleanup,
+}
+
+impl Kind {
+    /// Whether the message may reply/reject.
+    pub fn can_reply(self) -> bool {
+        matches!(
+            self,
+            Kind::Update
+                | Kind::Query
+                | Kind::ReplicatedQuery
+                | Kind::ReplyCallback
+                | Kind::RejectCallback
+        )
+    }
+    /// Whether `msg_arg_data_*` is available.
+    pub fn has_arg(self) -> bool {
+        matches!(
+            self,
+            Kind::Init
+                | Kind::PostUpgrade
+                | Kind::Update
+                | Kind::Query
+                | Kind::ReplicatedQuery
+                | Kind::ReplyCallback
+        )
+    }
+    /// Whether `call_*` is available.
+    pub fn can_call(self) -> bool {
+        matches!(
+            self,
+            Kind::Update | Kind::Timer | Kind::ReplyCallback | Kind::RejectCallback
+        )
+    }
+    /// Whether state changes (timer, certified data) are allowed.
+    pub fn can_modify(self) -> bool {
+        !matches!(self, Kind::Query | Kind::ReplicatedQuery | Kind::Start)
+    }
+}
+
+/// Response of a call context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// `msg_reply` with the reply bytes.
+    Reply(Vec<u8>),
+    /// Reject with code and message.
+    Reject {
+        /// Reject code (4 = canister reject, 5 = canister error, 3 = destination invalid).
+        code: u32,
+        /// Reject message.
+        message: String,
+    },
+}
+
+/// A callback: `(table index, env)` pairs as given to `call_new`/`call_on_cleanup`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Callback {
+    /// Reply callback.
+    pub reply: (u32, u32),
+    /// Reject callback.
+    pub reject: (u32, u32),
+    /// Cleanup callback.
+    pub cleanup: Option<(u32, u32)>,
+}
+
+/// An inter-canister call assembled with `call_new` .. `call_perform`.
+#[derive(Clone, Debug, Default)]
+pub struct OutgoingCall {
+    /// Destination.
+    pub callee: Vec<u8>,
+    /// Method name.
+    pub method: String,
+    /// Argument.
+    pub arg: Vec<u8>,
+    /// Callbacks.
+    pub callback: Callback,
+    /// Cycles attached.
+    pub cycles: u128,
+}
+
+/// Everything the `ic0` imports need about the running message.
+#[derive(Default)]
+pub struct MessageContext {
+    /// Entry point kind.
+    pub kind: Kind,
+    /// `msg_caller`.
+    pub caller: Vec<u8>,
+    /// `msg_method_name`.
+    pub method: String,
+    /// `msg_arg_data` (the reply data in a reply callback).
+    pub arg: Vec<u8>,
+    /// Reject code and message in a reject callback.
+    pub reject: Option<(u32, String)>,
+    /// Host time for the whole message.
+    pub time: u64,
+    /// `msg_reply_data_append` buffer.
+    pub reply_buf: Vec<u8>,
+    /// Response produced by this message.
+    pub response: Option<Response>,
+    /// Whether the call context was already answered before this message.
+    pub responded_before: bool,
+    /// Call under construction.
+    pub pending_call: Option<OutgoingCall>,
+    /// Calls performed (delivered only if the message commits).
+    pub calls: Vec<OutgoingCall>,
+    /// Instruction limit of this message (`performance_counter` base).
+    pub instruction_limit: u64,
+    /// Maximum reply size.
+    pub max_reply: u64,
+    /// Stable bytes (4 KiB pages) this message may dirty.
+    pub stable_write_limit: u64,
+    /// Stable bytes (4 KiB pages) this message may access.
+    pub stable_access_limit: u64,
+}
+
+/// Store data of one canister instance.
+pub struct HostState {
+    /// `canister_self`.
+    pub canister_id: Principal,
+    /// The only controller.
+    pub controller: Principal,
+    /// Stable memory.
+    pub stable: StableMemory,
+    /// `certified_data_set` contents.
+    pub certified_data: Vec<u8>,
+    /// Global timer deadline (0 = inactive).
+    pub global_timer: u64,
+    /// `canister_version`.
+    pub canister_version: u64,
+    /// Cycle balance.
+    pub cycles: u128,
+    /// Maximum stable memory size in 64 KiB pages.
+    pub max_stable_pages: u64,
+    /// Current message.
+    pub msg: MessageContext,
+    /// Instruction counter global (set after instantiation).
+    pub counter: Option<Global>,
+    /// Memory 0 (set after instantiation).
+    pub memory: Option<Memory>,
+    /// `debug_print` output not yet collected by the host.
+    pub logs: Vec<String>,
+}
+
+impl HostState {
+    /// Fresh state of a newly created canister.
+    pub fn new(canister_id: Principal, controller: Principal, max_stable_pages: u64) -> Self {
+        HostState {
+            canister_id,
+            controller,
+            stable: StableMemory::default(),
+            certified_data: Vec::new(),
+            global_timer: 0,
+            canister_version: 0,
+            cycles: 100_000_000_000_000,
+            max_stable_pages,
+            msg: MessageContext::default(),
+            counter: None,
+            memory: None,
+            logs: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,672 @@
+//! The `ic0` System API imports, following the IC interface specification.
+//!
+//! [`make_import`] builds the host function for one import. Every import of a
+//! module is linked: names this host does not implement (or imported with an
+//! unexpected signature) become stubs that trap with the import's name when
+//! called, so instantiation never fails on them.
+//!
+//! Instruction overheads charged on top of the wasm instructions (the
+//! replica's `system_api_complexity` figures as far as known; see
+//! `ic-facts.md`): `msg_arg_data_copy` 500 + 1/B, `msg_reply_data_append` and
+//! `msg_reject` 500 + 50/B, `stable64_write` 20 + 1/B + 1 000 per 4 KiB page
+//! dirtied for the first time in the message, `stable64_read` 20 + 1/B,
+//! `stable64_size` 20, `stable64_grow` 100, `performance_counter` 200,
+//! `debug_print` 100 + 1/B, `call_new` 1 500, `call_perform` 5 000,
+//! `is_controller` 1 000, other calls 500 (+1/B for copies).
+
+use crate::stable_memory::OS_PAGE;
+use crate::state::{Callback, HostState, Kind, OutgoingCall, Response};
+use std::fmt;
+use wasmi::{AsContext, AsContextMut, Caller, Error, Func, FuncType, Store, Val};
+
+/// Why a message stopped abnormally (carried through wasmi as a host error).
+#[derive(Debug, Clone)]
+pub enum Trap {
+    /// `ic0.trap` (incl. Rust panics via ic-cdk).
+    Explicit(String),
+    /// An import this host does not implement.
+    Unimplemented(String),
+    /// A per-message stable memory limit.
+    StableLimit(String),
+    /// The instruction counter went below zero inside a system call.
+    InstructionLimit,
+    /// Any other trap raised by a system call.
+    Other(String),
+}
+
+impl fmt::Display for Trap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trap::Explicit(m) => write!(f, "trapped explicitly: {m}"),
+            Trap::Unimplemented(n) => write!(f, "called unimplemented system API {n}"),
+            Trap::StableLimit(m) => write!(f, "{m}"),
+            Trap::InstructionLimit => write!(f, "instruction limit exceeded"),
+            Trap::Other(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl wasmi::errors::HostError for Trap {}
+
+type C<'a> = Caller<'a, HostState>;
+
+fn trap(msg: impl Into<String>) -> Error {
+    Error::host(Trap::Other(msg.into()))
+}
+
+/// Subtracts `n` instructions from the message's counter.
+fn charge(c: &mut C, n: u64) -> Result<(), Error> {
+    let g = c.data().counter.expect("instruction counter linked");
+    let v = g.get(c.as_context()).i64().unwrap_or(0);
+    let nv = v.saturating_sub(n.min(i64::MAX as u64) as i64);
+    g.set(c.as_context_mut(), Val::I64(nv))
+        .map_err(|e| trap(e.to_string()))?;
+    if nv < 0 {
+        return Err(Error::host(Trap::InstructionLimit));
+    }
+    Ok(())
+}
+
+fn require(c: &C, api: &str, ok: bool) -> Result<(), Error> {
+    if ok {
+        Ok(())
+    } else {
+        Err(trap(format!(
+            "\"ic0.{api}\" cannot be executed in {:?} mode",
+            c.data().msg.kind
+        )))
+    }
+}
+
+fn range(ptr: u64, len: u64, size: usize, what: &str) -> Result<std::ops::Range<usize>, Error> {
+    let end = ptr
+        .checked_add(len)
+        .filter(|e| *e <= size as u64)
+        .ok_or_else(|| trap(format!("{what}: out of bounds (heap out of bounds)")))?;
+    Ok(ptr as usize..end as usize)
+}
+
+fn read_bytes(c: &C, ptr: u32, len: u32, api: &str) -> Result<Vec<u8>, Error> {
+    let mem = c.data().memory.ok_or_else(|| trap("no memory"))?;
+    let data = mem.data(c.as_context());
+    let r = range(ptr as u64, len as u64, data.len(), api)?;
+    Ok(data[r].to_vec())
+}
+
+fn write_bytes(c: &mut C, ptr: u32, bytes: &[u8], api: &str) -> Result<(), Error> {
+    let mem = c.data().memory.ok_or_else(|| trap("no memory"))?;
+    let data = mem.data_mut(c.as_context_mut());
+    let r = range(ptr as u64, bytes.len() as u64, data.len(), api)?;
+    data[r].copy_from_slice(bytes);
+    Ok(())
+}
+
+/// Copies `src[offset..offset+size]` (selected from the host state) to heap `dst`.
+fn copy_out(
+    c: &mut C,
+    api: &str,
+    dst: u32,
+    offset: u32,
+    size: u32,
+    select: impl Fn(&HostState) -> &[u8],
+) -> Result<(), Error> {
+    let mem = c.data().memory.ok_or_else(|| trap("no memory"))?;
+    let (heap, st) = mem.data_and_store_mut(c.as_context_mut());
+    let src = select(st);
+    let sr = range(offset as u64, size as u64, src.len(), api)?;
+    let dr = range(dst as u64, size as u64, heap.len(), api)?;
+    heap[dr].copy_from_slice(&src[sr]);
+    Ok(())
+}
+
+fn write_u128(c: &mut C, dst: u32, v: u128, api: &str) -> Result<(), Error> {
+    write_bytes(c, dst, &v.to_le_bytes(), api)
+}
+
+fn stable_limit_check(st: &HostState) -> Result<(), Error> {
+    let m = &st.msg;
+    if st.stable.msg_dirty_pages() * OS_PAGE > m.stable_write_limit {
+        return Err(Error::host(Trap::StableLimit(format!(
+            "Exceeded the limit for the number of modified pages in the stable memory in a single message execution: limit {} KB",
+            m.stable_write_limit / 1024
+        ))));
+    }
+    if st.stable.msg_accessed_pages() * OS_PAGE > m.stable_access_limit {
+        return Err(Error::host(Trap::StableLimit(format!(
+            "Exceeded the limit for the number of accessed pages in the stable memory in a single message execution: limit {} KB",
+            m.stable_access_limit / 1024
+        ))));
+    }
+    Ok(())
+}
+
+fn stub(store: &mut Store<HostState>, ty: FuncType, name: String) -> Func {
+    Func::new(store, ty, move |_c, _p, _r| {
+        Err(Error::host(Trap::Unimplemented(name.clone())))
+    })
+}
+
+/// Builds the host function for import `module.name` of type `ty`: the real
+/// implementation if known and the signature matches, else a trapping stub.
+pub fn make_import(store: &mut Store<HostState>, module: &str, name: &str, ty: FuncType) -> Func {
+    let full = format!("{module}.{name}");
+    if module != "ic0" {
+        return stub(store, ty, full);
+    }
+    match implementation(store, name) {
+        Some(f) if f.ty(&*store) == ty => f,
+        _ => stub(store, ty, full),
+    }
+}
+
+fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
+    let f = match name {
+        "msg_arg_data_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
+            require(&c, "msg_arg_data_size", c.data().msg.kind.has_arg())?;
+            charge(&mut c, 500)?;
+            Ok(c.data().msg.arg.len() as i32)
+        }),
+        "msg_arg_data_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
+            require(&c, "msg_arg_data_copy", c.data().msg.kind.has_arg())?;
+            charge(&mut c, 500 + size as u32 as u64)?;
+            copy_out(
+                &mut c,
+                "msg_arg_data_copy",
+                dst as u32,
+                off as u32,
+                size as u32,
+                |st| &st.msg.arg,
+            )
+        }),
+        "msg_caller_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
+            charge(&mut c, 500)?;
+            Ok(c.data().msg.caller.len() as i32)
+        }),
+        "msg_caller_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
+            charge(&mut c, 500 + size as u32 as u64)?;
+            copy_out(
+                &mut c,
+                "msg_caller_copy",
+                dst as u32,
+                off as u32,
+                size as u32,
+                |st| &st.msg.caller,
+            )
+        }),
+        "msg_caller_info_data_size" | "msg_caller_info_signer_size" => {
+            Func::wrap(s, |mut c: C| -> Result<i32, Error> {
+                charge(&mut c, 500)?;
+                Ok(0)
+            })
+        }
+        "msg_caller_info_data_copy" | "msg_caller_info_signer_copy" => {
+            Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
+                charge(&mut c, 500)?;
+                copy_out(
+                    &mut c,
+                    "msg_caller_info_copy",
+                    dst as u32,
+                    off as u32,
+                    size as u32,
+                    |_| &[],
+                )
+            })
+        }
+        "msg_reject_code" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
+            let k = c.data().msg.kind;
+            require(
+                &c,
+                "msg_reject_code",
+                matches!(k, Kind::ReplyCallback | Kind::RejectCallback),
+            )?;
+            charge(&mut c, 500)?;
+            Ok(c.data().msg.reject.as_ref().map(|r| r.0).unwrap_or(0) as i32)
+        }),
+        "msg_reject_msg_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
+            require(
+                &c,
+                "msg_reject_msg_size",
+                c.data().msg.kind == Kind::RejectCallback,
+            )?;
+            charge(&mut c, 500)?;
+            Ok(c.data().msg.reject.as_ref().map(|r| r.1.len()).unwrap_or(0) as i32)
+        }),
+        "msg_reject_msg_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
+            require(
+                &c,
+                "msg_reject_msg_copy",
+                c.data().msg.kind == Kind::RejectCallback,
+            )?;
+            charge(&mut c, 500 + size as u32 as u64)?;
+            copy_out(
+                &mut c,
+                "msg_reject_msg_copy",
+                dst as u32,
+                off as u32,
+                size as u32,
+                |st| {
+                    st.msg
+                        .reject
+                        .as_ref()
+                        .map(|r| r.1.as_bytes())
+                        .unwrap_or(&[])
+                },
+            )
+        }),
+        "msg_deadline" => Func::wrap(s, |mut c: C| -> Result<i64, Error> {
+            charge(&mut c, 500)?;
+            Ok(0)
+        }),
+        "msg_reply_data_append" => Func::wrap(s, |mut c: C, src: i32, size: i32| {
+            can_respond(&c, "msg_reply_data_append")?;
+            charge(&mut c, 500 + 50 * size as u32 as u64)?;
+            let bytes = read_bytes(&c, src as u32, size as u32, "msg_reply_data_append")?;
+            let m = &mut c.data_mut().msg;
+            if (m.reply_buf.len() + bytes.len()) as u64 > m.max_reply {
+                return Err(trap(format!(
+                    "ic0.msg_reply_data_append: application payload size ({}) cannot be larger than {}",
+                    m.reply_buf.len() + bytes.len(),
+                    m.max_reply
+                )));
+            }
+            m.reply_buf.extend_from_slice(&bytes);
+            Ok(())
+        }),
+        "msg_reply" => Func::wrap(s, |mut c: C| {
+            can_respond(&c, "msg_reply")?;
+            charge(&mut c, 500)?;
+            let m = &mut c.data_mut().msg;
+            m.response = Some(Response::Reply(std::mem::take(&mut m.reply_buf)));
+            Ok(())
+        }),
+        "msg_reject" => Func::wrap(s, |mut c: C, src: i32, size: i32| {
+            can_respond(&c, "msg_reject")?;
+            charge(&mut c, 500 + 50 * size as u32 as u64)?;
+            let bytes = read_bytes(&c, src as u32, size as u32, "msg_reject")?;
+            let message =
+                String::from_utf8(bytes).map_err(|_| trap("ic0.msg_reject: invalid UTF-8"))?;
+            c.data_mut().msg.response = Some(Response::Reject { code: 4, message });
+            Ok(())
+        }),
+        "msg_cycles_available128" | "msg_cycles_refunded128" => {
+            Func::wrap(s, |mut c: C, dst: i32| {
+                charge(&mut c, 500)?;
+                write_u128(&mut c, dst as u32, 0, "msg_cycles")
+            })
+        }
+        "msg_cycles_accept128" => Func::wrap(s, |mut c: C, _hi: i64, _lo: i64, dst: i32| {
+            charge(&mut c, 500)?;
+            write_u128(&mut c, dst as u32, 0, "msg_cycles_accept128")
+        }),
+        "cycles_burn128" => Func::wrap(s, |mut c: C, hi: i64, lo: i64, dst: i32| {
+            charge(&mut c, 500)?;
+            let want = ((hi as u64 as u128) << 64) | lo as u64 as u128;
+            let burned = want.min(c.data().cycles);
+            c.data_mut().cycles -= burned;
+            write_u128(&mut c, dst as u32, burned, "cycles_burn128")
+        }),
+        "canister_self_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
+            charge(&mut c, 500)?;
+            Ok(c.data().canister_id.as_slice().len() as i32)
+        }),
+        "canister_self_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
+            charge(&mut c, 500 + size as u32 as u64)?;
+            copy_out(
+                &mut c,
+                "canister_self_copy",
+                dst as u32,
+                off as u32,
+                size as u32,
+                |st| st.canister_id.as_slice(),
+            )
+        }),
+        "canister_cycle_balance128" | "canister_liquid_cycle_balance128" => {
+            Func::wrap(s, |mut c: C, dst: i32| {
+                charge(&mut c, 500)?;
+                let b = c.data().cycles;
+                write_u128(&mut c, dst as u32, b, "canister_cycle_balance128")
+            })
+        }
+        "canister_status" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
+            charge(&mut c, 500)?;
+            Ok(1)
+        }),
+        "canister_version" => Func::wrap(s, |mut c: C| -> Result<i64, Error> {
+            charge(&mut c, 500)?;
+            Ok(c.data().canister_version as i64)
+        }),
+        "subnet_self_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
+            charge(&mut c, 500)?;
+            Ok(SUBNET_ID.len() as i32)
+        }),
+        "subnet_self_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
+            charge(&mut c, 500 + size as u32 as u64)?;
+            copy_out(
+                &mut c,
+                "subnet_self_copy",
+                dst as u32,
+                off as u32,
+                size as u32,
+                |_| SUBNET_ID,
+            )
+        }),
+        "subnet_self_node_count" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
+            charge(&mut c, 500)?;
+            Ok(13)
+        }),
+        "msg_method_name_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
+            let k = c.data().msg.kind;
+            require(
+                &c,
+                "msg_method_name_size",
+                matches!(k, Kind::Update | Kind::Query | Kind::ReplicatedQuery),
+            )?;
+            charge(&mut c, 500)?;
+            Ok(c.data().msg.method.len() as i32)
+        }),
+        "msg_method_name_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
+            let k = c.data().msg.kind;
+            require(
+                &c,
+                "msg_method_name_copy",
+                matches!(k, Kind::Update | Kind::Query | Kind::ReplicatedQuery),
+            )?;
+            charge(&mut c, 500 + size as u32 as u64)?;
+            copy_out(
+                &mut c,
+                "msg_method_name_copy",
+                dst as u32,
+                off as u32,
+                size as u32,
+                |st| st.msg.method.as_bytes(),
+            )
+        }),
+        "accept_message" => Func::wrap(s, |c: C| require(&c, "accept_message", false)),
+        "call_new" => Func::wrap(
+            s,
+            |mut c: C,
+             callee_src: i32,
+             callee_size: i32,
+             name_src: i32,
+             name_size: i32,
+             reply_fun: i32,
+             reply_env: i32,
+             reject_fun: i32,
+             reject_env: i32| {
+                require(&c, "call_new", c.data().msg.kind.can_call())?;
+                charge(&mut c, 1500)?;
+                let callee = read_bytes(&c, callee_src as u32, callee_size as u32, "call_new")?;
+                let name = read_bytes(&c, name_src as u32, name_size as u32, "call_new")?;
+                let method = String::from_utf8(name)
+                    .map_err(|_| trap("ic0.call_new: method name is not UTF-8"))?;
+                c.data_mut().msg.pending_call = Some(OutgoingCall {
+                    callee,
+                    method,
+                    arg: Vec::new(),
+                    callback: Callback {
+                        reply: (reply_fun as u32, reply_env as u32),
+                        reject: (reject_fun as u32, reject_env as u32),
+                        cleanup: None,
+                    },
+                    cycles: 0,
+                });
+                Ok(())
+            },
+        ),
+        "call_on_cleanup" => Func::wrap(s, |mut c: C, fun: i32, env: i32| {
+            charge(&mut c, 500)?;
+            let p = c
+                .data_mut()
+                .msg
+                .pending_call
+                .as_mut()
+                .ok_or_else(|| trap("ic0.call_on_cleanup: no call in progress"))?;
+            if p.callback.cleanup.is_some() {
+                return Err(trap("ic0.call_on_cleanup: cleanup already set"));
+            }
+            p.callback.cleanup = Some((fun as u32, env as u32));
+            Ok(())
+        }),
+        "call_data_append" => Func::wrap(s, |mut c: C, src: i32, size: i32| {
+            charge(&mut c, 500 + size as u32 as u64)?;
+            let bytes = read_bytes(&c, src as u32, size as u32, "call_data_append")?;
+            let p = c
+                .data_mut()
+                .msg
+                .pending_call
+                .as_mut()
+                .ok_or_else(|| trap("ic0.call_data_append: no call in progress"))?;
+            p.arg.extend_from_slice(&bytes);
+            Ok(())
+        }),
+        "call_with_best_effort_response" => {
+            Func::wrap(s, |mut c: C, _t: i32| {
+                charge(&mut c, 500)?;
+                c.data().msg.pending_call.as_ref().ok_or_else(|| {
+                    trap("ic0.call_with_best_effort_response: no call in progress")
+                })?;
+                Ok(())
+            })
+        }
+        "call_cycles_add128" => Func::wrap(s, |mut c: C, hi: i64, lo: i64| {
+            charge(&mut c, 500)?;
+            let amount = ((hi as u64 as u128) << 64) | lo as u64 as u128;
+            let st = c.data_mut();
+            if amount > st.cycles {
+                return Err(trap("ic0.call_cycles_add128: insufficient cycles balance"));
+            }
+            let p = st
+                .msg
+                .pending_call
+                .as_mut()
+                .ok_or_else(|| trap("ic0.call_cycles_add128: no call in progress"))?;
+            p.cycles += amount;
+            st.cycles -= amount;
+            Ok(())
+        }),
+        "call_perform" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
+            require(&c, "call_perform", c.data().msg.kind.can_call())?;
+            charge(&mut c, 5000)?;
+            let m = &mut c.data_mut().msg;
+            let call = m
+                .pending_call
+                .take()
+                .ok_or_else(|| trap("ic0.call_perform: no call in progress"))?;
+            m.calls.push(call);
+            Ok(0)
+        }),
+        "stable64_size" => Func::wrap(s, |mut c: C| -> Result<i64, Error> {
+            charge(&mut c, 20)?;
+            Ok(c.data().stable.size_pages() as i64)
+        }),
+        "stable64_grow" => Func::wrap(s, |mut c: C, new_pages: i64| -> Result<i64, Error> {
+            charge(&mut c, 100)?;
+            let st = c.data_mut();
+            let max = st.max_stable_pages;
+            Ok(st.stable.grow(new_pages as u64, max))
+        }),
+        "stable64_write" => Func::wrap(s, |mut c: C, offset: i64, src: i64, size: i64| {
+            charge(&mut c, 20 + size as u64)?;
+            let mem = c.data().memory.ok_or_else(|| trap("no memory"))?;
+            let (heap, st) = mem.data_and_store_mut(c.as_context_mut());
+            let r = range(src as u64, size as u64, heap.len(), "stable64_write")?;
+            let dirty = st
+                .stable
+                .write(offset as u64, &heap[r])
+                .map_err(|_| trap("stable memory out of bounds"))?;
+            stable_limit_check(st)?;
+            charge(&mut c, dirty * 1000)
+        }),
+        "stable64_read" => Func::wrap(s, |mut c: C, dst: i64, offset: i64, size: i64| {
+            charge(&mut c, 20 + size as u64)?;
+            let mem = c.data().memory.ok_or_else(|| trap("no memory"))?;
+            let (heap, st) = mem.data_and_store_mut(c.as_context_mut());
+            let r = range(dst as u64, size as u64, heap.len(), "stable64_read")?;
+            st.stable
+                .read(offset as u64, &mut heap[r])
+                .map_err(|_| trap("stable memory out of bounds"))?;
+            stable_limit_check(st)
+        }),
+        "certified_data_set" => Func::wrap(s, |mut c: C, src: i32, size: i32| {
+            require(&c, "certified_data_set", c.data().msg.kind.can_modify())?;
+            charge(&mut c, 500 + size as u32 as u64)?;
+            if size as u32 > 32 {
+                return Err(trap(
+                    "ic0.certified_data_set: certified data is limited to 32 bytes",
+                ));
+            }
+            let bytes = read_bytes(&c, src as u32, size as u32, "certified_data_set")?;
+            c.data_mut().certified_data = bytes;
+            Ok(())
+        }),
+        "data_certificate_present" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
+            charge(&mut c, 500)?;
+            Ok((c.data().msg.kind == Kind::Query) as i32)
+        }),
+        "data_certificate_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
+            require(
+                &c,
+                "data_certificate_size",
+                c.data().msg.kind == Kind::Query,
+            )?;
+            charge(&mut c, 500)?;
+            Ok(certificate(c.data()).len() as i32)
+        }),
+        "data_certificate_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
+            require(
+                &c,
+                "data_certificate_copy",
+                c.data().msg.kind == Kind::Query,
+            )?;
+            charge(&mut c, 500 + size as u32 as u64)?;
+            let cert = certificate(c.data());
+            let r = range(
+                off as u32 as u64,
+                size as u32 as u64,
+                cert.len(),
+                "data_certificate_copy",
+            )?;
+            write_bytes(&mut c, dst as u32, &cert[r], "data_certificate_copy")
+        }),
+        "time" => Func::wrap(s, |mut c: C| -> Result<i64, Error> {
+            charge(&mut c, 500)?;
+            Ok(c.data().msg.time as i64)
+        }),
+        "global_timer_set" => Func::wrap(s, |mut c: C, ts: i64| -> Result<i64, Error> {
+            require(&c, "global_timer_set", c.data().msg.kind.can_modify())?;
+            charge(&mut c, 500)?;
+            let st = c.data_mut();
+            let old = st.global_timer;
+            st.global_timer = ts as u64;
+            Ok(old as i64)
+        }),
+        "performance_counter" => Func::wrap(s, |mut c: C, ty: i32| -> Result<i64, Error> {
+            charge(&mut c, 200)?;
+            if ty != 0 && ty != 1 {
+                return Err(trap(format!(
+                    "ic0.performance_counter: unknown counter type {ty}"
+                )));
+            }
+            let g = c.data().counter.expect("counter");
+            let left = g.get(c.as_context()).i64().unwrap_or(0).max(0) as u64;
+            Ok(c.data().msg.instruction_limit.saturating_sub(left) as i64)
+        }),
+        "is_controller" => Func::wrap(s, |mut c: C, src: i32, size: i32| -> Result<i32, Error> {
+            charge(&mut c, 1000 + size as u32 as u64)?;
+            if size as u32 > 29 {
+                return Err(trap("ic0.is_controller: invalid principal"));
+            }
+            let bytes = read_bytes(&c, src as u32, size as u32, "is_controller")?;
+            Ok((bytes == c.data().controller.as_slice()) as i32)
+        }),
+        "in_replicated_execution" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
+            charge(&mut c, 500)?;
+            Ok((c.data().msg.kind != Kind::Query) as i32)
+        }),
+        "cost_call" => Func::wrap(s, |mut c: C, name_size: i64, payload: i64, dst: i32| {
+            charge(&mut c, 500)?;
+            let cost =
+                260_000u128 + 1_000u128 * (name_size as u64 as u128 + payload as u64 as u128);
+            write_u128(&mut c, dst as u32, cost, "cost_call")
+        }),
+        "env_var_count" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
+            charge(&mut c, 500)?;
+            Ok(0)
+        }),
+        "env_var_name_exists" => {
+            Func::wrap(s, |mut c: C, _src: i32, _size: i32| -> Result<i32, Error> {
+                charge(&mut c, 500)?;
+                Ok(0)
+            })
+        }
+        "debug_print" => Func::wrap(s, |mut c: C, src: i32, size: i32| {
+            charge(&mut c, 100 + size as u32 as u64)?;
+            let bytes = read_bytes(&c, src as u32, size as u32, "debug_print")?;
+            let line = format!(
+                "[Canister {}] {}",
+                c.data().canister_id,
+                String::from_utf8_lossy(&bytes)
+            );
+            eprintln!("{line}");
+            c.data_mut().logs.push(line);
+            Ok(())
+        }),
+        "trap" => Func::wrap(s, |mut c: C, src: i32, size: i32| -> Result<(), Error> {
+            charge(&mut c, 500)?;
+            let bytes = read_bytes(&c, src as u32, size as u32, "trap").unwrap_or_default();
+            Err(Error::host(Trap::Explicit(
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )))
+        }),
+        _ => return None,
+    };
+    Some(f)
+}
+
+/// Placeholder subnet id returned by `subnet_self_copy`.
+const SUBNET_ID: &[u8] = &[0x2a; 29];
+
+/// Stand-in data certificate available to queries: not a real BLS-signed
+/// certificate, but it embeds the certified data so tests can check it.
+fn certificate(st: &HostState) -> Vec<u8> {
+    let mut v = b"embedded-ic-host-certificate:".to_vec();
+    v.extend_from_slice(&st.certified_data);
+    v
+}
+
+fn can_respond(c: &C, api: &str) -> Result<(), Error> {
+    let m = &c.data().msg;
+    require(c, api, m.kind.can_reply())?;
+    if m.responded_before || m.response.is_some() {
+        return Err(trap(format!("ic0.{api}: the call is already replied")));
+    }
+    Ok(())
+}
+
+/// Whether this host implements `ic0.<name>` (with the spec's signature).
+pub fn is_implemented(name: &str) -> bool {
+    let engine = wasmi::Engine::default();
+    let state = HostState::new(
+        candid::Principal::anonymous(),
+        candid::Principal::anonymous(),
+        0,
+    );
+    let mut store = Store::new(&engine, state);
+    implementation(&mut store, name).is_some()
+}
+
+/// The `ic0` imports of a wasm module, each with whether it is implemented.
+pub fn ic0_imports(wasm: &[u8]) -> Result<Vec<(String, bool)>, String> {
+    let mut out = Vec::new();
+    for p in wasmparser::Parser::new(0).parse_all(wasm) {
+        if let wasmparser::Payload::ImportSection(r) = p.map_err(|e| e.to_string())? {
+            for imp in r {
+                let imp = imp.map_err(|e| e.to_string())?;
+                if imp.module == "ic0" {
+                    out.push((imp.name.to_string(), is_implemented(imp.name)));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
