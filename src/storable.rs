@@ -60,3 +60,24 @@ pub fn scoped_key(principal: &candid::Principal, id: u64) -> [u8; SCOPED_KEY_BYT
 pub fn scoped_key_id(key: &[u8; SCOPED_KEY_BYTES]) -> u64 {
     read_u64(key, 30)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins the stable layout of principal-scoped keys: changing it would
+    /// orphan every stored index entry after an upgrade.
+    #[test]
+    fn scoped_key_layout_is_pinned() {
+        let principal = candid::Principal::from_slice(&[0xAB, 0xCD]);
+        let key = scoped_key(&principal, 0x0102_0304);
+        let mut expected = [0u8; SCOPED_KEY_BYTES];
+        expected[0] = 2;
+        expected[1] = 0xAB;
+        expected[2] = 0xCD;
+        expected[34..].copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(key, expected);
+        assert_eq!(scoped_key_id(&key), 0x0102_0304);
+        assert!(scoped_key(&principal, 1) < scoped_key(&principal, 2));
+    }
+}
