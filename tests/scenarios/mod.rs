@@ -15,8 +15,11 @@ use upload_harness::{backend_wasm, user, IcEnv};
 /// run it (said, never passed silently). Broken promises panic.
 pub type Outcome = Result<(), String>;
 
+/// A scenario run against one environment.
+pub type Scenario = fn(&mut dyn IcEnv) -> Outcome;
+
 /// Every scenario, by name.
-pub const ALL: &[(&str, fn(&mut dyn IcEnv) -> Outcome)] = &[
+pub const ALL: &[(&str, Scenario)] = &[
     ("out_of_order_upload_reads_back", out_of_order_upload_reads_back),
     ("resume_sends_only_missing_chunks", resume_sends_only_missing_chunks),
     ("user_errors_are_precise_and_change_nothing", user_errors_are_precise_and_change_nothing),
