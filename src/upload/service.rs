@@ -4,13 +4,11 @@
 
 use super::accounting::Accounting;
 use super::blob_store::{BlobId, BlobStore};
-use super::capsules::{CapsuleStore, MAX_CAPSULE_NAME_BYTES};
+use super::capsules::CapsuleStore;
 use super::compat::{request_key, SessionCompat};
 use super::error::{Quota, UploadError};
 use super::hashing::{HashProgress, HashSource, HashTracker};
-use super::limits::{
-    Limits, HASH_BYTES_PER_MESSAGE, MAX_CHUNK_BYTES, MAX_PAGE, MAX_READ_BYTES, SWEEP_BATCH,
-};
+use super::limits::{Limits, HASH_BYTES_PER_MESSAGE, MAX_CHUNK_BYTES, MAX_PAGE};
 use super::memories::MemoryStore;
 use super::types::*;
 use crate::memory::{self, Memories, Vm};
@@ -30,38 +28,26 @@ const MAX_IDEMPOTENCY_KEY_BYTES: usize = 128;
 /// Space the blob store may address: the MemoryManager's 256 GiB less room
 /// for the other structures. The limits keep totals below it.
 const BLOB_STORE_CAPACITY: u64 = 248 << 30;
-/// Uploads whose hashing one timer run advances.
-const HASH_BACKLOG_BATCH: usize = 16;
-
-/// What a maintenance run did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MaintenanceReport {
-    pub expired: u32,
-    pub pruned: u32,
-    pub hashed_bytes: u64,
-    /// Work remains: run again soon rather than at the next interval.
-    pub more_work: bool,
-}
 
 /// The upload domain over stable memory `M`.
 pub struct UploadService<M: Memory> {
-    sessions: SessionService<M, UploadSessionMeta>,
-    blobs: BlobStore<M>,
-    hashing: HashTracker<M>,
-    open_by_caller: StableBTreeMap<[u8; SCOPED_KEY_BYTES], (), Vm<M>>,
-    capsules: CapsuleStore<M>,
-    memories: MemoryStore<M>,
-    accounting: Accounting<M>,
+    pub(super) sessions: SessionService<M, UploadSessionMeta>,
+    pub(super) blobs: BlobStore<M>,
+    pub(super) hashing: HashTracker<M>,
+    pub(super) open_by_caller: StableBTreeMap<[u8; SCOPED_KEY_BYTES], (), Vm<M>>,
+    pub(super) capsules: CapsuleStore<M>,
+    pub(super) memories: MemoryStore<M>,
+    pub(super) accounting: Accounting<M>,
 }
 
-fn policy(limits: &Limits) -> SessionPolicy {
+pub(super) fn policy(limits: &Limits) -> SessionPolicy {
     SessionPolicy {
         idle_timeout_ns: limits.session_idle_timeout_ns,
         retention_ns: limits.finished_retention_ns,
     }
 }
 
-fn signed_in(caller: Principal) -> Result<(), UploadError> {
+pub(super) fn signed_in(caller: Principal) -> Result<(), UploadError> {
     if caller == Principal::anonymous() {
         Err(UploadError::AnonymousCaller)
     } else {
@@ -69,7 +55,7 @@ fn signed_in(caller: Principal) -> Result<(), UploadError> {
     }
 }
 
-fn check_text(what: &str, value: &str, max: usize) -> Result<(), UploadError> {
+pub(super) fn check_text(what: &str, value: &str, max: usize) -> Result<(), UploadError> {
     if value.len() > max {
         return Err(UploadError::InvalidArgument {
             reason: format!("{what} is longer than {max} bytes"),
@@ -127,69 +113,6 @@ impl<M: Memory + Clone> UploadService<M> {
             accounting,
         }
     }
-
-    // ---- capsules ----
-
-    /// Creates a capsule owned by `caller`.
-    pub fn create_capsule(
-        &mut self,
-        caller: Principal,
-        now: u64,
-        name: String,
-    ) -> Result<Capsule, UploadError> {
-        signed_in(caller)?;
-        check_text("capsule name", &name, MAX_CAPSULE_NAME_BYTES)?;
-        let capsule = Capsule {
-            capsule_id: self.accounting.next_capsule_id(),
-            name,
-            owner: caller,
-            writers: Vec::new(),
-            created_at: now,
-        };
-        self.capsules.insert(capsule.clone());
-        Ok(capsule)
-    }
-
-    pub fn capsule(
-        &self,
-        caller: Principal,
-        capsule_id: CapsuleId,
-    ) -> Result<Capsule, UploadError> {
-        self.capsules.writable_by(capsule_id, caller)
-    }
-
-    pub fn my_capsules(
-        &self,
-        caller: Principal,
-        after: Option<CapsuleId>,
-        limit: u32,
-    ) -> Vec<Capsule> {
-        self.capsules
-            .owned(&caller, after, limit.clamp(1, MAX_PAGE) as usize)
-    }
-
-    pub fn grant_write(
-        &mut self,
-        caller: Principal,
-        capsule_id: CapsuleId,
-        writer: Principal,
-    ) -> Result<Capsule, UploadError> {
-        signed_in(caller)?;
-        let max = self.accounting.limits().max_writers_per_capsule;
-        self.capsules.grant(capsule_id, caller, writer, max)
-    }
-
-    pub fn revoke_write(
-        &mut self,
-        caller: Principal,
-        capsule_id: CapsuleId,
-        writer: Principal,
-    ) -> Result<Capsule, UploadError> {
-        signed_in(caller)?;
-        self.capsules.revoke(capsule_id, caller, writer)
-    }
-
-    // ---- uploads ----
 
     /// Starts an upload, or returns the session the same idempotency key
     /// already started for the same request.
@@ -559,185 +482,16 @@ impl<M: Memory + Clone> UploadService<M> {
         Ok(ByteBuf::from(Sha256::digest(&buf).to_vec()))
     }
 
-    // ---- memories ----
-
-    pub fn memory(
-        &self,
-        caller: Principal,
-        memory_id: MemoryItemId,
-    ) -> Result<MemoryRecord, UploadError> {
-        let record = self
-            .memories
-            .get(memory_id)
-            .ok_or(UploadError::MemoryNotFound { memory_id })?;
-        self.capsules.writable_by(record.capsule_id, caller)?;
-        Ok(record)
-    }
-
-    pub fn list_memories(
-        &self,
-        caller: Principal,
-        request: ListMemories,
-    ) -> Result<MemoriesPage, UploadError> {
-        self.capsules.writable_by(request.capsule_id, caller)?;
-        let limit = request.limit.clamp(1, MAX_PAGE) as usize;
-        let (memories, more) = self
-            .memories
-            .in_capsule(request.capsule_id, request.after, limit);
-        let next_after = if more {
-            memories.last().map(|m| m.memory_id)
-        } else {
-            None
-        };
-        Ok(MemoriesPage {
-            memories,
-            next_after,
-        })
-    }
-
-    /// A byte range of a committed memory, at most `MAX_READ_BYTES`.
-    pub fn read(&self, caller: Principal, request: ReadRange) -> Result<ByteBuf, UploadError> {
-        let record = self.memory(caller, request.memory_id)?;
-        if request.length > MAX_READ_BYTES {
-            return Err(UploadError::QuotaExceeded {
-                quota: Quota::ReadBytes,
-                limit: MAX_READ_BYTES,
-                requested: request.length,
-            });
-        }
-        if request.offset.saturating_add(request.length) > record.byte_len {
-            return Err(UploadError::RangeOutOfBounds {
-                offset: request.offset,
-                length: request.length,
-                byte_len: record.byte_len,
-            });
-        }
-        let mut buf = vec![0u8; request.length as usize];
-        self.blobs
-            .read(record.blob_id, request.offset, &mut buf)
-            .expect("bug: a memory's blob is shorter than the memory");
-        Ok(ByteBuf::from(buf))
-    }
-
-    /// Deletes a memory and frees its blob's space for reuse.
-    pub fn delete_memory(
-        &mut self,
-        caller: Principal,
-        memory_id: MemoryItemId,
-    ) -> Result<(), UploadError> {
-        signed_in(caller)?;
-        let record = self.memory(caller, memory_id)?;
-        self.memories.remove(memory_id);
-        self.blobs
-            .free(record.blob_id)
-            .expect("bug: a memory's blob was already freed");
-        self.accounting.unstore(record.uploaded_by, record.byte_len);
-        Ok(())
-    }
-
-    // ---- administration ----
-
-    pub fn stats(&self, caller: Principal) -> Stats {
-        let blobs = self.blobs.stats();
-        let ledger = self.accounting.ledger();
-        Stats {
-            used_bytes: blobs.used_bytes,
-            free_bytes: blobs.free_bytes,
-            high_water_bytes: blobs.high_water_bytes,
-            reserved_bytes: ledger.reserved_bytes,
-            stored_bytes: ledger.stored_bytes,
-            open_sessions: ledger.open_sessions,
-            session_records: self.sessions.len(),
-            memories: self.memories.len(),
-            caller: self.accounting.usage(&caller),
-            limits: ledger.limits.clone(),
-        }
-    }
-
-    /// Usage of every caller, a page at a time (for controllers).
-    pub fn usage_page(
-        &self,
-        after: Option<Principal>,
-        limit: u32,
-    ) -> Vec<(Principal, CallerUsage)> {
-        self.accounting
-            .usage_page(after, limit.clamp(1, MAX_PAGE) as usize)
-    }
-
-    /// Controllers only.
-    pub fn set_limits(
-        &mut self,
-        caller_is_controller: bool,
-        limits: Limits,
-    ) -> Result<(), UploadError> {
-        if !caller_is_controller {
-            return Err(UploadError::NotAuthorized);
-        }
-        self.accounting.set_limits(limits.clone())?;
-        self.sessions.set_policy(policy(&limits));
-        Ok(())
-    }
-
-    /// Bounded background work: expires idle sessions (freeing their space),
-    /// prunes old finished records, and advances hashing that fell behind.
-    pub fn maintenance(&mut self, now: u64) -> MaintenanceReport {
-        let mut report = MaintenanceReport::default();
-        let due = self.sessions.due(now, SWEEP_BATCH);
-        report.more_work = due.len() == SWEEP_BATCH;
-        for sid in due {
-            let Some(session) = self.sessions.get(sid) else {
-                continue;
-            };
-            if session.status == SessionStatus::Pending {
-                if self.expire_session(sid, now) {
-                    report.expired += 1;
-                }
-            } else {
-                self.sessions.remove(sid);
-                self.hashing.remove(sid);
-                report.pruned += 1;
-            }
-        }
-        let mut budget = HASH_BYTES_PER_MESSAGE;
-        for sid in self.hashing.backlog(HASH_BACKLOG_BATCH) {
-            if budget == 0 {
-                break;
-            }
-            let Some(session) = self
-                .sessions
-                .get(sid)
-                .filter(|s| s.status == SessionStatus::Pending)
-            else {
-                self.hashing.remove(sid);
-                continue;
-            };
-            let before = self.hashing.get(sid).hashed_bytes();
-            let after = self
-                .advance_hashing_within(&session, None, budget)
-                .hashed_bytes();
-            let spent = after.saturating_sub(before);
-            report.hashed_bytes += spent;
-            budget = budget.saturating_sub(spent.max(1));
-        }
-        report.more_work |= self.hashing.has_backlog();
-        report
-    }
-
-    /// Whether hashing has work waiting (so a timer should run soon).
-    pub fn has_hashing_backlog(&self) -> bool {
-        self.hashing.has_backlog()
-    }
-
     // ---- internals ----
 
-    fn session(&self, session_id: SessionId) -> Result<UploadSession, UploadError> {
+    pub(super) fn session(&self, session_id: SessionId) -> Result<UploadSession, UploadError> {
         self.sessions
             .get(session_id)
             .ok_or(UploadError::SessionNotFound { session_id })
     }
 
     /// The session, if it belongs to `caller`.
-    fn owned_session(
+    pub(super) fn owned_session(
         &self,
         caller: Principal,
         session_id: SessionId,
@@ -776,7 +530,7 @@ impl<M: Memory + Clone> UploadService<M> {
         self.advance_hashing_within(session, fresh, HASH_BYTES_PER_MESSAGE)
     }
 
-    fn advance_hashing_within(
+    pub(super) fn advance_hashing_within(
         &mut self,
         session: &UploadSession,
         fresh: Option<(u32, &[u8])>,
@@ -808,7 +562,7 @@ impl<M: Memory + Clone> UploadService<M> {
 
     /// Records an idle session as expired and frees what it held. False if
     /// it was not due.
-    fn expire_session(&mut self, session_id: SessionId, now: u64) -> bool {
+    pub(super) fn expire_session(&mut self, session_id: SessionId, now: u64) -> bool {
         match self.sessions.expire(session_id, now) {
             Ok(session) => {
                 self.release(&session);

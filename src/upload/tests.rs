@@ -718,65 +718,81 @@ fn step() -> impl Strategy<Value = Step> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
-    /// Random order, duplicates, conflicting retries, early finishes and
-    /// upgrades: the upload commits exactly when every chunk arrived, and
-    /// its bytes are the file's.
+    /// Random order, duplicates, corrupt and conflicting chunks, early
+    /// finishes, repairs and upgrades, against a model of what the upload
+    /// holds: it commits exactly when every chunk arrived with the right
+    /// bytes, and then reads back as the file.
     #[test]
     fn uploads_match_a_simple_model(steps in proptest::collection::vec(step(), 1..60), len in 1usize..800) {
         let mut fx = Fixture::new();
         let chunk = 100u32;
         let data = file(len, 11);
         let chunks = len.div_ceil(chunk as usize) as u32;
+        let piece = |index: u32| {
+            let start = (index * chunk) as usize;
+            data[start..(start + chunk as usize).min(len)].to_vec()
+        };
         let sid = fx.begin(&data, chunk, "p").unwrap().session_id;
-        let mut received = std::collections::BTreeSet::new();
+        let mut stored: std::collections::BTreeMap<u32, Vec<u8>> = Default::default();
+        let mut repairing = false;
         let mut committed = None;
         for step in steps {
             match step {
                 Step::Upgrade => fx.upgrade(),
                 Step::Put { index, corrupt } => {
-                    let start = (index * chunk) as usize;
-                    let mut bytes = if start < len { data[start..(start + chunk as usize).min(len)].to_vec() } else { vec![0] };
-                    if corrupt { bytes[0] ^= 1; }
-                    let result = fx.put_as(alice(), sid, index, &bytes, 2);
-                    if committed.is_some() {
-                        prop_assert_eq!(result, Err(UploadError::AlreadyCommitted { session_id: sid }));
-                    } else if index >= chunks {
-                        prop_assert_eq!(result, Err(UploadError::IndexOutOfRange { index, expected_chunks: chunks }));
-                    } else if corrupt && received.contains(&index) {
-                        prop_assert_eq!(result, Err(UploadError::ChunkConflict { index }));
-                    } else if corrupt {
-                        // First arrival of a corrupt chunk: stored; the file
-                        // hash will catch it. Re-send it right, as a client
-                        // repairing would, after the mismatch below.
-                        prop_assert!(result.is_ok());
-                        received.insert(index);
-                        let bad = fx.finish(sid, &data, 2);
-                        if received.len() as u32 == chunks {
-                            prop_assert!(matches!(bad, Err(UploadError::ChecksumMismatch { .. })), "{:?}", bad);
-                        } else {
-                            prop_assert!(matches!(bad, Err(UploadError::Incomplete { .. })), "{:?}", bad);
-                            fx.service.abort(alice(), 2, sid).unwrap();
-                            return Ok(());
-                        }
-                        let fixed = fx.put_as(alice(), sid, index, &data[start..(start + chunk as usize).min(len)], 2);
-                        prop_assert!(fixed.is_ok(), "{:?}", fixed);
-                    } else {
-                        prop_assert_eq!(result.map(|a| a.newly_stored), Ok(received.insert(index)));
+                    let mut bytes = if index < chunks { piece(index) } else { vec![0] };
+                    if corrupt {
+                        bytes[0] ^= 1;
                     }
+                    let result = fx.put_as(alice(), sid, index, &bytes, 2);
+                    let expected = if committed.is_some() {
+                        Err(UploadError::AlreadyCommitted { session_id: sid })
+                    } else if index >= chunks {
+                        Err(UploadError::IndexOutOfRange { index, expected_chunks: chunks })
+                    } else {
+                        match stored.get(&index) {
+                            Some(previous) if *previous == bytes => Ok(false),
+                            Some(_) if !repairing => Err(UploadError::ChunkConflict { index }),
+                            _ => {
+                                stored.insert(index, bytes);
+                                Ok(true)
+                            }
+                        }
+                    };
+                    prop_assert_eq!(result.map(|a| a.newly_stored), expected);
                 }
                 Step::Finish => {
                     let result = fx.finish(sid, &data, 3);
-                    if received.len() as u32 == chunks {
-                        let done = result.unwrap();
-                        committed = Some(done);
+                    if committed.is_some() {
+                        prop_assert_eq!(result.as_ref().ok(), committed.as_ref());
+                    } else if (stored.len() as u32) < chunks {
+                        prop_assert_eq!(result, Err(UploadError::Incomplete { missing_chunks: chunks - stored.len() as u32 }));
+                    } else if stored.iter().all(|(i, b)| *b == piece(*i)) {
+                        committed = Some(result.unwrap());
                     } else {
-                        prop_assert_eq!(result, Err(UploadError::Incomplete { missing_chunks: chunks - received.len() as u32 }));
+                        prop_assert!(matches!(result, Err(UploadError::ChecksumMismatch { .. })), "{:?}", result);
+                        repairing = true;
                     }
                 }
             }
         }
-        if let Some(done) = committed {
-            prop_assert_eq!(fx.read_all(done.memory_id, len as u64), data);
+        if committed.is_none() {
+            // Complete and repair as a client would, then finish.
+            for gap in (0..chunks).filter(|i| !stored.contains_key(i)).collect::<Vec<_>>() {
+                fx.put_as(alice(), sid, gap, &piece(gap), 4).unwrap();
+                stored.insert(gap, piece(gap));
+            }
+            let bad: Vec<u32> = (0..chunks).filter(|i| stored[i] != piece(*i)).collect();
+            if !bad.is_empty() {
+                let mismatch = fx.finish(sid, &data, 4);
+                prop_assert!(matches!(mismatch, Err(UploadError::ChecksumMismatch { .. })), "{:?}", mismatch);
+                for index in bad {
+                    prop_assert!(fx.put_as(alice(), sid, index, &piece(index), 4).unwrap().newly_stored);
+                }
+            }
+            committed = Some(fx.finish(sid, &data, 5).unwrap());
         }
+        let done = committed.unwrap();
+        prop_assert_eq!(fx.read_all(done.memory_id, len as u64), data);
     }
 }

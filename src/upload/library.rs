@@ -1,0 +1,187 @@
+//! Capsules, committed memories and administration: the parts of the
+//! upload service that are not about sessions in progress.
+
+use super::capsules::MAX_CAPSULE_NAME_BYTES;
+use super::error::{Quota, UploadError};
+use super::limits::{Limits, MAX_PAGE, MAX_READ_BYTES};
+use super::service::{check_text, policy, signed_in, UploadService};
+use super::types::*;
+use candid::Principal;
+use ic_stable_structures::Memory;
+use serde_bytes::ByteBuf;
+
+impl<M: Memory + Clone> UploadService<M> {
+    /// Creates a capsule owned by `caller`.
+    pub fn create_capsule(
+        &mut self,
+        caller: Principal,
+        now: u64,
+        name: String,
+    ) -> Result<Capsule, UploadError> {
+        signed_in(caller)?;
+        check_text("capsule name", &name, MAX_CAPSULE_NAME_BYTES)?;
+        let capsule = Capsule {
+            capsule_id: self.accounting.next_capsule_id(),
+            name,
+            owner: caller,
+            writers: Vec::new(),
+            created_at: now,
+        };
+        self.capsules.insert(capsule.clone());
+        Ok(capsule)
+    }
+
+    pub fn capsule(
+        &self,
+        caller: Principal,
+        capsule_id: CapsuleId,
+    ) -> Result<Capsule, UploadError> {
+        self.capsules.writable_by(capsule_id, caller)
+    }
+
+    pub fn my_capsules(
+        &self,
+        caller: Principal,
+        after: Option<CapsuleId>,
+        limit: u32,
+    ) -> Vec<Capsule> {
+        self.capsules
+            .owned(&caller, after, limit.clamp(1, MAX_PAGE) as usize)
+    }
+
+    pub fn grant_write(
+        &mut self,
+        caller: Principal,
+        capsule_id: CapsuleId,
+        writer: Principal,
+    ) -> Result<Capsule, UploadError> {
+        signed_in(caller)?;
+        let max = self.accounting.limits().max_writers_per_capsule;
+        self.capsules.grant(capsule_id, caller, writer, max)
+    }
+
+    pub fn revoke_write(
+        &mut self,
+        caller: Principal,
+        capsule_id: CapsuleId,
+        writer: Principal,
+    ) -> Result<Capsule, UploadError> {
+        signed_in(caller)?;
+        self.capsules.revoke(capsule_id, caller, writer)
+    }
+
+    pub fn memory(
+        &self,
+        caller: Principal,
+        memory_id: MemoryItemId,
+    ) -> Result<MemoryRecord, UploadError> {
+        let record = self
+            .memories
+            .get(memory_id)
+            .ok_or(UploadError::MemoryNotFound { memory_id })?;
+        self.capsules.writable_by(record.capsule_id, caller)?;
+        Ok(record)
+    }
+
+    pub fn list_memories(
+        &self,
+        caller: Principal,
+        request: ListMemories,
+    ) -> Result<MemoriesPage, UploadError> {
+        self.capsules.writable_by(request.capsule_id, caller)?;
+        let limit = request.limit.clamp(1, MAX_PAGE) as usize;
+        let (memories, more) = self
+            .memories
+            .in_capsule(request.capsule_id, request.after, limit);
+        let next_after = if more {
+            memories.last().map(|m| m.memory_id)
+        } else {
+            None
+        };
+        Ok(MemoriesPage {
+            memories,
+            next_after,
+        })
+    }
+
+    /// A byte range of a committed memory, at most `MAX_READ_BYTES`.
+    pub fn read(&self, caller: Principal, request: ReadRange) -> Result<ByteBuf, UploadError> {
+        let record = self.memory(caller, request.memory_id)?;
+        if request.length > MAX_READ_BYTES {
+            return Err(UploadError::QuotaExceeded {
+                quota: Quota::ReadBytes,
+                limit: MAX_READ_BYTES,
+                requested: request.length,
+            });
+        }
+        if request.offset.saturating_add(request.length) > record.byte_len {
+            return Err(UploadError::RangeOutOfBounds {
+                offset: request.offset,
+                length: request.length,
+                byte_len: record.byte_len,
+            });
+        }
+        let mut buf = vec![0u8; request.length as usize];
+        self.blobs
+            .read(record.blob_id, request.offset, &mut buf)
+            .expect("bug: a memory's blob is shorter than the memory");
+        Ok(ByteBuf::from(buf))
+    }
+
+    /// Deletes a memory and frees its blob's space for reuse.
+    pub fn delete_memory(
+        &mut self,
+        caller: Principal,
+        memory_id: MemoryItemId,
+    ) -> Result<(), UploadError> {
+        signed_in(caller)?;
+        let record = self.memory(caller, memory_id)?;
+        self.memories.remove(memory_id);
+        self.blobs
+            .free(record.blob_id)
+            .expect("bug: a memory's blob was already freed");
+        self.accounting.unstore(record.uploaded_by, record.byte_len);
+        Ok(())
+    }
+
+    pub fn stats(&self, caller: Principal) -> Stats {
+        let blobs = self.blobs.stats();
+        let ledger = self.accounting.ledger();
+        Stats {
+            used_bytes: blobs.used_bytes,
+            free_bytes: blobs.free_bytes,
+            high_water_bytes: blobs.high_water_bytes,
+            reserved_bytes: ledger.reserved_bytes,
+            stored_bytes: ledger.stored_bytes,
+            open_sessions: ledger.open_sessions,
+            session_records: self.sessions.len(),
+            memories: self.memories.len(),
+            caller: self.accounting.usage(&caller),
+            limits: ledger.limits.clone(),
+        }
+    }
+
+    /// Usage of every caller, a page at a time (for controllers).
+    pub fn usage_page(
+        &self,
+        after: Option<Principal>,
+        limit: u32,
+    ) -> Vec<(Principal, CallerUsage)> {
+        self.accounting
+            .usage_page(after, limit.clamp(1, MAX_PAGE) as usize)
+    }
+
+    /// Controllers only.
+    pub fn set_limits(
+        &mut self,
+        caller_is_controller: bool,
+        limits: Limits,
+    ) -> Result<(), UploadError> {
+        if !caller_is_controller {
+            return Err(UploadError::NotAuthorized);
+        }
+        self.accounting.set_limits(limits.clone())?;
+        self.sessions.set_policy(policy(&limits));
+        Ok(())
+    }
+}

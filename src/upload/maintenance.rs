@@ -1,0 +1,73 @@
+//! Background work, run by timers in bounded batches: expiring idle
+//! sessions (freeing their space), pruning old finished records, and
+//! advancing hashing that fell behind.
+
+use super::limits::{HASH_BYTES_PER_MESSAGE, SWEEP_BATCH};
+use super::service::UploadService;
+use super::types::SessionStatus;
+use ic_stable_structures::Memory;
+
+/// Uploads whose hashing one timer run advances.
+const HASH_BACKLOG_BATCH: usize = 16;
+
+/// What a maintenance run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    pub expired: u32,
+    pub pruned: u32,
+    pub hashed_bytes: u64,
+    /// Work remains: run again soon rather than at the next interval.
+    pub more_work: bool,
+}
+
+impl<M: Memory + Clone> UploadService<M> {
+    /// Bounded background work: expires idle sessions (freeing their space),
+    /// prunes old finished records, and advances hashing that fell behind.
+    pub fn maintenance(&mut self, now: u64) -> MaintenanceReport {
+        let mut report = MaintenanceReport::default();
+        let due = self.sessions.due(now, SWEEP_BATCH);
+        report.more_work = due.len() == SWEEP_BATCH;
+        for sid in due {
+            let Some(session) = self.sessions.get(sid) else {
+                continue;
+            };
+            if session.status == SessionStatus::Pending {
+                if self.expire_session(sid, now) {
+                    report.expired += 1;
+                }
+            } else {
+                self.sessions.remove(sid);
+                self.hashing.remove(sid);
+                report.pruned += 1;
+            }
+        }
+        let mut budget = HASH_BYTES_PER_MESSAGE;
+        for sid in self.hashing.backlog(HASH_BACKLOG_BATCH) {
+            if budget == 0 {
+                break;
+            }
+            let Some(session) = self
+                .sessions
+                .get(sid)
+                .filter(|s| s.status == SessionStatus::Pending)
+            else {
+                self.hashing.remove(sid);
+                continue;
+            };
+            let before = self.hashing.get(sid).hashed_bytes();
+            let after = self
+                .advance_hashing_within(&session, None, budget)
+                .hashed_bytes();
+            let spent = after.saturating_sub(before);
+            report.hashed_bytes += spent;
+            budget = budget.saturating_sub(spent.max(1));
+        }
+        report.more_work |= self.hashing.has_backlog();
+        report
+    }
+
+    /// Whether hashing has work waiting (so a timer should run soon).
+    pub fn has_hashing_backlog(&self) -> bool {
+        self.hashing.has_backlog()
+    }
+}
