@@ -198,6 +198,8 @@ struct Progress {
     start: Instant,
     last_draw: Option<Instant>,
     last_decile: u64,
+    /// What the last line showed: the same line is not printed twice.
+    shown: Option<(u64, u32, u64)>,
     tty: bool,
 }
 
@@ -209,11 +211,15 @@ impl Progress {
             start: Instant::now(),
             last_draw: None,
             last_decile: 0,
+            shown: None,
             tty: std::io::stderr().is_terminal(),
         }
     }
 
     fn update(&mut self, bytes: u64, chunks: u32, hashed: u64) {
+        if self.shown == Some((bytes, chunks, hashed)) {
+            return;
+        }
         let done = chunks == self.total_chunks;
         let fraction = if self.total_bytes == 0 {
             1.0
@@ -235,6 +241,7 @@ impl Progress {
             self.last_decile = decile;
         }
         self.last_draw = Some(Instant::now());
+        self.shown = Some((bytes, chunks, hashed));
         const WIDTH: usize = 30;
         let filled = ((fraction * WIDTH as f64) as usize).min(WIDTH);
         let secs = self.start.elapsed().as_secs_f64().max(1e-9);
@@ -306,7 +313,7 @@ fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push('_');
         }
         out.push(c);
@@ -666,6 +673,11 @@ fn run(args: Args) -> Result<bool, String> {
             count(instructions.total),
             count(per_mib as u64)
         );
+        if pending > 0 {
+            println!(
+                "                    (not counting the hashing timers did between finish calls)"
+            );
+        }
         println!(
             "  largest message   {} ({}) = {:.2} % of the {} limit",
             count(instructions.max),
