@@ -27,7 +27,11 @@ on_embedded_host!(
 
 #[test]
 fn every_scenario_runs_here() {
-    assert_eq!(scenarios::ALL.len(), 9, "add new scenarios to the list above");
+    assert_eq!(
+        scenarios::ALL.len(),
+        9,
+        "add new scenarios to the list above"
+    );
 }
 
 /// Instruction counts are deterministic: the embedded host counts like the
@@ -51,13 +55,19 @@ fn instruction_budgets_per_byte() {
         .session_id;
     let mut per_byte = Vec::new();
     for index in 0..4 {
-        alice.put_chunk_of(sid, &data, chunk, index).unwrap().unwrap();
+        alice
+            .put_chunk_of(sid, &data, chunk, index)
+            .unwrap()
+            .unwrap();
         per_byte.push(alice.env.last_instructions().unwrap() as f64 / chunk as f64);
     }
     // Decode (~1/B), stable write (~1.24/B) and one SHA-256 pass (~76/B):
     // the floor is about 80 instructions a byte.
     for cost in &per_byte {
-        assert!((75.0..90.0).contains(cost), "in-order chunk costs {cost:.1} instructions/byte");
+        assert!(
+            (75.0..90.0).contains(cost),
+            "in-order chunk costs {cost:.1} instructions/byte"
+        );
     }
     let committed = alice.finish(sid, &data).unwrap().unwrap();
     let finish = alice.env.last_instructions().unwrap();
@@ -68,6 +78,9 @@ fn instruction_budgets_per_byte() {
         .unwrap();
     let read = alice.env.last_instructions().unwrap() as f64 / MAX_READ_BYTES as f64;
     // A reply costs 50 instructions a byte on the IC: reading is bound by it.
-    assert!((50.0..60.0).contains(&read), "reading costs {read:.1} instructions/byte");
+    assert!(
+        (50.0..60.0).contains(&read),
+        "reading costs {read:.1} instructions/byte"
+    );
     eprintln!("put_chunk {per_byte:.1?} instructions/byte, finish {finish}, read {read:.1}/byte");
 }

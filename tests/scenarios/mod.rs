@@ -20,15 +20,36 @@ pub type Scenario = fn(&mut dyn IcEnv) -> Outcome;
 
 /// Every scenario, by name.
 pub const ALL: &[(&str, Scenario)] = &[
-    ("out_of_order_upload_reads_back", out_of_order_upload_reads_back),
-    ("resume_sends_only_missing_chunks", resume_sends_only_missing_chunks),
-    ("user_errors_are_precise_and_change_nothing", user_errors_are_precise_and_change_nothing),
+    (
+        "out_of_order_upload_reads_back",
+        out_of_order_upload_reads_back,
+    ),
+    (
+        "resume_sends_only_missing_chunks",
+        resume_sends_only_missing_chunks,
+    ),
+    (
+        "user_errors_are_precise_and_change_nothing",
+        user_errors_are_precise_and_change_nothing,
+    ),
     ("upgrade_mid_upload_resumes", upgrade_mid_upload_resumes),
-    ("trap_after_write_leaves_no_trace", trap_after_write_leaves_no_trace),
-    ("expired_sessions_are_swept_and_space_reused", expired_sessions_are_swept_and_space_reused),
-    ("large_file_within_message_limits", large_file_within_message_limits),
+    (
+        "trap_after_write_leaves_no_trace",
+        trap_after_write_leaves_no_trace,
+    ),
+    (
+        "expired_sessions_are_swept_and_space_reused",
+        expired_sessions_are_swept_and_space_reused,
+    ),
+    (
+        "large_file_within_message_limits",
+        large_file_within_message_limits,
+    ),
     ("writers_upload_until_revoked", writers_upload_until_revoked),
-    ("checksum_mismatch_then_repair", checksum_mismatch_then_repair),
+    (
+        "checksum_mismatch_then_repair",
+        checksum_mismatch_then_repair,
+    ),
 ];
 
 const ALICE: u8 = 1;
@@ -50,7 +71,9 @@ fn ok<T: std::fmt::Debug>(reply: Result<Result<T, UploadError>, String>) -> T {
 }
 
 fn err<T: std::fmt::Debug>(reply: Result<Result<T, UploadError>, String>) -> UploadError {
-    reply.expect("transport").expect_err("expected an UploadError")
+    reply
+        .expect("transport")
+        .expect_err("expected an UploadError")
 }
 
 /// Deterministic shuffle, so failures reproduce.
@@ -74,7 +97,10 @@ pub fn out_of_order_upload_reads_back(env: &mut dyn IcEnv) -> Outcome {
     let started = ok(alice.begin(capsule, "video.mp4", data.len() as u64, chunk, "k1"));
     assert_eq!(started.expected_chunks, 41);
     // A retried begin (lost reply) gets the same session.
-    assert_eq!(ok(alice.begin(capsule, "video.mp4", data.len() as u64, chunk, "k1")), started);
+    assert_eq!(
+        ok(alice.begin(capsule, "video.mp4", data.len() as u64, chunk, "k1")),
+        started
+    );
     let sid = started.session_id;
     let order = shuffled(41, 7);
     for (n, &index) in order.iter().enumerate() {
@@ -97,10 +123,22 @@ pub fn out_of_order_upload_reads_back(env: &mut dyn IcEnv) -> Outcome {
     };
     assert_eq!(committed.memory_id, started.provisional_memory_id);
     assert_eq!(committed.sha256.as_slice(), sha256(&data));
-    assert_eq!(ok(alice.finish(sid, &data)), committed, "finishing twice returns the same");
-    assert_eq!(alice.read_all(committed.memory_id, data.len() as u64).expect("read"), data);
+    assert_eq!(
+        ok(alice.finish(sid, &data)),
+        committed,
+        "finishing twice returns the same"
+    );
+    assert_eq!(
+        alice
+            .read_all(committed.memory_id, data.len() as u64)
+            .expect("read"),
+        data
+    );
     let record = ok(alice.memory(committed.memory_id));
-    assert_eq!((record.byte_len, record.name.as_str()), (data.len() as u64, "video.mp4"));
+    assert_eq!(
+        (record.byte_len, record.name.as_str()),
+        (data.len() as u64, "video.mp4")
+    );
     Ok(())
 }
 
@@ -111,14 +149,19 @@ pub fn resume_sends_only_missing_chunks(env: &mut dyn IcEnv) -> Outcome {
     let data = test_file(300 * chunk as usize, 2);
     let sid = ok(alice.begin(capsule, "a.bin", data.len() as u64, chunk, "r")).session_id;
     // The connection drops: only some chunks made it.
-    let sent: Vec<u32> = (0..300).filter(|i| i % 7 != 3 && !(100..180).contains(i)).collect();
+    let sent: Vec<u32> = (0..300)
+        .filter(|i| i % 7 != 3 && !(100..180).contains(i))
+        .collect();
     for &index in &sent {
         ok(alice.put_chunk_of(sid, &data, chunk, index));
     }
     // A reloaded page finds its open upload and asks what is missing.
     let open = alice.open_uploads().expect("uploads_mine");
     assert_eq!(open.len(), 1);
-    assert_eq!((open[0].session_id, open[0].received_chunks), (sid, sent.len() as u32));
+    assert_eq!(
+        (open[0].session_id, open[0].received_chunks),
+        (sid, sent.len() as u32)
+    );
     let first_page = ok(alice.status(sid, 0, 3));
     assert_eq!(first_page.missing.len(), 3, "the reply is paginated");
     assert!(first_page.next_from_chunk.is_some());
@@ -126,11 +169,19 @@ pub fn resume_sends_only_missing_chunks(env: &mut dyn IcEnv) -> Outcome {
     let expected: Vec<u32> = (0..300).filter(|i| !sent.contains(i)).collect();
     assert_eq!(missing, expected);
     for &index in &missing {
-        assert!(ok(alice.put_chunk_of(sid, &data, chunk, index)).newly_stored, "only missing chunks are sent");
+        assert!(
+            ok(alice.put_chunk_of(sid, &data, chunk, index)).newly_stored,
+            "only missing chunks are sent"
+        );
     }
     assert!(alice.missing_chunks(sid).expect("status").is_empty());
     let committed = ok(alice.finish(sid, &data));
-    assert_eq!(alice.read_all(committed.memory_id, data.len() as u64).expect("read"), data);
+    assert_eq!(
+        alice
+            .read_all(committed.memory_id, data.len() as u64)
+            .expect("read"),
+        data
+    );
     assert!(alice.open_uploads().expect("uploads_mine").is_empty());
     Ok(())
 }
@@ -147,21 +198,40 @@ pub fn user_errors_are_precise_and_change_nothing(env: &mut dyn IcEnv) -> Outcom
 
     let mut wrong = data.clone();
     wrong[0] ^= 1;
-    assert_eq!(err(alice.put_chunk_of(sid, &wrong, chunk, 0)), UploadError::ChunkConflict { index: 0 });
+    assert_eq!(
+        err(alice.put_chunk_of(sid, &wrong, chunk, 0)),
+        UploadError::ChunkConflict { index: 0 }
+    );
     ok(alice.put_chunk_of(sid, &data, chunk, 1));
     ok(alice.put_chunk_of(sid, &data, chunk, 2));
     // Missing chunk 3.
-    assert_eq!(err(alice.finish(sid, &data)), UploadError::Incomplete { missing_chunks: 1 });
+    assert_eq!(
+        err(alice.finish(sid, &data)),
+        UploadError::Incomplete { missing_chunks: 1 }
+    );
     // Wrong length, a chunk past the end, an oversized chunk.
     assert_eq!(
         err(alice.put_chunk(sid, 3, &data[..600])),
-        UploadError::WrongChunkLength { index: 3, expected: 500, actual: 600 }
+        UploadError::WrongChunkLength {
+            index: 3,
+            expected: 500,
+            actual: 600
+        }
     );
-    assert_eq!(err(alice.put_chunk(sid, 4, &data[..500])), UploadError::IndexOutOfRange { index: 4, expected_chunks: 4 });
+    assert_eq!(
+        err(alice.put_chunk(sid, 4, &data[..500])),
+        UploadError::IndexOutOfRange {
+            index: 4,
+            expected_chunks: 4
+        }
+    );
     let oversized = vec![7u8; MAX_CHUNK_BYTES as usize + 1];
     assert!(matches!(
         err(alice.put_chunk(sid, 3, &oversized)),
-        UploadError::QuotaExceeded { quota: Quota::ChunkBytes, .. }
+        UploadError::QuotaExceeded {
+            quota: Quota::ChunkBytes,
+            ..
+        }
     ));
     // A chunk whose own SHA-256 does not match (corrupted in transit).
     assert!(matches!(
@@ -169,24 +239,58 @@ pub fn user_errors_are_precise_and_change_nothing(env: &mut dyn IcEnv) -> Outcom
         UploadError::ChunkChecksumMismatch { index: 3, .. }
     ));
     // Unknown session, another principal's session, the anonymous principal.
-    assert_eq!(err(alice.put_chunk(SessionId(9_999), 0, &data[..1_000])), UploadError::SessionNotFound { session_id: SessionId(9_999) });
-    assert_eq!(err(alice.as_caller(user(BOB)).put_chunk(sid, 3, &data[3_000..])), UploadError::NotAuthorized);
-    assert_eq!(err(alice.as_caller(user(BOB)).status(sid, 0, 1)), UploadError::NotAuthorized);
-    assert_eq!(err(alice.as_caller(Principal::anonymous()).put_chunk(sid, 3, &data[3_000..])), UploadError::AnonymousCaller);
-    assert_eq!(err(alice.as_caller(Principal::anonymous()).create_capsule("c")), UploadError::AnonymousCaller);
+    assert_eq!(
+        err(alice.put_chunk(SessionId(9_999), 0, &data[..1_000])),
+        UploadError::SessionNotFound {
+            session_id: SessionId(9_999)
+        }
+    );
+    assert_eq!(
+        err(alice.as_caller(user(BOB)).put_chunk(sid, 3, &data[3_000..])),
+        UploadError::NotAuthorized
+    );
+    assert_eq!(
+        err(alice.as_caller(user(BOB)).status(sid, 0, 1)),
+        UploadError::NotAuthorized
+    );
+    assert_eq!(
+        err(alice
+            .as_caller(Principal::anonymous())
+            .put_chunk(sid, 3, &data[3_000..])),
+        UploadError::AnonymousCaller
+    );
+    assert_eq!(
+        err(alice.as_caller(Principal::anonymous()).create_capsule("c")),
+        UploadError::AnonymousCaller
+    );
     // Declarations that disagree.
     let mut request = BeginUpload {
         capsule_id: capsule,
-        asset: AssetMetadata { name: "d".into(), mime_type: "m".into(), byte_len: 10, sha256: None },
+        asset: AssetMetadata {
+            name: "d".into(),
+            mime_type: "m".into(),
+            byte_len: 10,
+            sha256: None,
+        },
         chunk_size: 4,
         expected_chunks: 2,
         idempotency_key: "d".into(),
     };
-    assert!(matches!(err(alice.begin_request(request.clone())), UploadError::DeclaredValuesDisagree { declared: 2, actual: 3, .. }));
+    assert!(matches!(
+        err(alice.begin_request(request.clone())),
+        UploadError::DeclaredValuesDisagree {
+            declared: 2,
+            actual: 3,
+            ..
+        }
+    ));
     request.expected_chunks = 3;
     request.asset.name = "x".into();
     request.idempotency_key = "e".into();
-    assert_eq!(err(alice.begin_request(request)), UploadError::IdempotencyConflict { session_id: sid });
+    assert_eq!(
+        err(alice.begin_request(request)),
+        UploadError::IdempotencyConflict { session_id: sid }
+    );
 
     let mut after = ok(alice.status(sid, 0, 10));
     assert_eq!(after.received_chunks, 3);
@@ -196,13 +300,22 @@ pub fn user_errors_are_precise_and_change_nothing(env: &mut dyn IcEnv) -> Outcom
     after.expires_at = before.expires_at;
     assert_eq!(after, before, "nothing else changed");
     let stats_after = alice.stats().expect("stats");
-    assert_eq!((stats_after.used_bytes, stats_after.open_sessions), (stats_before.used_bytes, stats_before.open_sessions));
+    assert_eq!(
+        (stats_after.used_bytes, stats_after.open_sessions),
+        (stats_before.used_bytes, stats_before.open_sessions)
+    );
 
     ok(alice.put_chunk_of(sid, &data, chunk, 3));
     let mut wrong_hash = sha256(&data);
     wrong_hash[0] ^= 1;
-    assert!(matches!(err(alice.finish_with(sid, wrong_hash, 3_500)), UploadError::ChecksumMismatch { .. }));
-    assert!(matches!(err(alice.finish_with(sid, sha256(&data), 3_501)), UploadError::DeclaredValuesDisagree { .. }));
+    assert!(matches!(
+        err(alice.finish_with(sid, wrong_hash, 3_500)),
+        UploadError::ChecksumMismatch { .. }
+    ));
+    assert!(matches!(
+        err(alice.finish_with(sid, sha256(&data), 3_501)),
+        UploadError::DeclaredValuesDisagree { .. }
+    ));
     ok(alice.finish(sid, &data));
     Ok(())
 }
@@ -230,20 +343,39 @@ pub fn upgrade_mid_upload_resumes(env: &mut dyn IcEnv) -> Outcome {
     };
     env.upgrade(canister, backend_wasm()).expect("upgrade");
     let mut alice = UploadClient::new(env, canister, user(ALICE));
-    assert_eq!(alice.open_uploads().expect("mine").len(), 1, "the half-finished session survived");
+    assert_eq!(
+        alice.open_uploads().expect("mine").len(),
+        1,
+        "the half-finished session survived"
+    );
     for index in alice.missing_chunks(sid).expect("status") {
         ok(alice.put_chunk_of(sid, &second, chunk, index));
     }
     let second_committed = ok(alice.finish(sid, &second));
     for _ in 0..3 {
-        alice.env.upgrade(canister, backend_wasm()).expect("upgrade");
-        assert_eq!(alice.read_all(committed.memory_id, first.len() as u64).expect("read"), first);
-        assert_eq!(alice.read_all(second_committed.memory_id, second.len() as u64).expect("read"), second);
+        alice
+            .env
+            .upgrade(canister, backend_wasm())
+            .expect("upgrade");
+        assert_eq!(
+            alice
+                .read_all(committed.memory_id, first.len() as u64)
+                .expect("read"),
+            first
+        );
+        assert_eq!(
+            alice
+                .read_all(second_committed.memory_id, second.len() as u64)
+                .expect("read"),
+            second
+        );
         assert_eq!(ok(alice.finish(sid, &second)), second_committed);
     }
     // Counters survived too: ids are not reused after upgrades.
     let next = ok(alice.begin(capsule, "third", 10, 10, "u3"));
-    assert!(next.session_id.0 > sid.0 && next.provisional_memory_id.0 > second_committed.memory_id.0);
+    assert!(
+        next.session_id.0 > sid.0 && next.provisional_memory_id.0 > second_committed.memory_id.0
+    );
     Ok(())
 }
 
@@ -269,13 +401,26 @@ pub fn trap_after_write_leaves_no_trace(env: &mut dyn IcEnv) -> Outcome {
     alice.env.limit_update_instructions(None);
     let message = trapped.expect_err("the message must fail");
     assert!(message.to_lowercase().contains("instruction"), "{message}");
-    assert_eq!(ok(alice.status(sid, 0, 10)), before, "no trace in the session");
-    assert_eq!(alice.stats().expect("stats"), stats_before, "no trace in the totals");
+    assert_eq!(
+        ok(alice.status(sid, 0, 10)),
+        before,
+        "no trace in the session"
+    );
+    assert_eq!(
+        alice.stats().expect("stats"),
+        stats_before,
+        "no trace in the totals"
+    );
     // The same chunk then goes through and the file verifies.
     assert!(ok(alice.put_chunk_of(sid, &data, chunk, 1)).newly_stored);
     ok(alice.put_chunk_of(sid, &data, chunk, 2));
     let committed = ok(alice.finish(sid, &data));
-    assert_eq!(alice.read_all(committed.memory_id, data.len() as u64).expect("read"), data);
+    assert_eq!(
+        alice
+            .read_all(committed.memory_id, data.len() as u64)
+            .expect("read"),
+        data
+    );
     Ok(())
 }
 
@@ -283,7 +428,10 @@ pub fn expired_sessions_are_swept_and_space_reused(env: &mut dyn IcEnv) -> Outco
     let (canister, capsule) = setup(env);
     let controller = env.controller();
     let idle = Duration::from_secs(600);
-    let limits = Limits { session_idle_timeout_ns: idle.as_nanos() as u64, ..Limits::default() };
+    let limits = Limits {
+        session_idle_timeout_ns: idle.as_nanos() as u64,
+        ..Limits::default()
+    };
     assert_eq!(
         err(UploadClient::new(env, canister, user(ALICE)).set_limits(limits.clone())),
         UploadError::NotAuthorized
@@ -301,7 +449,11 @@ pub fn expired_sessions_are_swept_and_space_reused(env: &mut dyn IcEnv) -> Outco
     ok(alice.put_chunk_of(sid, &data, chunk, 1));
     alice.env.advance_time(idle / 2 + Duration::from_secs(1));
     alice.env.tick();
-    assert_eq!(ok(alice.status(sid, 0, 1)).status, SessionStatus::Pending, "refreshed by the chunk");
+    assert_eq!(
+        ok(alice.status(sid, 0, 1)).status,
+        SessionStatus::Pending,
+        "refreshed by the chunk"
+    );
     alice.env.advance_time(idle);
     // The sweep runs every minute; give it two.
     for _ in 0..2 {
@@ -311,14 +463,25 @@ pub fn expired_sessions_are_swept_and_space_reused(env: &mut dyn IcEnv) -> Outco
     let status = ok(alice.status(sid, 0, 1));
     assert_eq!(status.status, SessionStatus::Expired);
     let swept = alice.stats().expect("stats");
-    assert_eq!((swept.used_bytes, swept.open_sessions, swept.reserved_bytes), (0, 0, 0), "the timer reclaimed the space");
-    assert_eq!(err(alice.put_chunk_of(sid, &data, chunk, 2)), UploadError::SessionExpired { session_id: sid });
+    assert_eq!(
+        (swept.used_bytes, swept.open_sessions, swept.reserved_bytes),
+        (0, 0, 0),
+        "the timer reclaimed the space"
+    );
+    assert_eq!(
+        err(alice.put_chunk_of(sid, &data, chunk, 2)),
+        UploadError::SessionExpired { session_id: sid }
+    );
     let next = ok(alice.begin(capsule, "next", data.len() as u64, chunk, "x2")).session_id;
     for index in 0..8 {
         ok(alice.put_chunk_of(next, &data, chunk, index));
     }
     ok(alice.finish(next, &data));
-    assert_eq!(alice.stats().expect("stats").high_water_bytes, reserved.high_water_bytes, "space reused, not grown");
+    assert_eq!(
+        alice.stats().expect("stats").high_water_bytes,
+        reserved.high_water_bytes,
+        "space reused, not grown"
+    );
     Ok(())
 }
 
@@ -340,19 +503,32 @@ pub fn large_file_within_message_limits(env: &mut dyn IcEnv) -> Outcome {
             let index = round * lanes + lane;
             if index < chunks {
                 ok(alice.put_chunk_of(started.session_id, &data, chunk, index));
-                max_chunk_instructions = max_chunk_instructions.max(alice.env.last_instructions().unwrap_or(0));
+                max_chunk_instructions =
+                    max_chunk_instructions.max(alice.env.last_instructions().unwrap_or(0));
             }
         }
     }
     let committed = ok(alice.finish(started.session_id, &data));
     let finish_instructions = alice.env.last_instructions();
-    assert_eq!(alice.read_all(committed.memory_id, data.len() as u64).expect("read"), data);
+    assert_eq!(
+        alice
+            .read_all(committed.memory_id, data.len() as u64)
+            .expect("read"),
+        data
+    );
     if let Some(finish) = finish_instructions {
         // Limits the replica enforces: 40 B per update. Ours are far below:
         // a chunk costs its decode, write and hash (~80/B plus catch-up of
         // at most one lane's worth), finish is constant.
-        assert!(max_chunk_instructions < 2_000_000_000, "largest chunk message: {max_chunk_instructions}");
-        assert!(finish < 50_000_000, "finish of {} bytes took {finish} instructions", data.len());
+        assert!(
+            max_chunk_instructions < 2_000_000_000,
+            "largest chunk message: {max_chunk_instructions}"
+        );
+        assert!(
+            finish < 50_000_000,
+            "finish of {} bytes took {finish} instructions",
+            data.len()
+        );
         eprintln!(
             "[{}] {} MiB in {chunks} chunks: largest chunk message {max_chunk_instructions} instructions, finish {finish}",
             alice.env.name(),
@@ -366,8 +542,16 @@ pub fn writers_upload_until_revoked(env: &mut dyn IcEnv) -> Outcome {
     let (canister, capsule) = setup(env);
     let data = test_file(5_000, 9);
     let mut alice = UploadClient::new(env, canister, user(ALICE));
-    assert_eq!(err(alice.as_caller(user(BOB)).grant_write(capsule, user(BOB))), UploadError::NotAuthorized);
-    assert_eq!(err(alice.as_caller(user(BOB)).begin(capsule, "b", 5_000, 1_000, "b0")), UploadError::NotAuthorized);
+    assert_eq!(
+        err(alice.as_caller(user(BOB)).grant_write(capsule, user(BOB))),
+        UploadError::NotAuthorized
+    );
+    assert_eq!(
+        err(alice
+            .as_caller(user(BOB))
+            .begin(capsule, "b", 5_000, 1_000, "b0")),
+        UploadError::NotAuthorized
+    );
     ok(alice.grant_write(capsule, user(BOB)));
     let committed = {
         let mut bob = alice.as_caller(user(BOB));
@@ -377,7 +561,12 @@ pub fn writers_upload_until_revoked(env: &mut dyn IcEnv) -> Outcome {
         }
         ok(bob.finish(sid, &data))
     };
-    assert_eq!(alice.read_all(committed.memory_id, 5_000).expect("owner reads"), data);
+    assert_eq!(
+        alice
+            .read_all(committed.memory_id, 5_000)
+            .expect("owner reads"),
+        data
+    );
     let sid = {
         let mut bob = alice.as_caller(user(BOB));
         let sid = ok(bob.begin(capsule, "second", 5_000, 1_000, "b2")).session_id;
@@ -386,9 +575,18 @@ pub fn writers_upload_until_revoked(env: &mut dyn IcEnv) -> Outcome {
     };
     ok(alice.revoke_write(capsule, user(BOB)));
     let mut bob = alice.as_caller(user(BOB));
-    assert_eq!(err(bob.put_chunk_of(sid, &data, 1_000, 1)), UploadError::NotAuthorized);
-    assert_eq!(err(bob.begin(capsule, "third", 5_000, 1_000, "b3")), UploadError::NotAuthorized);
-    assert_eq!(err(bob.read(committed.memory_id, 0, 10)), UploadError::NotAuthorized);
+    assert_eq!(
+        err(bob.put_chunk_of(sid, &data, 1_000, 1)),
+        UploadError::NotAuthorized
+    );
+    assert_eq!(
+        err(bob.begin(capsule, "third", 5_000, 1_000, "b3")),
+        UploadError::NotAuthorized
+    );
+    assert_eq!(
+        err(bob.read(committed.memory_id, 0, 10)),
+        UploadError::NotAuthorized
+    );
     ok(bob.abort(sid));
     Ok(())
 }
@@ -404,7 +602,10 @@ pub fn checksum_mismatch_then_repair(env: &mut dyn IcEnv) -> Outcome {
     for index in 0..4 {
         ok(alice.put_chunk_of(sid, &corrupt, chunk, index));
     }
-    assert!(matches!(err(alice.finish(sid, &data)), UploadError::ChecksumMismatch { .. }));
+    assert!(matches!(
+        err(alice.finish(sid, &data)),
+        UploadError::ChecksumMismatch { .. }
+    ));
     let status = ok(alice.status(sid, 0, 1));
     assert!(status.repairing && status.status == SessionStatus::Pending);
     ok(alice.put_chunk_of(sid, &data, chunk, 2));
@@ -415,6 +616,11 @@ pub fn checksum_mismatch_then_repair(env: &mut dyn IcEnv) -> Outcome {
             Err(other) => panic!("finish after repair: {other:?}"),
         }
     };
-    assert_eq!(alice.read_all(committed.memory_id, data.len() as u64).expect("read"), data);
+    assert_eq!(
+        alice
+            .read_all(committed.memory_id, data.len() as u64)
+            .expect("read"),
+        data
+    );
     Ok(())
 }

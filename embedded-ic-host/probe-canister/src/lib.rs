@@ -118,6 +118,8 @@ fn stable_size_pages() -> u64 {
 /// is an 8-byte little-endian offset followed by the bytes to store at it in
 /// raw stable memory (above the `MemoryManager`'s region at 0 is not used by
 /// this method's callers: they start at 16 GiB).
+// Only on wasm: native linkers reject export names with spaces.
+#[cfg(target_arch = "wasm32")]
 #[export_name = "canister_update write_raw"]
 extern "C" fn write_raw() {
     let arg = ic_cdk::api::msg_arg_data();

@@ -1,0 +1,274 @@
+//! The interface as shipped: the release `.wasm` exports exactly the
+//! methods of `backend.did`; the packaged module carries the interface as
+//! `candid:service` metadata, is shrunk and gzipped, and still works; and
+//! `dfx.json` points at it and is what dfx accepts.
+
+use embedded_ic_host::Host;
+use packager::{MethodKind, Packaged};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+fn did() -> String {
+    let path = packager::workspace_root().join("backend.did");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+fn packaged() -> &'static Packaged {
+    static P: OnceLock<Packaged> = OnceLock::new();
+    P.get_or_init(|| {
+        packager::package_all(upload_harness::backend_wasm(), &did()).expect("packaging fails")
+    })
+}
+
+#[test]
+fn wasm_exports_exactly_the_methods_of_backend_did() {
+    let did = did();
+    let declared = packager::did_methods(&did).unwrap();
+    let exported = packager::exported_methods(upload_harness::backend_wasm()).unwrap();
+    let problems = packager::interface_differences(&declared, &exported);
+    assert!(
+        problems.is_empty(),
+        "the .wasm and backend.did disagree:\n  {}",
+        problems.join("\n  ")
+    );
+    // ic-cdk's own methods (the timers' self-call target) are updates that
+    // reject other callers; a query among them would leak past the did.
+    let internal = packager::internal_methods(upload_harness::backend_wasm()).unwrap();
+    assert!(
+        internal.values().all(|k| *k == MethodKind::Update),
+        "{internal:?}"
+    );
+    // The parsers see what a reader sees.
+    assert_eq!(declared.get("stats"), Some(&MethodKind::Query));
+    assert_eq!(declared.get("uploads_begin"), Some(&MethodKind::Update));
+    let queries = did.lines().filter(|l| l.trim_end().ends_with("query;"));
+    assert_eq!(
+        queries.count(),
+        declared
+            .values()
+            .filter(|k| **k == MethodKind::Query)
+            .count()
+    );
+    assert!(declared.len() >= 19, "{declared:?}");
+}
+
+#[test]
+fn packaging_refuses_a_did_the_wasm_does_not_implement() {
+    let wasm = upload_harness::backend_wasm();
+    let did = did();
+    packager::check_interface(wasm, &did).expect("the real did matches");
+
+    let as_update = did.replace("stats : () -> (Stats) query;", "stats : () -> (Stats);");
+    assert_ne!(
+        as_update, did,
+        "backend.did no longer declares stats as expected"
+    );
+    let e = packager::package(wasm, &as_update).unwrap_err();
+    assert!(
+        e.contains("stats: declared Update but exported Query"),
+        "{e}"
+    );
+
+    let extra = did.replace(
+        "stats : () -> (Stats) query;",
+        "stats : () -> (Stats) query;\n  not_there : () -> ();",
+    );
+    let e = packager::package(wasm, &extra).unwrap_err();
+    assert!(e.contains("not_there: declared"), "{e}");
+
+    let missing = did.replace("stats : () -> (Stats) query;", "");
+    let e = packager::package(wasm, &missing).unwrap_err();
+    assert!(e.contains("stats: exported"), "{e}");
+
+    assert!(packager::package(wasm, "service : { broken").is_err());
+}
+
+#[test]
+fn packaged_module_carries_the_interface_and_is_smaller() {
+    let raw = upload_harness::backend_wasm();
+    let did = did();
+    let p = packaged();
+
+    let unzipped = packager::gunzip(&p.gzipped).expect("the .gz decompresses");
+    assert_eq!(unzipped, p.wasm);
+    assert!(unzipped.starts_with(b"\0asm"));
+
+    let service = packager::custom_section(&unzipped, "icp:public candid:service")
+        .unwrap()
+        .expect("no icp:public candid:service section");
+    assert_eq!(String::from_utf8(service).unwrap(), did);
+    let args = packager::custom_section(&unzipped, "icp:public candid:args")
+        .unwrap()
+        .expect("no icp:public candid:args section");
+    assert_eq!(args, b"()");
+    // Shrunk: only metadata custom sections are left (no names, producers,
+    // debug info).
+    let names = packager::custom_section_names(&unzipped).unwrap();
+    assert!(
+        names.iter().all(|n| n.starts_with("icp:")),
+        "left-over custom sections: {names:?}"
+    );
+
+    assert!(
+        p.wasm.len() < raw.len() + did.len(),
+        "shrinking removed nothing"
+    );
+    assert!(p.gzipped.len() < raw.len(), "gzip made it no smaller");
+    assert!(p.gzipped.len() < p.wasm.len());
+    assert_eq!(
+        packager::exported_methods(&p.wasm).unwrap(),
+        packager::exported_methods(raw).unwrap()
+    );
+    eprintln!(
+        "sizes: raw {} B, shrunk with metadata {} B ({} B of it backend.did), gzipped {} B",
+        raw.len(),
+        p.wasm.len(),
+        did.len(),
+        p.gzipped.len()
+    );
+}
+
+#[test]
+fn packaged_module_installs_and_answers_stats() {
+    let did = did();
+    let wasm = packager::gunzip(&packaged().gzipped).unwrap();
+    let mut host = Host::new();
+    let controller = upload_harness::user(1);
+    let canister = host
+        .install(&wasm, candid::encode_args(()).unwrap(), controller)
+        .unwrap_or_else(|e| panic!("the packaged module does not install: {e}"));
+    let reply = host
+        .query(
+            canister,
+            upload_harness::user(2),
+            "stats",
+            candid::encode_args(()).unwrap(),
+        )
+        .unwrap_or_else(|e| panic!("stats fails on the packaged module: {e}"));
+    // Decoded against the reply type backend.did declares.
+    let (env, _, service) = packager::load_did(&did).unwrap();
+    let method = env.get_method(&service, "stats").unwrap();
+    let value = candid::IDLArgs::from_bytes_with_types(&reply, &env, &method.rets)
+        .unwrap_or_else(|e| panic!("the stats reply does not decode as Stats: {e}"));
+    assert_eq!(value.args.len(), 1);
+    let text = value.to_string();
+    assert!(text.contains("high_water_bytes"), "{text}");
+}
+
+#[test]
+fn package_canister_binary_writes_both_files() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("package-canister-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("input.wasm");
+    std::fs::write(&input, upload_harness::backend_wasm()).unwrap();
+    let out_dir = dir.join("out");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_package-canister"))
+        .arg("--wasm")
+        .arg(&input)
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "package-canister failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = packaged();
+    assert_eq!(std::fs::read(out_dir.join("backend.wasm")).unwrap(), p.wasm);
+    assert_eq!(
+        std::fs::read(out_dir.join("backend.wasm.gz")).unwrap(),
+        p.gzipped,
+        "the .gz is not reproducible"
+    );
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_package-canister"))
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn dfx_schema() -> Value {
+    // CI clones the repository with `shared/` beside it, as here.
+    let path = packager::workspace_root().join("../shared/schemas/dfx-json-schema.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "reading the dfx.json schema {}: {e} (shared/ must sit beside the repository)",
+            path.display()
+        )
+    });
+    serde_json::from_str(&text).expect("the schema is JSON")
+}
+
+fn dfx_json() -> Value {
+    let path = packager::workspace_root().join("dfx.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading dfx.json: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("dfx.json is not JSON: {e}"))
+}
+
+fn schema_errors(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn dfx_json_is_valid_and_points_at_the_packaged_wasm() {
+    let validator = jsonschema::validator_for(&dfx_schema()).expect("the schema compiles");
+    let dfx = dfx_json();
+    let errors = schema_errors(&validator, &dfx);
+    assert!(
+        errors.is_empty(),
+        "dfx.json is invalid:\n{}",
+        errors.join("\n")
+    );
+
+    let backend = &dfx["canisters"]["backend"];
+    assert_eq!(backend["type"], "custom");
+    assert_eq!(backend["candid"], "backend.did");
+    assert_eq!(
+        backend["wasm"].as_str(),
+        Some(format!("{}/backend.wasm.gz", packager::DEFAULT_OUT_DIR).as_str())
+    );
+    let build = backend["build"].as_str().expect("one build command");
+    assert!(build.contains("package-canister"), "{build}");
+    let root = packager::workspace_root();
+    assert!(root.join("backend.did").is_file());
+
+    // The test must catch a broken dfx.json: broken copies fail.
+    type Breakage = (&'static str, fn(&mut Value));
+    let breakages: [Breakage; 5] = [
+        ("no wasm", |d| {
+            d["canisters"]["backend"]
+                .as_object_mut()
+                .unwrap()
+                .remove("wasm");
+        }),
+        ("no candid", |d| {
+            d["canisters"]["backend"]
+                .as_object_mut()
+                .unwrap()
+                .remove("candid");
+        }),
+        ("unknown type", |d| {
+            d["canisters"]["backend"]["type"] = "wasm".into()
+        }),
+        ("version as text", |d| d["version"] = "1".into()),
+        ("bad visibility", |d| {
+            d["canisters"]["backend"]["metadata"] =
+                serde_json::json!([{ "name": "candid:service", "visibility": "everyone" }]);
+        }),
+    ];
+    for (what, breaks) in breakages {
+        let mut broken = dfx.clone();
+        breaks(&mut broken);
+        assert!(
+            !validator.is_valid(&broken),
+            "a dfx.json with {what} passes validation"
+        );
+    }
+}
