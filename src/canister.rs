@@ -15,10 +15,10 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 thread_local! {
     static SERVICE: RefCell<UploadService<DefaultMemoryImpl>> =
         RefCell::new(UploadService::init(DefaultMemoryImpl::default()));
-    /// Whether a follow-up maintenance run is already scheduled. Heap
-    /// state on purpose: timers do not survive upgrades either, and
+    /// When the pending follow-up maintenance run was scheduled, if one is.
+    /// Heap state on purpose: timers do not survive upgrades either, and
     /// `post_upgrade` schedules afresh.
-    static FOLLOW_UP_SCHEDULED: Cell<bool> = const { Cell::new(false) };
+    static FOLLOW_UP_SCHEDULED_AT: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 fn with_service<R>(f: impl FnOnce(&mut UploadService<DefaultMemoryImpl>) -> R) -> R {
@@ -34,22 +34,33 @@ fn now() -> u64 {
 }
 
 fn start_timers() {
-    ic_cdk_timers::set_timer_interval(SWEEP_INTERVAL, || async { run_maintenance() });
+    ic_cdk_timers::set_timer_interval(SWEEP_INTERVAL, || async {
+        let report = with_service(|s| s.maintenance(now()));
+        schedule_follow_up_if_needed(report.more_work);
+    });
     schedule_follow_up_if_needed(true);
 }
 
-fn run_maintenance() {
-    FOLLOW_UP_SCHEDULED.with(|flag| flag.set(false));
+fn run_follow_up() {
+    FOLLOW_UP_SCHEDULED_AT.with(|at| at.set(None));
     let report = with_service(|s| s.maintenance(now()));
     schedule_follow_up_if_needed(report.more_work);
 }
 
 /// Runs maintenance again right away while it has work left, so backlog
-/// hashing and large sweeps proceed in bounded steps.
+/// hashing and large sweeps proceed in bounded steps. One follow-up at a
+/// time; one that never ran (its message trapped) is replaced after a sweep
+/// interval.
 fn schedule_follow_up_if_needed(more_work: bool) {
     let needed = more_work || with_service(|s| s.has_hashing_backlog());
-    if needed && !FOLLOW_UP_SCHEDULED.with(|flag| flag.replace(true)) {
-        ic_cdk_timers::set_timer(Duration::ZERO, async { run_maintenance() });
+    let now = now();
+    let stale = |scheduled: u64| now.saturating_sub(scheduled) > SWEEP_INTERVAL.as_nanos() as u64;
+    let pending = FOLLOW_UP_SCHEDULED_AT
+        .with(|at| at.get())
+        .is_some_and(|t| !stale(t));
+    if needed && !pending {
+        FOLLOW_UP_SCHEDULED_AT.with(|at| at.set(Some(now)));
+        ic_cdk_timers::set_timer(Duration::ZERO, async { run_follow_up() });
     }
 }
 
@@ -130,7 +141,7 @@ fn uploads_chunk_sha256(
     session_id: SessionId,
     index: u32,
 ) -> Result<serde_bytes::ByteBuf, UploadError> {
-    with_service(|s| s.chunk_sha256(caller(), session_id, index))
+    with_service(|s| s.chunk_sha256(caller(), now(), session_id, index))
 }
 
 #[query]

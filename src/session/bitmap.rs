@@ -74,7 +74,8 @@ impl<M: Memory> ChunkBitmap<M> {
         while index < chunk_count {
             let block_no = index / CHUNKS_PER_BLOCK;
             let block = self.block(sid, block_no);
-            let block_end = ((block_no + 1) * CHUNKS_PER_BLOCK).min(chunk_count);
+            let block_end = ((u64::from(block_no) + 1) * u64::from(CHUNKS_PER_BLOCK))
+                .min(u64::from(chunk_count)) as u32;
             while index < block_end {
                 let bit = index % CHUNKS_PER_BLOCK;
                 let received = block

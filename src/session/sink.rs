@@ -16,6 +16,8 @@ pub enum SinkError {
     },
     /// The sink's storage no longer exists (e.g. freed after an abort).
     Gone,
+    /// The storage cannot grow to hold the bytes.
+    OutOfSpace,
 }
 
 /// A destination for chunk bytes at absolute stream offsets.

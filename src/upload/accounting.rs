@@ -2,7 +2,7 @@
 //! place.
 
 use super::error::{Quota, UploadError};
-use super::limits::Limits;
+use super::limits::{charged_bytes, Limits};
 use super::types::{CallerUsage, CapsuleId, MemoryItemId};
 use crate::candid_storable;
 use crate::memory::{self, Memories, Vm};
@@ -93,8 +93,11 @@ impl<M: Memory> Accounting<M> {
         MemoryItemId(id)
     }
 
-    /// Checks that `caller` may open one more session reserving `bytes`.
-    pub fn check_reserve(&self, caller: &Principal, bytes: u64) -> Result<(), UploadError> {
+    /// Checks that `caller` may open one more session for a file of
+    /// `byte_len` bytes. Quotas count `charged_bytes`: whole blocks, at
+    /// least one, as the blob store hands out space.
+    pub fn check_reserve(&self, caller: &Principal, byte_len: u64) -> Result<(), UploadError> {
+        let bytes = charged_bytes(byte_len);
         let limits = self.limits();
         let usage = self.usage(caller);
         let ledger = self.ledger();
@@ -113,6 +116,14 @@ impl<M: Memory> Accounting<M> {
                 reserved,
             ));
         }
+        let held = reserved.saturating_add(usage.stored_bytes);
+        if held > limits.max_stored_bytes_per_caller {
+            return Err(exceeded(
+                Quota::StoredBytesPerCaller,
+                limits.max_stored_bytes_per_caller,
+                held,
+            ));
+        }
         let total = ledger.reserved_bytes + ledger.stored_bytes + bytes;
         if total > limits.max_total_bytes {
             return Err(exceeded(Quota::TotalBytes, limits.max_total_bytes, total));
@@ -120,8 +131,9 @@ impl<M: Memory> Accounting<M> {
         Ok(())
     }
 
-    /// A session opened, reserving `bytes`.
-    pub fn reserve(&mut self, caller: Principal, bytes: u64) {
+    /// A session opened for a file of `byte_len` bytes.
+    pub fn reserve(&mut self, caller: Principal, byte_len: u64) {
+        let bytes = charged_bytes(byte_len);
         self.update_usage(caller, |u| {
             u.open_sessions += 1;
             u.reserved_bytes += bytes;
@@ -133,7 +145,8 @@ impl<M: Memory> Accounting<M> {
     }
 
     /// A session ended without a memory: its reservation is released.
-    pub fn release(&mut self, caller: Principal, bytes: u64) {
+    pub fn release(&mut self, caller: Principal, byte_len: u64) {
+        let bytes = charged_bytes(byte_len);
         self.update_usage(caller, |u| {
             u.open_sessions -= 1;
             u.reserved_bytes -= bytes;
@@ -145,7 +158,8 @@ impl<M: Memory> Accounting<M> {
     }
 
     /// A session committed: its reservation becomes stored bytes.
-    pub fn commit(&mut self, caller: Principal, bytes: u64) {
+    pub fn commit(&mut self, caller: Principal, byte_len: u64) {
+        let bytes = charged_bytes(byte_len);
         self.update_usage(caller, |u| {
             u.open_sessions -= 1;
             u.reserved_bytes -= bytes;
@@ -158,8 +172,9 @@ impl<M: Memory> Accounting<M> {
         });
     }
 
-    /// A memory uploaded by `uploader` was deleted.
-    pub fn unstore(&mut self, uploader: Principal, bytes: u64) {
+    /// A memory of `byte_len` bytes uploaded by `uploader` was deleted.
+    pub fn unstore(&mut self, uploader: Principal, byte_len: u64) {
+        let bytes = charged_bytes(byte_len);
         self.update_usage(uploader, |u| u.stored_bytes -= bytes);
         self.update(|l| l.stored_bytes -= bytes);
     }

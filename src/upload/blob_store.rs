@@ -43,7 +43,8 @@ pub const BLOCK_BYTES: u64 = 4096;
 pub const MAX_EXTENTS_PER_BLOB: usize = 32;
 
 const WASM_PAGE_BYTES: u64 = 65536;
-const BLOCKS_PER_PAGE: u64 = WASM_PAGE_BYTES / BLOCK_BYTES;
+/// Blocks the `MemoryManager` can address at most (256 GiB).
+const MAX_DATA_BLOCKS: u64 = (256 << 30) / BLOCK_BYTES;
 
 /// Blocks needed to hold `byte_len` bytes.
 const fn blocks_for(byte_len: u64) -> u64 {
@@ -410,8 +411,11 @@ impl<M: Memory + Clone> BlobStore<M> {
             .high_water_blocks
             .checked_add(plan.from_mark)
             .ok_or(BlobStoreError::OutOfSpace)?;
-        // Growing changes no logical state, so the store is intact if it fails.
-        self.ensure_data_holds(high_water_blocks)?;
+        // Memory grows lazily, when bytes are written (`ensure_memory_holds`):
+        // a reservation no chunk has filled yet costs no stable memory.
+        if high_water_blocks > MAX_DATA_BLOCKS {
+            return Err(BlobStoreError::OutOfSpace);
+        }
         let next_blob_id = header
             .next_blob_id
             .checked_add(1)
@@ -505,16 +509,6 @@ impl<M: Memory + Clone> BlobStore<M> {
         }
         plan.from_mark = remaining;
         plan
-    }
-
-    /// Grows `BLOB_DATA` so that it holds `blocks` blocks.
-    fn ensure_data_holds(&self, blocks: u64) -> Result<(), BlobStoreError> {
-        let pages = blocks.div_ceil(BLOCKS_PER_PAGE);
-        let have = self.data.size();
-        if pages > have && self.data.grow(pages - have) < 0 {
-            return Err(BlobStoreError::OutOfSpace);
-        }
-        Ok(())
     }
 
     fn remove_free(&mut self, extent: Extent) {
@@ -664,9 +658,30 @@ impl<M: Memory> StableBlobSink<'_, M> {
     }
 }
 
+/// Grows `data` so that it holds `end` bytes. Growth can only fail when the
+/// `MemoryManager` has no bucket left.
+fn ensure_memory_holds<M: Memory>(data: &Vm<M>, end: u64) -> Result<(), SinkError> {
+    let pages = end.div_ceil(WASM_PAGE_BYTES);
+    let have = data.size();
+    if pages > have && data.grow(pages - have) < 0 {
+        return Err(SinkError::OutOfSpace);
+    }
+    Ok(())
+}
+
 impl<M: Memory> ByteSink for StableBlobSink<'_, M> {
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), SinkError> {
         self.check(offset, bytes.len())?;
+        let mut highest = 0;
+        for_each_piece(
+            &self.extents,
+            offset,
+            bytes.len() as u64,
+            |address, _, len| {
+                highest = highest.max(address + len as u64);
+            },
+        );
+        ensure_memory_holds(self.data, highest)?;
         for_each_piece(
             &self.extents,
             offset,
@@ -802,7 +817,6 @@ mod tests {
             let free_blocks: u64 = free.iter().map(|e| e.blocks).sum();
             assert_eq!(header.free_blocks, free_blocks);
             assert_eq!(header.used_blocks, used);
-            assert!(self.data.size() * WASM_PAGE_BYTES >= header.high_water_blocks * BLOCK_BYTES);
         }
     }
 
@@ -1038,14 +1052,14 @@ mod tests {
     }
 
     #[test]
-    fn failed_grow_changes_nothing() {
+    fn allocation_beyond_the_addressable_space_changes_nothing() {
         let (_, _, mut store) = fresh();
         let a = store.allocate(2 * BLOCK_BYTES, UNLIMITED).unwrap();
         store.allocate(1, UNLIMITED).unwrap();
         store.free(a).unwrap();
         let before = (store.stats(), store.free_extents(), store.data.size());
         // More than the memory manager's 256 GiB: the hole would be taken
-        // first, so a change made before the grow would show.
+        // first, so a change made before the refusal would show.
         let err = store.allocate(300 << 30, UNLIMITED).unwrap_err();
         assert_eq!(err, BlobStoreError::OutOfSpace);
         assert_eq!(

@@ -112,6 +112,14 @@ impl<M: Memory> CapsuleStore<M> {
         Ok(capsule)
     }
 
+    /// How many capsules `owner` owns, counting at most `max`.
+    pub fn count_owned(&self, owner: &Principal, max: usize) -> usize {
+        self.by_owner
+            .keys_range(scoped_key(owner, 0)..=scoped_key(owner, u64::MAX))
+            .take(max)
+            .count()
+    }
+
     /// Capsules `owner` owns, after `after`, at most `limit`.
     pub fn owned(&self, owner: &Principal, after: Option<CapsuleId>, limit: usize) -> Vec<Capsule> {
         let start = scoped_key(owner, after.map_or(0, |id| id.0.saturating_add(1)));

@@ -15,10 +15,11 @@ pub enum Quota {
     ChunksPerSession,
     OpenSessionsPerCaller,
     ReservedBytesPerCaller,
+    StoredBytesPerCaller,
     TotalBytes,
     WritersPerCapsule,
+    CapsulesPerOwner,
     ReadBytes,
-    PageSize,
 }
 
 /// Why a call failed. User mistakes are reported here, never by trapping.
@@ -71,6 +72,10 @@ pub enum UploadError {
     },
     Incomplete {
         missing_chunks: u32,
+    },
+    /// The chunk has not arrived (yet).
+    ChunkNotReceived {
+        index: u32,
     },
     /// Every chunk arrived but hashing has not caught up yet; call again.
     VerificationPending {
@@ -145,6 +150,7 @@ impl From<SessionError> for UploadError {
             }
             SessionError::InvalidSpec(spec) => spec.into(),
             SessionError::Sink(SinkError::Gone) => panic!("bug: a pending session lost its blob"),
+            SessionError::Sink(SinkError::OutOfSpace) => UploadError::OutOfSpace,
             SessionError::Sink(SinkError::OutOfBounds { .. }) => {
                 panic!("bug: a validated chunk fell outside its blob")
             }

@@ -20,6 +20,14 @@ impl<M: Memory + Clone> UploadService<M> {
     ) -> Result<Capsule, UploadError> {
         signed_in(caller)?;
         check_text("capsule name", &name, MAX_CAPSULE_NAME_BYTES)?;
+        let max = self.accounting.limits().max_capsules_per_owner;
+        if self.capsules.count_owned(&caller, max as usize) >= max as usize {
+            return Err(UploadError::QuotaExceeded {
+                quota: Quota::CapsulesPerOwner,
+                limit: u64::from(max),
+                requested: u64::from(max) + 1,
+            });
+        }
         let capsule = Capsule {
             capsule_id: self.accounting.next_capsule_id(),
             name,
@@ -136,6 +144,12 @@ impl<M: Memory + Clone> UploadService<M> {
     ) -> Result<(), UploadError> {
         signed_in(caller)?;
         let record = self.memory(caller, memory_id)?;
+        // Writers may act for the owner (a dapp canister, say): they delete
+        // only what they uploaded.
+        let capsule = self.capsules.get(record.capsule_id)?;
+        if caller != capsule.owner && caller != record.uploaded_by {
+            return Err(UploadError::NotAuthorized);
+        }
         self.memories.remove(memory_id);
         self.blobs
             .free(record.blob_id)

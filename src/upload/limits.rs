@@ -26,6 +26,22 @@ pub const SWEEP_BATCH: usize = 64;
 /// Most ranges or records one paginated reply carries.
 pub const MAX_PAGE: u32 = 1_000;
 
+/// Chunks a session may ever have: bounds the bitmap a session keeps (and
+/// clears when pruned) to 256 blocks.
+pub const MAX_CHUNKS_PER_SESSION: u32 = 1 << 20;
+
+/// Every upload is charged at least this many bytes, and whole blocks: the
+/// blob store hands out 4 KiB blocks, and records cost space too.
+pub const MIN_CHARGED_BYTES: u64 = 4096;
+
+/// Bytes an upload of `byte_len` bytes counts against the quotas.
+pub fn charged_bytes(byte_len: u64) -> u64 {
+    byte_len
+        .div_ceil(MIN_CHARGED_BYTES)
+        .max(1)
+        .saturating_mul(MIN_CHARGED_BYTES)
+}
+
 const GIB: u64 = 1 << 30;
 const HOUR_NS: u64 = 3_600 * 1_000_000_000;
 
@@ -42,6 +58,9 @@ pub struct Limits {
     /// Bytes reserved and stored by everyone together.
     pub max_total_bytes: u64,
     pub max_writers_per_capsule: u32,
+    /// Bytes of committed memories a caller may have uploaded.
+    pub max_stored_bytes_per_caller: u64,
+    pub max_capsules_per_owner: u32,
     /// A pending session with no chunk for this long expires.
     pub session_idle_timeout_ns: u64,
     /// Finished session records are kept this long, then pruned.
@@ -59,6 +78,8 @@ impl Default for Limits {
             // The MemoryManager addresses 256 GiB; leave room for the indexes.
             max_total_bytes: 192 * GIB,
             max_writers_per_capsule: 32,
+            max_stored_bytes_per_caller: 128 * GIB,
+            max_capsules_per_owner: 64,
             session_idle_timeout_ns: 24 * HOUR_NS,
             finished_retention_ns: 24 * HOUR_NS,
         }
@@ -71,8 +92,14 @@ impl Limits {
         if self.max_chunk_bytes == 0 || self.max_chunk_bytes > MAX_CHUNK_BYTES {
             return Err(format!("max_chunk_bytes must be in 1..={MAX_CHUNK_BYTES}"));
         }
-        if self.max_chunks_per_session == 0 {
-            return Err("max_chunks_per_session must be positive".into());
+        if self.max_chunks_per_session == 0 || self.max_chunks_per_session > MAX_CHUNKS_PER_SESSION
+        {
+            return Err(format!(
+                "max_chunks_per_session must be in 1..={MAX_CHUNKS_PER_SESSION}"
+            ));
+        }
+        if self.max_capsules_per_owner > MAX_PAGE {
+            return Err(format!("max_capsules_per_owner must be at most {MAX_PAGE}"));
         }
         if self.session_idle_timeout_ns == 0 {
             return Err("session_idle_timeout_ns must be positive".into());

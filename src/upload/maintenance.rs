@@ -2,7 +2,7 @@
 //! sessions (freeing their space), pruning old finished records, and
 //! advancing hashing that fell behind.
 
-use super::limits::{HASH_BYTES_PER_MESSAGE, SWEEP_BATCH};
+use super::limits::{HASH_BYTES_PER_MESSAGE, MAX_CHUNK_BYTES, SWEEP_BATCH};
 use super::service::UploadService;
 use super::types::SessionStatus;
 use ic_stable_structures::Memory;
@@ -41,11 +41,12 @@ impl<M: Memory + Clone> UploadService<M> {
                 report.pruned += 1;
             }
         }
-        let mut budget = HASH_BYTES_PER_MESSAGE;
-        for sid in self.hashing.backlog(HASH_BACKLOG_BATCH) {
-            if budget == 0 {
-                break;
-            }
+        // Each waiting upload gets an equal share (at least a chunk), so one
+        // large upload does not hold the others back.
+        let backlog = self.hashing.backlog(HASH_BACKLOG_BATCH);
+        let share =
+            (HASH_BYTES_PER_MESSAGE / backlog.len().max(1) as u64).max(u64::from(MAX_CHUNK_BYTES));
+        for sid in backlog {
             let Some(session) = self
                 .sessions
                 .get(sid)
@@ -55,12 +56,8 @@ impl<M: Memory + Clone> UploadService<M> {
                 continue;
             };
             let before = self.hashing.get(sid).hashed_bytes();
-            let after = self
-                .advance_hashing_within(&session, None, budget)
-                .hashed_bytes();
-            let spent = after.saturating_sub(before);
-            report.hashed_bytes += spent;
-            budget = budget.saturating_sub(spent.max(1));
+            let after = self.advance_hashing(&session, None, share).hashed_bytes();
+            report.hashed_bytes += after.saturating_sub(before);
         }
         report.more_work |= self.hashing.has_backlog();
         report

@@ -215,7 +215,9 @@ impl<M: Memory + Clone> UploadService<M> {
                 self.hashing.start(sid);
             }
             CreateOutcome::Existing(sid) => match session.status_at(now) {
-                SessionStatus::Pending => {}
+                // The same session back: pending, or already committed (the
+                // client then learns it from `uploads_finish` or the status).
+                SessionStatus::Pending | SessionStatus::Committed => {}
                 status => return Err(final_state_error(sid, status)),
             },
         }
@@ -236,15 +238,12 @@ impl<M: Memory + Clone> UploadService<M> {
         request: PutChunk,
     ) -> Result<ChunkAccepted, UploadError> {
         signed_in(caller)?;
-        let max = self
-            .accounting
-            .limits()
-            .max_chunk_bytes
-            .min(MAX_CHUNK_BYTES);
-        if request.bytes.len() as u64 > u64::from(max) {
+        // Checked against the constant, not the configured limit: a session
+        // begun before the limit was lowered keeps its chunk size.
+        if request.bytes.len() as u64 > u64::from(MAX_CHUNK_BYTES) {
             return Err(UploadError::QuotaExceeded {
                 quota: Quota::ChunkBytes,
-                limit: u64::from(max),
+                limit: u64::from(MAX_CHUNK_BYTES),
                 requested: request.bytes.len() as u64,
             });
         }
@@ -269,11 +268,17 @@ impl<M: Memory + Clone> UploadService<M> {
         let receipt = written?;
         let progress = match receipt.write {
             ChunkWrite::Duplicate => self.hashing.get(sid),
-            write => {
-                if write == ChunkWrite::Replaced {
-                    self.hashing.restart(sid);
-                }
-                self.advance_hashing(&session, Some((request.index, &request.bytes)))
+            ChunkWrite::Stored => self.advance_hashing(
+                &session,
+                Some((request.index, &request.bytes)),
+                HASH_BYTES_PER_MESSAGE,
+            ),
+            ChunkWrite::Replaced => {
+                // Rehashing starts over; it is left to the timer so that a
+                // client alternating a chunk's bytes cannot make every
+                // message re-read the file.
+                self.hashing.restart(sid);
+                self.advance_hashing(&session, Some((request.index, &request.bytes)), 0)
             }
         };
         Ok(ChunkAccepted {
@@ -335,7 +340,7 @@ impl<M: Memory + Clone> UploadService<M> {
                 missing_chunks: session.missing_chunks(),
             });
         }
-        let progress = self.advance_hashing(&session, None);
+        let progress = self.advance_hashing(&session, None, HASH_BYTES_PER_MESSAGE);
         let Some(digest) = progress.digest(&session.spec) else {
             return Err(UploadError::VerificationPending {
                 hashed_bytes: progress.hashed_bytes(),
@@ -453,6 +458,7 @@ impl<M: Memory + Clone> UploadService<M> {
     pub fn chunk_sha256(
         &self,
         caller: Principal,
+        now: u64,
         session_id: SessionId,
         index: u32,
     ) -> Result<ByteBuf, UploadError> {
@@ -464,13 +470,12 @@ impl<M: Memory + Clone> UploadService<M> {
                 index,
                 expected_chunks: session.expected_chunks(),
             })?;
-        if session.status != SessionStatus::Pending {
-            return Err(final_state_error(session_id, session.status));
+        match session.status_at(now) {
+            SessionStatus::Pending => {}
+            status => return Err(final_state_error(session_id, status)),
         }
         if !self.sessions.is_received(session_id, index) {
-            return Err(UploadError::Incomplete {
-                missing_chunks: session.missing_chunks(),
-            });
+            return Err(UploadError::ChunkNotReceived { index });
         }
         let mut buf = vec![0u8; len as usize];
         StoredChunks {
@@ -522,15 +527,7 @@ impl<M: Memory + Clone> UploadService<M> {
         }
     }
 
-    fn advance_hashing(
-        &mut self,
-        session: &UploadSession,
-        fresh: Option<(u32, &[u8])>,
-    ) -> HashProgress {
-        self.advance_hashing_within(session, fresh, HASH_BYTES_PER_MESSAGE)
-    }
-
-    pub(super) fn advance_hashing_within(
+    pub(super) fn advance_hashing(
         &mut self,
         session: &UploadSession,
         fresh: Option<(u32, &[u8])>,

@@ -202,14 +202,12 @@ fn out_of_order_upload_with_duplicates_reads_back_identical() {
         "finishing twice"
     );
     let usage = fx.service.stats(alice()).caller;
-    assert_eq!(
-        (
-            usage.open_sessions,
-            usage.reserved_bytes,
-            usage.stored_bytes
-        ),
-        (0, 0, 10_000)
+    let charged = (
+        usage.open_sessions,
+        usage.reserved_bytes,
+        usage.stored_bytes,
     );
+    assert_eq!(charged, (0, 0, 12_288), "charged in whole 4 KiB blocks");
 }
 
 #[test]
@@ -303,7 +301,7 @@ fn checksum_mismatch_keeps_the_session_open_for_repair() {
     // The client finds the bad chunk by comparing per-chunk hashes.
     let bad: Vec<u32> = (0..4)
         .filter(|&i| {
-            fx.service.chunk_sha256(alice(), sid, i).unwrap()
+            fx.service.chunk_sha256(alice(), 4, sid, i).unwrap()
                 != sha(&data[i as usize * 1_000..(i as usize + 1) * 1_000])
         })
         .collect();
@@ -451,44 +449,74 @@ fn quotas_are_enforced_at_the_door() {
     let mut fx = Fixture::new();
     let limits = Limits {
         max_open_sessions_per_caller: 2,
-        max_file_bytes: 1_000,
-        max_total_bytes: 1_500,
+        max_file_bytes: 10_000,
+        max_total_bytes: 20_000,
+        max_capsules_per_owner: 2,
         ..Limits::default()
     };
     assert_eq!(
         fx.service.set_limits(false, limits.clone()),
         Err(UploadError::NotAuthorized)
     );
-    fx.service.set_limits(true, limits).unwrap();
-    assert!(matches!(
-        fx.begin_as(alice(), 1_001, 100, "a", 1),
-        Err(UploadError::QuotaExceeded {
-            quota: Quota::FileBytes,
-            ..
-        })
-    ));
-    fx.begin_as(alice(), 1_000, 100, "b", 1).unwrap();
-    assert!(matches!(
-        fx.begin_as(alice(), 600, 100, "c", 1),
-        Err(UploadError::QuotaExceeded {
-            quota: Quota::TotalBytes,
-            ..
-        })
-    ));
+    fx.service.set_limits(true, limits.clone()).unwrap();
+    let quota = |result: Result<UploadStarted, UploadError>| match result {
+        Err(UploadError::QuotaExceeded { quota, .. }) => Some(quota),
+        _ => None,
+    };
+    assert_eq!(
+        quota(fx.begin_as(alice(), 10_001, 100, "a", 1)),
+        Some(Quota::FileBytes)
+    );
+    // Quotas count whole 4 KiB blocks: 10 000 bytes are charged 12 288.
+    fx.begin_as(alice(), 10_000, 100, "b", 1).unwrap();
+    assert_eq!(fx.service.stats(alice()).caller.reserved_bytes, 12_288);
+    assert_eq!(
+        quota(fx.begin_as(alice(), 6_000, 100, "c", 1)),
+        Some(Quota::TotalBytes)
+    );
     fx.begin_as(alice(), 10, 100, "d", 1).unwrap();
+    assert_eq!(
+        quota(fx.begin_as(alice(), 10, 100, "e", 1)),
+        Some(Quota::OpenSessionsPerCaller)
+    );
+    assert_eq!(
+        quota(fx.begin_as(alice(), 10, limits::MAX_CHUNK_BYTES + 1, "f", 1)),
+        Some(Quota::ChunkBytes)
+    );
+    let tight = Limits {
+        max_stored_bytes_per_caller: 16_384,
+        ..limits.clone()
+    };
+    fx.service.set_limits(true, tight).unwrap();
+    fx.service
+        .abort(
+            alice(),
+            2,
+            fx.service.open_uploads(alice(), 2)[1].session_id,
+        )
+        .unwrap();
+    assert_eq!(
+        quota(fx.begin_as(alice(), 4_097, 100, "g", 2)),
+        Some(Quota::StoredBytesPerCaller)
+    );
+    // One capsule exists (the fixture's); a second is allowed, a third not.
+    fx.service
+        .create_capsule(alice(), 2, "second".into())
+        .unwrap();
     assert!(matches!(
-        fx.begin_as(alice(), 10, 100, "e", 1),
+        fx.service.create_capsule(alice(), 2, "third".into()),
         Err(UploadError::QuotaExceeded {
-            quota: Quota::OpenSessionsPerCaller,
+            quota: Quota::CapsulesPerOwner,
             ..
         })
     ));
+    let absurd = Limits {
+        max_chunks_per_session: u32::MAX,
+        ..limits
+    };
     assert!(matches!(
-        fx.begin_as(alice(), 10, limits::MAX_CHUNK_BYTES + 1, "f", 1),
-        Err(UploadError::QuotaExceeded {
-            quota: Quota::ChunkBytes,
-            ..
-        })
+        fx.service.set_limits(true, absurd),
+        Err(UploadError::InvalidArgument { .. })
     ));
 }
 
@@ -795,4 +823,82 @@ proptest! {
         let done = committed.unwrap();
         prop_assert_eq!(fx.read_all(done.memory_id, len as u64), data);
     }
+}
+
+#[test]
+fn reservations_cost_no_stable_memory_until_bytes_arrive() {
+    let mut fx = Fixture::new();
+    let before = ic_stable_structures::Memory::size(&fx.memory);
+    let sid = fx
+        .begin_as(alice(), 8 << 30, 1_000_000, "huge", 1)
+        .unwrap()
+        .session_id;
+    let reserved = ic_stable_structures::Memory::size(&fx.memory);
+    assert!(
+        (reserved - before) * 65_536 < 64 << 20,
+        "an 8 GiB reservation grew stable memory by {} pages",
+        reserved - before
+    );
+    let chunk = vec![5u8; 1_000_000];
+    fx.put_as(alice(), sid, 3, &chunk, 2).unwrap();
+    let written = ic_stable_structures::Memory::size(&fx.memory);
+    assert!(
+        (written - reserved) * 65_536 < 64 << 20,
+        "one chunk grows memory by about a chunk"
+    );
+}
+
+#[test]
+fn writers_delete_only_what_they_uploaded() {
+    let mut fx = Fixture::new();
+    fx.service.grant_write(alice(), fx.capsule, bob()).unwrap();
+    let data = file(100, 1);
+    let sid = fx.begin(&data, 100, "a").unwrap().session_id;
+    fx.put(sid, &data, 100, 0, 2).unwrap();
+    let owners = fx.finish(sid, &data, 3).unwrap().memory_id;
+    assert_eq!(
+        fx.service.delete_memory(bob(), owners),
+        Err(UploadError::NotAuthorized)
+    );
+    let sid = fx.begin_as(bob(), 100, 100, "b", 4).unwrap().session_id;
+    fx.put_as(bob(), sid, 0, &data, 5).unwrap();
+    let bobs = fx
+        .service
+        .finish(
+            bob(),
+            6,
+            FinishUpload {
+                session_id: sid,
+                sha256: sha(&data),
+                byte_len: 100,
+            },
+        )
+        .unwrap()
+        .memory_id;
+    fx.service.delete_memory(bob(), bobs).unwrap();
+    fx.service.delete_memory(alice(), owners).unwrap();
+}
+
+#[test]
+fn a_replaced_chunk_rehashes_later_not_in_its_own_message() {
+    let mut fx = Fixture::new();
+    let data = file(3_000, 3);
+    let mut corrupt = data.clone();
+    corrupt[2_000] ^= 1;
+    let sid = fx.begin(&data, 1_000, "k").unwrap().session_id;
+    for index in 0..3 {
+        fx.put(sid, &corrupt, 1_000, index, 2).unwrap();
+    }
+    assert!(matches!(
+        fx.finish(sid, &data, 3),
+        Err(UploadError::ChecksumMismatch { .. })
+    ));
+    let replaced = fx.put(sid, &data, 1_000, 2, 4).unwrap();
+    assert_eq!(
+        replaced.hashed_bytes, 0,
+        "the message that replaced a chunk reads nothing back"
+    );
+    assert!(fx.service.has_hashing_backlog());
+    assert_eq!(fx.service.maintenance(5).hashed_bytes, 3_000);
+    fx.finish(sid, &data, 6).unwrap();
 }
