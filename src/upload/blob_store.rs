@@ -585,14 +585,7 @@ impl<M: Memory + Clone> BlobStore<M> {
     pub fn read(&self, id: BlobId, offset: u64, buf: &mut [u8]) -> Result<(), BlobStoreError> {
         let record = self.record(id)?;
         check_range(offset, buf.len() as u64, record.byte_len)?;
-        for_each_piece(
-            &record.extents,
-            offset,
-            buf.len() as u64,
-            |address, at, len| {
-                self.data.read(address, &mut buf[at..at + len]);
-            },
-        );
+        read_extents(&self.data, &record.extents, offset, buf);
         Ok(())
     }
 
@@ -658,6 +651,14 @@ impl<M: Memory> StableBlobSink<'_, M> {
     }
 }
 
+/// Fills `buf` with the bytes at stream `offset` of a blob laid out in
+/// `extents` (the range is checked by the caller).
+fn read_extents<M: Memory>(data: &Vm<M>, extents: &[Extent], offset: u64, buf: &mut [u8]) {
+    for_each_piece(extents, offset, buf.len() as u64, |address, at, len| {
+        data.read(address, &mut buf[at..at + len]);
+    });
+}
+
 /// Grows `data` so that it holds `end` bytes. Growth can only fail when the
 /// `MemoryManager` has no bucket left.
 fn ensure_memory_holds<M: Memory>(data: &Vm<M>, end: u64) -> Result<(), SinkError> {
@@ -695,14 +696,7 @@ impl<M: Memory> ByteSink for StableBlobSink<'_, M> {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SinkError> {
         self.check(offset, buf.len())?;
-        for_each_piece(
-            &self.extents,
-            offset,
-            buf.len() as u64,
-            |address, at, len| {
-                self.data.read(address, &mut buf[at..at + len]);
-            },
-        );
+        read_extents(self.data, &self.extents, offset, buf);
         Ok(())
     }
 }
