@@ -11,7 +11,7 @@
 //! their table at run time).
 
 use crate::instrument::{self, COUNTER_EXPORT, MEMORY_EXPORT, START_EXPORT, TABLE_EXPORT};
-use crate::state::{HostState, Kind, MessageContext};
+use crate::state::{HeapLimiter, HostState, Kind, MessageContext};
 use crate::system_api::{make_import, Trap};
 use crate::HostError;
 use candid::Principal;
@@ -65,11 +65,13 @@ fn instantiate(
     state: HostState,
 ) -> Result<(Store<HostState>, Instance, Handles), HostError> {
     let mut store = Store::new(engine, state);
+    store.limiter(|st| &mut st.heap_limiter);
     let mut linker = Linker::<HostState>::new(engine);
     for imp in module.imports() {
         match imp.ty() {
             ExternType::Func(ty) => {
-                let f = make_import(&mut store, imp.module(), imp.name(), ty.clone());
+                let f = make_import(&mut store, imp.module(), imp.name(), ty.clone())
+                    .map_err(HostError::InvalidWasm)?;
                 linker
                     .define(imp.module(), imp.name(), f)
                     .map_err(|e| HostError::InvalidWasm(e.to_string()))?;
@@ -240,6 +242,11 @@ impl Canister {
     ) -> (Result<(), HostError>, u64, MessageContext) {
         let limit = msg.instruction_limit;
         let st = self.store.data_mut();
+        st.heap_limiter = HeapLimiter {
+            hard: msg.max_heap_bytes,
+            soft: msg.wasm_memory_limit,
+            exceeded: None,
+        };
         st.msg = msg;
         st.stable.start_message();
         self.handles
@@ -274,21 +281,30 @@ impl Canister {
         };
         let left = self.handles.counter.get(&self.store).i64().unwrap_or(0);
         let used = if left < 0 { limit } else { limit - left as u64 };
-        let msg = std::mem::take(&mut self.store.data_mut().msg);
-        let id = self.store.data().canister_id;
-        let result = result.map_err(|e| classify(e, left < 0, limit, id));
+        let st = self.store.data_mut();
+        let msg = std::mem::take(&mut st.msg);
+        let exceeded = std::mem::take(&mut st.heap_limiter).exceeded;
+        let id = st.canister_id;
+        let result = result.map_err(|e| match exceeded {
+            Some((wasm_memory_limit, requested)) if left >= 0 => {
+                HostError::CanisterTrapped(format!(
+                    "Canister {id} trapped: Wasm memory limit exceeded: growing the heap to {requested} bytes exceeds the canister's wasm_memory_limit of {wasm_memory_limit} bytes"
+                ))
+            }
+            _ => classify(e, left < 0, limit, id),
+        });
         (result, used, msg)
     }
 
-    /// Runs the module's start function, if any, as part of an install.
-    pub fn run_start(&mut self, limit: u64) -> (Result<(), HostError>, u64) {
+    /// Runs the module's start function, if any, as part of an install, with
+    /// the heap limits of `limits` (a [`Kind::Start`] message context).
+    pub fn run_start(&mut self, limits: MessageContext) -> (Result<(), HostError>, u64) {
         if !self.has_start {
             return (Ok(()), 0);
         }
         let msg = MessageContext {
             kind: Kind::Start,
-            instruction_limit: limit,
-            ..Default::default()
+            ..limits
         };
         let (r, used, _) = self.run(Entry::Export(START_EXPORT), msg);
         (r, used)

@@ -33,6 +33,8 @@ enum Origin {
     Call {
         caller: Principal,
         caller_ctx: u64,
+        /// `msg_caller` of the caller's call context (seen by its callbacks).
+        caller_origin: Vec<u8>,
         callback: Callback,
     },
 }
@@ -48,6 +50,7 @@ enum Task {
     Request {
         caller: Principal,
         caller_ctx: u64,
+        caller_origin: Vec<u8>,
         callee: Vec<u8>,
         method: String,
         arg: Vec<u8>,
@@ -56,6 +59,7 @@ enum Task {
     Response {
         caller: Principal,
         caller_ctx: u64,
+        caller_origin: Vec<u8>,
         callback: Callback,
         response: Response,
     },
@@ -201,8 +205,42 @@ impl Host {
             max_reply: 0,
             stable_write_limit: self.limits.stable_bytes_per_upgrade,
             stable_access_limit: self.limits.stable_bytes_per_upgrade,
+            max_heap_bytes: Some(self.limits.max_heap_bytes),
+            wasm_memory_limit: self.wasm_memory_limit(kind),
             ..Default::default()
         }
+    }
+
+    /// The `wasm_memory_limit` enforced in a message of `kind`: install
+    /// (`start`, `canister_init`), post-upgrade, updates, timers and
+    /// reply/reject callbacks; not queries, cleanup or pre-upgrade.
+    fn wasm_memory_limit(&self, kind: Kind) -> Option<u64> {
+        match kind {
+            Kind::Start
+            | Kind::Init
+            | Kind::PostUpgrade
+            | Kind::Update
+            | Kind::Timer
+            | Kind::ReplyCallback
+            | Kind::RejectCallback => Some(self.limits.wasm_memory_limit),
+            Kind::PreUpgrade | Kind::Query | Kind::ReplicatedQuery | Kind::Cleanup => None,
+        }
+    }
+
+    /// Rejects an ingress message (update or query) whose method name +
+    /// argument + envelope allowance exceed the ingress limit.
+    fn check_ingress(&self, method: &str, arg: &[u8]) -> Result<(), HostError> {
+        let l = &self.limits;
+        let size = (method.len() as u64)
+            .saturating_add(arg.len() as u64)
+            .saturating_add(l.ingress_envelope_bytes);
+        if size > l.ingress_bytes {
+            return Err(HostError::IngressTooLarge {
+                size,
+                limit: l.ingress_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// Runs `start` + `canister_init`/`canister_post_upgrade` on a fresh instance
@@ -222,7 +260,8 @@ impl Host {
             },
             e => e,
         };
-        let (r, mut used) = c.run_start(budget);
+        let start_msg = self.lifecycle_msg(Kind::Start, caller, Vec::new(), budget);
+        let (r, mut used) = c.run_start(start_msg);
         self.collect_logs(c);
         r.map_err(fix)?;
         let export = if kind == Kind::Init {
@@ -394,10 +433,12 @@ impl Host {
             Origin::Call {
                 caller,
                 caller_ctx,
+                caller_origin,
                 callback,
             } => self.queue.push_back(Task::Response {
                 caller: *caller,
                 caller_ctx: *caller_ctx,
+                caller_origin: caller_origin.clone(),
                 callback: *callback,
                 response,
             }),
@@ -448,6 +489,14 @@ impl Host {
                 l.stable_bytes_accessed_per_query,
                 l.max_query_reply_bytes,
             ),
+            // A query method executed as an update keeps the query
+            // instruction limit (the replica's replicated query execution).
+            Kind::ReplicatedQuery => (
+                l.query_instructions,
+                l.stable_bytes_written_per_update,
+                l.stable_bytes_accessed_per_update,
+                l.max_reply_bytes,
+            ),
             _ => (
                 l.update_instructions,
                 l.stable_bytes_written_per_update,
@@ -458,7 +507,7 @@ impl Host {
         let responded_before = self.contexts.get(&ctx).map(|c| c.responded).unwrap_or(true);
         let msg = MessageContext {
             kind,
-            caller,
+            caller: caller.clone(),
             method,
             arg,
             reject,
@@ -468,6 +517,9 @@ impl Host {
             max_reply,
             stable_write_limit: write_limit,
             stable_access_limit: access_limit,
+            max_call_bytes: l.max_call_bytes,
+            max_heap_bytes: Some(l.max_heap_bytes),
+            wasm_memory_limit: self.wasm_memory_limit(kind),
             ..Default::default()
         };
         let mut c = self
@@ -499,6 +551,9 @@ impl Host {
                 self.queue.push_back(Task::Request {
                     caller: canister,
                     caller_ctx: ctx,
+                    // The caller of this message is the original caller of
+                    // its call context (callbacks are given it too).
+                    caller_origin: caller.clone(),
                     callee: call.callee,
                     method: call.method,
                     arg: call.arg,
@@ -532,8 +587,10 @@ impl Host {
     }
 
     /// An ingress update call. Rejected with `IngressTooLarge` before execution
-    /// if method name + argument exceed the ingress limit. If the method awaits
-    /// calls, queued messages are delivered until it answers.
+    /// if method name + argument + [`Limits::ingress_envelope_bytes`] exceed
+    /// [`Limits::ingress_bytes`]. If the method awaits calls, queued messages
+    /// are delivered until it answers. A query method called this way runs
+    /// as a replicated query: query instruction limit, nothing persisted.
     pub fn update(
         &mut self,
         canister: Principal,
@@ -541,13 +598,7 @@ impl Host {
         method: &str,
         arg: Vec<u8>,
     ) -> Result<Vec<u8>, HostError> {
-        let size = (method.len() + arg.len()) as u64;
-        if size > self.limits.ingress_bytes {
-            return Err(HostError::IngressTooLarge {
-                size,
-                limit: self.limits.ingress_bytes,
-            });
-        }
+        self.check_ingress(method, &arg)?;
         let (kind, export) = self.method_kind(canister, method)?;
         let ctx = self.new_context(Origin::Ingress);
         let r = self.execute(
@@ -587,6 +638,7 @@ impl Host {
     }
 
     /// A query: runs on the current state and never persists any change.
+    /// Subject to the same ingress size check as [`Host::update`].
     pub fn query(
         &mut self,
         canister: Principal,
@@ -594,6 +646,7 @@ impl Host {
         method: &str,
         arg: Vec<u8>,
     ) -> Result<Vec<u8>, HostError> {
+        self.check_ingress(method, &arg)?;
         let c = self
             .canisters
             .get(&canister)
@@ -639,6 +692,7 @@ impl Host {
             Task::Request {
                 caller,
                 caller_ctx,
+                caller_origin,
                 callee,
                 method,
                 arg,
@@ -647,6 +701,7 @@ impl Host {
                 let origin = Origin::Call {
                     caller,
                     caller_ctx,
+                    caller_origin,
                     callback,
                 };
                 let ctx = self.new_context(origin);
@@ -701,6 +756,7 @@ impl Host {
             Task::Response {
                 caller,
                 caller_ctx,
+                caller_origin,
                 callback,
                 response,
             } => {
@@ -719,13 +775,13 @@ impl Host {
                         Some((code, message)),
                     ),
                 };
-                let self_bytes = caller.as_slice().to_vec();
+                // Callbacks see the original caller of their call context.
                 let r = self.execute(
                     caller,
                     kind,
                     Entry::Table { index, env },
                     caller_ctx,
-                    self_bytes.clone(),
+                    caller_origin.clone(),
                     String::new(),
                     arg,
                     reject,
@@ -739,7 +795,7 @@ impl Host {
                             Kind::Cleanup,
                             Entry::Table { index, env },
                             caller_ctx,
-                            self_bytes,
+                            caller_origin,
                             String::new(),
                             Vec::new(),
                             None,
@@ -791,12 +847,13 @@ impl Host {
                     continue;
                 }
                 let ctx = self.new_context(Origin::System);
+                // The replica runs the timer with the management canister as caller.
                 let r = self.execute(
                     id,
                     Kind::Timer,
                     Entry::Export("canister_global_timer"),
                     ctx,
-                    id.as_slice().to_vec(),
+                    Principal::management_canister().as_slice().to_vec(),
                     String::new(),
                     Vec::new(),
                     None,

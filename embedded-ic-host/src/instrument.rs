@@ -3,7 +3,8 @@
 //! Every function body is split into straight-line segments; a segment ends
 //! after `loop`, `if`, `else`, `br`, `br_if`, `br_table`, `end`, `return`,
 //! `unreachable` and tail calls (the first segment starts at the function's
-//! first operator). At the start of each segment the instrumented code
+//! first operator and, as in the replica, at cost 1, so even an empty
+//! function costs 1). At the start of each segment the instrumented code
 //! subtracts the sum of the segment's operator weights ([`weight`], the table
 //! of `ic-facts.md`) from an injected mutable `i64` global; if the counter goes
 //! below zero it executes `unreachable`, which the host reports as "instruction
@@ -185,7 +186,9 @@ fn instrument_body(
     let mut i = 0;
     while i < ops.len() {
         let mut j = i;
-        let mut w = 0;
+        // The replica starts a function's first segment at 1 (so every
+        // function call costs at least 1, even an empty function).
+        let mut w = u64::from(i == 0);
         loop {
             w += weight(&ops[j]);
             if ends_segment(&ops[j]) || j + 1 == ops.len() {

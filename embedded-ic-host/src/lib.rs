@@ -8,7 +8,9 @@
 //! messages with rollback, queries that never persist, sparse stable memory,
 //! the global timer, inter-canister calls with reply/reject/cleanup
 //! callbacks, install/reinstall/upgrade, and the replica's per-message limits
-//! ([`Limits`]).
+//! ([`Limits`]: instructions, ingress size with an envelope allowance, reply
+//! and request sizes, stable memory touched, `wasm_memory_limit` and the heap
+//! maximum).
 //!
 //! # Why wasmi and not wasmtime
 //! wasmi is a pure-Rust interpreter with a handful of small dependencies; it
@@ -58,9 +60,10 @@ pub enum HostError {
         /// The limit that was exceeded.
         limit: u64,
     },
-    /// Method name + argument exceed the ingress limit; nothing executed.
+    /// Method name + argument + the envelope allowance
+    /// ([`Limits::ingress_envelope_bytes`]) exceed the ingress limit; nothing executed.
     IngressTooLarge {
-        /// Size of method name + argument.
+        /// Size of method name + argument + envelope allowance.
         size: u64,
         /// The limit.
         limit: u64,
@@ -69,12 +72,15 @@ pub enum HostError {
     StableMemoryLimit(String),
     /// No such exported method.
     MethodNotFound(String),
-    /// The canister called a System API function this host does not implement
-    /// (the payload is the import's name, e.g. `ic0.root_key_size`).
+    /// The canister called a System API function the IC interface
+    /// specification lists but this host does not implement (the payload is
+    /// the import's name, e.g. `ic0.root_key_size`).
     UnimplementedSystemApi(String),
     /// No canister with this id.
     CanisterNotFound(Principal),
-    /// The module could not be instrumented, compiled or instantiated.
+    /// The module could not be instrumented, compiled or instantiated, or it
+    /// imports something outside the `ic0` System API (an unknown name, another
+    /// module, a wrong signature), which the replica refuses as well.
     InvalidWasm(String),
 }
 

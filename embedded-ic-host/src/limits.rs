@@ -8,8 +8,15 @@
 /// `Limits::default()` and override what a test needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Maximum size of an ingress message (method name + argument), 2 MiB.
+    /// Maximum size of a whole ingress message (signed request: method name +
+    /// argument + [`Limits::ingress_envelope_bytes`]), 2 MiB. Applies to
+    /// updates and to queries (sent as HTTP requests with the same limit).
     pub ingress_bytes: u64,
+    /// Conservative allowance for the signed request envelope around method
+    /// name and argument (sender, nonce, ingress expiry, public key,
+    /// signature, delegations, CBOR framing), 2 KiB: method name + argument +
+    /// this must fit [`Limits::ingress_bytes`].
+    pub ingress_envelope_bytes: u64,
     /// Instructions per update call, timer or callback (40 B).
     pub update_instructions: u64,
     /// Instructions per query (5 B).
@@ -32,8 +39,20 @@ pub struct Limits {
     pub max_reply_bytes: u64,
     /// Maximum reply size of a query (3 MiB).
     pub max_query_reply_bytes: u64,
-    /// Maximum wasm heap size in bytes (4 GiB, the wasm32 maximum).
+    /// Maximum size of an inter-canister request (method name + argument
+    /// assembled with `call_data_append`), 2 MiB; beyond it
+    /// `call_data_append` traps.
+    pub max_call_bytes: u64,
+    /// Hard maximum of the wasm heap in bytes (4 GiB, the wasm32 maximum):
+    /// `memory.grow` beyond it returns -1 in every kind of message.
     pub max_heap_bytes: u64,
+    /// The canister's `wasm_memory_limit` (3 GiB, the IC's default): growing
+    /// the heap beyond it traps in update methods, timers, reply/reject
+    /// callbacks, `start`, `canister_init` and `canister_post_upgrade` (like
+    /// the replica's `WasmMemoryLimitExceeded`). Queries, query methods run
+    /// as updates and cleanup callbacks are bound only by
+    /// [`Limits::max_heap_bytes`].
+    pub wasm_memory_limit: u64,
 }
 
 const KIB: u64 = 1024;
@@ -44,6 +63,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             ingress_bytes: 2 * MIB,
+            ingress_envelope_bytes: 2 * KIB,
             update_instructions: 40_000_000_000,
             query_instructions: 5_000_000_000,
             upgrade_instructions: 300_000_000_000,
@@ -54,7 +74,9 @@ impl Default for Limits {
             stable_bytes_per_upgrade: 8 * GIB,
             max_reply_bytes: 2 * MIB,
             max_query_reply_bytes: 3 * MIB,
+            max_call_bytes: 2 * MIB,
             max_heap_bytes: 4 * GIB,
+            wasm_memory_limit: 3 * GIB,
         }
     }
 }

@@ -112,12 +112,19 @@ impl StableMemory {
         }
     }
 
+    /// Whether `[offset, offset + len)` lies within the current size (no overflow).
+    pub fn in_bounds(&self, offset: u64, len: u64) -> bool {
+        offset
+            .checked_add(len)
+            .is_some_and(|end| end <= self.size_pages.saturating_mul(WASM_PAGE))
+    }
+
     fn check(&self, offset: u64, len: u64) -> Result<(), OutOfBounds> {
-        let end = offset.checked_add(len).ok_or(OutOfBounds)?;
-        if end > self.size_pages * WASM_PAGE {
-            return Err(OutOfBounds);
+        if self.in_bounds(offset, len) {
+            Ok(())
+        } else {
+            Err(OutOfBounds)
         }
-        Ok(())
     }
 
     fn touch(&mut self, offset: u64, len: u64, write: bool) -> u64 {

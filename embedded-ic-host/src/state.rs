@@ -143,6 +143,12 @@ pub struct MessageContext {
     pub stable_write_limit: u64,
     /// Stable bytes (4 KiB pages) this message may access.
     pub stable_access_limit: u64,
+    /// Maximum size of an outgoing request (method name + argument).
+    pub max_call_bytes: u64,
+    /// Hard heap maximum (`memory.grow` returns -1 beyond it); `None`: wasm's own.
+    pub max_heap_bytes: Option<u64>,
+    /// `wasm_memory_limit` (growth beyond it traps); `None`: not enforced.
+    pub wasm_memory_limit: Option<u64>,
 }
 
 /// Store data of one canister instance.
@@ -171,6 +177,64 @@ pub struct HostState {
     pub memory: Option<Memory>,
     /// `debug_print` output not yet collected by the host.
     pub logs: Vec<String>,
+    /// Heap growth limits of the running message.
+    pub heap_limiter: HeapLimiter,
+}
+
+/// The wasmi resource limiter of a canister's store: `memory.grow` beyond
+/// `hard` returns -1, beyond `soft` (the `wasm_memory_limit`) it traps.
+/// Both are `None` outside of a message (instantiation and the heap restore of
+/// a rollback are not limited).
+#[derive(Clone, Debug, Default)]
+pub struct HeapLimiter {
+    /// Hard maximum in bytes.
+    pub hard: Option<u64>,
+    /// Soft limit in bytes (trap).
+    pub soft: Option<u64>,
+    /// Set when a growth was refused by the soft limit: (limit, requested size).
+    pub exceeded: Option<(u64, u64)>,
+}
+
+impl wasmi::ResourceLimiter for HeapLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> Result<bool, wasmi_core::LimiterError> {
+        let desired = desired as u64;
+        if maximum.is_some_and(|m| desired > m as u64) || self.hard.is_some_and(|h| desired > h) {
+            return Ok(false);
+        }
+        match self.soft {
+            Some(limit) if desired > limit => {
+                self.exceeded = Some((limit, desired));
+                Err(wasmi_core::LimiterError::ResourceLimiterDeniedAllocation)
+            }
+            _ => Ok(true),
+        }
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> Result<bool, wasmi_core::LimiterError> {
+        Ok(maximum.is_none_or(|m| desired <= m))
+    }
+
+    fn instances(&self) -> usize {
+        wasmi::StoreLimits::default().instances()
+    }
+
+    fn tables(&self) -> usize {
+        wasmi::StoreLimits::default().tables()
+    }
+
+    fn memories(&self) -> usize {
+        wasmi::StoreLimits::default().memories()
+    }
 }
 
 impl HostState {
@@ -189,6 +253,7 @@ impl HostState {
             counter: None,
             memory: None,
             logs: Vec::new(),
+            heap_limiter: HeapLimiter::default(),
         }
     }
 }

@@ -45,21 +45,25 @@ fn assert_close(what: &str, measured: u64, published: u64, tolerance: f64) {
 fn canbench_write_100mib() {
     let (mut host, id) = setup();
     let n = call_u64(&mut host, id, "write_100mib", Encode!().unwrap());
-    assert_close("write 100 MiB", n, 130_471_968, 0.02);
+    // Measured 130 466 003 (ratio 0.99995); 0.05 % leaves room for compiler drift.
+    assert_close("write 100 MiB", n, 130_471_968, 0.0005);
 }
 
 #[test]
 fn canbench_read_100mib() {
     let (mut host, id) = setup();
     let n = call_u64(&mut host, id, "read_100mib", Encode!().unwrap());
-    assert_close("read 100 MiB", n, 104_859_143, 0.02);
+    // Measured 104 859 017 (ratio 0.999999).
+    assert_close("read 100 MiB", n, 104_859_143, 0.0005);
 }
 
 #[test]
 fn canbench_btreemap_1000_inserts_of_100kib() {
     let (mut host, id) = setup();
     let n = call_u64(&mut host, id, "btreemap_insert", Encode!(&1000u32).unwrap());
-    assert_close("BTreeMap 1000 x 100 KiB inserts", n, 3_921_144_695, 0.05);
+    // Measured 3 982 797 898 (ratio 1.0157): 1.6 % above the published
+    // figure (code generation of this build differs from canbench's).
+    assert_close("BTreeMap 1000 x 100 KiB inserts", n, 3_921_144_695, 0.025);
 }
 
 #[test]
