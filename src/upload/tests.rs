@@ -902,3 +902,59 @@ fn a_replaced_chunk_rehashes_later_not_in_its_own_message() {
     assert_eq!(fx.service.maintenance(5).hashed_bytes, 3_000);
     fx.finish(sid, &data, 6).unwrap();
 }
+
+/// A session record as stored by this version. Decoding it must keep
+/// working after any change to the record types, or upgraded canisters
+/// lose their open uploads; re-encoding pins the current layout.
+const STORED_SESSION_HEX: &str = "4449444c076c0adbb70178b2ceef2f01b7fff5810178c595e5c20402bbbce3e2040684f89f9005799891bea00678aaacd9d00678f18f9a830f0593b099de0f7e6b049cc4bf6d7f858fee950f7fefafe6980f7fb780f7c90f7f6c07f0d3e5b10203ed8eb9c40378bdd9b0a204788ba9a1b70b68da8289d90b789396eac50d79f18f9a830f716c04e7c8eae70104cbe4fdc70471dea7c3a70578e5a88eea05716e056d7b6c03f09c83d90478bdc4a5c009799396eac50d790100070000000000000003c8000000000000000120090909090909090909090909090909090909090909090909090909090909090905612e6a70670a000000000000000a696d6167652f6a70656703000000000000000600000000000000011d0101010101010101010101010101010101010101010101010101010101050000000000000004000000036b65790a000000000000000300000004000000020000002c01000000000000640000000000000020010101010101010101010101010101010101010101010101010101010101010100";
+
+fn sample_session() -> UploadSession {
+    use crate::session::{ChunkSpec, IdempotencyKey, Session};
+    Session {
+        id: SessionId(7),
+        meta: UploadSessionMeta {
+            capsule_id: CapsuleId(3),
+            caller: alice(),
+            idempotency_key: "key".into(),
+            asset: AssetMetadata {
+                name: "a.jpg".into(),
+                mime_type: "image/jpeg".into(),
+                byte_len: 10,
+                sha256: Some(ByteBuf::from(vec![9; 32])),
+            },
+            chunk_size: 4,
+            provisional_memory_id: MemoryItemId(5),
+            blob_id: BlobId(6),
+        },
+        spec: ChunkSpec::new(10, 4, 3).unwrap(),
+        idempotency_key: IdempotencyKey([1; 32]),
+        status: SessionStatus::Pending,
+        created_at: 100,
+        updated_at: 200,
+        deadline: 300,
+        received_chunks: 2,
+        rewritable: false,
+    }
+}
+
+#[test]
+fn stored_session_layout_is_pinned() {
+    use ic_stable_structures::Storable;
+    let encoded: String = sample_session()
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let stored: Vec<u8> = (0..STORED_SESSION_HEX.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&STORED_SESSION_HEX[i..i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(
+        UploadSession::from_bytes(std::borrow::Cow::Owned(stored)),
+        sample_session()
+    );
+    assert_eq!(
+        encoded, STORED_SESSION_HEX,
+        "the stored layout changed: keep old records decodable"
+    );
+}
