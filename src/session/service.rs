@@ -207,7 +207,7 @@ impl<M: Memory, Meta: SessionMeta> SessionService<M, Meta> {
             session.received_chunks += 1;
             ChunkWrite::Stored
         };
-        self.touch(&mut session, now);
+        self.refresh(&mut session, now);
         let receipt = ChunkReceipt {
             write,
             received_chunks: session.received_chunks,
@@ -233,6 +233,15 @@ impl<M: Memory, Meta: SessionMeta> SessionService<M, Meta> {
         Ok(self
             .bitmap
             .missing_ranges(sid, session.spec.chunk_count(), from, max_ranges))
+    }
+
+    /// Records activity on a pending session: its idle deadline moves.
+    pub fn touch(&mut self, sid: SessionId, now: u64) -> Result<u64, SessionError> {
+        let mut session = self.pending(sid, now)?;
+        self.refresh(&mut session, now);
+        let deadline = session.deadline;
+        self.records.insert(sid, session);
+        Ok(deadline)
     }
 
     /// Lets a pending session's received chunks be replaced (after the
@@ -308,7 +317,7 @@ impl<M: Memory, Meta: SessionMeta> SessionService<M, Meta> {
         }
     }
 
-    fn touch(&mut self, session: &mut Session<Meta>, now: u64) {
+    fn refresh(&mut self, session: &mut Session<Meta>, now: u64) {
         session.updated_at = now;
         self.move_deadline(session, now.saturating_add(self.policy.idle_timeout_ns));
     }

@@ -342,6 +342,8 @@ impl<M: Memory + Clone> UploadService<M> {
         }
         let progress = self.advance_hashing(&session, None, HASH_BYTES_PER_MESSAGE);
         let Some(digest) = progress.digest(&session.spec) else {
+            // A client polling while hashing catches up is not idle.
+            self.sessions.touch(sid, now)?;
             return Err(UploadError::VerificationPending {
                 hashed_bytes: progress.hashed_bytes(),
                 total_bytes: session.spec.total_bytes(),

@@ -273,6 +273,11 @@ fn hashing_catches_up_in_bounded_steps() {
         }
         other => panic!("expected VerificationPending, got {other:?}"),
     }
+    assert_eq!(
+        fx.status(sid, 4).expires_at,
+        Some(4 + Limits::default().session_idle_timeout_ns),
+        "polling finish keeps the session alive"
+    );
     let report = fx.service.maintenance(5);
     assert_eq!(report.hashed_bytes, 2 * chunk as u64);
     assert!(!report.more_work);
