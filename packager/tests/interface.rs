@@ -272,3 +272,32 @@ fn dfx_json_is_valid_and_points_at_the_packaged_wasm() {
         );
     }
 }
+
+fn icp_yaml_errors(manifest: &Value) -> Vec<String> {
+    let path = packager::workspace_root().join("../shared/schemas/icp-yaml-schema.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading the icp.yaml schema {}: {e}", path.display()));
+    let schema: Value = serde_json::from_str(&text).expect("the icp.yaml schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    schema_errors(&validator, manifest)
+}
+
+/// icp-cli (dfx's successor) builds the same package: `icp.yaml` must be
+/// what it accepts, and hand its script step the packager's output.
+#[test]
+fn icp_yaml_is_valid_and_runs_the_packager() {
+    let path = packager::workspace_root().join("icp.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading icp.yaml: {e}"));
+    let manifest: Value = serde_yaml::from_str(&text).expect("icp.yaml is YAML");
+    let errors = icp_yaml_errors(&manifest);
+    assert!(errors.is_empty(), "icp.yaml is invalid:\n{}", errors.join("\n"));
+    let canister = &manifest["canisters"][0];
+    assert_eq!(canister["name"], "backend");
+    let commands = canister["build"]["steps"][0]["commands"].to_string();
+    assert!(commands.contains("package-canister"), "{commands}");
+    assert!(commands.contains("$ICP_WASM_OUTPUT_PATH"), "{commands}");
+
+    let mut broken = manifest.clone();
+    broken["canisters"][0]["build"]["steps"][0]["type"] = Value::from("scripted");
+    assert!(!icp_yaml_errors(&broken).is_empty(), "an unknown step type must be refused");
+}
