@@ -290,7 +290,11 @@ fn icp_yaml_is_valid_and_runs_the_packager() {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading icp.yaml: {e}"));
     let manifest: Value = serde_yaml::from_str(&text).expect("icp.yaml is YAML");
     let errors = icp_yaml_errors(&manifest);
-    assert!(errors.is_empty(), "icp.yaml is invalid:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "icp.yaml is invalid:\n{}",
+        errors.join("\n")
+    );
     let canister = &manifest["canisters"][0];
     assert_eq!(canister["name"], "backend");
     let commands = canister["build"]["steps"][0]["commands"].to_string();
@@ -299,5 +303,8 @@ fn icp_yaml_is_valid_and_runs_the_packager() {
 
     let mut broken = manifest.clone();
     broken["canisters"][0]["build"]["steps"][0]["type"] = Value::from("scripted");
-    assert!(!icp_yaml_errors(&broken).is_empty(), "an unknown step type must be refused");
+    assert!(
+        !icp_yaml_errors(&broken).is_empty(),
+        "an unknown step type must be refused"
+    );
 }
