@@ -419,6 +419,12 @@ impl Host {
         id
     }
 
+    /// Rejects a call context that will run nothing more, and forgets it.
+    fn reject_and_close(&mut self, ctx: u64, code: u32, message: String) {
+        self.respond(ctx, Response::Reject { code, message });
+        self.contexts.remove(&ctx);
+    }
+
     fn respond(&mut self, ctx: u64, response: Response) {
         let Some(cc) = self.contexts.get_mut(&ctx) else {
             return;
@@ -712,21 +718,13 @@ impl Host {
                     let name = Principal::try_from_slice(&callee)
                         .map(|p| p.to_text())
                         .unwrap_or_else(|_| hex(&callee));
-                    self.respond(ctx, Response::Reject { code: 3, message: format!("Canister {name} not found (embedded-ic-host only delivers calls to canisters installed in it)") });
-                    self.contexts.remove(&ctx);
+                    self.reject_and_close(ctx, 3, format!("Canister {name} not found (embedded-ic-host only delivers calls to canisters installed in it)"));
                     return;
                 };
                 let (kind, export) = match self.method_kind(callee, &method) {
                     Ok(x) => x,
                     Err(e) => {
-                        self.respond(
-                            ctx,
-                            Response::Reject {
-                                code: 5,
-                                message: e.to_string(),
-                            },
-                        );
-                        self.contexts.remove(&ctx);
+                        self.reject_and_close(ctx, 5, e.to_string());
                         return;
                     }
                 };
@@ -742,14 +740,7 @@ impl Host {
                 ) {
                     Ok(()) => self.settle(ctx, callee),
                     Err(e) => {
-                        self.respond(
-                            ctx,
-                            Response::Reject {
-                                code: 5,
-                                message: e.to_string(),
-                            },
-                        );
-                        self.contexts.remove(&ctx);
+                        self.reject_and_close(ctx, 5, e.to_string());
                     }
                 }
             }
