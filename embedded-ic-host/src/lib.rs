@@ -7,7 +7,8 @@
 //! ([`system_api`]) following the IC interface specification: atomic
 //! messages with rollback, queries that never persist, sparse stable memory,
 //! the global timer, inter-canister calls with reply/reject/cleanup
-//! callbacks, install/reinstall/upgrade, and the replica's per-message limits
+//! callbacks, `canister_inspect_message` before ingress updates (see
+//! [`Host::update`]), install/reinstall/upgrade, and the replica's per-message limits
 //! ([`Limits`]: instructions, ingress size with an envelope allowance, reply
 //! and request sizes, stable memory touched, `wasm_memory_limit` and the heap
 //! maximum).
@@ -50,7 +51,9 @@ pub enum HostError {
     CanisterTrapped(String),
     /// The canister (or the system on its behalf) rejected the call.
     CanisterRejected {
-        /// Reject code: 4 canister reject (`msg_reject`), 5 canister error, 3 destination invalid.
+        /// Reject code: 4 canister reject (`msg_reject`, or an ingress update
+        /// that `canister_inspect_message` did not accept), 5 canister error,
+        /// 3 destination invalid.
         code: u32,
         /// Reject message.
         message: String,

@@ -24,6 +24,9 @@ pub struct Limits {
     /// Instructions for install/reinstall/upgrade, shared by
     /// `canister_init`, `canister_pre_upgrade` and `canister_post_upgrade` (300 B).
     pub upgrade_instructions: u64,
+    /// Instructions for `canister_inspect_message`, run before each ingress
+    /// update call to a canister that exports it (200 M).
+    pub inspect_message_instructions: u64,
     /// Maximum stable memory size in bytes (400 GiB); `stable64_grow` returns
     /// -1 beyond it.
     pub max_stable_bytes: u64,
@@ -67,6 +70,7 @@ impl Default for Limits {
             update_instructions: 40_000_000_000,
             query_instructions: 5_000_000_000,
             upgrade_instructions: 300_000_000_000,
+            inspect_message_instructions: 200_000_000,
             max_stable_bytes: 400 * GIB,
             stable_bytes_written_per_update: 2 * GIB,
             stable_bytes_accessed_per_update: 2 * GIB,

@@ -31,6 +31,9 @@ pub enum Kind {
     RejectCallback,
     /// Cleanup callback (C).
     Cleanup,
+    /// `canister_inspect_message` before an ingress update call (F):
+    /// non-replicated, never persisted, may only inspect and accept.
+    InspectMessage,
 }
 
 impl Kind {
@@ -55,6 +58,7 @@ impl Kind {
                 | Kind::Query
                 | Kind::ReplicatedQuery
                 | Kind::ReplyCallback
+                | Kind::InspectMessage
         )
     }
     /// Whether `call_*` is available.
@@ -66,7 +70,14 @@ impl Kind {
     }
     /// Whether state changes (timer, certified data) are allowed.
     pub fn can_modify(self) -> bool {
-        !matches!(self, Kind::Query | Kind::ReplicatedQuery | Kind::Start)
+        !matches!(
+            self,
+            Kind::Query | Kind::ReplicatedQuery | Kind::Start | Kind::InspectMessage
+        )
+    }
+    /// Whether the message runs in replicated mode (`in_replicated_execution`).
+    pub fn is_replicated(self) -> bool {
+        !matches!(self, Kind::Query | Kind::InspectMessage)
     }
 }
 
@@ -129,6 +140,8 @@ pub struct MessageContext {
     pub reply_buf: Vec<u8>,
     /// Response produced by this message.
     pub response: Option<Response>,
+    /// Whether `canister_inspect_message` called `ic0.accept_message`.
+    pub accepted: bool,
     /// Whether the call context was already answered before this message.
     pub responded_before: bool,
     /// Call under construction.

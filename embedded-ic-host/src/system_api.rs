@@ -15,6 +15,14 @@
 //! `stable64_size` 20, `stable64_grow` 100, `performance_counter` 200,
 //! `debug_print` 100 + 1/B, `call_new` 1 500, `call_perform` 5 000,
 //! `is_controller` 1 000, other calls 500 (+1/B for copies).
+//!
+//! `canister_inspect_message` ([`Kind::InspectMessage`]) may read (argument,
+//! caller, method name, time, stable memory, ...) and call
+//! `ic0.accept_message` once; `msg_method_name_*` and `accept_message` trap
+//! in every other kind of message. Inside it everything that would respond
+//! or change state traps: `msg_reply*`, `msg_reject`, `call_*`,
+//! `global_timer_set`, `certified_data_set`, `stable64_write`,
+//! `stable64_grow`, `msg_cycles_*`, `cycles_burn128`.
 
 use crate::stable_memory::OS_PAGE;
 use crate::state::{Callback, HostState, Kind, OutgoingCall, Response};
@@ -78,6 +86,12 @@ fn require(c: &C, api: &str, ok: bool) -> Result<(), Error> {
             c.data().msg.kind
         )))
     }
+}
+
+/// Traps in `canister_inspect_message`, which may inspect but never change
+/// state (stable memory, cycles) or respond.
+fn not_in_inspect(c: &C, api: &str) -> Result<(), Error> {
+    require(c, api, c.data().msg.kind != Kind::InspectMessage)
 }
 
 fn range(ptr: u64, len: u64, size: usize, what: &str) -> Result<std::ops::Range<usize>, Error> {
@@ -427,15 +441,18 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
         }),
         "msg_cycles_available128" | "msg_cycles_refunded128" => {
             Func::wrap(s, |mut c: C, dst: i32| {
+                not_in_inspect(&c, "msg_cycles_available128/refunded128")?;
                 charge(&mut c, 500)?;
                 write_u128(&mut c, dst as u32, 0, "msg_cycles")
             })
         }
         "msg_cycles_accept128" => Func::wrap(s, |mut c: C, _hi: i64, _lo: i64, dst: i32| {
+            not_in_inspect(&c, "msg_cycles_accept128")?;
             charge(&mut c, 500)?;
             write_u128(&mut c, dst as u32, 0, "msg_cycles_accept128")
         }),
         "cycles_burn128" => Func::wrap(s, |mut c: C, hi: i64, lo: i64, dst: i32| {
+            not_in_inspect(&c, "cycles_burn128")?;
             charge(&mut c, 500)?;
             let want = ((hi as u64 as u128) << 64) | lo as u64 as u128;
             let burned = want.min(c.data().cycles);
@@ -493,21 +510,13 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
         }),
         "msg_method_name_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
             let k = c.data().msg.kind;
-            require(
-                &c,
-                "msg_method_name_size",
-                matches!(k, Kind::Update | Kind::Query | Kind::ReplicatedQuery),
-            )?;
+            require(&c, "msg_method_name_size", k == Kind::InspectMessage)?;
             charge(&mut c, 500)?;
             Ok(c.data().msg.method.len() as i32)
         }),
         "msg_method_name_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
             let k = c.data().msg.kind;
-            require(
-                &c,
-                "msg_method_name_copy",
-                matches!(k, Kind::Update | Kind::Query | Kind::ReplicatedQuery),
-            )?;
+            require(&c, "msg_method_name_copy", k == Kind::InspectMessage)?;
             charge(&mut c, 500 + size as u32 as u64)?;
             copy_out(
                 &mut c,
@@ -518,7 +527,21 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
                 |st| st.msg.method.as_bytes(),
             )
         }),
-        "accept_message" => Func::wrap(s, |c: C| require(&c, "accept_message", false)),
+        "accept_message" => Func::wrap(s, |mut c: C| {
+            require(
+                &c,
+                "accept_message",
+                c.data().msg.kind == Kind::InspectMessage,
+            )?;
+            if c.data().msg.accepted {
+                return Err(trap(
+                    "ic0.accept_message: message already accepted (ic0.accept_message may be called only once)",
+                ));
+            }
+            charge(&mut c, 500)?;
+            c.data_mut().msg.accepted = true;
+            Ok(())
+        }),
         "call_new" => Func::wrap(
             s,
             |mut c: C,
@@ -623,12 +646,14 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             Ok(c.data().stable.size_pages() as i64)
         }),
         "stable64_grow" => Func::wrap(s, |mut c: C, new_pages: i64| -> Result<i64, Error> {
+            not_in_inspect(&c, "stable64_grow")?;
             charge(&mut c, 100)?;
             let st = c.data_mut();
             let max = st.max_stable_pages;
             Ok(st.stable.grow(new_pages as u64, max))
         }),
         "stable64_write" => Func::wrap(s, |mut c: C, offset: i64, src: i64, size: i64| {
+            not_in_inspect(&c, "stable64_write")?;
             let (offset, src, size) = (offset as u64, src as u64, size as u64);
             // Bounds first: a huge (or negative) size traps, never overflows.
             let r = stable_bounds(&c, offset, src, size, "stable64_write")?;
@@ -727,7 +752,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
         }),
         "in_replicated_execution" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
             charge(&mut c, 500)?;
-            Ok((c.data().msg.kind != Kind::Query) as i32)
+            Ok(c.data().msg.kind.is_replicated() as i32)
         }),
         "cost_call" => Func::wrap(s, |mut c: C, name_size: i64, payload: i64, dst: i32| {
             charge(&mut c, 500)?;
