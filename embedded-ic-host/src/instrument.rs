@@ -233,10 +233,6 @@ pub fn instrument(wasm: &[u8]) -> Result<Instrumented, String> {
     let mut defined_func = 0usize;
     let mut mutable_globals = Vec::new();
 
-    let counter_index = |imported_globals: u32, defined: &Vec<bool>| -> u32 {
-        imported_globals + defined.len() as u32
-    };
-
     for payload in Parser::new(0).parse_all(wasm) {
         let payload = payload.map_err(err)?;
         let section_id = payload.as_section().map(|(id, _)| id);
@@ -259,7 +255,6 @@ pub fn instrument(wasm: &[u8]) -> Result<Instrumented, String> {
                     has_memory,
                     has_table,
                     start,
-                    counter_index(imported_globals, &defined_globals),
                 );
                 out.section(&es);
                 exports_done = true;
@@ -319,7 +314,6 @@ pub fn instrument(wasm: &[u8]) -> Result<Instrumented, String> {
                     has_memory,
                     has_table,
                     start,
-                    counter_index(imported_globals, &defined_globals),
                 );
                 out.section(&es);
                 exports_done = true;
@@ -376,7 +370,6 @@ pub fn instrument(wasm: &[u8]) -> Result<Instrumented, String> {
                 has_memory,
                 has_table,
                 start,
-                counter_index(imported_globals, &defined_globals),
             );
             out.section(&es);
         }
@@ -416,6 +409,12 @@ fn push_counter(gs: &mut GlobalSection) {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Index of the injected counter global: it follows every imported and
+/// defined global.
+fn counter_index(imported_globals: u32, defined_globals: &[bool]) -> u32 {
+    imported_globals + defined_globals.len() as u32
+}
+
 fn push_exports(
     es: &mut ExportSection,
     mutable_globals: &mut Vec<String>,
@@ -424,8 +423,8 @@ fn push_exports(
     has_memory: bool,
     has_table: bool,
     start: Option<u32>,
-    counter: u32,
 ) {
+    let counter = counter_index(imported_globals, defined_globals);
     es.export(COUNTER_EXPORT, ExportKind::Global, counter);
     for (i, mutable) in defined_globals.iter().enumerate() {
         if *mutable {
