@@ -165,6 +165,32 @@ impl Canister {
             .unwrap_or(0)
     }
 
+    /// 4 KiB pages of the heap whose contents differ from the snapshot taken
+    /// at [`Canister::begin_tx`] (pages the heap grew by count if they are
+    /// no longer zero). The replica counts pages written even if their
+    /// contents end up unchanged, so this is a lower bound of its count (the
+    /// same when every write changes something). Call before commit or
+    /// rollback.
+    pub fn heap_dirty_pages(&self) -> u64 {
+        const PAGE: usize = 4096;
+        let Some(m) = self.handles.memory else {
+            return 0;
+        };
+        let now = m.data(&self.store);
+        let before = &self.snapshot.heap;
+        let common = now.len().min(before.len());
+        let changed = now[..common]
+            .chunks(PAGE)
+            .zip(before[..common].chunks(PAGE))
+            .filter(|(a, b)| a != b)
+            .count();
+        let grown = now[common..]
+            .chunks(PAGE)
+            .filter(|p| p.iter().any(|b| *b != 0))
+            .count();
+        (changed + grown) as u64
+    }
+
     /// Starts a transaction: snapshots heap, globals, host state; journals stable memory.
     pub fn begin_tx(&mut self) {
         let snap = &mut self.snapshot;

@@ -65,6 +65,29 @@ enum Task {
     },
 }
 
+/// What one message cost, counted as the replica accounts it: its
+/// instructions and the 4 KiB pages it dirtied (heap and stable pages both
+/// count toward the replica's per-round heap delta limit).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageStats {
+    /// Which entry point ran.
+    pub kind: Kind,
+    /// The method called; for other messages the export or `callback`.
+    pub method: String,
+    /// Instructions charged, as [`Host::last_instructions`] reports them.
+    pub instructions: u64,
+    /// Distinct 4 KiB stable memory pages written.
+    pub stable_dirty_pages: u64,
+    /// Distinct 4 KiB stable memory pages read or written.
+    pub stable_accessed_pages: u64,
+    /// 4 KiB heap pages whose contents changed (see
+    /// [`Canister::heap_dirty_pages`]: a lower bound of the replica's count,
+    /// which also counts pages rewritten with the same bytes).
+    pub heap_dirty_pages: u64,
+    /// Whether its changes were kept (false: it trapped, or it was a query).
+    pub committed: bool,
+}
+
 /// One subnet-like environment holding canisters. Canister ids are plain
 /// [`Principal`]s (`CanisterId` is not a separate type).
 pub struct Host {
@@ -74,6 +97,8 @@ pub struct Host {
     time: u64,
     limits: Limits,
     last_instructions: u64,
+    last_stats: MessageStats,
+    message_log: Option<Vec<MessageStats>>,
     queue: VecDeque<Task>,
     contexts: HashMap<u64, CallContext>,
     next_ctx: u64,
@@ -104,6 +129,8 @@ impl Host {
             time: DEFAULT_TIME_NS,
             limits: Limits::default(),
             last_instructions: 0,
+            last_stats: MessageStats::default(),
+            message_log: None,
             queue: VecDeque::new(),
             contexts: HashMap::new(),
             next_ctx: 0,
@@ -127,6 +154,31 @@ impl Host {
     /// message itself, not the callbacks it triggered).
     pub fn last_instructions(&self) -> u64 {
         self.last_instructions
+    }
+    /// Instructions and dirtied pages of the last executed message (for
+    /// `update`: the ingress message itself, not the callbacks it
+    /// triggered; for `upgrade`: pre- and post-upgrade together).
+    pub fn last_message_stats(&self) -> &MessageStats {
+        &self.last_stats
+    }
+    /// Starts (or stops, dropping it) a log of every message executed from
+    /// now on, timers and callbacks included; see [`Host::take_message_log`].
+    pub fn record_messages(&mut self, on: bool) {
+        self.message_log = on.then(Vec::new);
+    }
+    /// The messages executed since the log was started or last taken.
+    pub fn take_message_log(&mut self) -> Vec<MessageStats> {
+        self.message_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+    fn note(&mut self, stats: MessageStats) {
+        self.last_instructions = stats.instructions;
+        if let Some(log) = &mut self.message_log {
+            log.push(stats.clone());
+        }
+        self.last_stats = stats;
     }
     /// Replaces the limits.
     pub fn set_limits(&mut self, limits: Limits) {
@@ -278,7 +330,7 @@ impl Host {
             let (r, u, _) = c.run(Entry::Export(export), msg);
             self.collect_logs(c);
             used += u;
-            self.last_instructions = used;
+            self.note(stats_of(c, kind, export, used, r.is_ok()));
             r.map_err(fix)?;
         }
         Ok(used)
@@ -382,9 +434,16 @@ impl Host {
             let (r, u, _) = old.run(Entry::Export("canister_pre_upgrade"), msg);
             self.collect_logs(old);
             used = u;
-            self.last_instructions = used;
+            self.note(stats_of(
+                old,
+                Kind::PreUpgrade,
+                "canister_pre_upgrade",
+                used,
+                r.is_ok(),
+            ));
             r?;
         }
+        let pre = (used > 0).then(|| self.last_stats.clone());
         let id = old.state().canister_id;
         let mut state = self.new_state(id, controller);
         state.canister_version = old.state().canister_version + 1;
@@ -405,6 +464,15 @@ impl Host {
             return Err(e);
         }
         new.state_mut().stable.commit_tx();
+        if let Some(pre) = pre {
+            // One upgrade: both hooks share its budget and its limits.
+            let post = &mut self.last_stats;
+            post.instructions += pre.instructions;
+            post.stable_dirty_pages += pre.stable_dirty_pages;
+            post.stable_accessed_pages += pre.stable_accessed_pages;
+            post.heap_dirty_pages += pre.heap_dirty_pages;
+            self.last_instructions = post.instructions;
+        }
         Ok(new)
     }
 
@@ -537,10 +605,15 @@ impl Host {
             .remove(&canister)
             .ok_or(HostError::CanisterNotFound(canister))?;
         c.begin_tx();
+        let name = match entry {
+            Entry::Export(export) if msg.method.is_empty() => export.to_string(),
+            Entry::Table { .. } if msg.method.is_empty() => "callback".to_string(),
+            _ => msg.method.clone(),
+        };
         let (r, used, msg) = c.run(entry, msg);
-        self.last_instructions = used;
         self.collect_logs(&mut c);
         let persist = r.is_ok() && !matches!(kind, Kind::Query | Kind::ReplicatedQuery);
+        self.note(stats_of(&c, kind, &name, used, persist));
         let rb = if persist {
             c.commit_tx();
             Ok(())
@@ -632,7 +705,7 @@ impl Host {
         };
         c.begin_tx();
         let (r, used, msg) = c.run(Entry::Export(EXPORT), msg);
-        self.last_instructions = used;
+        self.note(stats_of(&c, Kind::InspectMessage, method, used, false));
         self.collect_logs(&mut c);
         let rb = c.rollback_tx();
         self.canisters.insert(canister, c);
@@ -699,7 +772,7 @@ impl Host {
             arg,
             None,
         );
-        let instructions = self.last_instructions;
+        let stats = self.last_stats.clone();
         if let Err(e) = r {
             self.contexts.remove(&ctx);
             return Err(e);
@@ -713,7 +786,8 @@ impl Host {
             self.deliver(task);
             n += 1;
         }
-        self.last_instructions = instructions;
+        self.last_instructions = stats.instructions;
+        self.last_stats = stats;
         let cc = self.contexts.remove(&ctx).expect("ingress context");
         match cc.response {
             Some(Response::Reply(data)) => Ok(data),
@@ -954,6 +1028,26 @@ impl Host {
                 break;
             }
         }
+    }
+}
+
+/// The costs of the message `c` just ran (before commit or rollback).
+fn stats_of(
+    c: &Canister,
+    kind: Kind,
+    method: &str,
+    instructions: u64,
+    committed: bool,
+) -> MessageStats {
+    let stable = &c.state().stable;
+    MessageStats {
+        kind,
+        method: method.to_string(),
+        instructions,
+        stable_dirty_pages: stable.msg_dirty_pages(),
+        stable_accessed_pages: stable.msg_accessed_pages(),
+        heap_dirty_pages: c.heap_dirty_pages(),
+        committed,
     }
 }
 

@@ -38,7 +38,7 @@ pub mod state;
 pub mod system_api;
 
 pub use candid::Principal;
-pub use host::{Host, DEFAULT_TIME_NS};
+pub use host::{Host, MessageStats, DEFAULT_TIME_NS};
 pub use limits::Limits;
 
 use std::fmt;
