@@ -4,7 +4,7 @@
 use crate::upload::limits::Limits;
 use crate::upload::*;
 use candid::Principal;
-use ic_cdk::{init, post_upgrade, query, update};
+use ic_cdk::{init, inspect_message, post_upgrade, query, update};
 use ic_stable_structures::DefaultMemoryImpl;
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -75,6 +75,22 @@ fn post_upgrade() {
     // Opening the structures reads their headers only: O(1).
     with_service(|_| ());
     start_timers();
+}
+
+/// Drops ingress calls that can never succeed before the canister pays to
+/// execute them (`crate::admission`). Trapping, not just not accepting,
+/// gives the client the reason.
+#[inspect_message]
+fn inspect_message() {
+    let method = ic_cdk::api::msg_method_name();
+    let caller = caller();
+    let verdict = crate::admission::admit(&method, &caller, ic0::msg_arg_data_size(), || {
+        ic_cdk::api::is_controller(&caller)
+    });
+    match verdict {
+        Ok(()) => ic_cdk::api::accept_message(),
+        Err(refusal) => ic_cdk::trap(format!("{method}: {refusal}")),
+    }
 }
 
 #[update]

@@ -3,6 +3,8 @@
 //! `session` is a generic chunk-session engine; `upload` is the upload
 //! domain built on it; `canister` holds the thin Candid entry points.
 
+pub mod admission;
+pub mod layout;
 pub mod memory;
 pub mod session;
 pub mod storable;

@@ -49,6 +49,8 @@ pub const CALLER_USAGE: MemoryId = MemoryId::new(16);
 pub const UPLOAD_CONFIG: MemoryId = MemoryId::new(17);
 /// (owner, capsule id) index.
 pub const CAPSULES_BY_OWNER: MemoryId = MemoryId::new(18);
+/// The stable-layout version record (`crate::layout`).
+pub const LAYOUT_VERSION: MemoryId = MemoryId::new(19);
 
 /// Hands out the virtual memories of one `MemoryManager`.
 pub struct Memories<M: Memory> {
@@ -95,8 +97,9 @@ mod tests {
             CALLER_USAGE,
             UPLOAD_CONFIG,
             CAPSULES_BY_OWNER,
+            LAYOUT_VERSION,
         ];
-        let expected: Vec<MemoryId> = (0..19).map(MemoryId::new).collect();
+        let expected: Vec<MemoryId> = (0..20).map(MemoryId::new).collect();
         assert_eq!(ids.to_vec(), expected);
     }
 }

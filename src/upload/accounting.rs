@@ -48,6 +48,17 @@ impl<M: Memory> Accounting<M> {
         &self.ledger.get().limits
     }
 
+    /// Layout 1 -> 2: the global reservation cap did not exist; give it its
+    /// default.
+    pub fn migrate_to_layout_2(&mut self) {
+        if self.limits().max_reserved_bytes_total.is_none() {
+            self.update(|ledger| {
+                ledger.limits.max_reserved_bytes_total =
+                    Some(super::limits::DEFAULT_MAX_RESERVED_BYTES_TOTAL)
+            });
+        }
+    }
+
     pub fn set_limits(&mut self, limits: Limits) -> Result<(), UploadError> {
         limits
             .validate()
@@ -123,6 +134,12 @@ impl<M: Memory> Accounting<M> {
                 limits.max_stored_bytes_per_caller,
                 held,
             ));
+        }
+        if let Some(cap) = limits.max_reserved_bytes_total {
+            let reserved_total = ledger.reserved_bytes.saturating_add(bytes);
+            if reserved_total > cap {
+                return Err(exceeded(Quota::ReservedBytesTotal, cap, reserved_total));
+            }
         }
         let total = ledger.reserved_bytes + ledger.stored_bytes + bytes;
         if total > limits.max_total_bytes {

@@ -15,6 +15,8 @@ pub enum Quota {
     ChunksPerSession,
     OpenSessionsPerCaller,
     ReservedBytesPerCaller,
+    /// Bytes reserved by all open sessions together.
+    ReservedBytesTotal,
     StoredBytesPerCaller,
     TotalBytes,
     WritersPerCapsule,

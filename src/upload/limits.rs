@@ -45,6 +45,9 @@ pub fn charged_bytes(byte_len: u64) -> u64 {
 const GIB: u64 = 1 << 30;
 const HOUR_NS: u64 = 3_600 * 1_000_000_000;
 
+/// Half the default total: open sessions can never hold more than that.
+pub const DEFAULT_MAX_RESERVED_BYTES_TOTAL: u64 = 96 * GIB;
+
 /// Limits enforced at `uploads_begin` and on every chunk.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -57,6 +60,11 @@ pub struct Limits {
     pub max_reserved_bytes_per_caller: u64,
     /// Bytes reserved and stored by everyone together.
     pub max_total_bytes: u64,
+    /// Bytes reserved by everyone's open sessions together, so uploads in
+    /// flight (not yet paid for with data) cannot crowd out the rest.
+    /// Optional in Candid only because layout 1 had no such field: layout
+    /// 2 sets it when it migrates, and `None` means no cap of its own.
+    pub max_reserved_bytes_total: Option<u64>,
     pub max_writers_per_capsule: u32,
     /// Bytes of committed memories a caller may have uploaded.
     pub max_stored_bytes_per_caller: u64,
@@ -77,6 +85,7 @@ impl Default for Limits {
             max_reserved_bytes_per_caller: 64 * GIB,
             // The MemoryManager addresses 256 GiB; leave room for the indexes.
             max_total_bytes: 192 * GIB,
+            max_reserved_bytes_total: Some(DEFAULT_MAX_RESERVED_BYTES_TOTAL),
             max_writers_per_capsule: 32,
             max_stored_bytes_per_caller: 128 * GIB,
             max_capsules_per_owner: 64,

@@ -11,6 +11,7 @@ use super::hashing::{HashProgress, HashSource, HashTracker};
 use super::limits::{Limits, HASH_BYTES_PER_MESSAGE, MAX_CHUNK_BYTES, MAX_PAGE};
 use super::memories::MemoryStore;
 use super::types::*;
+use crate::layout::{self, Found, LayoutError, CURRENT_LAYOUT};
 use crate::memory::{self, Memories, Vm};
 use crate::session::{
     ChunkSpec, ChunkWrite, CreateOutcome, SessionError, SessionPolicy, SessionService, SinkError,
@@ -98,12 +99,30 @@ impl<M: Memory + Clone> HashSource for StoredChunks<'_, M> {
 
 impl<M: Memory + Clone> UploadService<M> {
     /// Opens the service on `memory`, laying out its structures on first
-    /// use. Constant work: only headers are read.
+    /// use and migrating an older layout. Constant work: only headers and
+    /// small records are read.
+    ///
+    /// # Panics
+    /// When stable memory holds a layout newer than this build knows: in
+    /// `post_upgrade` that traps, and the IC keeps the running canister.
     pub fn init(memory: M) -> Self {
+        Self::open(memory).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// `init`, with a refused layout as an error.
+    pub fn open(memory: M) -> Result<Self, LayoutError> {
+        let was_empty = memory.size() == 0;
         let memories = Memories::init(memory);
-        let accounting = Accounting::init(&memories);
+        let found = layout::read(&memories, was_empty)?;
+        let mut accounting = Accounting::init(&memories);
+        if found == Found::Version(1) {
+            accounting.migrate_to_layout_2();
+        }
+        if found != Found::Version(CURRENT_LAYOUT) {
+            layout::record(&memories, CURRENT_LAYOUT);
+        }
         let session_policy = policy(accounting.limits());
-        Self {
+        Ok(Self {
             sessions: SessionService::init(&memories, session_policy),
             blobs: BlobStore::init(&memories),
             hashing: HashTracker::init(&memories),
@@ -111,7 +130,7 @@ impl<M: Memory + Clone> UploadService<M> {
             capsules: CapsuleStore::init(&memories),
             memories: MemoryStore::init(&memories),
             accounting,
-        }
+        })
     }
 
     /// Starts an upload, or returns the session the same idempotency key

@@ -1,0 +1,237 @@
+//! Which ingress calls the canister agrees to execute, decided in
+//! `canister_inspect_message` before it pays for them. This is a cheap
+//! first filter, not a security boundary (one replica runs it, and calls
+//! from canisters skip it): every update checks the same things again and
+//! answers with a precise `UploadError`.
+
+use crate::upload::limits::MAX_CHUNK_BYTES;
+use candid::Principal;
+use std::fmt;
+
+/// Who may call a method at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Callers {
+    Anyone,
+    /// Any principal but the anonymous one.
+    SignedIn,
+    Controllers,
+}
+
+/// Room for the Candid header, type table and the small fields beside a
+/// chunk's bytes (a full `uploads_put_chunk` uses under 300 bytes of it).
+pub const CHUNK_ARG_OVERHEAD_BYTES: usize = 1024;
+/// Largest argument of every method but `uploads_put_chunk`: the longest
+/// valid `uploads_begin` (name, MIME type, key and digest at their maxima)
+/// encodes to under 2 KiB.
+pub const SMALL_ARG_BYTES: usize = 8 * 1024;
+
+/// What a method admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub method: &'static str,
+    pub callers: Callers,
+    pub max_arg_bytes: usize,
+}
+
+const fn rule(method: &'static str, callers: Callers) -> Rule {
+    Rule {
+        method,
+        callers,
+        max_arg_bytes: SMALL_ARG_BYTES,
+    }
+}
+
+/// Every method of `backend.did` (queries too: they may be called as
+/// updates for a subnet-agreed answer). A test keeps it equal to the did.
+pub const RULES: &[Rule] = &[
+    rule("capsules_create", Callers::SignedIn),
+    rule("capsules_get", Callers::Anyone),
+    rule("capsules_mine", Callers::Anyone),
+    rule("capsules_grant_write", Callers::SignedIn),
+    rule("capsules_revoke_write", Callers::SignedIn),
+    rule("uploads_begin", Callers::SignedIn),
+    Rule {
+        method: "uploads_put_chunk",
+        callers: Callers::SignedIn,
+        max_arg_bytes: MAX_CHUNK_BYTES as usize + CHUNK_ARG_OVERHEAD_BYTES,
+    },
+    rule("uploads_finish", Callers::SignedIn),
+    rule("uploads_abort", Callers::SignedIn),
+    rule("uploads_status", Callers::Anyone),
+    rule("uploads_mine", Callers::Anyone),
+    rule("uploads_chunk_sha256", Callers::Anyone),
+    rule("memories_get", Callers::Anyone),
+    rule("memories_list", Callers::Anyone),
+    rule("memories_read", Callers::Anyone),
+    rule("memories_delete", Callers::SignedIn),
+    rule("stats", Callers::Anyone),
+    rule("admin_usage", Callers::Controllers),
+    rule("admin_set_limits", Callers::Controllers),
+];
+
+/// Why an ingress call was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownMethod,
+    AnonymousCaller,
+    NotController,
+    ArgumentTooLarge { limit: usize, actual: usize },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::UnknownMethod => write!(f, "refused: no such method"),
+            Refusal::AnonymousCaller => {
+                write!(
+                    f,
+                    "refused: the anonymous principal may not call this method"
+                )
+            }
+            Refusal::NotController => write!(f, "refused: only controllers may call this method"),
+            Refusal::ArgumentTooLarge { limit, actual } => write!(
+                f,
+                "refused: the argument is {actual} bytes, this method takes at most {limit}"
+            ),
+        }
+    }
+}
+
+/// Decides whether to execute an ingress call. `is_controller` is asked
+/// only for controller-only methods.
+pub fn admit(
+    method: &str,
+    caller: &Principal,
+    arg_bytes: usize,
+    is_controller: impl FnOnce() -> bool,
+) -> Result<(), Refusal> {
+    let rule = RULES
+        .iter()
+        .find(|rule| rule.method == method)
+        .ok_or(Refusal::UnknownMethod)?;
+    if arg_bytes > rule.max_arg_bytes {
+        return Err(Refusal::ArgumentTooLarge {
+            limit: rule.max_arg_bytes,
+            actual: arg_bytes,
+        });
+    }
+    match rule.callers {
+        Callers::Anyone => Ok(()),
+        Callers::SignedIn if *caller == Principal::anonymous() => Err(Refusal::AnonymousCaller),
+        Callers::SignedIn => Ok(()),
+        Callers::Controllers if is_controller() => Ok(()),
+        Callers::Controllers => Err(Refusal::NotController),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upload::{AssetMetadata, BeginUpload, CapsuleId, PutChunk, SessionId};
+    use serde_bytes::ByteBuf;
+
+    fn user() -> Principal {
+        Principal::from_slice(&[7; 29])
+    }
+
+    #[test]
+    fn rules_name_exactly_the_methods_of_backend_did() {
+        let did = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/backend.did"))
+            .expect("read backend.did");
+        let (env, service) = candid_parser::utils::CandidSource::Text(&did)
+            .load()
+            .expect("parse backend.did");
+        let service = service.expect("backend.did has a service");
+        let mut in_did: Vec<String> = env
+            .as_service(&service)
+            .expect("a service type")
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let mut in_rules: Vec<String> = RULES.iter().map(|r| r.method.to_string()).collect();
+        in_did.sort();
+        in_rules.sort();
+        assert_eq!(in_rules, in_did);
+    }
+
+    #[test]
+    fn signed_in_methods_are_the_updates_of_backend_did_but_admin() {
+        let did = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/backend.did"))
+            .expect("read backend.did");
+        for rule in RULES {
+            let line = did
+                .lines()
+                .find(|line| line.trim_start().starts_with(&format!("{} :", rule.method)))
+                .unwrap_or_else(|| panic!("{} not in backend.did", rule.method));
+            let is_query = line.contains("query");
+            match rule.callers {
+                Callers::SignedIn => assert!(!is_query, "{}", rule.method),
+                Callers::Anyone => assert!(is_query, "{}", rule.method),
+                Callers::Controllers => assert!(rule.method.starts_with("admin_")),
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_what_can_never_succeed() {
+        let anonymous = Principal::anonymous();
+        assert_eq!(admit("uploads_begin", &user(), 100, || false), Ok(()));
+        assert_eq!(
+            admit("uploads_begin", &anonymous, 100, || false),
+            Err(Refusal::AnonymousCaller)
+        );
+        assert_eq!(admit("stats", &anonymous, 100, || false), Ok(()));
+        assert_eq!(
+            admit("http_request", &user(), 10, || true),
+            Err(Refusal::UnknownMethod)
+        );
+        assert_eq!(
+            admit("admin_set_limits", &user(), 10, || false),
+            Err(Refusal::NotController)
+        );
+        assert_eq!(admit("admin_set_limits", &user(), 10, || true), Ok(()));
+        assert_eq!(
+            admit("uploads_begin", &user(), SMALL_ARG_BYTES + 1, || false),
+            Err(Refusal::ArgumentTooLarge {
+                limit: SMALL_ARG_BYTES,
+                actual: SMALL_ARG_BYTES + 1
+            })
+        );
+    }
+
+    #[test]
+    fn the_largest_valid_arguments_fit() {
+        let chunk = candid::encode_one(PutChunk {
+            session_id: SessionId(u64::MAX),
+            index: u32::MAX,
+            bytes: ByteBuf::from(vec![0; MAX_CHUNK_BYTES as usize]),
+            sha256: Some(ByteBuf::from(vec![0; 32])),
+        })
+        .expect("encode");
+        assert_eq!(
+            admit("uploads_put_chunk", &user(), chunk.len(), || false),
+            Ok(())
+        );
+        assert!(chunk.len() < MAX_CHUNK_BYTES as usize + 300);
+        assert!(admit("uploads_put_chunk", &user(), chunk.len() + 1024, || false).is_err());
+
+        let begin = candid::encode_one(BeginUpload {
+            capsule_id: CapsuleId(u64::MAX),
+            asset: AssetMetadata {
+                name: "n".repeat(1024),
+                mime_type: "m".repeat(256),
+                byte_len: u64::MAX,
+                sha256: Some(ByteBuf::from(vec![0; 32])),
+            },
+            chunk_size: u32::MAX,
+            expected_chunks: u32::MAX,
+            idempotency_key: "k".repeat(128),
+        })
+        .expect("encode");
+        assert!(begin.len() < 2048, "{}", begin.len());
+        assert_eq!(
+            admit("uploads_begin", &user(), begin.len(), || false),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! The version of the stable-memory layout, recorded beside the data it
+//! describes. A build opens stable memory only if it knows the recorded
+//! version: one that meets a newer layout refuses (its upgrade traps and the
+//! IC keeps the running canister) rather than misread the data. An older
+//! layout is migrated forward, then the new version is recorded.
+
+use crate::memory::{self, Memories};
+use ic_stable_structures::Memory;
+use std::fmt;
+
+/// The layout this build writes.
+///
+/// - 1: v0.1.0, which recorded no version.
+/// - 2: adds the version record and `Limits::max_reserved_bytes_total`.
+pub const CURRENT_LAYOUT: u32 = 2;
+
+/// What a canister with state but no version record has.
+const UNRECORDED_LAYOUT: u32 = 1;
+
+/// Marks the record, so a damaged or foreign memory is not taken for one.
+const MAGIC: [u8; 8] = *b"UPLAYOUT";
+const RECORD_BYTES: usize = MAGIC.len() + 4;
+
+/// Why stable memory cannot be opened by this build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayoutError {
+    /// Written by a newer build: opening it could corrupt data.
+    Newer { found: u32, known: u32 },
+    /// The record is not one this code wrote.
+    Unreadable,
+}
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayoutError::Newer { found, known } => write!(
+                f,
+                "stable memory has layout version {found}, newer than the {known} this build \
+                 knows; refusing to open it (install a build that knows layout {found})"
+            ),
+            LayoutError::Unreadable => write!(f, "the stable layout version record is unreadable"),
+        }
+    }
+}
+
+/// The layout found when stable memory was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// Empty stable memory: everything is laid out by this build.
+    Fresh,
+    /// Data of this version, at most `CURRENT_LAYOUT`.
+    Version(u32),
+}
+
+/// Reads the recorded version. `was_empty` tells whether stable memory had
+/// no pages before the `MemoryManager` laid itself out.
+pub fn read<M: Memory + Clone>(
+    memories: &Memories<M>,
+    was_empty: bool,
+) -> Result<Found, LayoutError> {
+    if was_empty {
+        return Ok(Found::Fresh);
+    }
+    let record = memories.get(memory::LAYOUT_VERSION);
+    if record.size() == 0 {
+        return Ok(Found::Version(UNRECORDED_LAYOUT));
+    }
+    let mut bytes = [0u8; RECORD_BYTES];
+    record.read(0, &mut bytes);
+    if bytes[..MAGIC.len()] != MAGIC {
+        return Err(LayoutError::Unreadable);
+    }
+    let found = crate::storable::read_u32(&bytes, MAGIC.len());
+    if found > CURRENT_LAYOUT {
+        return Err(LayoutError::Newer {
+            found,
+            known: CURRENT_LAYOUT,
+        });
+    }
+    Ok(Found::Version(found))
+}
+
+/// Records `version` (after any migration to it has run).
+pub fn record<M: Memory + Clone>(memories: &Memories<M>, version: u32) {
+    let record = memories.get(memory::LAYOUT_VERSION);
+    if record.size() == 0 && record.grow(1) < 0 {
+        panic!("bug: no stable memory for the layout record");
+    }
+    let mut bytes = [0u8; RECORD_BYTES];
+    bytes[..MAGIC.len()].copy_from_slice(&MAGIC);
+    bytes[MAGIC.len()..].copy_from_slice(&version.to_be_bytes());
+    record.write(0, &bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ic_stable_structures::VectorMemory;
+
+    fn opened(memory: &VectorMemory) -> (Memories<VectorMemory>, bool) {
+        let was_empty = memory.size() == 0;
+        (Memories::init(memory.clone()), was_empty)
+    }
+
+    #[test]
+    fn fresh_then_recorded_then_refused_when_newer() {
+        let memory = VectorMemory::default();
+        let (memories, was_empty) = opened(&memory);
+        assert_eq!(read(&memories, was_empty), Ok(Found::Fresh));
+        record(&memories, CURRENT_LAYOUT);
+
+        let (memories, was_empty) = opened(&memory);
+        assert_eq!(
+            read(&memories, was_empty),
+            Ok(Found::Version(CURRENT_LAYOUT))
+        );
+
+        record(&memories, CURRENT_LAYOUT + 1);
+        let (memories, was_empty) = opened(&memory);
+        let refused = read(&memories, was_empty).unwrap_err();
+        assert_eq!(
+            refused,
+            LayoutError::Newer {
+                found: CURRENT_LAYOUT + 1,
+                known: CURRENT_LAYOUT
+            }
+        );
+        assert!(refused
+            .to_string()
+            .contains("newer than the 2 this build knows"));
+    }
+
+    #[test]
+    fn state_without_a_record_is_the_first_layout() {
+        let memory = VectorMemory::default();
+        let (memories, _) = opened(&memory);
+        // Another structure has data, as a v0.1.0 canister would.
+        memories.get(memory::UPLOAD_CONFIG).grow(1);
+        let (memories, was_empty) = opened(&memory);
+        assert_eq!(read(&memories, was_empty), Ok(Found::Version(1)));
+    }
+
+    #[test]
+    fn a_foreign_record_is_unreadable() {
+        let memory = VectorMemory::default();
+        let (memories, _) = opened(&memory);
+        let record = memories.get(memory::LAYOUT_VERSION);
+        record.grow(1);
+        record.write(0, b"something else");
+        let (memories, was_empty) = opened(&memory);
+        assert_eq!(read(&memories, was_empty), Err(LayoutError::Unreadable));
+    }
+}
