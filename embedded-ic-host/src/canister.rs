@@ -191,6 +191,22 @@ impl Canister {
         (changed + grown) as u64
     }
 
+    /// Feeds everything a message can change to `state`: heap, mutable
+    /// globals, stable memory, certified data and the global timer.
+    pub fn hash_state(&self, state: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        if let Some(m) = self.handles.memory {
+            state.write(m.data(&self.store));
+        }
+        for global in &self.handles.globals {
+            format!("{:?}", global.get(&self.store)).hash(state);
+        }
+        let st = self.store.data();
+        st.stable.hash_contents(state);
+        st.certified_data.hash(state);
+        st.global_timer.hash(state);
+    }
+
     /// Starts a transaction: snapshots heap, globals, host state; journals stable memory.
     pub fn begin_tx(&mut self) {
         let snap = &mut self.snapshot;

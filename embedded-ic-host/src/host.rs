@@ -214,6 +214,35 @@ impl Host {
         }
         v
     }
+    /// Writes stable memory outside any message, growing it if needed: for
+    /// tests that need state no canister API makes (data from a future
+    /// version, damage).
+    pub fn write_stable_memory(&mut self, canister: Principal, offset: u64, bytes: &[u8]) {
+        let c = self
+            .canisters
+            .get_mut(&canister)
+            .unwrap_or_else(|| panic!("no canister {canister}"));
+        let stable = &mut c.state_mut().stable;
+        let end_pages = (offset + bytes.len() as u64).div_ceil(WASM_PAGE);
+        if end_pages > stable.size_pages() {
+            stable.grow(end_pages - stable.size_pages(), u64::MAX);
+        }
+        stable
+            .write(offset, bytes)
+            .expect("in bounds after growing");
+        stable.start_message();
+    }
+    /// A fingerprint of all of a canister's state a message can change
+    /// (heap, globals, stable memory, certified data, timer): equal before
+    /// and after a message that left no trace.
+    pub fn state_fingerprint(&self, canister: Principal) -> u64 {
+        use std::hash::Hasher;
+        let mut state = std::collections::hash_map::DefaultHasher::new();
+        if let Some(c) = self.canisters.get(&canister) {
+            c.hash_state(&mut state);
+        }
+        state.finish()
+    }
     /// The canister's certified data.
     pub fn certified_data(&self, canister: Principal) -> Vec<u8> {
         self.canisters

@@ -175,6 +175,19 @@ impl StableMemory {
         }
     }
 
+    /// Feeds size and contents to `state` (absent pages as zeros).
+    pub fn hash_contents(&self, state: &mut impl std::hash::Hasher) {
+        state.write_u64(self.size_pages);
+        let mut written: Vec<_> = self.pages.iter().collect();
+        written.sort_unstable_by_key(|(idx, _)| **idx);
+        for (idx, page) in written {
+            if page.iter().any(|b| *b != 0) {
+                state.write_u64(*idx);
+                state.write(page);
+            }
+        }
+    }
+
     /// Writes `src` at `offset`; returns how many 4 KiB pages were dirtied
     /// for the first time in this message.
     pub fn write(&mut self, offset: u64, src: &[u8]) -> Result<u64, OutOfBounds> {

@@ -1,0 +1,858 @@
+//! Faults, upgrades, load and capacity, on the embedded IC host (these need
+//! what only it can do: cut a message at any instruction, fingerprint the
+//! whole canister state, write stable memory from outside).
+
+use backend::layout::CURRENT_LAYOUT;
+use backend::upload::limits::{Limits, DEFAULT_MAX_RESERVED_BYTES_TOTAL, MAX_CHUNK_BYTES};
+use backend::upload::*;
+use candid::Principal;
+use std::io::Read;
+use upload_harness::client::{sha256, test_file, UploadClient};
+use upload_harness::{backend_wasm, user, EmbeddedEnv, IcEnv};
+
+const ALICE: u8 = 1;
+const BOB: u8 = 2;
+
+fn ok<T: std::fmt::Debug>(reply: Result<Result<T, UploadError>, String>) -> T {
+    reply.expect("transport").expect("canister")
+}
+
+fn err<T: std::fmt::Debug>(reply: Result<Result<T, UploadError>, String>) -> UploadError {
+    reply
+        .expect("transport")
+        .expect_err("expected an UploadError")
+}
+
+/// The canister as released in v0.1.0 (`tests/releases/`), gunzipped.
+fn released_v0_1_0_wasm() -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/releases/backend-v0.1.0-6ebf7c7.wasm.gz"
+    );
+    let gz = std::fs::read(path).expect("the released wasm is in the repository");
+    let mut wasm = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut wasm)
+        .expect("gunzip");
+    wasm
+}
+
+fn capsule_of(env: &mut dyn IcEnv, canister: Principal, owner: Principal) -> CapsuleId {
+    ok(UploadClient::new(env, canister, owner).create_capsule("c")).capsule_id
+}
+
+#[test]
+fn upgrade_from_the_released_wasm_keeps_every_session_and_blob() {
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(&released_v0_1_0_wasm());
+    let capsule = capsule_of(&mut env, canister, user(ALICE));
+    let chunk = 100_000;
+    let kept = test_file(350_000, 1);
+    let open = test_file(420_000, 2);
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    let sid = ok(alice.begin(capsule, "kept", kept.len() as u64, chunk, "k")).session_id;
+    for index in [3, 0, 2, 1] {
+        ok(alice.put_chunk_of(sid, &kept, chunk, index));
+    }
+    let committed = ok(alice.finish(sid, &kept));
+    let open_sid = ok(alice.begin(capsule, "open", open.len() as u64, chunk, "o")).session_id;
+    for index in [4, 1, 0] {
+        ok(alice.put_chunk_of(open_sid, &open, chunk, index));
+    }
+    let stats_before = alice.stats().expect("stats");
+    assert_eq!(stats_before.limits.max_reserved_bytes_total, None);
+
+    env.upgrade(canister, backend_wasm())
+        .expect("upgrade from v0.1.0");
+
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    let stats = alice.stats().expect("stats");
+    assert_eq!(
+        stats.limits.max_reserved_bytes_total,
+        Some(DEFAULT_MAX_RESERVED_BYTES_TOTAL),
+        "layout 1 -> 2 migration gives the new limit its default"
+    );
+    assert_eq!(
+        (
+            stats.stored_bytes,
+            stats.reserved_bytes,
+            stats.open_sessions
+        ),
+        (
+            stats_before.stored_bytes,
+            stats_before.reserved_bytes,
+            stats_before.open_sessions
+        )
+    );
+    assert_eq!(
+        alice
+            .read_all(committed.memory_id, kept.len() as u64)
+            .expect("read"),
+        kept
+    );
+    assert_eq!(alice.missing_chunks(open_sid).expect("status"), vec![2, 3]);
+    for index in [2, 3] {
+        ok(alice.put_chunk_of(open_sid, &open, chunk, index));
+    }
+    let second = ok(alice.finish(open_sid, &open));
+    assert_eq!(
+        alice
+            .read_all(second.memory_id, open.len() as u64)
+            .expect("read"),
+        open
+    );
+    // And the upgraded canister upgrades again, to itself.
+    env.upgrade(canister, backend_wasm()).expect("self-upgrade");
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    assert_eq!(
+        ok(alice.memory(second.memory_id)).byte_len,
+        open.len() as u64
+    );
+}
+
+#[test]
+fn a_newer_stable_layout_is_refused_and_the_running_canister_kept() {
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let capsule = capsule_of(&mut env, canister, user(ALICE));
+    let data = test_file(10_000, 3);
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    let sid = ok(alice.begin(capsule, "f", data.len() as u64, 4_096, "k")).session_id;
+    for index in 0..3 {
+        ok(alice.put_chunk_of(sid, &data, 4_096, index));
+    }
+    let memory = ok(alice.finish(sid, &data)).memory_id;
+
+    // Find the version record in stable memory, as a newer build would
+    // have left it, and raise the version.
+    let size = env.host().stable_memory_bytes(canister);
+    let stable = env.host().read_stable_memory(canister, 0, size as usize);
+    let at = stable
+        .windows(8)
+        .position(|w| w == b"UPLAYOUT")
+        .expect("the layout record is in stable memory") as u64;
+    let version = u32::from_be_bytes(
+        stable[at as usize + 8..at as usize + 12]
+            .try_into()
+            .unwrap(),
+    );
+    assert_eq!(version, CURRENT_LAYOUT);
+    env.host()
+        .write_stable_memory(canister, at + 8, &(CURRENT_LAYOUT + 1).to_be_bytes());
+
+    let refused = env
+        .upgrade(canister, backend_wasm())
+        .expect_err("a build must not open a newer layout");
+    assert!(
+        refused.contains("layout version 3, newer than the 2 this build knows"),
+        "{refused}"
+    );
+    // The running canister was kept and still serves its data.
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    assert_eq!(
+        alice.read_all(memory, data.len() as u64).expect("read"),
+        data
+    );
+
+    env.host()
+        .write_stable_memory(canister, at + 8, &CURRENT_LAYOUT.to_be_bytes());
+    env.upgrade(canister, backend_wasm())
+        .expect("the known layout opens");
+}
+
+/// One call of the upload API, with what to send.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    CreateCapsule(u8),
+    Grant { owner: u8, writer: u8 },
+    Revoke { owner: u8, writer: u8 },
+    Begin { who: u8, file: usize },
+    Put { who: u8, file: usize, index: u32 },
+    PutWrong { who: u8, file: usize, index: u32 },
+    Finish { who: u8, file: usize },
+    FinishWrongHash { who: u8, file: usize },
+    Abort { who: u8, file: usize },
+    Status { who: u8, file: usize },
+    Read { who: u8, file: usize },
+    Delete { who: u8, file: usize },
+    Stats,
+}
+
+const CHUNK: u32 = 3_000;
+
+/// Runs an upload workload step by step, remembering what calls return
+/// so later steps can name the sessions and memories earlier ones made.
+struct Workload {
+    files: Vec<Vec<u8>>,
+    capsule: Option<CapsuleId>,
+    sessions: Vec<Option<SessionId>>,
+    memories: Vec<Option<MemoryItemId>>,
+}
+
+impl Workload {
+    fn new() -> Self {
+        let files: Vec<Vec<u8>> = [9_500, 3_000, 1, 7_000]
+            .iter()
+            .enumerate()
+            .map(|(i, len)| test_file(*len, 10 + i as u64))
+            .collect();
+        Self {
+            sessions: vec![None; files.len()],
+            memories: vec![None; files.len()],
+            files,
+            capsule: None,
+        }
+    }
+
+    fn script() -> Vec<Step> {
+        use Step::*;
+        vec![
+            CreateCapsule(ALICE),
+            Grant {
+                owner: ALICE,
+                writer: BOB,
+            },
+            Begin {
+                who: ALICE,
+                file: 0,
+            },
+            Begin { who: BOB, file: 1 },
+            Put {
+                who: ALICE,
+                file: 0,
+                index: 3,
+            },
+            Put {
+                who: ALICE,
+                file: 0,
+                index: 1,
+            },
+            PutWrong {
+                who: ALICE,
+                file: 0,
+                index: 1,
+            },
+            Status {
+                who: ALICE,
+                file: 0,
+            },
+            Put {
+                who: BOB,
+                file: 1,
+                index: 0,
+            },
+            Begin {
+                who: ALICE,
+                file: 2,
+            },
+            Put {
+                who: ALICE,
+                file: 0,
+                index: 0,
+            },
+            Put {
+                who: ALICE,
+                file: 0,
+                index: 1,
+            },
+            Finish {
+                who: ALICE,
+                file: 0,
+            },
+            Put {
+                who: ALICE,
+                file: 0,
+                index: 2,
+            },
+            FinishWrongHash {
+                who: ALICE,
+                file: 0,
+            },
+            Finish {
+                who: ALICE,
+                file: 0,
+            },
+            Finish {
+                who: ALICE,
+                file: 0,
+            },
+            Finish { who: BOB, file: 1 },
+            Revoke {
+                owner: ALICE,
+                writer: BOB,
+            },
+            Begin { who: BOB, file: 3 },
+            Abort {
+                who: ALICE,
+                file: 2,
+            },
+            Put {
+                who: ALICE,
+                file: 2,
+                index: 0,
+            },
+            Read {
+                who: ALICE,
+                file: 0,
+            },
+            Read {
+                who: ALICE,
+                file: 1,
+            },
+            Delete {
+                who: ALICE,
+                file: 1,
+            },
+            Read {
+                who: ALICE,
+                file: 1,
+            },
+            Begin {
+                who: ALICE,
+                file: 3,
+            },
+            Put {
+                who: ALICE,
+                file: 3,
+                index: 2,
+            },
+            Stats,
+        ]
+    }
+
+    /// Runs `step`; returns what the caller saw, for comparison.
+    fn run(&mut self, env: &mut dyn IcEnv, canister: Principal, step: Step) -> String {
+        let who = |n: u8| user(n);
+        match step {
+            Step::CreateCapsule(owner) => {
+                let reply = UploadClient::new(env, canister, who(owner)).create_capsule("c");
+                if let Ok(Ok(capsule)) = &reply {
+                    self.capsule = Some(capsule.capsule_id);
+                }
+                format!("{reply:?}")
+            }
+            Step::Grant { owner, writer } => format!(
+                "{:?}",
+                UploadClient::new(env, canister, who(owner))
+                    .grant_write(self.capsule.unwrap(), who(writer))
+            ),
+            Step::Revoke { owner, writer } => format!(
+                "{:?}",
+                UploadClient::new(env, canister, who(owner))
+                    .revoke_write(self.capsule.unwrap(), who(writer))
+            ),
+            Step::Begin { who: w, file } => {
+                let len = self.files[file].len() as u64;
+                let reply = UploadClient::new(env, canister, who(w)).begin(
+                    self.capsule.unwrap(),
+                    "f",
+                    len,
+                    CHUNK,
+                    &format!("key-{file}"),
+                );
+                if let Ok(Ok(started)) = &reply {
+                    self.sessions[file] = Some(started.session_id);
+                }
+                format!("{reply:?}")
+            }
+            Step::Put {
+                who: w,
+                file,
+                index,
+            } => format!(
+                "{:?}",
+                UploadClient::new(env, canister, who(w)).put_chunk_of(
+                    self.session(file),
+                    &self.files[file],
+                    CHUNK,
+                    index
+                )
+            ),
+            Step::PutWrong {
+                who: w,
+                file,
+                index,
+            } => format!(
+                "{:?}",
+                UploadClient::new(env, canister, who(w)).put_chunk(
+                    self.session(file),
+                    index,
+                    &vec![0xEE; CHUNK as usize]
+                )
+            ),
+            Step::Finish { who: w, file } => {
+                let reply = UploadClient::new(env, canister, who(w))
+                    .finish(self.session(file), &self.files[file]);
+                if let Ok(Ok(committed)) = &reply {
+                    self.memories[file] = Some(committed.memory_id);
+                }
+                format!("{reply:?}")
+            }
+            Step::FinishWrongHash { who: w, file } => format!(
+                "{:?}",
+                UploadClient::new(env, canister, who(w)).finish_with(
+                    self.session(file),
+                    [9; 32],
+                    self.files[file].len() as u64
+                )
+            ),
+            Step::Abort { who: w, file } => format!(
+                "{:?}",
+                UploadClient::new(env, canister, who(w)).abort(self.session(file))
+            ),
+            Step::Status { who: w, file } => format!(
+                "{:?}",
+                UploadClient::new(env, canister, who(w)).status(self.session(file), 0, 10)
+            ),
+            Step::Read { who: w, file } => {
+                let memory = self.memories[file].unwrap_or(MemoryItemId(999));
+                let read = UploadClient::new(env, canister, who(w))
+                    .read_all(memory, self.files[file].len() as u64);
+                match read {
+                    Ok(bytes) => format!("read {} intact: {}", file, bytes == self.files[file]),
+                    Err(e) => e,
+                }
+            }
+            Step::Delete { who: w, file } => format!(
+                "{:?}",
+                UploadClient::new(env, canister, who(w))
+                    .delete_memory(self.memories[file].unwrap_or(MemoryItemId(999)))
+            ),
+            Step::Stats => {
+                let stats = UploadClient::new(env, canister, who(ALICE))
+                    .stats()
+                    .expect("stats");
+                format!(
+                    "{:?}",
+                    (
+                        stats.reserved_bytes,
+                        stats.stored_bytes,
+                        stats.open_sessions,
+                        stats.memories,
+                        stats.used_bytes
+                    )
+                )
+            }
+        }
+    }
+
+    fn session(&self, file: usize) -> SessionId {
+        self.sessions[file].unwrap_or(SessionId(999))
+    }
+}
+
+/// The workload's replies with the canister upgraded before the steps in
+/// `upgrade_before` (by index).
+fn replies_with_upgrades(upgrade_before: impl Fn(usize) -> bool) -> Vec<String> {
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let mut workload = Workload::new();
+    Workload::script()
+        .into_iter()
+        .enumerate()
+        .map(|(i, step)| {
+            if upgrade_before(i) {
+                env.upgrade(canister, backend_wasm()).expect("upgrade");
+            }
+            format!("{step:?} -> {}", workload.run(&mut env, canister, step))
+        })
+        .collect()
+}
+
+#[test]
+fn an_upgrade_between_any_two_calls_changes_no_reply() {
+    let reference = replies_with_upgrades(|_| false);
+    // The workload exercises what it should: every kind of outcome.
+    let text = reference.join("\n");
+    for expected in [
+        "ChunkConflict",
+        "ChecksumMismatch",
+        "Incomplete",
+        "NotAuthorized",
+        "SessionAborted",
+        "read 0 intact: true",
+        "read 1 intact: true",
+        "MemoryNotFound",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from\n{text}");
+    }
+    let upgraded = replies_with_upgrades(|_| true);
+    for (i, (want, got)) in reference.iter().zip(&upgraded).enumerate() {
+        assert_eq!(want, got, "step {i} after upgrades before every call");
+    }
+    // And each upgrade point on its own (upgrading changes no time, so
+    // replies, deadlines included, must be identical).
+    for point in (0..reference.len()).step_by(3) {
+        assert_eq!(
+            replies_with_upgrades(|i| i == point),
+            reference,
+            "upgrade before step {point}"
+        );
+    }
+}
+
+/// Calls `call` with the instruction limit raised step by step from tiny
+/// until it completes. Every attempt cut short must leave the canister
+/// exactly as it was. Returns the completed reply and the number of cuts.
+fn cut_anywhere<T>(
+    env: &mut EmbeddedEnv,
+    canister: Principal,
+    mut call: impl FnMut(&mut EmbeddedEnv) -> Result<T, String>,
+) -> (T, u32) {
+    let before = env.host().state_fingerprint(canister);
+    let mut limit: u64 = 2_000;
+    let mut cuts = 0;
+    loop {
+        env.limit_update_instructions(Some(limit));
+        let reply = call(env);
+        env.limit_update_instructions(None);
+        match reply {
+            Ok(reply) => return (reply, cuts),
+            Err(message) => {
+                assert!(
+                    message.contains("instruction"),
+                    "only the limit may stop the call: {message}"
+                );
+                assert_eq!(
+                    env.host().state_fingerprint(canister),
+                    before,
+                    "a call cut at {limit} instructions left a trace"
+                );
+                cuts += 1;
+                limit = limit * 3 / 2;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_trap_anywhere_in_any_update_leaves_no_trace() {
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let chunk = 200_000;
+    let data = test_file(3 * chunk as usize + 5, 4);
+    let alice = user(ALICE);
+    let c = canister;
+
+    let (capsule, mut cuts) = cut_anywhere(&mut env, c, |env| {
+        UploadClient::new(env, c, alice).create_capsule("c")
+    });
+    let capsule = capsule.expect("capsule").capsule_id;
+    let mut total = |n: u32| cuts += n;
+    let (_, n) = cut_anywhere(&mut env, c, |env| {
+        UploadClient::new(env, c, alice).grant_write(capsule, user(BOB))
+    });
+    total(n);
+    let (_, n) = cut_anywhere(&mut env, c, |env| {
+        UploadClient::new(env, c, alice).revoke_write(capsule, user(BOB))
+    });
+    total(n);
+    let (started, n) = cut_anywhere(&mut env, c, |env| {
+        UploadClient::new(env, c, alice).begin(capsule, "f", data.len() as u64, chunk, "k")
+    });
+    total(n);
+    let sid = started.expect("begin").session_id;
+    // Out of order: the chunk that closes the gap also hashes the ones that
+    // came early, so the cuts fall inside catch-up hashing too.
+    for index in [3, 1, 2, 0] {
+        let (accepted, n) = cut_anywhere(&mut env, c, |env| {
+            UploadClient::new(env, c, alice).put_chunk_of(sid, &data, chunk, index)
+        });
+        assert!(accepted.expect("chunk").newly_stored);
+        total(n);
+    }
+    let (committed, n) = cut_anywhere(&mut env, c, |env| {
+        UploadClient::new(env, c, alice).finish(sid, &data)
+    });
+    total(n);
+    let memory = committed.expect("finish").memory_id;
+    let other =
+        ok(UploadClient::new(&mut env, c, alice).begin(capsule, "g", 10, 5, "g")).session_id;
+    let (aborted, n) = cut_anywhere(&mut env, c, |env| {
+        UploadClient::new(env, c, alice).abort(other)
+    });
+    aborted.expect("abort");
+    total(n);
+    let controller = env.controller();
+    let (set, n) = cut_anywhere(&mut env, c, |env| {
+        UploadClient::new(env, c, controller).set_limits(Limits::default())
+    });
+    set.expect("limits");
+    total(n);
+    let mut alice_client = UploadClient::new(&mut env, c, alice);
+    assert_eq!(
+        alice_client
+            .read_all(memory, data.len() as u64)
+            .expect("read"),
+        data
+    );
+    let (deleted, n) = cut_anywhere(&mut env, c, |env| {
+        UploadClient::new(env, c, alice).delete_memory(memory)
+    });
+    deleted.expect("delete");
+    total(n);
+    assert!(cuts > 150, "only {cuts} cut points were tried");
+    eprintln!("{cuts} calls cut short, none left a trace");
+}
+
+#[test]
+fn one_principal_cannot_exhaust_space_for_others() {
+    const MIB: u64 = 1 << 20;
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let controller = env.controller();
+    let limits = Limits {
+        max_total_bytes: 64 * MIB,
+        max_reserved_bytes_per_caller: 16 * MIB,
+        max_stored_bytes_per_caller: 20 * MIB,
+        max_reserved_bytes_total: Some(40 * MIB),
+        ..Limits::default()
+    };
+    ok(UploadClient::new(&mut env, canister, controller).set_limits(limits));
+    let mallory = user(66);
+    let capsule = capsule_of(&mut env, canister, mallory);
+    let mut m = UploadClient::new(&mut env, canister, mallory);
+    // Reserving without sending: stopped at the per-caller reservation.
+    let chunk = MAX_CHUNK_BYTES;
+    let mut held = Vec::new();
+    let refusal = loop {
+        match m
+            .begin(capsule, "hog", 4 * MIB, chunk, &format!("h{}", held.len()))
+            .expect("transport")
+        {
+            Ok(started) => held.push(started.session_id),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(held.len(), 4);
+    assert!(matches!(
+        refusal,
+        UploadError::QuotaExceeded {
+            quota: Quota::ReservedBytesPerCaller,
+            limit,
+            ..
+        } if limit == 16 * MIB
+    ));
+    // Storing: stopped at the per-caller stored bytes.
+    for sid in held.drain(..) {
+        ok(m.abort(sid));
+    }
+    let file = test_file(8 * MIB as usize, 5);
+    for i in 0..2 {
+        let sid =
+            ok(m.begin(capsule, "big", file.len() as u64, chunk, &format!("s{i}"))).session_id;
+        for index in 0..(file.len() as u32).div_ceil(chunk) {
+            ok(m.put_chunk_of(sid, &file, chunk, index));
+        }
+        ok(m.finish(sid, &file));
+    }
+    assert!(matches!(
+        err(m.begin(capsule, "more", 8 * MIB, chunk, "s3")),
+        UploadError::QuotaExceeded {
+            quota: Quota::StoredBytesPerCaller,
+            ..
+        }
+    ));
+    // Mallory holds what the limits let one principal hold; others still
+    // upload.
+    let alice_capsule = capsule_of(&mut env, canister, user(ALICE));
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    let sid = ok(alice.begin(alice_capsule, "mine", file.len() as u64, chunk, "a")).session_id;
+    for index in 0..(file.len() as u32).div_ceil(chunk) {
+        ok(alice.put_chunk_of(sid, &file, chunk, index));
+    }
+    let mine = ok(alice.finish(sid, &file));
+    assert_eq!(mine.byte_len, file.len() as u64);
+    // Several principals together meet the cap on all reservations.
+    let mut refusals = Vec::new();
+    for n in 70..76 {
+        let capsule = capsule_of(&mut env, canister, user(n));
+        let reply = UploadClient::new(&mut env, canister, user(n)).begin(
+            capsule,
+            "r",
+            16 * MIB,
+            chunk,
+            "r",
+        );
+        if let Err(e) = reply.expect("transport") {
+            refusals.push(e);
+        }
+    }
+    assert!(matches!(
+        refusals.first(),
+        Some(UploadError::QuotaExceeded {
+            quota: Quota::ReservedBytesTotal,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn capacity_is_refused_at_begin_and_a_full_subnet_loses_nothing() {
+    const GIB: u64 = 1 << 30;
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let controller = env.controller();
+    // The largest total the canister accepts: the MemoryManager addresses
+    // 256 GiB with default buckets, and indexes need room beside the blobs.
+    let limits = Limits {
+        max_total_bytes: 240 * GIB,
+        max_reserved_bytes_per_caller: 300 * GIB,
+        max_stored_bytes_per_caller: 300 * GIB,
+        max_reserved_bytes_total: None,
+        ..Limits::default()
+    };
+    ok(UploadClient::new(&mut env, canister, controller).set_limits(limits.clone()));
+    assert!(matches!(
+        err(
+            UploadClient::new(&mut env, canister, controller).set_limits(Limits {
+                max_total_bytes: 250 * GIB,
+                ..limits
+            })
+        ),
+        UploadError::InvalidArgument { .. }
+    ));
+    let capsule = capsule_of(&mut env, canister, user(ALICE));
+    let stable_before = env.host().stable_memory_bytes(canister);
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    let chunk = MAX_CHUNK_BYTES;
+    for i in 0..7 {
+        ok(alice.begin(capsule, "huge", 32 * GIB, chunk, &format!("{i}")));
+    }
+    let refusal = err(alice.begin(capsule, "huge", 32 * GIB, chunk, "7"));
+    assert_eq!(
+        refusal,
+        UploadError::QuotaExceeded {
+            quota: Quota::TotalBytes,
+            limit: 240 * GIB,
+            requested: 256 * GIB,
+        }
+    );
+    // Reserving 224 GiB grew stable memory by at most a few buckets of
+    // indexes: space is taken as bytes arrive.
+    let grown = env.host().stable_memory_bytes(canister) - stable_before;
+    assert!(grown <= 64 << 20, "begin grew stable memory by {grown}");
+
+    // The subnet refuses to grow stable memory mid-upload. The
+    // MemoryManager panics when its memory cannot grow
+    // (ic-stable-structures 0.7), so the chunk's message traps: it is rolled
+    // back whole, the session stays open, and the client resumes the
+    // upload once there is room.
+    // Five chunks span more than the 8 MiB bucket the first one opens.
+    let data = test_file(5 * chunk as usize, 6);
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    let sid = ok(alice.begin(capsule, "f", data.len() as u64, chunk, "f")).session_id;
+    ok(alice.put_chunk_of(sid, &data, chunk, 0));
+    let size = env.host().stable_memory_bytes(canister);
+    let mut host_limits = env.host().limits();
+    let normal = host_limits;
+    host_limits.max_stable_bytes = size;
+    env.set_limits(host_limits);
+    let mut full = None;
+    for index in 1..5 {
+        let before = env.host().state_fingerprint(canister);
+        let reply = UploadClient::new(&mut env, canister, user(ALICE))
+            .put_chunk_of(sid, &data, chunk, index);
+        if let Err(trap) = reply {
+            assert!(trap.contains("grow failed"), "{trap}");
+            assert_eq!(env.host().state_fingerprint(canister), before);
+            full = Some(index);
+            break;
+        }
+        ok(reply);
+    }
+    let index = full.expect("some chunk needs more stable memory");
+    env.set_limits(normal);
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    for index in index..5 {
+        ok(alice.put_chunk_of(sid, &data, chunk, index));
+    }
+    let committed = ok(alice.finish(sid, &data));
+    assert_eq!(
+        alice
+            .read_all(committed.memory_id, data.len() as u64)
+            .expect("read"),
+        data
+    );
+}
+
+#[test]
+fn load_1000_sessions_from_100_principals_interleaved() {
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let principals: Vec<Principal> = (1..=100).map(user).collect();
+    let chunk = 1_024;
+    let mut uploads = Vec::new();
+    let mut max_instructions = 0u64;
+    let mut total_instructions = 0u64;
+    let mut count = |env: &EmbeddedEnv| {
+        let used = env.last_instructions().unwrap_or(0);
+        max_instructions = max_instructions.max(used);
+        total_instructions += used;
+    };
+    for (p, principal) in principals.iter().enumerate() {
+        let capsule = capsule_of(&mut env, canister, *principal);
+        count(&env);
+        for s in 0..10 {
+            let seed = (p * 10 + s) as u64;
+            let data = test_file(2 * chunk + 1 + (seed as usize % 700), seed);
+            let sid = ok(UploadClient::new(&mut env, canister, *principal).begin(
+                capsule,
+                "f",
+                data.len() as u64,
+                chunk as u32,
+                &format!("{s}"),
+            ))
+            .session_id;
+            count(&env);
+            uploads.push((*principal, sid, data));
+        }
+    }
+    // Chunk by chunk across all sessions, the last chunk first.
+    for index in [2u32, 0, 1] {
+        for (principal, sid, data) in &uploads {
+            ok(
+                UploadClient::new(&mut env, canister, *principal).put_chunk_of(
+                    *sid,
+                    data,
+                    chunk as u32,
+                    index,
+                ),
+            );
+            count(&env);
+        }
+    }
+    let mut committed = Vec::new();
+    for (principal, sid, data) in &uploads {
+        let done = ok(UploadClient::new(&mut env, canister, *principal).finish(*sid, data));
+        count(&env);
+        assert_eq!(done.sha256.as_slice(), sha256(data));
+        committed.push(done.memory_id);
+    }
+    for ((principal, _, data), memory) in uploads.iter().zip(&committed) {
+        let read = UploadClient::new(&mut env, canister, *principal)
+            .read_all(*memory, data.len() as u64)
+            .expect("read");
+        assert!(read == *data, "memory {memory:?} differs");
+    }
+    let stats = UploadClient::new(&mut env, canister, principals[0])
+        .stats()
+        .expect("stats");
+    assert_eq!(stats.memories, 1_000);
+    assert_eq!(stats.open_sessions, 0);
+    let live: u64 = uploads.iter().map(|(_, _, d)| d.len() as u64).sum();
+    let stable = env.host().stable_memory_bytes(canister);
+    assert!(max_instructions < 20_000_000, "{max_instructions}");
+    eprintln!(
+        "1000 sessions x 3 chunks from 100 principals: {} update calls, {} instructions \
+         ({:.0} per call, largest {}); live data {} bytes in {} blocks of 4 KiB, stable \
+         memory {} bytes",
+        100 + 5_000,
+        total_instructions,
+        total_instructions as f64 / 5_100.0,
+        max_instructions,
+        live,
+        stats.used_bytes / 4096,
+        stable
+    );
+}
