@@ -856,3 +856,61 @@ fn load_1000_sessions_from_100_principals_interleaved() {
         stable
     );
 }
+
+#[test]
+fn inspect_message_refuses_hopeless_ingress_cheaply() {
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let capsule = capsule_of(&mut env, canister, user(ALICE));
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    let sid = ok(alice.begin(capsule, "f", 10, 10, "k")).session_id;
+
+    let refused = |env: &mut EmbeddedEnv, caller: Principal, method: &str, arg: Vec<u8>| {
+        let message = env
+            .update_raw(canister, caller, method, arg)
+            .expect_err("refused");
+        let cost = env.last_instructions().expect("counted");
+        assert!(cost < 2_000_000, "{method}: inspect used {cost}");
+        message
+    };
+    let begin = candid::encode_one(BeginUpload {
+        capsule_id: capsule,
+        asset: AssetMetadata {
+            name: "n".into(),
+            mime_type: "m".into(),
+            byte_len: 10,
+            sha256: None,
+        },
+        chunk_size: 10,
+        expected_chunks: 1,
+        idempotency_key: "x".repeat(9_000),
+    })
+    .unwrap();
+    let message = refused(&mut env, user(ALICE), "uploads_begin", begin.clone());
+    assert!(message.contains("takes at most 8192"), "{message}");
+    let small = candid::encode_one(SessionId(1)).unwrap();
+    let message = refused(&mut env, Principal::anonymous(), "uploads_abort", small);
+    assert!(message.contains("anonymous"), "{message}");
+    let oversized = candid::encode_one(PutChunk {
+        session_id: sid,
+        index: 0,
+        bytes: serde_bytes::ByteBuf::from(vec![1; MAX_CHUNK_BYTES as usize + 50_000]),
+        sha256: None,
+    })
+    .unwrap();
+    let message = refused(&mut env, user(ALICE), "uploads_put_chunk", oversized);
+    assert!(message.contains("takes at most 1901024"), "{message}");
+    let limits = candid::encode_one(Limits::default()).unwrap();
+    let message = refused(&mut env, user(ALICE), "admin_set_limits", limits);
+    assert!(message.contains("only controllers"), "{message}");
+    env.update_raw(
+        canister,
+        user(ALICE),
+        "no_such_method",
+        candid::encode_args(()).unwrap(),
+    )
+    .expect_err("an unknown method is refused");
+    // What may succeed still gets in, and the update checks again.
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    assert!(ok(alice.put_chunk(sid, 0, b"0123456789")).newly_stored);
+}
