@@ -141,6 +141,42 @@ mod tests {
     }
 
     #[test]
+    fn the_service_migrates_layout_1_and_refuses_newer_ones() {
+        use crate::upload::accounting::Accounting;
+        use crate::upload::limits::{Limits, DEFAULT_MAX_RESERVED_BYTES_TOTAL};
+        use crate::upload::UploadService;
+
+        // A v0.1.0 canister: structures laid out, no record, no reservation cap.
+        let memory = VectorMemory::default();
+        let memories = Memories::init(memory.clone());
+        Accounting::init(&memories)
+            .set_limits(Limits {
+                max_reserved_bytes_total: None,
+                ..Limits::default()
+            })
+            .expect("valid limits");
+        let service = UploadService::open(memory.clone()).expect("layout 1 opens");
+        assert_eq!(
+            service
+                .stats(candid::Principal::anonymous())
+                .limits
+                .max_reserved_bytes_total,
+            Some(DEFAULT_MAX_RESERVED_BYTES_TOTAL)
+        );
+        let (memories, was_empty) = opened(&memory);
+        assert_eq!(
+            read(&memories, was_empty),
+            Ok(Found::Version(CURRENT_LAYOUT))
+        );
+
+        record(&memories, CURRENT_LAYOUT + 1);
+        assert!(matches!(
+            UploadService::open(memory),
+            Err(LayoutError::Newer { .. })
+        ));
+    }
+
+    #[test]
     fn a_foreign_record_is_unreadable() {
         let memory = VectorMemory::default();
         let (memories, _) = opened(&memory);
