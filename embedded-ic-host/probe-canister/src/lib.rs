@@ -4,6 +4,11 @@
 //! inserts) and replies with the `performance_counter(0)` delta measured
 //! around exactly the work canbench measures. It also exposes a timer so the
 //! host's ic-cdk-timers support (global timer + self-calls) is exercised.
+//!
+//! It also holds the *floors* the upload benchmark (`bench/`) compares the
+//! upload canister with: the least work a chunk upload (`floor_put`) and a
+//! read-back (`floor_read`) can do, built with the same release profile
+//! (opt-level 3, LTO) as the upload canister.
 
 use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
 use ic_stable_structures::{BTreeMap, DefaultMemoryImpl, Memory};
@@ -11,6 +16,8 @@ use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 const TOTAL_SIZE: usize = 100 * 1024 * 1024;
+/// The virtual memory the floors write to and read from.
+const FLOOR_MEMORY: u8 = 40;
 const WASM_PAGE: usize = 65536;
 
 thread_local! {
@@ -18,6 +25,9 @@ thread_local! {
         RefCell::new(MemoryManager::init(DefaultMemoryImpl::default()));
     static TIMER_FIRED: Cell<u64> = const { Cell::new(0) };
     static COUNTER: Cell<u64> = const { Cell::new(0) };
+    /// Where the next `floor_put` writes: every chunk lands on fresh pages,
+    /// as an upload's chunks do.
+    static FLOOR_NEXT: Cell<u64> = const { Cell::new(0) };
 }
 
 fn memory(id: u8) -> VirtualMemory<DefaultMemoryImpl> {
@@ -136,4 +146,53 @@ extern "C" fn write_raw() {
     }
     ic_cdk::api::stable_write(offset, &arg[8..]);
     ic_cdk::api::msg_reply(end.to_le_bytes());
+}
+
+/// What `floor_put` spent, by `performance_counter(0)`.
+#[derive(candid::CandidType, serde::Deserialize)]
+pub struct FloorCosts {
+    /// Everything before the method body: `msg_arg_data_copy` and the
+    /// Candid decode of the blob.
+    pub decode: u64,
+    /// One SHA-256 pass over the bytes.
+    pub hash: u64,
+    /// Growing the memory if needed and writing the bytes to fresh pages.
+    pub write: u64,
+    /// Where the bytes went (for `floor_read`).
+    pub offset: u64,
+    /// The digest, so the hash is not optimised away.
+    pub sha256: serde_bytes::ByteBuf,
+}
+
+/// The floor of an upload chunk: decode the argument as a blob, hash it
+/// once with SHA-256 and write it to fresh pages of a `MemoryManager`
+/// virtual memory; nothing else.
+#[ic_cdk::update]
+fn floor_put(bytes: serde_bytes::ByteBuf) -> FloorCosts {
+    use sha2::Digest;
+    let decode = ic_cdk::api::performance_counter(0);
+    let digest = sha2::Sha256::digest(&bytes);
+    let hashed = ic_cdk::api::performance_counter(0);
+    let memory = memory(FLOOR_MEMORY);
+    let offset = FLOOR_NEXT.with(|n| n.get());
+    let end = offset + bytes.len() as u64;
+    ensure_memory_size(&memory, end as usize);
+    memory.write(offset, &bytes);
+    let written = ic_cdk::api::performance_counter(0);
+    FLOOR_NEXT.with(|n| n.set(end.next_multiple_of(4096)));
+    FloorCosts {
+        decode,
+        hash: hashed - decode,
+        write: written - hashed,
+        offset,
+        sha256: serde_bytes::ByteBuf::from(digest.to_vec()),
+    }
+}
+
+/// The floor of reading back: a stable read of the range, replied as a blob.
+#[ic_cdk::query]
+fn floor_read(offset: u64, length: u64) -> serde_bytes::ByteBuf {
+    let mut buf = vec![0u8; length as usize];
+    memory(FLOOR_MEMORY).read(offset, &mut buf);
+    serde_bytes::ByteBuf::from(buf)
 }
