@@ -13,6 +13,8 @@ pub mod library;
 pub mod limits;
 pub mod maintenance;
 pub mod memories;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod model;
 pub mod service;
 pub mod types;
 

@@ -733,100 +733,47 @@ fn compat_and_generic_paths_produce_identical_blobs_and_states() {
     assert_eq!(results[0].1, data);
 }
 
-#[derive(Debug, Clone)]
-enum Step {
-    Put { index: u32, corrupt: bool },
-    Finish,
-    Upgrade,
-}
-
-fn step() -> impl Strategy<Value = Step> {
+fn model_op() -> impl Strategy<Value = model::Op> {
+    use model::{FinishKind, Hash, Op, PutKind};
+    let byte = any::<u8>;
     prop_oneof![
-        12 => (0u32..8, proptest::bool::weighted(0.1)).prop_map(|(index, corrupt)| Step::Put { index, corrupt }),
-        2 => Just(Step::Finish),
-        1 => Just(Step::Upgrade),
+        4 => (byte(), byte(), byte(), byte(), proptest::bool::weighted(0.05), byte(),
+              prop_oneof![6 => Just(Hash::Absent), 2 => Just(Hash::Right), 1 => Just(Hash::Wrong), 1 => Just(Hash::Short)])
+            .prop_map(|(who, capsule, size, chunk, extra_chunk, key, declared)| Op::Begin { who, capsule, size, chunk, extra_chunk, key, declared }),
+        14 => (byte(), byte(), byte(), prop_oneof![
+                12 => Just(PutKind::Right), 2 => Just(PutKind::RightWithSha), 2 => Just(PutKind::Corrupt),
+                1 => Just(PutKind::WrongSha), 1 => Just(PutKind::ShortSha), 1 => Just(PutKind::OneByteLong),
+                1 => Just(PutKind::OneByteShort), 1 => Just(PutKind::Huge)])
+            .prop_map(|(session, who, index, kind)| Op::Put { session, who, index, kind }),
+        1 => (byte(), byte(), byte(), byte()).prop_map(|(session, who, from, max_ranges)| Op::Status { session, who, from, max_ranges }),
+        3 => (byte(), byte(), prop_oneof![6 => Just(FinishKind::Right), 1 => Just(FinishKind::WrongHash), 1 => Just(FinishKind::WrongLength), 1 => Just(FinishKind::ShortHash)])
+            .prop_map(|(session, who, kind)| Op::Finish { session, who, kind }),
+        1 => (byte(), byte()).prop_map(|(session, who)| Op::Abort { session, who }),
+        1 => (byte(), byte()).prop_map(|(memory, who)| Op::Delete { memory, who }),
+        1 => (byte(), byte(), byte(), any::<bool>()).prop_map(|(capsule, by, writer, grant)| if grant {
+            Op::Grant { capsule, by, writer }
+        } else {
+            Op::Revoke { capsule, by, writer }
+        }),
+        3 => (byte(), byte(), byte()).prop_map(|(session, start, count)| Op::Send { session, start, count }),
+        1 => byte().prop_map(|step| Op::Advance { step }),
+        1 => Just(Op::Maintenance),
+        1 => Just(Op::Upgrade),
     ]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    // 128 cases of up to 120 steps here; `PROPTEST_CASES` runs more.
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
-    /// Random order, duplicates, corrupt and conflicting chunks, early
-    /// finishes, repairs and upgrades, against a model of what the upload
-    /// holds: it commits exactly when every chunk arrived with the right
-    /// bytes, and then reads back as the file.
+    /// Several principals begin, send chunks in any order (duplicates,
+    /// corrupt bytes, wrong lengths and checksums), finish with right and
+    /// wrong hashes, abort, delete, change access, let time pass, run
+    /// maintenance and upgrade; every reply is the model's and every
+    /// invariant of `model` holds after each step.
     #[test]
-    fn uploads_match_a_simple_model(steps in proptest::collection::vec(step(), 1..60), len in 1usize..800) {
-        let mut fx = Fixture::new();
-        let chunk = 100u32;
-        let data = file(len, 11);
-        let chunks = len.div_ceil(chunk as usize) as u32;
-        let piece = |index: u32| {
-            let start = (index * chunk) as usize;
-            data[start..(start + chunk as usize).min(len)].to_vec()
-        };
-        let sid = fx.begin(&data, chunk, "p").unwrap().session_id;
-        let mut stored: std::collections::BTreeMap<u32, Vec<u8>> = Default::default();
-        let mut repairing = false;
-        let mut committed = None;
-        for step in steps {
-            match step {
-                Step::Upgrade => fx.upgrade(),
-                Step::Put { index, corrupt } => {
-                    let mut bytes = if index < chunks { piece(index) } else { vec![0] };
-                    if corrupt {
-                        bytes[0] ^= 1;
-                    }
-                    let result = fx.put_as(alice(), sid, index, &bytes, 2);
-                    let expected = if committed.is_some() {
-                        Err(UploadError::AlreadyCommitted { session_id: sid })
-                    } else if index >= chunks {
-                        Err(UploadError::IndexOutOfRange { index, expected_chunks: chunks })
-                    } else {
-                        match stored.get(&index) {
-                            Some(previous) if *previous == bytes => Ok(false),
-                            Some(_) if !repairing => Err(UploadError::ChunkConflict { index }),
-                            _ => {
-                                stored.insert(index, bytes);
-                                Ok(true)
-                            }
-                        }
-                    };
-                    prop_assert_eq!(result.map(|a| a.newly_stored), expected);
-                }
-                Step::Finish => {
-                    let result = fx.finish(sid, &data, 3);
-                    if committed.is_some() {
-                        prop_assert_eq!(result.as_ref().ok(), committed.as_ref());
-                    } else if (stored.len() as u32) < chunks {
-                        prop_assert_eq!(result, Err(UploadError::Incomplete { missing_chunks: chunks - stored.len() as u32 }));
-                    } else if stored.iter().all(|(i, b)| *b == piece(*i)) {
-                        committed = Some(result.unwrap());
-                    } else {
-                        prop_assert!(matches!(result, Err(UploadError::ChecksumMismatch { .. })), "{:?}", result);
-                        repairing = true;
-                    }
-                }
-            }
-        }
-        if committed.is_none() {
-            // Complete and repair as a client would, then finish.
-            for gap in (0..chunks).filter(|i| !stored.contains_key(i)).collect::<Vec<_>>() {
-                fx.put_as(alice(), sid, gap, &piece(gap), 4).unwrap();
-                stored.insert(gap, piece(gap));
-            }
-            let bad: Vec<u32> = (0..chunks).filter(|i| stored[i] != piece(*i)).collect();
-            if !bad.is_empty() {
-                let mismatch = fx.finish(sid, &data, 4);
-                prop_assert!(matches!(mismatch, Err(UploadError::ChecksumMismatch { .. })), "{:?}", mismatch);
-                for index in bad {
-                    prop_assert!(fx.put_as(alice(), sid, index, &piece(index), 4).unwrap().newly_stored);
-                }
-            }
-            committed = Some(fx.finish(sid, &data, 5).unwrap());
-        }
-        let done = committed.unwrap();
-        prop_assert_eq!(fx.read_all(done.memory_id, len as u64), data);
+    fn uploads_match_the_model(ops in proptest::collection::vec(model_op(), 1..120)) {
+        model::Harness::run(&ops);
     }
 }
 
