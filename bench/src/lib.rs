@@ -1,0 +1,520 @@
+//! Measuring the upload canister's costs on the embedded IC host.
+//!
+//! The host counts instructions as the replica does and reports, per
+//! message, the 4 KiB heap and stable pages it dirtied
+//! ([`embedded_ic_host::MessageStats`]). This crate drives the real
+//! `.wasm` through uploads, reads, upgrades and timers and collects those
+//! figures; the *floors* come from the probe canister
+//! (`embedded-ic-host/probe-canister`), built with the same release profile:
+//! `floor_put` decodes a blob, hashes it once and writes it to fresh stable
+//! pages; `floor_read` reads a range and replies it.
+//!
+//! The `upload-bench` binary prints the full benchmark; the performance
+//! tests of the `backend` package assert the same figures on small sizes.
+
+use backend::upload::limits::{Limits, MAX_CHUNK_BYTES};
+use backend::upload::*;
+use candid::{Decode, Encode, Principal};
+use embedded_ic_host::{Host, MessageStats};
+use serde::Serialize;
+use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+use upload_harness::client::{test_file, UploadClient};
+use upload_harness::{backend_wasm, EmbeddedEnv, IcEnv};
+
+pub use upload_harness::user;
+
+/// The full-size chunk: the largest the 2 MiB ingress limit allows.
+pub const CHUNK: u32 = MAX_CHUNK_BYTES;
+pub const MIB: u64 = 1 << 20;
+pub const GIB: u64 = 1 << 30;
+
+/// The probe canister's release `.wasm` (it holds the floors).
+pub fn probe_wasm() -> &'static [u8] {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../embedded-ic-host/probe-canister/Cargo.toml");
+        let path = embedded_ic_host::build_canister_wasm(&manifest, "ic-host-probe-canister");
+        std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    })
+}
+
+/// A principal per number, beyond the 255 of [`user`].
+pub fn principal(n: u32) -> Principal {
+    let mut bytes = [0xB5u8; 29];
+    bytes[..4].copy_from_slice(&n.to_be_bytes());
+    bytes[28] = 0x01;
+    Principal::from_slice(&bytes)
+}
+
+/// The bytes of chunk `index` of test file `seed`.
+pub fn chunk_bytes(seed: u64, file_len: u64, index: u32) -> Vec<u8> {
+    let start = u64::from(index) * u64::from(CHUNK);
+    let len = (file_len - start).min(u64::from(CHUNK));
+    test_file(
+        len as usize,
+        seed.wrapping_mul(1_000_003).wrapping_add(u64::from(index)),
+    )
+}
+
+/// SHA-256 of test file `seed` (computed chunk by chunk: files may be
+/// larger than what is worth holding in memory).
+pub fn file_sha256(seed: u64, file_len: u64) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for index in 0..chunk_count(file_len) {
+        hasher.update(chunk_bytes(seed, file_len, index));
+    }
+    hasher.finalize().into()
+}
+
+pub fn chunk_count(file_len: u64) -> u32 {
+    file_len.div_ceil(u64::from(CHUNK)).max(1) as u32
+}
+
+/// The order chunks arrive in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Order {
+    InOrder,
+    /// Last chunk first: every chunk waits for chunk 0, which comes last,
+    /// so all hashing is read back from stable memory (the worst case).
+    Reversed,
+    /// A fixed pseudo-random permutation.
+    Shuffled,
+}
+
+impl Order {
+    pub fn indices(self, n: u32) -> Vec<u32> {
+        let mut v: Vec<u32> = (0..n).collect();
+        match self {
+            Order::InOrder => {}
+            Order::Reversed => v.reverse(),
+            Order::Shuffled => {
+                let mut state = 0x2545_F491_4F6C_DD1Du64;
+                for i in (1..v.len()).rev() {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    v.swap(i, (state % (i as u64 + 1)) as usize);
+                }
+            }
+        }
+        v
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Order::InOrder => "in order",
+            Order::Reversed => "reversed",
+            Order::Shuffled => "shuffled",
+        }
+    }
+}
+
+/// Totals over a set of messages.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+pub struct Totals {
+    pub messages: u64,
+    pub instructions: u64,
+    pub max_instructions: u64,
+    pub min_instructions: u64,
+    pub max_heap_dirty_pages: u64,
+    pub max_stable_dirty_pages: u64,
+    pub heap_dirty_pages: u64,
+    pub stable_dirty_pages: u64,
+}
+
+impl Totals {
+    pub fn of<'a>(messages: impl IntoIterator<Item = &'a MessageStats>) -> Self {
+        let mut t = Totals {
+            min_instructions: u64::MAX,
+            ..Totals::default()
+        };
+        for m in messages {
+            t.messages += 1;
+            t.instructions += m.instructions;
+            t.max_instructions = t.max_instructions.max(m.instructions);
+            t.min_instructions = t.min_instructions.min(m.instructions);
+            t.max_heap_dirty_pages = t.max_heap_dirty_pages.max(m.heap_dirty_pages);
+            t.max_stable_dirty_pages = t.max_stable_dirty_pages.max(m.stable_dirty_pages);
+            t.heap_dirty_pages += m.heap_dirty_pages;
+            t.stable_dirty_pages += m.stable_dirty_pages;
+        }
+        if t.messages == 0 {
+            t.min_instructions = 0;
+        }
+        t
+    }
+
+    pub fn mean_instructions(&self) -> f64 {
+        self.instructions as f64 / self.messages.max(1) as f64
+    }
+}
+
+/// Everything one upload cost.
+#[derive(Clone, Debug, Serialize)]
+pub struct UploadRun {
+    pub order: Order,
+    pub bytes: u64,
+    pub chunks: u32,
+    pub begin: u64,
+    /// The `uploads_put_chunk` messages.
+    pub put_chunk: Totals,
+    /// Timer and self-call messages the upload caused (hashing catching up).
+    pub background: Totals,
+    /// The `uploads_finish` messages (more than one if hashing lagged).
+    pub finish: Totals,
+    /// The last `uploads_finish`, the one that committed.
+    pub final_finish: u64,
+    /// Every message of the upload, begin to commit.
+    pub largest_message: u64,
+    pub memory_id: MemoryItemId,
+    pub wall_seconds: f64,
+}
+
+impl UploadRun {
+    /// Instructions of put_chunk, background and finish, per byte.
+    pub fn amortised_per_byte(&self) -> f64 {
+        (self.put_chunk.instructions + self.background.instructions + self.finish.instructions)
+            as f64
+            / self.bytes as f64
+    }
+}
+
+/// The upload canister and the probe in one embedded host, with the
+/// message log on.
+pub struct Bench {
+    pub env: EmbeddedEnv,
+    pub canister: Principal,
+    pub probe: Principal,
+    next_key: u64,
+}
+
+fn ok<T, E: std::fmt::Debug>(what: &str, r: Result<Result<T, E>, String>) -> T {
+    match r {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => panic!("{what}: {e:?}"),
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
+impl Bench {
+    pub fn new() -> Self {
+        let mut env = EmbeddedEnv::new();
+        let canister = env.install(backend_wasm());
+        let probe = env
+            .host()
+            .install(probe_wasm(), Encode!().unwrap(), Principal::anonymous())
+            .expect("install probe");
+        env.host().record_messages(true);
+        Self {
+            env,
+            canister,
+            probe,
+            next_key: 0,
+        }
+    }
+
+    pub fn host(&mut self) -> &mut Host {
+        self.env.host()
+    }
+
+    pub fn client(&mut self, caller: Principal) -> UploadClient<'_> {
+        UploadClient::new(&mut self.env, self.canister, caller)
+    }
+
+    /// The stats of the last message, and the log emptied.
+    pub fn last(&mut self) -> MessageStats {
+        let stats = self.host().last_message_stats().clone();
+        self.host().take_message_log();
+        stats
+    }
+
+    pub fn create_capsule(&mut self, owner: Principal) -> CapsuleId {
+        ok(
+            "capsules_create",
+            self.client(owner).create_capsule("bench"),
+        )
+        .capsule_id
+    }
+
+    fn key(&mut self) -> String {
+        self.next_key += 1;
+        format!("bench-{}", self.next_key)
+    }
+
+    /// Starts an upload of `len` bytes in full-size chunks.
+    pub fn begin(&mut self, caller: Principal, capsule: CapsuleId, len: u64) -> (SessionId, u64) {
+        let key = self.key();
+        let started = ok(
+            "uploads_begin",
+            self.client(caller)
+                .begin(capsule, "bench.bin", len, CHUNK, &key),
+        );
+        (started.session_id, self.last().instructions)
+    }
+
+    /// Uploads test file `seed` of `len` bytes, chunks in `order`, letting
+    /// timers run after every chunk, then finishes it.
+    pub fn upload(
+        &mut self,
+        caller: Principal,
+        capsule: CapsuleId,
+        seed: u64,
+        len: u64,
+        order: Order,
+    ) -> UploadRun {
+        let started = std::time::Instant::now();
+        let digest = file_sha256(seed, len);
+        let (session, begin) = self.begin(caller, capsule, len);
+        let mut put = Vec::new();
+        let mut background = Vec::new();
+        for index in order.indices(chunk_count(len)) {
+            let bytes = chunk_bytes(seed, len, index);
+            ok(
+                "uploads_put_chunk",
+                self.client(caller).put_chunk(session, index, &bytes),
+            );
+            self.env.tick();
+            self.sort_log(&mut put, &mut background);
+        }
+        let mut finish = Vec::new();
+        let committed = loop {
+            let r = self.client(caller).finish_with(session, digest, len);
+            self.sort_log(&mut finish, &mut background);
+            match r {
+                Ok(Ok(c)) => break c,
+                Ok(Err(UploadError::VerificationPending { .. })) => self.env.tick(),
+                other => panic!("uploads_finish: {other:?}"),
+            }
+            self.sort_log(&mut finish, &mut background);
+        };
+        let final_finish = finish.last().map(|m| m.instructions).unwrap_or(0);
+        let largest = put
+            .iter()
+            .chain(&background)
+            .chain(&finish)
+            .map(|m| m.instructions)
+            .max()
+            .unwrap_or(0)
+            .max(begin);
+        UploadRun {
+            order,
+            bytes: len,
+            chunks: chunk_count(len),
+            begin,
+            put_chunk: Totals::of(&put),
+            background: Totals::of(&background),
+            finish: Totals::of(&finish),
+            final_finish,
+            largest_message: largest,
+            memory_id: committed.memory_id,
+            wall_seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Moves the logged messages into `ingress` (updates called by a user)
+    /// or `background` (timers, callbacks, self-calls).
+    fn sort_log(&mut self, ingress: &mut Vec<MessageStats>, background: &mut Vec<MessageStats>) {
+        let canister_method = |m: &MessageStats| m.method.starts_with("uploads_");
+        for m in self.host().take_message_log() {
+            use embedded_ic_host::state::Kind;
+            match m.kind {
+                Kind::InspectMessage => {}
+                Kind::Update if canister_method(&m) => ingress.push(m),
+                _ => background.push(m),
+            }
+        }
+    }
+
+    /// `uploads_status` of a session (first page of 100 ranges).
+    pub fn status(&mut self, caller: Principal, session: SessionId) -> u64 {
+        ok(
+            "uploads_status",
+            self.client(caller).status(session, 0, 100),
+        );
+        self.last().instructions
+    }
+
+    pub fn abort(&mut self, caller: Principal, session: SessionId) -> u64 {
+        ok("uploads_abort", self.client(caller).abort(session));
+        self.last().instructions
+    }
+
+    /// `memories_read` of `len` bytes at `offset`.
+    pub fn read(&mut self, caller: Principal, memory: MemoryItemId, offset: u64, len: u64) -> u64 {
+        let bytes = ok(
+            "memories_read",
+            self.client(caller).read(memory, offset, len),
+        );
+        assert_eq!(bytes.len() as u64, len);
+        self.last().instructions
+    }
+
+    /// Upgrades the upload canister to the same `.wasm`; the stats of
+    /// pre- and post-upgrade together.
+    pub fn upgrade(&mut self) -> MessageStats {
+        let canister = self.canister;
+        self.env.upgrade(canister, backend_wasm()).expect("upgrade");
+        self.last()
+    }
+
+    pub fn stats(&mut self) -> Stats {
+        let stats = self
+            .client(upload_harness::user(250))
+            .stats()
+            .expect("stats");
+        self.host().take_message_log();
+        stats
+    }
+
+    /// Raises limits as a controller would (for benchmarks that need many
+    /// sessions).
+    pub fn set_limits(&mut self, change: impl FnOnce(&mut Limits)) {
+        let mut limits = self.stats().limits;
+        change(&mut limits);
+        let controller = self.env.controller();
+        ok(
+            "admin_set_limits",
+            self.client(controller).set_limits(limits),
+        );
+        self.host().take_message_log();
+    }
+
+    /// Opens `count` small upload sessions (one chunk of 4 KiB each), spread
+    /// over callers `first_caller..` with `per_caller` sessions each (each
+    /// caller gets a capsule on first use). Returns the wall time taken.
+    pub fn open_sessions(&mut self, first_caller: u32, count: u32, per_caller: u32) -> Duration {
+        let started = std::time::Instant::now();
+        let mut caller = principal(first_caller);
+        let mut capsule = self.create_capsule(caller);
+        for n in 0..count {
+            if n > 0 && n % per_caller == 0 {
+                caller = principal(first_caller + n / per_caller);
+                capsule = self.create_capsule(caller);
+            }
+            let key = self.key();
+            ok(
+                "uploads_begin",
+                self.client(caller).begin(capsule, "s", 4096, 4096, &key),
+            );
+            self.host().take_message_log();
+        }
+        started.elapsed()
+    }
+
+    /// Runs timers until no message is left to run; returns the messages.
+    pub fn run_timers(&mut self) -> Vec<MessageStats> {
+        let mut all = Vec::new();
+        loop {
+            self.env.tick();
+            let log = self.host().take_message_log();
+            if log.is_empty() {
+                return all;
+            }
+            all.extend(log);
+        }
+    }
+
+    /// Stable memory of the upload canister, in bytes.
+    pub fn stable_bytes(&mut self) -> u64 {
+        let canister = self.canister;
+        self.host().stable_memory_bytes(canister)
+    }
+
+    /// The floor of a chunk upload for `bytes`.
+    pub fn floor_put(&mut self, bytes: &[u8]) -> (MessageStats, FloorCosts) {
+        let probe = self.probe;
+        let arg = Encode!(&ByteBuf::from(bytes.to_vec())).unwrap();
+        let reply = self
+            .host()
+            .update(probe, upload_harness::user(1), "floor_put", arg)
+            .expect("floor_put");
+        let costs = Decode!(&reply, FloorCosts).expect("floor_put reply");
+        (self.last(), costs)
+    }
+
+    /// The floor of reading `len` bytes back (a stable read replied as a blob).
+    pub fn floor_read(&mut self, offset: u64, len: u64) -> MessageStats {
+        let probe = self.probe;
+        let reply = self
+            .host()
+            .query(
+                probe,
+                upload_harness::user(1),
+                "floor_read",
+                Encode!(&offset, &len).unwrap(),
+            )
+            .expect("floor_read");
+        let bytes = Decode!(&reply, ByteBuf).expect("floor_read reply");
+        assert_eq!(bytes.len() as u64, len);
+        self.last()
+    }
+
+    /// The floor of a full-size chunk, per byte, in steady state (the first
+    /// calls allocate; the median of `calls` is taken).
+    pub fn floor(&mut self, calls: usize) -> Floor {
+        let mut runs: Vec<(MessageStats, FloorCosts)> = (0..calls.max(3))
+            .map(|i| self.floor_put(&chunk_bytes(99, u64::from(CHUNK) * 64, i as u32)))
+            .collect();
+        runs.sort_by_key(|(m, _)| m.instructions);
+        let (stats, costs) = runs.swap_remove(runs.len() / 2);
+        let offset = costs.offset;
+        let read = self.floor_read(offset, u64::from(CHUNK));
+        Floor {
+            bytes: u64::from(CHUNK),
+            instructions: stats.instructions,
+            decode: costs.decode,
+            hash: costs.hash,
+            write: costs.write,
+            heap_dirty_pages: stats.heap_dirty_pages,
+            stable_dirty_pages: stats.stable_dirty_pages,
+            read_instructions: read.instructions,
+        }
+    }
+}
+
+impl Default for Bench {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `floor_put`'s reply (see the probe canister).
+#[derive(candid::CandidType, serde::Deserialize, Debug, Clone)]
+pub struct FloorCosts {
+    pub decode: u64,
+    pub hash: u64,
+    pub write: u64,
+    pub offset: u64,
+    pub sha256: ByteBuf,
+}
+
+/// The floors for one full-size chunk.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Floor {
+    pub bytes: u64,
+    /// The whole `floor_put` message.
+    pub instructions: u64,
+    /// Its parts, by `performance_counter`: everything before the method
+    /// body (argument copy and Candid decode), the SHA-256 pass, the write.
+    pub decode: u64,
+    pub hash: u64,
+    pub write: u64,
+    pub heap_dirty_pages: u64,
+    pub stable_dirty_pages: u64,
+    /// `floor_read` of the same bytes.
+    pub read_instructions: u64,
+}
+
+impl Floor {
+    pub fn per_byte(&self) -> f64 {
+        self.instructions as f64 / self.bytes as f64
+    }
+    pub fn read_per_byte(&self) -> f64 {
+        self.read_instructions as f64 / self.bytes as f64
+    }
+}
