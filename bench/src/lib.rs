@@ -518,3 +518,134 @@ impl Floor {
         self.read_instructions as f64 / self.bytes as f64
     }
 }
+
+#[derive(Serialize)]
+pub struct Sweep {
+    /// The timer tasks that did maintenance work (expired sessions).
+    pub maintenance: Totals,
+    pub maintenance_runs: u64,
+    /// Every message of the sweep (global timer, self-calls, tasks).
+    pub all: Totals,
+    /// Open sessions expired, or (when none was open) records pruned.
+    pub reclaimed: u64,
+}
+
+/// Moves time 25 hours on (beyond the idle timeout and the retention of
+/// finished records) and lets the timers do what became due.
+pub fn sweep(bench: &mut Bench) -> Sweep {
+    let before = bench.stats();
+    bench
+        .env
+        .advance_time(std::time::Duration::from_secs(25 * 3600));
+    let log = bench.run_timers();
+    let all = Totals::of(&log);
+    // The task messages are the self-calls that run maintenance; the
+    // global-timer messages only dispatch them.
+    let tasks: Vec<_> = log
+        .iter()
+        .filter(|m| m.method != "canister_global_timer" && m.method != "callback")
+        .cloned()
+        .collect();
+    let after = bench.stats();
+    let expired = before.open_sessions - after.open_sessions;
+    let pruned = before.session_records - after.session_records;
+    Sweep {
+        maintenance: Totals::of(&tasks),
+        maintenance_runs: tasks.len() as u64,
+        all,
+        reclaimed: if expired > 0 { expired } else { pruned },
+    }
+}
+
+#[derive(Serialize)]
+pub struct Churn {
+    pub live_bytes: u64,
+    pub blobs: u64,
+    pub stable_bytes: u64,
+    /// Stable memory once every structure was used once.
+    pub fixed_overhead: u64,
+    /// The blob store grows in whole `MemoryManager` buckets.
+    pub bucket_rounding: u64,
+    pub per_blob_overhead: u64,
+    pub used: u64,
+    pub free: u64,
+    pub high_water: u64,
+}
+
+/// Uploads, aborts, lets expire, deletes and uploads again (files of
+/// `scale` times 1 to 17 MiB); then compares stable memory with the live
+/// data.
+pub fn churn(scale: u64) -> Churn {
+    let mut bench = Bench::new();
+    let owner = user(2);
+    let capsule = bench.create_capsule(owner);
+    // Touch every structure once (commit, delete, abort, expire, prune), so
+    // each has its first 8 MiB bucket: the fixed overhead, with one more
+    // bucket for the blob store's growth in whole buckets.
+    let run = bench.upload(owner, capsule, 1, 1, Order::InOrder);
+    bench
+        .client(owner)
+        .delete_memory(run.memory_id)
+        .unwrap()
+        .unwrap();
+    let (sid, _) = bench.begin(owner, capsule, 1);
+    bench.abort(owner, sid);
+    bench.begin(owner, capsule, 1);
+    sweep(&mut bench);
+    sweep(&mut bench);
+    let fixed_overhead = bench.stable_bytes();
+    let sizes: Vec<u64> = [3, 17, 1, 9, 5, 12, 2, 7]
+        .iter()
+        .map(|m| m * MIB * scale + 1_234)
+        .collect();
+    let mut memories = Vec::new();
+    for (i, len) in sizes.iter().enumerate() {
+        let run = bench.upload(owner, capsule, 300 + i as u64, *len, Order::InOrder);
+        memories.push((run.memory_id, *len));
+    }
+    // Abort two half-done uploads, let one expire.
+    for len in [6 * MIB * scale, 4 * MIB * scale] {
+        let (sid, _) = bench.begin(owner, capsule, len);
+        for index in 0..chunk_count(len) / 2 {
+            bench
+                .client(owner)
+                .put_chunk(sid, index, &chunk_bytes(5, len, index))
+                .unwrap()
+                .unwrap();
+        }
+        bench.abort(owner, sid);
+    }
+    let len = 5 * MIB * scale;
+    let (sid, _) = bench.begin(owner, capsule, len);
+    bench
+        .client(owner)
+        .put_chunk(sid, 0, &chunk_bytes(6, len, 0))
+        .unwrap()
+        .unwrap();
+    sweep(&mut bench);
+    // Delete every other memory, then upload again.
+    for (memory, _) in memories.iter().step_by(2) {
+        bench.client(owner).delete_memory(*memory).unwrap().unwrap();
+    }
+    let mut live: Vec<u64> = memories.iter().skip(1).step_by(2).map(|m| m.1).collect();
+    for (i, m) in [8, 4, 11, 1].iter().enumerate() {
+        let len = m * MIB * scale + 77;
+        bench.upload(owner, capsule, 400 + i as u64, len, Order::Shuffled);
+        live.push(len);
+    }
+    bench.host().take_message_log();
+    let stats = bench.stats();
+    Churn {
+        live_bytes: live.iter().sum(),
+        blobs: live.len() as u64,
+        stable_bytes: bench.stable_bytes(),
+        fixed_overhead,
+        bucket_rounding: 8 * MIB,
+        // A blob's last block is rounded up to 4 KiB; its records (memory,
+        // blob and extents) take well under 1 KiB more.
+        per_blob_overhead: 5 * 1024,
+        used: stats.used_bytes,
+        free: stats.free_bytes,
+        high_water: stats.high_water_bytes,
+    }
+}
