@@ -11,3 +11,5 @@ pub mod storable;
 pub mod upload;
 
 pub mod canister;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz;

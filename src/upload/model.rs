@@ -27,6 +27,7 @@ use super::limits::{charged_bytes, Limits, MAX_CHUNK_BYTES};
 use super::service::UploadService;
 use super::types::*;
 use candid::Principal;
+use ic_stable_structures::memory_manager::MemoryManager;
 use ic_stable_structures::VectorMemory;
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
@@ -297,12 +298,128 @@ impl Op {
         })
     }
 
+    /// The bytes [`Op::decode`] reads back as this op, so that sequences
+    /// found by the property test can seed the fuzzer's corpus.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let hash = |h: Hash| match h {
+            Hash::Absent => 0,
+            Hash::Right => 2,
+            Hash::Wrong => 3,
+            Hash::Short => 4,
+        };
+        match *self {
+            Op::Begin {
+                who,
+                capsule,
+                size,
+                chunk,
+                extra_chunk,
+                key,
+                declared,
+            } => out.extend([
+                0,
+                who,
+                capsule,
+                size,
+                chunk,
+                u8::from(!extra_chunk),
+                key,
+                hash(declared),
+            ]),
+            Op::Put {
+                session,
+                who,
+                index,
+                kind,
+            } => {
+                let kind = match kind {
+                    PutKind::Right => 0,
+                    PutKind::RightWithSha => 3,
+                    PutKind::Corrupt => 4,
+                    PutKind::WrongSha => 5,
+                    PutKind::ShortSha => 6,
+                    PutKind::OneByteLong => 7,
+                    PutKind::OneByteShort => 8,
+                    PutKind::Huge => 9,
+                };
+                out.extend([2, session, who, index, kind]);
+            }
+            Op::Status {
+                session,
+                who,
+                from,
+                max_ranges,
+            } => out.extend([7, session, who, from, max_ranges]),
+            Op::Finish { session, who, kind } => {
+                let kind = match kind {
+                    FinishKind::Right => 0,
+                    FinishKind::WrongHash => 2,
+                    FinishKind::WrongLength => 3,
+                    FinishKind::ShortHash => 4,
+                };
+                out.extend([8, session, who, kind]);
+            }
+            Op::Abort { session, who } => out.extend([10, session, who]),
+            Op::Delete { memory, who } => out.extend([11, memory, who]),
+            Op::Grant {
+                capsule,
+                by,
+                writer,
+            } => out.extend([12, capsule, by, writer % 4 * 2]),
+            Op::Revoke {
+                capsule,
+                by,
+                writer,
+            } => out.extend([12, capsule, by, writer % 4 * 2 + 1]),
+            Op::Send {
+                session,
+                start,
+                count,
+            } => out.extend([13, session, start, count % 16 * 2]),
+            Op::Advance { step } => out.extend([13, 0, 0, step % 10 * 2 + 1]),
+            Op::Maintenance => out.push(14),
+            Op::Upgrade => out.push(15),
+        }
+    }
+
     /// Decodes a fuzzer's input into at most `max` ops.
     pub fn decode_all(mut bytes: &[u8], max: usize) -> Vec<Op> {
         std::iter::from_fn(|| Op::decode(&mut bytes))
             .take(max)
             .collect()
     }
+}
+
+/// Ops as the property test draws them: mostly valid puts, sends and
+/// finishes, every kind of mistake now and then.
+#[cfg(test)]
+pub fn op_strategy() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    let byte = any::<u8>;
+    prop_oneof![
+        4 => (byte(), byte(), byte(), byte(), proptest::bool::weighted(0.05), byte(),
+              prop_oneof![6 => Just(Hash::Absent), 2 => Just(Hash::Right), 1 => Just(Hash::Wrong), 1 => Just(Hash::Short)])
+            .prop_map(|(who, capsule, size, chunk, extra_chunk, key, declared)| Op::Begin { who, capsule, size, chunk, extra_chunk, key, declared }),
+        14 => (byte(), byte(), byte(), prop_oneof![
+                12 => Just(PutKind::Right), 2 => Just(PutKind::RightWithSha), 2 => Just(PutKind::Corrupt),
+                1 => Just(PutKind::WrongSha), 1 => Just(PutKind::ShortSha), 1 => Just(PutKind::OneByteLong),
+                1 => Just(PutKind::OneByteShort), 1 => Just(PutKind::Huge)])
+            .prop_map(|(session, who, index, kind)| Op::Put { session, who, index, kind }),
+        1 => (byte(), byte(), byte(), byte()).prop_map(|(session, who, from, max_ranges)| Op::Status { session, who, from, max_ranges }),
+        3 => (byte(), byte(), prop_oneof![6 => Just(FinishKind::Right), 1 => Just(FinishKind::WrongHash), 1 => Just(FinishKind::WrongLength), 1 => Just(FinishKind::ShortHash)])
+            .prop_map(|(session, who, kind)| Op::Finish { session, who, kind }),
+        1 => (byte(), byte()).prop_map(|(session, who)| Op::Abort { session, who }),
+        1 => (byte(), byte()).prop_map(|(memory, who)| Op::Delete { memory, who }),
+        1 => (byte(), byte(), byte(), any::<bool>()).prop_map(|(capsule, by, writer, grant)| if grant {
+            Op::Grant { capsule, by, writer }
+        } else {
+            Op::Revoke { capsule, by, writer }
+        }),
+        3 => (byte(), byte(), byte()).prop_map(|(session, start, count)| Op::Send { session, start, count }),
+        1 => byte().prop_map(|step| Op::Advance { step }),
+        1 => Just(Op::Maintenance),
+        1 => Just(Op::Upgrade),
+    ]
 }
 
 #[derive(Debug, Clone)]
@@ -649,6 +766,11 @@ impl Harness {
     /// A fresh service with the model's limits and two capsules.
     pub fn new() -> Self {
         let memory = VectorMemory::default();
+        // One-page buckets instead of the default 128: each structure then
+        // starts at 64 KiB rather than 8 MiB, which makes a fresh harness
+        // cheap (the fuzzer makes one per input). Reopening reads the bucket
+        // size back from the header, as an upgrade does.
+        MemoryManager::init_with_bucket_size(memory.clone(), 1);
         let mut service = UploadService::init(memory.clone());
         service
             .set_limits(true, model_limits())

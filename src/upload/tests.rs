@@ -733,38 +733,10 @@ fn compat_and_generic_paths_produce_identical_blobs_and_states() {
     assert_eq!(results[0].1, data);
 }
 
-fn model_op() -> impl Strategy<Value = model::Op> {
-    use model::{FinishKind, Hash, Op, PutKind};
-    let byte = any::<u8>;
-    prop_oneof![
-        4 => (byte(), byte(), byte(), byte(), proptest::bool::weighted(0.05), byte(),
-              prop_oneof![6 => Just(Hash::Absent), 2 => Just(Hash::Right), 1 => Just(Hash::Wrong), 1 => Just(Hash::Short)])
-            .prop_map(|(who, capsule, size, chunk, extra_chunk, key, declared)| Op::Begin { who, capsule, size, chunk, extra_chunk, key, declared }),
-        14 => (byte(), byte(), byte(), prop_oneof![
-                12 => Just(PutKind::Right), 2 => Just(PutKind::RightWithSha), 2 => Just(PutKind::Corrupt),
-                1 => Just(PutKind::WrongSha), 1 => Just(PutKind::ShortSha), 1 => Just(PutKind::OneByteLong),
-                1 => Just(PutKind::OneByteShort), 1 => Just(PutKind::Huge)])
-            .prop_map(|(session, who, index, kind)| Op::Put { session, who, index, kind }),
-        1 => (byte(), byte(), byte(), byte()).prop_map(|(session, who, from, max_ranges)| Op::Status { session, who, from, max_ranges }),
-        3 => (byte(), byte(), prop_oneof![6 => Just(FinishKind::Right), 1 => Just(FinishKind::WrongHash), 1 => Just(FinishKind::WrongLength), 1 => Just(FinishKind::ShortHash)])
-            .prop_map(|(session, who, kind)| Op::Finish { session, who, kind }),
-        1 => (byte(), byte()).prop_map(|(session, who)| Op::Abort { session, who }),
-        1 => (byte(), byte()).prop_map(|(memory, who)| Op::Delete { memory, who }),
-        1 => (byte(), byte(), byte(), any::<bool>()).prop_map(|(capsule, by, writer, grant)| if grant {
-            Op::Grant { capsule, by, writer }
-        } else {
-            Op::Revoke { capsule, by, writer }
-        }),
-        3 => (byte(), byte(), byte()).prop_map(|(session, start, count)| Op::Send { session, start, count }),
-        1 => byte().prop_map(|step| Op::Advance { step }),
-        1 => Just(Op::Maintenance),
-        1 => Just(Op::Upgrade),
-    ]
-}
-
 proptest! {
-    // 128 cases of up to 120 steps here; `PROPTEST_CASES` runs more.
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    // 256 cases of up to 150 steps (a few seconds); `PROPTEST_CASES` runs
+    // more.
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Several principals begin, send chunks in any order (duplicates,
     /// corrupt bytes, wrong lengths and checksums), finish with right and
@@ -772,7 +744,7 @@ proptest! {
     /// maintenance and upgrade; every reply is the model's and every
     /// invariant of `model` holds after each step.
     #[test]
-    fn uploads_match_the_model(ops in proptest::collection::vec(model_op(), 1..120)) {
+    fn uploads_match_the_model(ops in proptest::collection::vec(model::op_strategy(), 1..150)) {
         model::Harness::run(&ops);
     }
 }

@@ -1,0 +1,3 @@
+//! Candid argument decoding of every endpoint (`backend::fuzz::candid_args`).
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| backend::fuzz::candid_args(data));

@@ -1,0 +1,322 @@
+//! Bodies of the fuzz targets in `fuzz/` (`cargo +nightly fuzz run <target>`).
+//! Each takes arbitrary bytes and may not panic. `fuzz/fuzz_targets/*.rs`
+//! are one-line wrappers around them, and the tests below replay the corpus
+//! kept in `fuzz/corpus/<target>/` under a plain `cargo test`.
+
+use crate::upload::limits::Limits;
+use crate::upload::model::{Harness, Op};
+use crate::upload::*;
+use candid::utils::{ArgumentDecoder, ArgumentEncoder};
+use candid::{DecoderConfig, Principal};
+
+/// Most ops one `upload_ops` input runs: enough for long histories, short
+/// enough that every input runs in milliseconds.
+pub const MAX_OPS: usize = 256;
+
+/// The skipping quota the `ic-cdk` 0.20 entry points decode arguments with
+/// (extra arguments, extra fields, mismatched options). They set no
+/// decoding quota.
+pub const ENTRY_POINT_SKIPPING_QUOTA: usize = 10_000;
+
+/// What every entry point decodes its arguments with.
+pub fn entry_point_config() -> DecoderConfig {
+    let mut config = DecoderConfig::new();
+    config.set_skipping_quota(ENTRY_POINT_SKIPPING_QUOTA);
+    config
+}
+
+/// Decodes `bytes` as `Args` the way an entry point does; what decodes must
+/// encode again, and decode to the same encoding.
+fn round_trip<Args>(bytes: &[u8])
+where
+    Args: for<'a> ArgumentDecoder<'a> + ArgumentEncoder,
+{
+    // As the generated entry points: no argument bytes mean `()`.
+    let bytes: &[u8] = if bytes.is_empty() {
+        b"DIDL\x00\x00"
+    } else {
+        bytes
+    };
+    let Ok(args) = candid::utils::decode_args_with_config::<Args>(bytes, &entry_point_config())
+    else {
+        return;
+    };
+    let encoded = candid::utils::encode_args(args).expect("decoded arguments encode");
+    let again: Args = candid::utils::decode_args_with_config(&encoded, &entry_point_config())
+        .expect("encoded arguments decode");
+    let reencoded = candid::utils::encode_args(again).expect("arguments encode twice");
+    assert_eq!(encoded, reencoded, "arguments changed in a round trip");
+}
+
+macro_rules! endpoints {
+    ($($name:ident: ($($arg:ty),*);)*) => {
+        /// Every Candid method of `backend.did`, in the order the first
+        /// input byte selects them.
+        pub const ENDPOINTS: &[&str] = &[$(stringify!($name)),*];
+
+        /// Decodes `bytes` as the arguments of `ENDPOINTS[method]`.
+        fn decode_arguments(method: usize, bytes: &[u8]) {
+            let decoders: &[fn(&[u8])] = &[$(round_trip::<($($arg,)*)>),*];
+            decoders[method](bytes);
+        }
+
+        /// Argument counts, to check against `backend.did`.
+        #[cfg(test)]
+        const ARITIES: &[usize] = &[$(0 $(+ { let _ = stringify!($arg); 1 })*),*];
+    };
+}
+
+endpoints! {
+    capsules_create: (String);
+    capsules_get: (CapsuleId);
+    capsules_mine: (Option<CapsuleId>, u32);
+    capsules_grant_write: (CapsuleId, Principal);
+    capsules_revoke_write: (CapsuleId, Principal);
+    uploads_begin: (BeginUpload);
+    uploads_put_chunk: (PutChunk);
+    uploads_finish: (FinishUpload);
+    uploads_abort: (SessionId);
+    uploads_status: (StatusRequest);
+    uploads_mine: ();
+    uploads_chunk_sha256: (SessionId, u32);
+    memories_get: (MemoryItemId);
+    memories_list: (ListMemories);
+    memories_read: (ReadRange);
+    memories_delete: (MemoryItemId);
+    stats: ();
+    admin_usage: (Option<Principal>, u32);
+    admin_set_limits: (Limits);
+}
+
+/// Fuzz target `candid_args`: the first byte picks an endpoint, the rest
+/// are its argument bytes.
+pub fn candid_args(data: &[u8]) {
+    let Some((selector, bytes)) = data.split_first() else {
+        return;
+    };
+    decode_arguments(usize::from(*selector) % ENDPOINTS.len(), bytes);
+}
+
+/// Fuzz target `upload_ops`: the bytes decode to ops (`Op::decode`), run
+/// against the model with every invariant checked after each.
+pub fn upload_ops(data: &[u8]) {
+    Harness::run(&Op::decode_all(data, MAX_OPS));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+    use std::path::{Path, PathBuf};
+
+    fn corpus_dir(target: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus")
+            .join(target)
+    }
+
+    /// Runs `body` on every file of the target's corpus.
+    fn replay(target: &str, body: fn(&[u8])) {
+        let dir = corpus_dir(target);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.expect("corpus entry").path())
+            .collect();
+        files.sort();
+        assert!(files.len() >= 10, "{target}: the corpus is nearly empty");
+        for file in files {
+            let bytes = std::fs::read(&file).expect("corpus file");
+            let outcome = std::panic::catch_unwind(|| body(&bytes));
+            assert!(outcome.is_ok(), "{target}: {} fails", file.display());
+        }
+    }
+
+    #[test]
+    fn candid_args_corpus_replays() {
+        replay("candid_args", candid_args);
+    }
+
+    #[test]
+    fn upload_ops_corpus_replays() {
+        replay("upload_ops", upload_ops);
+    }
+
+    /// The endpoint table is every method of `backend.did`, with its
+    /// number of arguments: a new endpoint must be fuzzed too.
+    #[test]
+    fn endpoints_are_those_of_backend_did() {
+        let did =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("backend.did"))
+                .expect("read backend.did");
+        let (env, actor) = candid_parser::utils::CandidSource::Text(&did)
+            .load()
+            .expect("backend.did parses");
+        let actor = actor.expect("backend.did has a service");
+        let service = env.as_service(&actor).expect("a service");
+        let mut declared: Vec<(String, usize)> = service
+            .iter()
+            .map(|(name, ty)| {
+                let func = env.as_func(ty).expect("a method");
+                (name.to_string(), func.args.len())
+            })
+            .collect();
+        declared.sort();
+        let mut fuzzed: Vec<(String, usize)> = ENDPOINTS
+            .iter()
+            .zip(ARITIES)
+            .map(|(name, arity)| (name.to_string(), *arity))
+            .collect();
+        fuzzed.sort();
+        assert_eq!(fuzzed, declared);
+    }
+
+    /// Ops survive the byte encoding the fuzzer's corpus uses.
+    #[test]
+    fn ops_encode_to_what_decodes_back() {
+        let mut runner = TestRunner::deterministic();
+        let strategy = proptest::collection::vec(crate::upload::model::op_strategy(), 1..50);
+        for _ in 0..200 {
+            let ops = strategy.new_tree(&mut runner).expect("ops").current();
+            let mut bytes = Vec::new();
+            for op in &ops {
+                op.encode(&mut bytes);
+            }
+            let back = Op::decode_all(&bytes, usize::MAX);
+            let mut again = Vec::new();
+            for op in &back {
+                op.encode(&mut again);
+            }
+            assert_eq!(back.len(), ops.len());
+            assert_eq!(bytes, again);
+        }
+    }
+
+    /// Writes seed inputs for both corpora (valid arguments of every
+    /// endpoint; op sequences drawn as the property test draws them).
+    /// `cargo test -p backend --lib write_fuzz_seeds -- --ignored`, then
+    /// fuzz and `cargo fuzz cmin`.
+    #[test]
+    #[ignore = "writes files under fuzz/corpus"]
+    fn write_fuzz_seeds() {
+        use candid::utils::encode_args;
+        use serde_bytes::ByteBuf;
+        let p = Principal::from_slice(&[1; 29]);
+        let seeds: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "capsules_create",
+                encode_args(("family".to_string(),)).unwrap(),
+            ),
+            ("capsules_get", encode_args((CapsuleId(1),)).unwrap()),
+            (
+                "capsules_mine",
+                encode_args((Some(CapsuleId(1)), 10u32)).unwrap(),
+            ),
+            (
+                "capsules_grant_write",
+                encode_args((CapsuleId(1), p)).unwrap(),
+            ),
+            (
+                "capsules_revoke_write",
+                encode_args((CapsuleId(1), p)).unwrap(),
+            ),
+            (
+                "uploads_begin",
+                encode_args((BeginUpload {
+                    capsule_id: CapsuleId(1),
+                    asset: AssetMetadata {
+                        name: "a.jpg".into(),
+                        mime_type: "image/jpeg".into(),
+                        byte_len: 6,
+                        sha256: Some(ByteBuf::from(vec![1; 32])),
+                    },
+                    chunk_size: 4,
+                    expected_chunks: 2,
+                    idempotency_key: "k".into(),
+                },))
+                .unwrap(),
+            ),
+            (
+                "uploads_put_chunk",
+                encode_args((PutChunk {
+                    session_id: SessionId(1),
+                    index: 0,
+                    bytes: ByteBuf::from(b"hell".to_vec()),
+                    sha256: None,
+                },))
+                .unwrap(),
+            ),
+            (
+                "uploads_finish",
+                encode_args((FinishUpload {
+                    session_id: SessionId(1),
+                    sha256: ByteBuf::from(vec![2; 32]),
+                    byte_len: 6,
+                },))
+                .unwrap(),
+            ),
+            ("uploads_abort", encode_args((SessionId(1),)).unwrap()),
+            (
+                "uploads_status",
+                encode_args((StatusRequest {
+                    session_id: SessionId(1),
+                    from_chunk: 0,
+                    max_ranges: 10,
+                },))
+                .unwrap(),
+            ),
+            ("uploads_mine", encode_args(()).unwrap()),
+            (
+                "uploads_chunk_sha256",
+                encode_args((SessionId(1), 0u32)).unwrap(),
+            ),
+            ("memories_get", encode_args((MemoryItemId(1),)).unwrap()),
+            (
+                "memories_list",
+                encode_args((ListMemories {
+                    capsule_id: CapsuleId(1),
+                    after: None,
+                    limit: 10,
+                },))
+                .unwrap(),
+            ),
+            (
+                "memories_read",
+                encode_args((ReadRange {
+                    memory_id: MemoryItemId(1),
+                    offset: 0,
+                    length: 6,
+                },))
+                .unwrap(),
+            ),
+            ("memories_delete", encode_args((MemoryItemId(1),)).unwrap()),
+            ("stats", encode_args(()).unwrap()),
+            ("admin_usage", encode_args((Some(p), 10u32)).unwrap()),
+            (
+                "admin_set_limits",
+                encode_args((Limits::default(),)).unwrap(),
+            ),
+        ];
+        let dir = corpus_dir("candid_args");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, args) in seeds {
+            let index = ENDPOINTS.iter().position(|e| *e == name).unwrap();
+            let mut bytes = vec![index as u8];
+            bytes.extend(args);
+            std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+        }
+
+        let dir = corpus_dir("upload_ops");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut runner = TestRunner::deterministic();
+        let strategy = proptest::collection::vec(crate::upload::model::op_strategy(), 1..120);
+        for i in 0..24 {
+            let ops = strategy.new_tree(&mut runner).unwrap().current();
+            let mut bytes = Vec::new();
+            for op in &ops {
+                op.encode(&mut bytes);
+            }
+            std::fs::write(dir.join(format!("seed-{i:02}")), bytes).unwrap();
+        }
+    }
+}
