@@ -163,6 +163,10 @@ pub struct UploadRun {
     pub begin: u64,
     /// The `uploads_put_chunk` messages.
     pub put_chunk: Totals,
+    /// Those of full-size chunks (all but a shorter last one).
+    pub full_chunks: Totals,
+    /// The median instructions of a full-size chunk's message.
+    pub median_full_chunk: u64,
     /// Timer and self-call messages the upload caused (hashing catching up).
     pub background: Totals,
     /// The `uploads_finish` messages (more than one if hashing lagged).
@@ -271,6 +275,7 @@ impl Bench {
         let digest = file_sha256(seed, len);
         let (session, begin) = self.begin(caller, capsule, len);
         let mut put = Vec::new();
+        let mut full = Vec::new();
         let mut background = Vec::new();
         for index in order.indices(chunk_count(len)) {
             let bytes = chunk_bytes(seed, len, index);
@@ -278,9 +283,14 @@ impl Bench {
                 "uploads_put_chunk",
                 self.client(caller).put_chunk(session, index, &bytes),
             );
+            if bytes.len() == CHUNK as usize {
+                full.push(self.host().last_message_stats().clone());
+            }
             self.env.tick();
             self.sort_log(&mut put, &mut background);
         }
+        let mut full_instructions: Vec<u64> = full.iter().map(|m| m.instructions).collect();
+        full_instructions.sort_unstable();
         let mut finish = Vec::new();
         let committed = loop {
             let r = self.client(caller).finish_with(session, digest, len);
@@ -307,6 +317,11 @@ impl Bench {
             chunks: chunk_count(len),
             begin,
             put_chunk: Totals::of(&put),
+            full_chunks: Totals::of(&full),
+            median_full_chunk: full_instructions
+                .get(full_instructions.len() / 2)
+                .copied()
+                .unwrap_or(0),
             background: Totals::of(&background),
             finish: Totals::of(&finish),
             final_finish,
@@ -435,6 +450,18 @@ impl Bench {
             .expect("floor_put");
         let costs = Decode!(&reply, FloorCosts).expect("floor_put reply");
         (self.last(), costs)
+    }
+
+    /// Instructions of SHA-256 over `bytes` called once per 64-byte block.
+    pub fn sha256_blockwise(&mut self, bytes: &[u8]) -> u64 {
+        let probe = self.probe;
+        let arg = Encode!(&ByteBuf::from(bytes.to_vec())).unwrap();
+        let reply = self
+            .host()
+            .update(probe, upload_harness::user(1), "sha256_blockwise", arg)
+            .expect("sha256_blockwise");
+        self.host().take_message_log();
+        Decode!(&reply, u64).expect("sha256_blockwise reply")
     }
 
     /// The floor of reading `len` bytes back (a stable read replied as a blob).
