@@ -11,7 +11,9 @@
 //! [`Host::update`]), install/reinstall/upgrade, and the replica's per-message limits
 //! ([`Limits`]: instructions, ingress size with an envelope allowance, reply
 //! and request sizes, stable memory touched, `wasm_memory_limit` and the heap
-//! maximum).
+//! maximum), and reports what each message cost ([`MessageStats`]:
+//! instructions, heap and stable pages dirtied; [`Host::last_message_stats`],
+//! or a log of every message with [`Host::record_messages`]).
 //!
 //! # Why wasmi and not wasmtime
 //! wasmi is a pure-Rust interpreter with a handful of small dependencies; it
