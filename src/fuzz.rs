@@ -192,6 +192,94 @@ mod tests {
         }
     }
 
+    fn leb(mut n: u64, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// A `uploads_put_chunk` argument whose record carries one more field,
+    /// `extra`, of type `wire` (type table entries after the record's)
+    /// holding `value`.
+    fn put_chunk_with_extra(extra_types: &[u8], value: &[u8]) -> Vec<u8> {
+        let mut fields: Vec<(u32, Vec<u8>, Vec<u8>)> = vec![
+            (
+                candid::idl_hash("session_id"),
+                vec![0x78],
+                1u64.to_le_bytes().to_vec(),
+            ),
+            (
+                candid::idl_hash("index"),
+                vec![0x79],
+                0u32.to_le_bytes().to_vec(),
+            ),
+            (candid::idl_hash("bytes"), vec![0x01], vec![1, 7]),
+            (candid::idl_hash("sha256"), vec![0x02], vec![0]),
+            (candid::idl_hash("extra"), vec![0x03], value.to_vec()),
+        ];
+        fields.sort_by_key(|f| f.0);
+        let mut out = b"DIDL".to_vec();
+        // Types: 0 the record, 1 blob, 2 opt blob, 3.. the extra field's.
+        out.push(
+            3 + extra_types
+                .iter()
+                .filter(|b| **b == 0x6d || **b == 0x6e)
+                .count() as u8,
+        );
+        out.push(0x6c);
+        out.push(fields.len() as u8);
+        for (id, ty, _) in &fields {
+            leb(u64::from(*id), &mut out);
+            out.extend(ty);
+        }
+        out.extend([0x6d, 0x7b, 0x6e, 0x01]);
+        out.extend(extra_types);
+        out.extend([1, 0]);
+        for (_, _, value) in &fields {
+            out.extend(value);
+        }
+        out
+    }
+
+    /// Hostile arguments that would make the decoder skip unbounded work
+    /// are refused after at most the entry points' skipping quota: an extra
+    /// field `vec null` of 2^40 elements (no bytes on the wire) and the
+    /// same nested in vectors.
+    #[test]
+    fn hostile_arguments_stop_at_the_skipping_quota() {
+        let started = std::time::Instant::now();
+        let mut huge = Vec::new();
+        leb(1 << 40, &mut huge);
+        let vec_null = put_chunk_with_extra(&[0x6d, 0x7f], &huge);
+        let mut nested_value = Vec::new();
+        leb(1 << 20, &mut nested_value);
+        for _ in 0..1 << 20 {
+            nested_value.push(0x80);
+            nested_value.push(0x80);
+            nested_value.push(0x04);
+        }
+        let vec_vec_null = put_chunk_with_extra(&[0x6d, 0x04, 0x6d, 0x7f], &nested_value);
+        for (what, bytes) in [("vec null", vec_null), ("vec vec null", vec_vec_null)] {
+            let decoded = candid::utils::decode_args_with_config::<(PutChunk,)>(
+                &bytes,
+                &entry_point_config(),
+            );
+            let error = format!("{:?}", decoded.expect_err(what));
+            assert!(
+                error.contains("Skipping cost exceeds the limit"),
+                "{what}: {error}"
+            );
+        }
+        // Without the quota the first would run for hours.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
     /// Writes seed inputs for both corpora (valid arguments of every
     /// endpoint; op sequences drawn as the property test draws them).
     /// `cargo test -p backend --lib write_fuzz_seeds -- --ignored`, then
