@@ -23,7 +23,7 @@
 
 use super::blob_store::{reserved_bytes, BlobId, Extent, BLOCK_BYTES, MAX_EXTENTS_PER_BLOB};
 use super::error::{Quota, UploadError};
-use super::limits::{charged_bytes, Limits, MAX_CHUNK_BYTES};
+use super::limits::{charged_bytes, Limits, MAX_CHUNK_BYTES, MAX_READ_BYTES};
 use super::service::UploadService;
 use super::types::*;
 use candid::Principal;
@@ -172,6 +172,13 @@ pub enum Op {
         memory: u8,
         who: u8,
     },
+    /// A byte range of a memory, around its ends and past any limit.
+    Read {
+        memory: u8,
+        who: u8,
+        offset: u8,
+        length: u8,
+    },
     Grant {
         capsule: u8,
         by: u8,
@@ -207,7 +214,7 @@ impl Op {
         };
         let tag = next()?;
         let mut arg = || next().unwrap_or(0);
-        Some(match tag % 16 {
+        Some(match tag % 17 {
             0..=1 => Op::Begin {
                 who: arg(),
                 capsule: arg(),
@@ -294,7 +301,13 @@ impl Op {
                 }
             }
             14 => Op::Maintenance,
-            _ => Op::Upgrade,
+            15 => Op::Upgrade,
+            _ => Op::Read {
+                memory: arg(),
+                who: arg(),
+                offset: arg(),
+                length: arg(),
+            },
         })
     }
 
@@ -379,6 +392,12 @@ impl Op {
             Op::Advance { step } => out.extend([13, 0, 0, step % 10 * 2 + 1]),
             Op::Maintenance => out.push(14),
             Op::Upgrade => out.push(15),
+            Op::Read {
+                memory,
+                who,
+                offset,
+                length,
+            } => out.extend([16, memory, who, offset, length]),
         }
     }
 
@@ -410,6 +429,7 @@ pub fn op_strategy() -> impl proptest::strategy::Strategy<Value = Op> {
             .prop_map(|(session, who, kind)| Op::Finish { session, who, kind }),
         1 => (byte(), byte()).prop_map(|(session, who)| Op::Abort { session, who }),
         1 => (byte(), byte()).prop_map(|(memory, who)| Op::Delete { memory, who }),
+        1 => (byte(), byte(), byte(), byte()).prop_map(|(memory, who, offset, length)| Op::Read { memory, who, offset, length }),
         1 => (byte(), byte(), byte(), any::<bool>()).prop_map(|(capsule, by, writer, grant)| if grant {
             Op::Grant { capsule, by, writer }
         } else {
@@ -848,6 +868,12 @@ impl Harness {
             Op::Finish { session, who, kind } => self.finish(session, who, kind),
             Op::Abort { session, who } => self.abort(session, who),
             Op::Delete { memory, who } => self.delete(memory, who),
+            Op::Read {
+                memory,
+                who,
+                offset,
+                length,
+            } => self.read(memory, who, offset, length),
             Op::Grant {
                 capsule,
                 by,
@@ -1286,6 +1312,94 @@ impl Harness {
         );
         self.note("status", &expected);
         assert_eq!(actual, expected, "status of {sid:?} by {who}");
+
+        // The stored chunk's SHA-256, at the same index.
+        let expected = self.model.owned(session, who).and_then(|i| {
+            let s = &self.model.sessions[i];
+            if s.chunk(from).is_none() {
+                return Err(UploadError::IndexOutOfRange {
+                    index: from,
+                    expected_chunks: s.chunk_count(),
+                });
+            }
+            match s.status_at(self.model.now) {
+                SessionStatus::Pending => {}
+                SessionStatus::Committed => {
+                    return Err(UploadError::AlreadyCommitted { session_id: sid })
+                }
+                SessionStatus::Aborted => {
+                    return Err(UploadError::SessionAborted { session_id: sid })
+                }
+                SessionStatus::Expired => {
+                    return Err(UploadError::SessionExpired { session_id: sid })
+                }
+            }
+            s.stored
+                .get(&from)
+                .map(|bytes| sha(bytes))
+                .ok_or(UploadError::ChunkNotReceived { index: from })
+        });
+        let actual = self
+            .service
+            .chunk_sha256(principal(who), self.model.now, sid, from);
+        self.note("chunk_sha256", &expected);
+        assert_eq!(actual, expected, "chunk_sha256 {from} of {sid:?} by {who}");
+    }
+
+    fn read(&mut self, memory: u8, who: u8, offset: u8, length: u8) {
+        let m = &self.model;
+        let picked = (!m.memories.is_empty()).then(|| usize::from(memory) % m.memories.len());
+        let (memory_id, who, len) = match picked {
+            Some(i) => (
+                m.memories[i].record.memory_id,
+                Model::pick_who(who, m.memories[i].uploader),
+                m.memories[i].record.byte_len,
+            ),
+            None => (MISSING_MEMORY, usize::from(who % 4), 0),
+        };
+        // Around the ends of the memory, and past what any range may be.
+        let pick = |selector: u8| match selector % 8 {
+            0 => 0,
+            1 => len,
+            2 => len + 1,
+            3 => len / 2,
+            4 => u64::MAX - u64::from(selector),
+            5 => MAX_READ_BYTES + 1,
+            _ => u64::from(selector) * 97 % (len + 1),
+        };
+        let (offset, length) = (pick(offset), pick(length));
+        let expected = (|| {
+            let i = picked
+                .filter(|i| m.memories[*i].live)
+                .ok_or(UploadError::MemoryNotFound { memory_id })?;
+            m.writable(m.memories[i].record.capsule_id, who)?;
+            if length > MAX_READ_BYTES {
+                return Err(exceeded(Quota::ReadBytes, MAX_READ_BYTES, length));
+            }
+            match offset.checked_add(length) {
+                Some(end) if end <= len => Ok(ByteBuf::from(
+                    m.memories[i].data[offset as usize..end as usize].to_vec(),
+                )),
+                _ => Err(UploadError::RangeOutOfBounds {
+                    offset,
+                    length,
+                    byte_len: len,
+                }),
+            }
+        })();
+        let actual = self.service.read(
+            principal(who),
+            ReadRange {
+                memory_id,
+                offset,
+                length,
+            },
+        );
+        self.note("read", &expected);
+        assert_eq!(
+            actual, expected,
+            "read {offset}+{length} of {memory_id:?} by {who}"
+        );
     }
 
     fn finish(&mut self, session: u8, who: u8, kind: FinishKind) {
