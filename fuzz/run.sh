@@ -5,6 +5,7 @@
 #   FUZZ_SECONDS=600 fuzz/run.sh     # each target 10 min
 #   FUZZ_TARGETS=upload_ops fuzz/run.sh
 #   FUZZ_MINIMIZE=1 fuzz/run.sh      # then fold what was found into fuzz/corpus (cmin)
+#   FUZZ_SECONDS=0 FUZZ_MINIMIZE=1 fuzz/run.sh   # only that
 #
 # Needs `cargo install cargo-fuzz` and a nightly toolchain. New inputs go to
 # a scratch corpus under target/fuzz, seeded from fuzz/corpus/<target>, so
@@ -30,14 +31,24 @@ for target in $targets; do
     target_dir="$root/target/fuzz-$sanitizer"
     flags=(--target-dir "$target_dir" --sanitizer "$sanitizer")
     mkdir -p "$scratch/$target" "corpus/$target"
-    echo "== $target: ${seconds}s"
-    cargo +nightly fuzz run "${flags[@]}" "$target" \
-        "$scratch/$target" "corpus/$target" -- \
-        -max_total_time="$seconds" -max_len="$max_len" -timeout=20 -print_final_stats=1
+    if [ "$seconds" -gt 0 ]; then
+        echo "== $target: ${seconds}s"
+        cargo +nightly fuzz run "${flags[@]}" "$target" \
+            "$scratch/$target" "corpus/$target" -- \
+            -max_total_time="$seconds" -max_len="$max_len" -timeout=20 -print_final_stats=1
+    fi
     if [ "${FUZZ_MINIMIZE:-0}" = 1 ]; then
-        # cmin keeps the smallest set of inputs covering what both corpora
-        # cover, in place of the repository's corpus.
-        cp -n "$scratch/$target"/* "corpus/$target"/ 2>/dev/null || true
-        cargo +nightly fuzz cmin "${flags[@]}" "$target" "corpus/$target" -- -max_len="$max_len"
+        # cmin reduces both corpora to the inputs that add coverage; the
+        # repository keeps the seeds and the FUZZ_KEEP (default 40) largest
+        # of the rest, which cover the most on their own, so that replaying
+        # them under `cargo test` stays quick.
+        merged="$root/target/fuzz/merged/$target"
+        rm -rf "$merged" && mkdir -p "$merged"
+        cp "$scratch/$target"/* "corpus/$target"/* "$merged"/
+        cargo +nightly fuzz cmin "${flags[@]}" "$target" "$merged" -- -max_len="$max_len"
+        find "corpus/$target" -type f ! -name 'seed-*' -delete
+        ls -S "$merged" | grep -v '^seed-' | head -n "${FUZZ_KEEP:-40}" |
+            while read -r name; do cp "$merged/$name" "corpus/$target/"; done
+        echo "== $target: $(ls "corpus/$target" | wc -l) inputs kept in fuzz/corpus/$target"
     fi
 done
