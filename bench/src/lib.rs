@@ -173,14 +173,15 @@ pub struct UploadRun {
     pub finish: Totals,
     /// The last `uploads_finish`, the one that committed.
     pub final_finish: u64,
-    /// Every message of the upload, begin to commit.
+    /// The largest message of the upload, begin to commit, timers included.
     pub largest_message: u64,
     pub memory_id: MemoryItemId,
     pub wall_seconds: f64,
 }
 
 impl UploadRun {
-    /// Instructions of put_chunk, background and finish, per byte.
+    /// Instructions of put_chunk, background and finish, per byte (begin,
+    /// constant at about 1.4 M, is left out).
     pub fn amortised_per_byte(&self) -> f64 {
         (self.put_chunk.instructions + self.background.instructions + self.finish.instructions)
             as f64
