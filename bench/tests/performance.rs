@@ -112,6 +112,30 @@ fn lifecycle_calls_do_not_grow_with_file_size() {
         let run = bench.upload(owner, capsule, seed, len, Order::InOrder);
         costs.push([begin, status, status_one, abort, run.final_finish]);
     }
+    // A session of 65 536 chunks (the default cap) of 4 KiB with one chunk
+    // in: the status scans the bitmap a word at a time.
+    let mut bench = Bench::new();
+    let capsule = bench.create_capsule(owner);
+    let len = 65_536 * 4_096;
+    let sid = bench
+        .client(owner)
+        .begin(capsule, "many", len, 4_096, "many")
+        .unwrap()
+        .unwrap()
+        .session_id;
+    bench
+        .client(owner)
+        .put_chunk(sid, 0, &[7; 4_096])
+        .unwrap()
+        .unwrap();
+    bench.last();
+    let many = bench.status(owner, sid);
+    eprintln!("status of 65 536 chunks, one received: {many}");
+    assert!(
+        many.abs_diff(costs[0][2]) <= costs[0][2] / 20,
+        "status grows with the chunk count: {many} for 65 536 chunks, {} for 2",
+        costs[0][2]
+    );
     // Measured: begin 1 413 305, status 1 211 837 and 1 222 k, abort
     // 1 664 244, finish 2 057 k (2 MiB) to 2 060 k (64 MiB).
     let budgets = [1_600_000, 1_400_000, 1_400_000, 1_900_000, 2_300_000];
