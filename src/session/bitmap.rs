@@ -81,7 +81,7 @@ impl<M: Memory> ChunkBitmap<M> {
                 // 64 bits at once where they change nothing (all received
                 // outside a gap, or all missing inside one), so a status
                 // costs about the same at any chunk count.
-                if bit % 64 == 0 && index + 64 <= block_end {
+                if bit.is_multiple_of(64) && index + 64 <= block_end {
                     let at = (bit / 8) as usize;
                     let word = block.as_ref().map_or(0, |b| {
                         u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
