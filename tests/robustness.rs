@@ -7,21 +7,11 @@ use backend::upload::limits::{Limits, DEFAULT_MAX_RESERVED_BYTES_TOTAL, MAX_CHUN
 use backend::upload::*;
 use candid::Principal;
 use std::io::Read;
-use upload_harness::client::{sha256, test_file, UploadClient};
+use upload_harness::client::{err, ok, sha256, test_file, UploadClient};
 use upload_harness::{backend_wasm, user, EmbeddedEnv, IcEnv};
 
 const ALICE: u8 = 1;
 const BOB: u8 = 2;
-
-fn ok<T: std::fmt::Debug>(reply: Result<Result<T, UploadError>, String>) -> T {
-    reply.expect("transport").expect("canister")
-}
-
-fn err<T: std::fmt::Debug>(reply: Result<Result<T, UploadError>, String>) -> UploadError {
-    reply
-        .expect("transport")
-        .expect_err("expected an UploadError")
-}
 
 /// The canister as released in v0.1.0 (`tests/releases/`), gunzipped.
 fn released_v0_1_0_wasm() -> Vec<u8> {

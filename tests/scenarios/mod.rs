@@ -8,7 +8,7 @@ use backend::upload::limits::{Limits, MAX_CHUNK_BYTES};
 use backend::upload::*;
 use candid::Principal;
 use std::time::Duration;
-use upload_harness::client::{sha256, test_file, UploadClient};
+use upload_harness::client::{err, ok, sha256, test_file, UploadClient};
 use upload_harness::{backend_wasm, user, IcEnv};
 
 /// A scenario: `Ok` when it held, `Err(reason)` when the environment cannot
@@ -64,16 +64,6 @@ fn setup(env: &mut dyn IcEnv) -> (Principal, CapsuleId) {
         .expect("capsule")
         .capsule_id;
     (canister, capsule)
-}
-
-fn ok<T: std::fmt::Debug>(reply: Result<Result<T, UploadError>, String>) -> T {
-    reply.expect("transport").expect("canister")
-}
-
-fn err<T: std::fmt::Debug>(reply: Result<Result<T, UploadError>, String>) -> UploadError {
-    reply
-        .expect("transport")
-        .expect_err("expected an UploadError")
 }
 
 /// A call the canister refuses in `canister_inspect_message`, before

@@ -236,6 +236,18 @@ impl<'a> UploadClient<'a> {
     }
 }
 
+/// The canister's answer to a call that must succeed.
+pub fn ok<T: std::fmt::Debug>(reply: Reply<T>) -> T {
+    reply.expect("transport").expect("canister")
+}
+
+/// The `UploadError` of a call that must fail in the canister.
+pub fn err<T: std::fmt::Debug>(reply: Reply<T>) -> UploadError {
+    reply
+        .expect("transport")
+        .expect_err("expected an UploadError")
+}
+
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
