@@ -189,6 +189,20 @@ impl UploadRun {
     }
 }
 
+/// What the calls around an upload cost for one file size.
+#[derive(Clone, Debug, Serialize)]
+pub struct Lifecycle {
+    pub bytes: u64,
+    pub begin: u64,
+    /// `uploads_status` of a session with no chunk yet, and with one.
+    pub status_fresh: u64,
+    pub status_one_chunk: u64,
+    /// `uploads_abort` of a session holding one chunk.
+    pub abort: u64,
+    /// The `uploads_finish` that committed the upload.
+    pub finish: u64,
+}
+
 /// The upload canister and the probe in one embedded host, with the
 /// message log on.
 pub struct Bench {
@@ -344,6 +358,33 @@ impl Bench {
                 _ => background.push(m),
             }
         }
+    }
+
+    /// On a session of `len` bytes: begin, status, one chunk, status and
+    /// abort; then test file `seed` uploaded in order. Run it on a fresh
+    /// `Bench` so that only the size differs between sizes.
+    pub fn lifecycle(&mut self, owner: Principal, seed: u64, len: u64) -> (Lifecycle, UploadRun) {
+        let capsule = self.create_capsule(owner);
+        let (sid, begin) = self.begin(owner, capsule, len);
+        let status_fresh = self.status(owner, sid);
+        ok(
+            "uploads_put_chunk",
+            self.client(owner)
+                .put_chunk(sid, 0, &chunk_bytes(seed, len, 0)),
+        );
+        self.last();
+        let status_one_chunk = self.status(owner, sid);
+        let abort = self.abort(owner, sid);
+        let run = self.upload(owner, capsule, seed, len, Order::InOrder);
+        let lifecycle = Lifecycle {
+            bytes: len,
+            begin,
+            status_fresh,
+            status_one_chunk,
+            abort,
+            finish: run.final_finish,
+        };
+        (lifecycle, run)
     }
 
     /// `uploads_status` of a session (first page of 100 ranges).

@@ -179,19 +179,6 @@ fn main() {
     .expect("write upload-bench.json");
 }
 
-#[derive(Serialize, Clone)]
-struct Lifecycle {
-    bytes: u64,
-    begin: u64,
-    /// `uploads_status` of a session with no chunk yet, and with one.
-    status_fresh: u64,
-    status_one_chunk: u64,
-    /// `uploads_abort` of a session holding one chunk.
-    abort: u64,
-    /// The `uploads_finish` that committed the upload.
-    finish: u64,
-}
-
 #[derive(Serialize)]
 struct Split {
     decode_dispatch: u64,
@@ -235,31 +222,13 @@ fn uploads(config: &Config) -> Uploads {
     let mut largest = None;
     for (i, &len) in config.sizes.iter().enumerate() {
         let mut bench = Bench::new();
-        let capsule = bench.create_capsule(owner);
-        let (sid, begin) = bench.begin(owner, capsule, len);
-        let status_fresh = bench.status(owner, sid);
-        bench
-            .client(owner)
-            .put_chunk(sid, 0, &chunk_bytes(7, len, 0))
-            .unwrap()
-            .unwrap();
-        bench.host().take_message_log();
-        let status_one_chunk = bench.status(owner, sid);
-        let abort = bench.abort(owner, sid);
-        let run = bench.upload(owner, capsule, 100 + i as u64, len, Order::InOrder);
+        let (costs, run) = bench.lifecycle(owner, 100 + i as u64, len);
         eprintln!(
             "uploaded {} in order in {:.1} s",
             size(len),
             run.wall_seconds
         );
-        lifecycle.push(Lifecycle {
-            bytes: len,
-            begin,
-            status_fresh,
-            status_one_chunk,
-            abort,
-            finish: run.final_finish,
-        });
+        lifecycle.push(costs);
         // Read back from the largest file but one (the 4 GiB run is optional).
         if len <= GIB {
             largest = Some((bench, run.memory_id, len));

@@ -97,20 +97,14 @@ fn lifecycle_calls_do_not_grow_with_file_size() {
     let owner = user(1);
     let mut costs = Vec::new();
     for (seed, len) in [(1, 2 * MIB), (2, 64 * MIB)] {
-        let mut bench = Bench::new();
-        let capsule = bench.create_capsule(owner);
-        let (sid, begin) = bench.begin(owner, capsule, len);
-        let status = bench.status(owner, sid);
-        bench
-            .client(owner)
-            .put_chunk(sid, 0, &chunk_bytes(9, len, 0))
-            .unwrap()
-            .unwrap();
-        bench.last();
-        let status_one = bench.status(owner, sid);
-        let abort = bench.abort(owner, sid);
-        let run = bench.upload(owner, capsule, seed, len, Order::InOrder);
-        costs.push([begin, status, status_one, abort, run.final_finish]);
+        let (c, _) = Bench::new().lifecycle(owner, seed, len);
+        costs.push([
+            c.begin,
+            c.status_fresh,
+            c.status_one_chunk,
+            c.abort,
+            c.finish,
+        ]);
     }
     // A session of 65 536 chunks (the default cap) of 4 KiB with one chunk
     // in: the status scans the bitmap a word at a time.
