@@ -223,6 +223,10 @@ fn ok<T, E: std::fmt::Debug>(what: &str, r: Result<Result<T, E>, String>) -> T {
 impl Bench {
     pub fn new() -> Self {
         let mut env = EmbeddedEnv::new();
+        // The canister's debug output would interleave with the table; it
+        // stays in `Host::logs` and is echoed only on request.
+        env.host()
+            .set_echo_logs(std::env::var_os("BENCH_CANISTER_LOG").is_some());
         let canister = env.install(backend_wasm());
         let probe = env
             .host()

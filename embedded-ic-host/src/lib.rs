@@ -124,6 +124,17 @@ impl std::error::Error for HostError {}
 /// `cargo test`), and returns the path of the `.wasm`. Panics with cargo's
 /// stderr if the build fails.
 pub fn build_canister_wasm(manifest_path: &Path, package: &str) -> PathBuf {
+    build_canister_wasm_with(manifest_path, package, false)
+}
+
+/// [`build_canister_wasm`], with cargo's progress shown on stderr when
+/// `show_progress` (for a person waiting at a terminal: a cold build takes
+/// a minute or more).
+pub fn build_canister_wasm_with(
+    manifest_path: &Path,
+    package: &str,
+    show_progress: bool,
+) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let workspace_root = workspace_root(&cargo, manifest_path);
     let target_dir = workspace_root.join("target").join("canister-wasm");
@@ -141,11 +152,21 @@ pub fn build_canister_wasm(manifest_path: &Path, package: &str) -> PathBuf {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
+        .stderr(if show_progress {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::piped()
+        })
         .output()
         .expect("failed to run cargo");
     if !out.status.success() {
         panic!(
-            "building canister {package} failed:\n{}",
+            "building canister {package} failed{}:\n{}",
+            if show_progress {
+                " (cargo's output above)"
+            } else {
+                ""
+            },
             String::from_utf8_lossy(&out.stderr)
         );
     }

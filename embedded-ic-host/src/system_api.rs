@@ -778,7 +778,6 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
                 c.data().canister_id,
                 String::from_utf8_lossy(&bytes)
             );
-            eprintln!("{line}");
             c.data_mut().logs.push(line);
             Ok(())
         }),

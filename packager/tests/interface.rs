@@ -6,7 +6,7 @@
 use embedded_ic_host::Host;
 use packager::{MethodKind, Packaged};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 fn did() -> String {
@@ -191,16 +191,19 @@ fn package_canister_binary_writes_both_files() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A published schema kept beside these tests (`tests/schemas/`, see its
+/// README for source, version and licence).
+fn published_schema(file: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/schemas")
+        .join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading the schema {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file} is not JSON: {e}"))
+}
+
 fn dfx_schema() -> Value {
-    // CI clones the repository with `shared/` beside it, as here.
-    let path = packager::workspace_root().join("../shared/schemas/dfx-json-schema.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "reading the dfx.json schema {}: {e} (shared/ must sit beside the repository)",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text).expect("the schema is JSON")
+    published_schema("dfx-json-schema.json")
 }
 
 fn dfx_json() -> Value {
@@ -274,10 +277,7 @@ fn dfx_json_is_valid_and_points_at_the_packaged_wasm() {
 }
 
 fn icp_yaml_errors(manifest: &Value) -> Vec<String> {
-    let path = packager::workspace_root().join("../shared/schemas/icp-yaml-schema.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading the icp.yaml schema {}: {e}", path.display()));
-    let schema: Value = serde_json::from_str(&text).expect("the icp.yaml schema is JSON");
+    let schema = published_schema("icp-yaml-schema.json");
     let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
     schema_errors(&validator, manifest)
 }

@@ -83,10 +83,15 @@ pub fn query<A: ArgumentEncoder, R: for<'de> ArgumentDecoder<'de>>(
 
 /// The upload canister's release `.wasm`, built once per process.
 pub fn backend_wasm() -> &'static [u8] {
+    backend_wasm_with(false)
+}
+
+/// [`backend_wasm`], showing cargo's build progress on stderr the first time.
+pub fn backend_wasm_with(show_progress: bool) -> &'static [u8] {
     static WASM: OnceLock<Vec<u8>> = OnceLock::new();
     WASM.get_or_init(|| {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-        let path = embedded_ic_host::build_canister_wasm(&manifest, "backend");
+        let path = embedded_ic_host::build_canister_wasm_with(&manifest, "backend", show_progress);
         std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
     })
 }

@@ -1,6 +1,6 @@
 //! `IcEnv` over a PocketIC server (the real replica's execution
-//! environment). Needs `POCKET_IC_BIN`: the server cannot be downloaded on
-//! machines without GitHub access.
+//! environment). Needs `POCKET_IC_BIN`, the path of a PocketIC server binary
+//! (16.x, from the releases of github.com/dfinity/pocketic).
 
 use crate::IcEnv;
 use candid::Principal;
@@ -28,7 +28,11 @@ impl PocketIcEnv {
                 "POCKET_IC_BIN={} is not a file",
                 path.to_string_lossy()
             )),
-            None => Err("POCKET_IC_BIN is not set (the PocketIC server binary is downloaded from GitHub, which this machine cannot reach)".into()),
+            None => Err(
+                "POCKET_IC_BIN is not set; set it to a PocketIC 16.x server binary \
+                 (published with the releases of github.com/dfinity/pocketic)"
+                    .into(),
+            ),
         }
     }
 }

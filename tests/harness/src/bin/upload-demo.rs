@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use upload_harness::client::{self, Reply, UploadClient};
-use upload_harness::{backend_wasm, user, EmbeddedEnv, IcEnv};
+use upload_harness::{backend_wasm_with, user, EmbeddedEnv, IcEnv};
 
 const MIB: f64 = 1024.0 * 1024.0;
 const DEFAULT_SIZE: u64 = 64 * 1024 * 1024;
@@ -56,7 +56,8 @@ fn parse_number<T: std::str::FromStr>(flag: &str, value: Option<String>) -> Resu
         .map_err(|_| format!("{flag}: not a number: {value}"))
 }
 
-fn parse_args() -> Result<Args, String> {
+/// `Ok(None)` when help was asked for.
+fn parse_args() -> Result<Option<Args>, String> {
     let mut args = Args {
         file: None,
         size: DEFAULT_SIZE,
@@ -77,7 +78,7 @@ fn parse_args() -> Result<Args, String> {
             "--chunk" => args.chunk = parse_number(&flag, value())?,
             "--in-flight" => args.in_flight = parse_number(&flag, value())?,
             "--seed" => args.seed = parse_number(&flag, value())?,
-            "-h" | "--help" => return Err(USAGE.into()),
+            "-h" | "--help" => return Ok(None),
             f if f.starts_with('-') => return Err(format!("unknown option {f}\n{USAGE}")),
             _ if args.file.is_none() => args.file = Some(PathBuf::from(arg)),
             _ => return Err(format!("more than one FILE given\n{USAGE}")),
@@ -89,7 +90,7 @@ fn parse_args() -> Result<Args, String> {
     if args.in_flight == 0 {
         return Err("--in-flight must be at least 1".into());
     }
-    Ok(args)
+    Ok(Some(args))
 }
 
 /// The bytes being uploaded: in memory, or (when large) a file on disk
@@ -162,8 +163,9 @@ impl Jitter {
 /// `lanes` calls in flight: lane `k` sends chunks `k, k + lanes, ...` one
 /// after the other; some lanes run a round or two behind the others and
 /// each call arrives with a little jitter. One chunk is sent twice (a retry
-/// after a lost reply). Returns the order and the retried position.
-fn arrival_order(chunks: u32, lanes: u32, seed: u64) -> (Vec<u32>, usize) {
+/// after a lost reply). Returns the order and the retried position (none
+/// for an empty file: it has no chunk to send).
+fn arrival_order(chunks: u32, lanes: u32, seed: u64) -> (Vec<u32>, Option<usize>) {
     let mut jitter = Jitter::new(seed ^ 0xA5A5);
     let lag: Vec<u64> = (0..lanes)
         .map(|_| match jitter.below(6) {
@@ -182,12 +184,47 @@ fn arrival_order(chunks: u32, lanes: u32, seed: u64) -> (Vec<u32>, usize) {
     timed.sort_unstable();
     let mut order: Vec<u32> = timed.into_iter().map(|(_, i)| i).collect();
     // Retry: a chunk sent around the middle arrives again a few calls later.
+    if order.is_empty() {
+        return (order, None);
+    }
     let original = order.len() / 2;
     let retry_at = (original + 1 + lanes as usize / 2).min(order.len());
-    if !order.is_empty() {
-        order.insert(retry_at, order[original]);
+    order.insert(retry_at, order[original]);
+    (order, Some(retry_at))
+}
+
+/// How a file of `len` bytes splits into chunks of `chunk` bytes, naming
+/// a short last chunk: "2 chunks: 1 x 1_900_000 + 1 x 100 bytes".
+fn chunk_sizes(len: u64, chunk: u32) -> String {
+    let chunk = u64::from(chunk);
+    let (full, rest) = (len / chunk, len % chunk);
+    match (full, rest) {
+        (0, 0) => "0 chunks".into(),
+        (0, r) => format!("1 chunk of {} bytes", count(r)),
+        (1, 0) => format!("1 chunk of {} bytes", count(chunk)),
+        (f, 0) => format!("{f} chunks of {} bytes", count(chunk)),
+        (f, r) => format!(
+            "{} chunks: {f} x {} + 1 x {} bytes",
+            f + 1,
+            count(chunk),
+            count(r)
+        ),
     }
-    (order, retry_at)
+}
+
+/// Instructions relative to the file's size: per MiB for files of a MiB
+/// or more, per byte below, nothing for an empty file.
+fn per_size(instructions: u64, len: u64) -> String {
+    if len == 0 {
+        String::new()
+    } else if (len as f64) < MIB {
+        format!(", {} per byte", count(instructions / len))
+    } else {
+        format!(
+            ", {} per MiB",
+            count((instructions as f64 / (len as f64 / MIB)) as u64)
+        )
+    }
 }
 
 /// A progress line on stderr: redrawn in place on a terminal, printed
@@ -339,7 +376,11 @@ fn make_env() -> Box<dyn IcEnv> {
 
 fn main() -> ExitCode {
     let args = match parse_args() {
-        Ok(args) => args,
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(2);
@@ -418,8 +459,11 @@ fn run(args: Args) -> Result<bool, String> {
     );
 
     // The canister.
+    println!(
+        "canister: building the release .wasm (cargo's progress below; about a minute the first time, a second once built)"
+    );
     let building = Instant::now();
-    let wasm = backend_wasm();
+    let wasm = backend_wasm_with(true);
     println!(
         "canister: backend.wasm, {} bytes (built in {:.1} s)",
         count(wasm.len() as u64),
@@ -446,19 +490,22 @@ fn run(args: Args) -> Result<bool, String> {
     };
     let shown: Vec<String> = order.iter().take(24).map(u32::to_string).collect();
     println!(
-        "upload: capsule {}, {chunks} chunks of {} bytes, {} calls in flight",
+        "upload: capsule {}, {}, {} calls in flight",
         capsule.capsule_id.0,
-        count(u64::from(chunk)),
+        chunk_sizes(len, chunk),
         args.in_flight
     );
-    println!(
-        "arrival order: {}{} ({late} of {} calls arrive after a later chunk; chunk {} is retried at call {})",
-        shown.join(" "),
-        if order.len() > shown.len() { " ..." } else { "" },
-        order.len(),
-        order.get(retry_at).map_or_else(|| "-".into(), u32::to_string),
-        retry_at + 1,
-    );
+    match retry_at {
+        Some(at) => println!(
+            "arrival order: {}{} ({late} of {} calls arrive after a later chunk; chunk {} is retried at call {})",
+            shown.join(" "),
+            if order.len() > shown.len() { " ..." } else { "" },
+            order.len(),
+            order[at],
+            at + 1,
+        ),
+        None => println!("arrival order: no chunk to send (an empty file is begun and finished)"),
+    }
 
     let uploading = Instant::now();
     let mut instructions = Instructions::default();
@@ -491,7 +538,7 @@ fn run(args: Args) -> Result<bool, String> {
             sent_bytes += piece;
             stored_chunks += 1;
         }
-        if call == retry_at {
+        if Some(call) == retry_at {
             retry_report = Some((index, accepted.newly_stored));
         } else if !accepted.newly_stored {
             println!("WARNING: chunk {index}, sent once, was answered newly_stored = false");
@@ -649,9 +696,10 @@ fn run(args: Args) -> Result<bool, String> {
     println!("summary ({})", client.env.name());
     println!("  size              {} bytes ({})", count(len), mib(len));
     println!(
-        "  chunks            {chunks} x {} bytes, {} put_chunk calls (1 retry), {} in flight",
-        count(u64::from(chunk)),
+        "  chunks            {}, {} put_chunk call(s){}, {} in flight",
+        chunk_sizes(len, chunk),
         order.len(),
+        if retry_at.is_some() { " (1 retry)" } else { "" },
         args.in_flight
     );
     println!(
@@ -667,11 +715,10 @@ fn run(args: Args) -> Result<bool, String> {
         size_mib / read_time.as_secs_f64().max(1e-9)
     );
     if instructions.known {
-        let per_mib = instructions.total as f64 / size_mib.max(1e-9);
         println!(
-            "  instructions      {} total for put_chunk + finish, {} per MiB",
+            "  instructions      {} total for put_chunk + finish{}",
             count(instructions.total),
-            count(per_mib as u64)
+            per_size(instructions.total, len)
         );
         if pending > 0 {
             println!(
