@@ -1,6 +1,6 @@
 //! Per-message and per-canister limits of an IC application subnet.
 //!
-//! The defaults are the replica's (see `/work/shared/ic-facts.md`). Tests may
+//! The defaults are the replica's (the IC documentation's "Resource limits" page). Tests may
 //! lower them with [`crate::Host::set_limits`] instead of burning billions of
 //! instructions.
 
