@@ -29,6 +29,8 @@ export interface BridgeAgentOptions {
   url: string;
   /** Whose calls these are; anonymous when absent. */
   identity?: Identity;
+  /** Or the caller's principal itself (a controller in tests). */
+  caller?: Principal;
   /** `fetch` to use (tests may wrap it). */
   fetch?: typeof fetch;
 }
@@ -43,16 +45,18 @@ export class BridgeAgent implements Agent {
   readonly rootKey: Uint8Array | null = null;
   readonly #url: string;
   #identity: Identity | undefined;
+  readonly #caller: Principal | undefined;
   readonly #fetch: typeof fetch;
 
   constructor(options: BridgeAgentOptions) {
     this.#url = options.url.replace(/\/$/, '');
     this.#identity = options.identity;
+    this.#caller = options.caller;
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
   async getPrincipal(): Promise<Principal> {
-    return this.#identity?.getPrincipal() ?? Principal.anonymous();
+    return this.#caller ?? this.#identity?.getPrincipal() ?? Principal.anonymous();
   }
 
   replaceIdentity(identity: Identity): void {
@@ -98,9 +102,15 @@ export class BridgeAgent implements Agent {
     const requestId = randomRequestId();
     const result = await this.#send('update', canisterId, fields.methodName, fields.arg, requestId);
     if (!result.ok) {
-      throw RejectError.fromCode(
-        new UncertifiedRejectErrorCode(requestId, result.code, result.message, undefined, undefined),
-      );
+      const code = new UncertifiedRejectErrorCode(requestId, result.code, result.message, undefined, undefined);
+      const canister = Principal.from(canisterId);
+      code.callContext = {
+        canisterId: canister,
+        methodName: fields.methodName,
+        effectiveTarget: { canisterId: canister },
+        httpDetails: { ok: false, status: 400, statusText: 'Rejected', headers: [] },
+      };
+      throw RejectError.fromCode(code);
     }
     return {
       reply: result.reply,

@@ -6,6 +6,39 @@ import type { UploadError } from './bindings/backend';
 
 export type UploadErrorKind = UploadError['__kind__'];
 
+/**
+ * Every `UploadError` case and what a client does about it. Written out so
+ * that a case added to `backend.did` fails `tsc` here until it is placed.
+ */
+export const UPLOAD_ERROR_HANDLING = {
+  // Asked again with backoff by the client itself.
+  VerificationPending: 'retried',
+  // Handled inside `upload` (next key generation, or the committed memory).
+  SessionAborted: 'handled',
+  SessionExpired: 'handled',
+  AlreadyCommitted: 'handled',
+  // The caller's to decide: thrown as `UploadFailed`.
+  ChunkNotReceived: 'thrown',
+  SessionNotFound: 'thrown',
+  ChunkChecksumMismatch: 'thrown',
+  OutOfSpace: 'thrown',
+  IndexOutOfRange: 'thrown',
+  CapsuleNotFound: 'thrown',
+  NotAuthorized: 'thrown',
+  DeclaredHashesDisagree: 'thrown',
+  ChunkConflict: 'thrown',
+  IdempotencyConflict: 'thrown',
+  InvalidArgument: 'thrown',
+  MemoryNotFound: 'thrown',
+  ChecksumMismatch: 'thrown',
+  WrongChunkLength: 'thrown',
+  AnonymousCaller: 'thrown',
+  QuotaExceeded: 'thrown',
+  RangeOutOfBounds: 'thrown',
+  DeclaredValuesDisagree: 'thrown',
+  Incomplete: 'thrown',
+} as const satisfies Record<UploadErrorKind, 'retried' | 'handled' | 'thrown'>;
+
 /** The canister answered with one of its `UploadError` cases. */
 export class UploadFailed extends Error {
   override readonly name = 'UploadFailed';

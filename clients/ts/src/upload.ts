@@ -75,6 +75,7 @@ export interface UploadOptions {
 }
 
 export interface UploadResult extends CommittedUpload {
+  sessionId: bigint;
   /** `put_chunk` calls made in this run (retries included). */
   chunkCalls: number;
   /** Chunks that were already on the canister. */
@@ -234,7 +235,7 @@ export async function upload(
   try {
     const { status, missing } = await sessionStatus(actor, sessionId, { retry: policy, signal });
     // The same file was uploaded before: that memory is the answer.
-    if (status.committed) return { ...status.committed, chunkCalls, resumedChunks: chunks };
+    if (status.committed) return { ...status.committed, sessionId, chunkCalls, resumedChunks: chunks };
     const toSend = new Uint8Array(chunks);
     for (const i of missing) toSend[i] = 1;
 
@@ -305,10 +306,11 @@ export async function upload(
           throw new UploadFailed(result.Err, 'uploads_finish');
       }
     });
-    return { ...committed, chunkCalls, resumedChunks };
+    return { ...committed, sessionId, chunkCalls, resumedChunks };
   } catch (error) {
+    // Nothing of this upload may still run once its promise settles.
+    await pool.settle();
     if (aborted(signal)) {
-      await pool.settle();
       await abortUpload(actor, sessionId, policy);
       throw new UploadAborted(sessionId);
     }

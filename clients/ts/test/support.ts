@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Ed25519KeyIdentity } from '@icp-sdk/core/identity';
+import { Principal } from '@icp-sdk/core/principal';
 import { createActor, type Backend } from '../src/bindings/backend';
 import { BridgeAgent } from '../src/bridge-agent';
 
@@ -67,12 +68,13 @@ export function newIdentity(): Ed25519KeyIdentity {
 
 export interface ActorOptions {
   identity?: Ed25519KeyIdentity;
+  caller?: Principal;
   fetch?: typeof fetch;
 }
 
 /** The generated actor for `canister`, its calls sent to the bridge. */
 export function actorFor(bridge: BridgeProcess, canister: string, options: ActorOptions = {}): Backend {
-  const agent = new BridgeAgent({ url: bridge.url, identity: options.identity, fetch: options.fetch });
+  const agent = new BridgeAgent({ url: bridge.url, identity: options.identity, caller: options.caller, fetch: options.fetch });
   return createActor(canister, { agent });
 }
 
