@@ -1,7 +1,7 @@
 // Download a memory: ranges read in parallel, the whole checked against
 // the SHA-256 the canister recorded at commit.
 
-import { sha256 } from '@noble/hashes/sha2.js';
+import { newSha256 } from './sha256';
 import type { MemoryRecord } from './bindings/backend';
 import { DownloadCorrupted } from './errors';
 import { Pool } from './pool';
@@ -59,7 +59,7 @@ export async function download(actor: UploadActor, memoryId: bigint, options: Do
     });
   }
   await pool.drain();
-  const hasher = sha256.create();
+  const hasher = await newSha256();
   for (const part of parts) hasher.update(part);
   const actual = hasher.digest();
   const expected = record.sha256;

@@ -2,7 +2,7 @@
 // calls at once, one streaming SHA-256 of the whole file in file order,
 // resume by an idempotency key derived from the file and the capsule.
 
-import { sha256 } from '@noble/hashes/sha2.js';
+import { newSha256, sha256 } from './sha256';
 import type {
   backendInterface,
   CommittedUpload,
@@ -122,12 +122,12 @@ export async function idempotencyKey(
   let identity = fileIdentity;
   if (identity === undefined) {
     const last = Math.max(0, chunkCount(total, chunkBytes) - 1) * chunkBytes;
-    const head = sha256(await readRange(file, 0, Math.min(total, chunkBytes)));
-    const tail = sha256(await readRange(file, last, total));
+    const head = await sha256(await readRange(file, 0, Math.min(total, chunkBytes)));
+    const tail = await sha256(await readRange(file, last, total));
     const modified = typeof File !== 'undefined' && file instanceof File ? file.lastModified : '';
     identity = [name, total, mimeType, modified, hex(head), hex(tail)].join('\n');
   }
-  const digest = sha256(new TextEncoder().encode(`${capsuleId}\n${chunkBytes}\n${identity}`));
+  const digest = await sha256(new TextEncoder().encode(`${capsuleId}\n${chunkBytes}\n${identity}`));
   const key = `upload-v1-${hex(digest)}`;
   return key.slice(0, MAX_KEY_BYTES - 4);
 }
@@ -257,7 +257,7 @@ export async function upload(
       options.onProgress?.({ ...progress });
     };
     let resumedChunks = 0;
-    const hasher = sha256.create();
+    const hasher = await newSha256();
     for (let i = 0; i < chunks; i++) {
       if (aborted(signal)) throw new UploadAborted(sessionId);
       const start = i * chunkBytes;
@@ -273,7 +273,7 @@ export async function upload(
       }
       await pool.slot();
       if (aborted(signal)) throw new UploadAborted(sessionId);
-      const chunkSha = options.chunkHashes ? sha256(bytes) : undefined;
+      const chunkSha = options.chunkHashes ? await sha256(bytes) : undefined;
       progress.sentBytes += bytes.length;
       report();
       pool.run(async () => {

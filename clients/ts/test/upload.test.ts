@@ -2,7 +2,9 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { sha256 } from '@noble/hashes/sha2.js';
+import { createHash } from 'node:crypto';
+
+const sha256 = (bytes: Uint8Array) => new Uint8Array(createHash('sha256').update(bytes).digest());
 import {
   DownloadCorrupted,
   MAX_CHUNK_BYTES,
