@@ -136,7 +136,7 @@ test('upload, reload mid-upload and resume, list, download and check, in Chromiu
   const small = testFile(files, 'small.bin', 150_000, 1);
   await page.setInputFiles('#file', small.path);
   await page.click('#upload');
-  await page.waitForFunction(() => document.querySelector('#progress-text')?.textContent?.startsWith('100 %'));
+  await page.waitForFunction(() => /^100 % · .* stored · \d+ chunks sent/.test(document.querySelector('#progress-text')?.textContent ?? ''));
   assert.equal(await page.getAttribute('#progress', 'value'), '100');
   await shot('3-uploaded-100');
 
@@ -161,7 +161,7 @@ test('upload, reload mid-upload and resume, list, download and check, in Chromiu
   await admin('stats/reset');
   await page.setInputFiles('#file', large.path);
   await page.click('#upload');
-  await page.waitForFunction(() => document.querySelector('#progress-text')?.textContent?.startsWith('100 %'));
+  await page.waitForFunction(() => /^100 % · .* stored · \d+ chunks sent/.test(document.querySelector('#progress-text')?.textContent ?? ''));
   const done = await page.textContent('#progress-text');
   const [, sent, resumed] = done.match(/(\d+) chunks sent, (\d+) resumed/).map(Number);
   assert.ok(resumed > 0, `resumed chunks: ${done}`);
