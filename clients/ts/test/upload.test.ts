@@ -94,6 +94,24 @@ describe('sizes', () => {
     });
   }
 
+  test('a Blob, read slice by slice, with per-chunk hashes sent', async () => {
+    const { actor, capsuleId } = await setup();
+    const data = testBytes(10 * 1000 + 1, 21);
+    const blob = new Blob([data as Uint8Array<ArrayBuffer>], { type: 'image/png' });
+    const sent: (Uint8Array | undefined)[] = [];
+    const putChunk = actor.uploads_put_chunk.bind(actor);
+    actor.uploads_put_chunk = (arg) => {
+      sent.push(arg.sha256);
+      return putChunk(arg);
+    };
+    const result = await upload(actor, capsuleId, blob, { chunkBytes: 1000, chunkHashes: true });
+    assert.equal(sent.length, 11);
+    assert.deepEqual(sent[10], sha256(data.subarray(10_000)));
+    const record = await actor.memories_get(result.memory_id);
+    assert.equal(record.__kind__ === 'Ok' && record.Ok.mime_type, 'image/png');
+    assert.ok(sameBytes(await downloadedBytes(actor, result.memory_id), data));
+  });
+
   test('40 MiB with 12 calls in flight', async () => {
     const counter = countingFetch();
     const { actor, capsuleId } = await setup({ fetch: counter.fetch });
