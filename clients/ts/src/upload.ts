@@ -258,10 +258,15 @@ export async function upload(
     };
     let resumedChunks = 0;
     const hasher = await newSha256();
+    const read = (i: number) => readRange(file, i * chunkBytes, Math.min(total, (i + 1) * chunkBytes));
+    // One chunk read ahead: the disk works while this one is hashed.
+    let ahead = chunks > 0 ? read(0) : undefined;
     for (let i = 0; i < chunks; i++) {
       if (aborted(signal)) throw new UploadAborted(sessionId);
-      const start = i * chunkBytes;
-      const bytes = await readRange(file, start, Math.min(total, start + chunkBytes));
+      const bytes = await ahead!;
+      ahead = i + 1 < chunks ? read(i + 1) : undefined;
+      // A read left behind by a failure must not become an unhandled rejection.
+      ahead?.catch(() => undefined);
       // In file order: the whole-file digest streams with the reading.
       hasher.update(bytes);
       if (toSend[i] === 0) {
