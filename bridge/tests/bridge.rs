@@ -5,7 +5,10 @@ use backend::upload::{Capsule, UploadError};
 use candid::Principal;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::time::Duration;
 use upload_bridge::Bridge;
+use upload_harness::client::{ok, test_file, UploadClient};
+use upload_harness::IcEnv;
 
 struct Response {
     status: u16,
@@ -191,4 +194,116 @@ fn unknown_fault_fields_are_refused() {
         br#"{"drop_evry": 7}"#,
     );
     assert_eq!(r.status, 400);
+}
+
+/// The harness's `IcEnv` over the bridge's HTTP routes, so the harness's
+/// typed client drives the canister through the same socket as a browser.
+struct OverHttp<'a>(&'a Bridge);
+
+impl OverHttp<'_> {
+    fn call(
+        &self,
+        kind: &str,
+        canister: Principal,
+        caller: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        let path = format!("/api/{kind}/{}/{method}", canister.to_text());
+        let r = http(&self.0.url(), "POST", &path, Some(caller), &arg);
+        match r.status {
+            200 => Ok(r.body),
+            s => Err(format!("{s}: {}", String::from_utf8_lossy(&r.body))),
+        }
+    }
+}
+
+impl IcEnv for OverHttp<'_> {
+    fn name(&self) -> &'static str {
+        "bridge over HTTP"
+    }
+    fn controller(&self) -> Principal {
+        self.0.controller()
+    }
+    fn install(&mut self, _wasm: &[u8]) -> Principal {
+        unreachable!("the bridge installs its own canisters")
+    }
+    fn upgrade(&mut self, canister: Principal, _wasm: &[u8]) -> Result<(), String> {
+        let r = http(
+            &self.0.url(),
+            "POST",
+            &format!("/admin/upgrade/{}", canister.to_text()),
+            None,
+            b"",
+        );
+        if r.status == 200 {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&r.body).into())
+        }
+    }
+    fn update_raw(
+        &mut self,
+        canister: Principal,
+        caller: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        self.call("update", canister, caller, method, arg)
+    }
+    fn query_raw(
+        &mut self,
+        canister: Principal,
+        caller: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        self.call("query", canister, caller, method, arg)
+    }
+    fn advance_time(&mut self, by: Duration) {
+        let r = http(
+            &self.0.url(),
+            "POST",
+            &format!("/admin/advance_time/{}", by.as_secs()),
+            None,
+            b"",
+        );
+        assert_eq!(r.status, 200);
+    }
+    fn tick(&mut self) {}
+    fn last_instructions(&self) -> Option<u64> {
+        None
+    }
+    fn stable_memory_bytes(&self, _canister: Principal) -> Option<u64> {
+        None
+    }
+    fn limit_update_instructions(&mut self, _limit: Option<u64>) -> bool {
+        false
+    }
+}
+
+#[test]
+fn corrupt_reads_flip_the_last_byte_of_read_bytes_only() {
+    let b = start();
+    let data = test_file(3000, 1);
+    let mut env = OverHttp(&b);
+    let mut client = UploadClient::new(&mut env, b.canister(), user(1));
+    let capsule = ok(client.create_capsule("c")).capsule_id;
+    let session = ok(client.begin(capsule, "f", 3000, 1000, "k")).session_id;
+    for i in 0..3 {
+        ok(client.put_chunk_of(session, &data, 1000, i));
+    }
+    let memory = ok(client.finish(session, &data)).memory_id;
+    assert_eq!(ok(client.read(memory, 0, 3000)).into_vec(), data);
+
+    set_faults(&b, r#"{"corrupt_reads": true}"#);
+    let read = ok(client.read(memory, 1000, 1000)).into_vec();
+    assert_eq!(read[..999], data[1000..1999]);
+    assert_eq!(read[999], data[1999] ^ 0xFF);
+    // An error reply is left alone: it still decodes to the canister's error.
+    assert!(matches!(
+        client.read(memory, 2999, 10),
+        Ok(Err(UploadError::RangeOutOfBounds { .. }))
+    ));
+    assert_eq!(b.stats().corrupted_reads, 1);
 }
