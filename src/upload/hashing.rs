@@ -155,13 +155,6 @@ impl<M: Memory> HashTracker<M> {
         self.repairs.get(&sid).unwrap_or_default()
     }
 
-    /// The assembled file did not match: the upload enters (or stays in)
-    /// repair mode.
-    pub fn start_repair(&mut self, sid: SessionId) {
-        let repair = self.repair(sid);
-        self.repairs.insert(sid, repair);
-    }
-
     /// A received chunk was replaced. If it was already hashed the midstate
     /// is stale and hashing stops until `restart`; true if so.
     pub fn chunk_replaced(&mut self, sid: SessionId, index: u32) -> bool {

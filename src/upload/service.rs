@@ -412,7 +412,6 @@ impl<M: Memory + Clone> UploadService<M> {
         };
         if digest[..] != request.sha256[..] {
             self.sessions.allow_rewrites(sid, now)?;
-            self.hashing.start_repair(sid);
             return Err(UploadError::ChecksumMismatch {
                 expected: request.sha256,
                 actual: ByteBuf::from(digest.to_vec()),
