@@ -13,7 +13,9 @@ use std::fmt;
 /// - 1: v0.1.0, which recorded no version.
 /// - 2: adds the version record and `Limits::max_reserved_bytes_total`.
 /// - 3: capsule creators and repair state (new memories, created when
-///   opened), the capsule-creation flag in the ledger (absent: open);
+///   opened), the capsule-creation flag in the ledger (absent: open); blob
+///   bytes in blocks mapped as they are written (`upload::sparse`), the
+///   dense bytes written before kept in place as legacy blocks;
 ///   limits still at the old defaults move to the new ones (a caller's
 ///   reservation and the file size: 8 GiB).
 pub const CURRENT_LAYOUT: u32 = 3;

@@ -56,6 +56,10 @@ pub const LAYOUT_VERSION: MemoryId = MemoryId::new(19);
 pub const CAPSULE_CREATORS: MemoryId = MemoryId::new(20);
 /// Repair state of uploads after a checksum mismatch.
 pub const UPLOAD_REPAIRS: MemoryId = MemoryId::new(21);
+/// Logical blob-store block -> physical block (`upload::sparse`).
+pub const BLOB_BLOCK_TABLE: MemoryId = MemoryId::new(22);
+/// Physical blocks of blob bytes, taken as bytes are written.
+pub const BLOB_BLOCKS: MemoryId = MemoryId::new(23);
 
 /// Buckets of raw stable memory kept grown beyond those the
 /// `MemoryManager` has handed out (see [`Headroom`]). A message grows at
@@ -131,8 +135,16 @@ impl<M: Memory> Headroom<M> {
     /// Grows the raw memory to the headroom if it is short of it. False if
     /// the subnet refused: nothing changed.
     pub fn ensure(&self) -> bool {
+        self.ensure_for(0)
+    }
+
+    /// Makes sure virtual memories can grow by `pages` in all (spread over
+    /// at most two of them) from raw memory that exists, keeping at least
+    /// the headroom. False if the subnet refused: nothing changed.
+    pub fn ensure_for(&self, pages: u64) -> bool {
         let (used, bucket_pages) = self.in_use();
-        let wanted = used + HEADROOM_BUCKETS * bucket_pages;
+        let buckets = (pages.div_ceil(bucket_pages.max(1)) + 2).max(HEADROOM_BUCKETS);
+        let wanted = used + buckets * bucket_pages;
         let have = self.raw.size();
         wanted <= have || self.raw.grow(wanted - have) >= 0
     }
@@ -167,8 +179,10 @@ mod tests {
             LAYOUT_VERSION,
             CAPSULE_CREATORS,
             UPLOAD_REPAIRS,
+            BLOB_BLOCK_TABLE,
+            BLOB_BLOCKS,
         ];
-        let expected: Vec<MemoryId> = (0..22).map(MemoryId::new).collect();
+        let expected: Vec<MemoryId> = (0..24).map(MemoryId::new).collect();
         assert_eq!(ids.to_vec(), expected);
     }
 }

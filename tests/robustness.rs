@@ -1239,3 +1239,51 @@ fn a_subnet_out_of_stable_memory_gets_out_of_space_and_nothing_changes() {
         data
     );
 }
+
+#[test]
+fn sparse_writes_grow_stable_memory_only_by_what_is_written() {
+    const MIB: u64 = 1 << 20;
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let limits = Limits::default();
+    let chunk = MAX_CHUNK_BYTES;
+    let len = limits.max_file_bytes;
+    let chunks = len.div_ceil(u64::from(chunk)) as u32;
+    let last_len = len - u64::from(chunks - 1) * u64::from(chunk);
+    let mut grown = Vec::new();
+    // Two principals each declare the largest file and send only its last
+    // chunk, then abort; a third sends only far chunks, in reverse.
+    for (who, sent) in [
+        (70, vec![chunks - 1]),
+        (71, vec![chunks - 1]),
+        (72, vec![chunks - 1, chunks / 2, 1]),
+    ] {
+        let capsule = capsule_of(&mut env, canister, user(who));
+        let before = env.host().stable_memory_bytes(canister);
+        let mut client = UploadClient::new(&mut env, canister, user(who));
+        let sid = ok(client.begin(capsule, "sparse", len, chunk, "s")).session_id;
+        let mut written = 0;
+        for index in sent {
+            let bytes = if index == chunks - 1 {
+                last_len
+            } else {
+                u64::from(chunk)
+            };
+            ok(client.put_chunk(sid, index, &vec![who; bytes as usize]));
+            written += bytes;
+        }
+        ok(client.abort(sid));
+        let after = env.host().stable_memory_bytes(canister);
+        grown.push((after - before, written));
+    }
+    for (growth, written) in &grown {
+        // The bytes, the block table (4 bytes per 4 KiB of the span) and
+        // whole buckets: tens of MiB, not the declared 8 GiB.
+        assert!(
+            *growth <= written + len / 1024 + 48 * MIB,
+            "stable memory grew by {growth} bytes for {written} written: {grown:?}"
+        );
+    }
+    let total: u64 = grown.iter().map(|(g, _)| g).sum();
+    assert!(total < 128 * MIB, "{grown:?}");
+}

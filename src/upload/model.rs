@@ -816,6 +816,11 @@ pub struct Harness {
     /// Set once the free list is so fragmented that an allocation may
     /// stop at `MAX_EXTENTS_PER_BLOB` and grow the store early.
     fragmented: bool,
+    /// Logical blocks of the blob store chunk bytes were ever written to,
+    /// the bytes and the chunks: stable memory must follow them.
+    written_blocks: std::collections::BTreeSet<u64>,
+    written_bytes: u64,
+    written_chunks: u64,
     steps: usize,
     /// Bytes the service hashed before its last reopening.
     hashed_before_upgrades: u64,
@@ -869,6 +874,9 @@ impl Harness {
             seen: BTreeMap::new(),
             peak_used_blocks: 0,
             fragmented: false,
+            written_blocks: Default::default(),
+            written_bytes: 0,
+            written_chunks: 0,
             steps: 0,
             hashed_before_upgrades: 0,
             outcomes: BTreeMap::new(),
@@ -1303,6 +1311,7 @@ impl Harness {
             PutKind::Huge => (vec![0; MAX_CHUNK_BYTES as usize + 1], None),
         };
         let expected = self.model_put(session, who, index, &bytes, &chunk_sha);
+        let len = bytes.len() as u64;
         let actual = self.service.put_chunk(
             principal(who),
             self.model.now,
@@ -1319,6 +1328,42 @@ impl Harness {
             expected,
             "put chunk {index} of {sid:?} by {who}"
         );
+        if let Ok(accepted) = &expected {
+            if accepted.newly_stored {
+                self.note_written(sid, index, len);
+            }
+        }
+    }
+
+    /// Records the logical blocks a stored chunk covers, and the bytes.
+    fn note_written(&mut self, sid: SessionId, index: u32, len: u64) {
+        let s = self
+            .model
+            .sessions
+            .iter()
+            .find(|s| s.sid == sid)
+            .expect("a stored chunk's session");
+        let offset = u64::from(index) * u64::from(s.chunk_size);
+        let extents = self
+            .service
+            .blobs
+            .live_blobs()
+            .into_iter()
+            .find(|(id, _, _)| *id == s.blob)
+            .expect("an open session's blob")
+            .2;
+        let (mut pos, end, mut extent_start) = (offset, offset + len, 0);
+        for extent in extents {
+            let extent_end = extent_start + extent.blocks * BLOCK;
+            while pos < end && pos < extent_end {
+                let block = extent.start_block + (pos - extent_start) / BLOCK;
+                self.written_blocks.insert(block);
+                pos = (pos / BLOCK + 1) * BLOCK;
+            }
+            extent_start = extent_end;
+        }
+        self.written_bytes += len;
+        self.written_chunks += 1;
     }
 
     fn model_put(
@@ -1971,6 +2016,17 @@ impl Harness {
                 self.peak_used_blocks * BLOCK
             );
         }
+
+        // Stable memory follows the bytes written, whatever their order:
+        // one physical block for each logical block ever written to, so at
+        // most the bytes plus two partial blocks a chunk.
+        let mapped = service.blobs.mapped_blocks();
+        assert_eq!(
+            mapped,
+            self.written_blocks.len() as u64,
+            "step {step}: blocks mapped"
+        );
+        assert!(mapped * BLOCK <= self.written_bytes + 2 * BLOCK * self.written_chunks);
 
         // Hashing work: each file once, plus once more per repair round,
         // however its chunks arrived and whatever was replaced.
