@@ -67,6 +67,12 @@ pub const RULES: &[Rule] = &[
     rule("stats", Callers::Anyone),
     rule("admin_usage", Callers::Controllers),
     rule("admin_set_limits", Callers::Controllers),
+    rule(
+        "admin_set_capsule_creation_restricted",
+        Callers::Controllers,
+    ),
+    rule("admin_allow_capsule_creator", Callers::Controllers),
+    rule("admin_capsule_creators", Callers::Controllers),
 ];
 
 /// Why an ingress call was refused.

@@ -202,6 +202,29 @@ fn admin_set_limits(limits: Limits) -> Result<(), UploadError> {
     with_service(|s| s.set_limits(is_controller, limits))
 }
 
+#[update]
+fn admin_set_capsule_creation_restricted(restricted: bool) -> Result<(), UploadError> {
+    let is_controller = ic_cdk::api::is_controller(&caller());
+    with_service(|s| s.set_capsule_creation_restricted(is_controller, restricted))
+}
+
+#[update]
+fn admin_allow_capsule_creator(principal: Principal, allowed: bool) -> Result<(), UploadError> {
+    let is_controller = ic_cdk::api::is_controller(&caller());
+    with_service(|s| s.allow_capsule_creator(is_controller, principal, allowed))
+}
+
+#[query]
+fn admin_capsule_creators(
+    after: Option<Principal>,
+    limit: u32,
+) -> Result<CapsuleCreators, UploadError> {
+    if !ic_cdk::api::is_controller(&caller()) {
+        return Err(UploadError::NotAuthorized);
+    }
+    Ok(with_service(|s| s.capsule_creators(after, limit)))
+}
+
 ic_cdk::export_candid!();
 
 #[cfg(test)]

@@ -86,6 +86,9 @@ endpoints! {
     stats: ();
     admin_usage: (Option<Principal>, u32);
     admin_set_limits: (Limits);
+    admin_set_capsule_creation_restricted: (bool);
+    admin_allow_capsule_creator: (Principal, bool);
+    admin_capsule_creators: (Option<Principal>, u32);
 }
 
 /// Fuzz target `candid_args`: the first byte picks an endpoint, the rest

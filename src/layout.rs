@@ -12,7 +12,13 @@ use std::fmt;
 ///
 /// - 1: v0.1.0, which recorded no version.
 /// - 2: adds the version record and `Limits::max_reserved_bytes_total`.
-pub const CURRENT_LAYOUT: u32 = 2;
+/// - 3: capsule creators and repair state (new memories, created when
+///   opened), the capsule-creation flag in the ledger (absent: open); blob
+///   bytes in blocks mapped as they are written (`upload::sparse`), the
+///   dense bytes written before kept in place as legacy blocks;
+///   limits still at the old defaults move to the new ones (a caller's
+///   reservation and the file size: 8 GiB).
+pub const CURRENT_LAYOUT: u32 = 3;
 
 /// What a canister with state but no version record has.
 const UNRECORDED_LAYOUT: u32 = 1;
@@ -127,7 +133,7 @@ mod tests {
         );
         assert!(refused
             .to_string()
-            .contains("newer than the 2 this build knows"));
+            .contains("newer than the 3 this build knows"));
     }
 
     #[test]
@@ -174,6 +180,37 @@ mod tests {
             UploadService::open(memory),
             Err(LayoutError::Newer { .. })
         ));
+    }
+
+    #[test]
+    fn layout_2_limits_at_the_old_defaults_move_to_the_new_ones() {
+        use crate::upload::accounting::Accounting;
+        use crate::upload::limits::Limits;
+        use crate::upload::UploadService;
+        const GIB: u64 = 1 << 30;
+        let old_defaults = Limits {
+            max_file_bytes: 32 * GIB,
+            max_reserved_bytes_per_caller: 64 * GIB,
+            ..Limits::default()
+        };
+        let chosen = Limits {
+            max_file_bytes: 32 * GIB,
+            max_reserved_bytes_per_caller: 40 * GIB,
+            ..Limits::default()
+        };
+        for (limits, expected) in [(old_defaults, Limits::default()), (chosen.clone(), chosen)] {
+            let memory = VectorMemory::default();
+            let memories = Memories::init(memory.clone());
+            Accounting::init(&memories)
+                .set_limits(limits)
+                .expect("valid limits");
+            record(&memories, 2);
+            let service = UploadService::open(memory).expect("layout 2 opens");
+            assert_eq!(
+                service.stats(candid::Principal::anonymous()).limits,
+                expected
+            );
+        }
     }
 
     #[test]

@@ -51,23 +51,102 @@ pub const UPLOAD_CONFIG: MemoryId = MemoryId::new(17);
 pub const CAPSULES_BY_OWNER: MemoryId = MemoryId::new(18);
 /// The stable-layout version record (`crate::layout`).
 pub const LAYOUT_VERSION: MemoryId = MemoryId::new(19);
+/// Principals the controllers allow to create capsules (used when
+/// capsule creation is restricted).
+pub const CAPSULE_CREATORS: MemoryId = MemoryId::new(20);
+/// Repair state of uploads after a checksum mismatch.
+pub const UPLOAD_REPAIRS: MemoryId = MemoryId::new(21);
+/// Logical blob-store block -> physical block (`upload::sparse`).
+pub const BLOB_BLOCK_TABLE: MemoryId = MemoryId::new(22);
+/// Physical blocks of blob bytes, taken as bytes are written.
+pub const BLOB_BLOCKS: MemoryId = MemoryId::new(23);
+
+/// Buckets of raw stable memory kept grown beyond those the
+/// `MemoryManager` has handed out (see [`Headroom`]). A message grows at
+/// most a chunk's bytes (under 2 MB, within one 8 MiB bucket) in the blob
+/// store and a few small records in other structures; four buckets cover
+/// the blob store and three other structures crossing into a new bucket in
+/// the same message.
+pub const HEADROOM_BUCKETS: u64 = 4;
 
 /// Hands out the virtual memories of one `MemoryManager`.
 pub struct Memories<M: Memory> {
     manager: MemoryManager<M>,
+    raw: M,
 }
 
 impl<M: Memory + Clone> Memories<M> {
     /// Opens (or lays out, on a fresh memory) the manager on `memory`.
     pub fn init(memory: M) -> Self {
         Self {
-            manager: MemoryManager::init(memory),
+            manager: MemoryManager::init(memory.clone()),
+            raw: memory,
         }
     }
 
     /// The virtual memory with the given id.
     pub fn get(&self, id: MemoryId) -> Vm<M> {
         self.manager.get(id)
+    }
+
+    /// Growth of the raw stable memory, checked ahead of the manager.
+    pub fn headroom(&self) -> Headroom<M> {
+        Headroom {
+            raw: self.raw.clone(),
+        }
+    }
+}
+
+/// Stable memory the subnet may refuse to grow.
+///
+/// The `MemoryManager` panics when the memory under it cannot grow
+/// (ic-stable-structures 0.7), which would trap the message. So updates
+/// that may grow stable memory first make sure the raw memory extends
+/// [`HEADROOM_BUCKETS`] buckets beyond what the manager uses, growing it
+/// through `ic0.stable64_grow` if needed: when the subnet refuses, the
+/// update answers `OutOfSpace` before it has changed anything, and the
+/// manager then takes its buckets from memory that already exists.
+pub struct Headroom<M: Memory> {
+    raw: M,
+}
+
+/// The `MemoryManager` header's first bytes: magic, layout version, then
+/// the allocated bucket count and the bucket size in pages (little-endian
+/// `u16`s, the manager writes its header as a packed struct).
+const MANAGER_MAGIC: &[u8; 3] = b"MGR";
+const MANAGER_LAYOUT: u8 = 1;
+/// The manager's header page comes before the first bucket.
+const MANAGER_HEADER_PAGES: u64 = 1;
+
+impl<M: Memory> Headroom<M> {
+    /// Pages the manager's buckets occupy now, and its bucket size.
+    fn in_use(&self) -> (u64, u64) {
+        let mut header = [0u8; 8];
+        self.raw.read(0, &mut header);
+        assert!(
+            &header[..3] == MANAGER_MAGIC && header[3] == MANAGER_LAYOUT,
+            "bug: stable memory does not start with a known MemoryManager header"
+        );
+        let buckets = u64::from(u16::from_le_bytes([header[4], header[5]]));
+        let bucket_pages = u64::from(u16::from_le_bytes([header[6], header[7]]));
+        (MANAGER_HEADER_PAGES + buckets * bucket_pages, bucket_pages)
+    }
+
+    /// Grows the raw memory to the headroom if it is short of it. False if
+    /// the subnet refused: nothing changed.
+    pub fn ensure(&self) -> bool {
+        self.ensure_for(0)
+    }
+
+    /// Makes sure virtual memories can grow by `pages` in all (spread over
+    /// at most two of them) from raw memory that exists, keeping at least
+    /// the headroom. False if the subnet refused: nothing changed.
+    pub fn ensure_for(&self, pages: u64) -> bool {
+        let (used, bucket_pages) = self.in_use();
+        let buckets = (pages.div_ceil(bucket_pages.max(1)) + 2).max(HEADROOM_BUCKETS);
+        let wanted = used + buckets * bucket_pages;
+        let have = self.raw.size();
+        wanted <= have || self.raw.grow(wanted - have) >= 0
     }
 }
 
@@ -98,8 +177,12 @@ mod tests {
             UPLOAD_CONFIG,
             CAPSULES_BY_OWNER,
             LAYOUT_VERSION,
+            CAPSULE_CREATORS,
+            UPLOAD_REPAIRS,
+            BLOB_BLOCK_TABLE,
+            BLOB_BLOCKS,
         ];
-        let expected: Vec<MemoryId> = (0..20).map(MemoryId::new).collect();
+        let expected: Vec<MemoryId> = (0..24).map(MemoryId::new).collect();
         assert_eq!(ids.to_vec(), expected);
     }
 }

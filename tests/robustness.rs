@@ -64,6 +64,14 @@ fn upgrade_from_the_released_wasm_keeps_every_session_and_blob() {
     );
     assert_eq!(
         (
+            stats.limits.max_file_bytes,
+            stats.limits.max_reserved_bytes_per_caller
+        ),
+        (8 << 30, 8 << 30),
+        "layout 2 -> 3 migration lowers the old default reservation"
+    );
+    assert_eq!(
+        (
             stats.stored_bytes,
             stats.reserved_bytes,
             stats.open_sessions
@@ -134,7 +142,7 @@ fn a_newer_stable_layout_is_refused_and_the_running_canister_kept() {
         .upgrade(canister, backend_wasm())
         .expect_err("a build must not open a newer layout");
     assert!(
-        refused.contains("layout version 3, newer than the 2 this build knows"),
+        refused.contains("layout version 4, newer than the 3 this build knows"),
         "{refused}"
     );
     // The running canister was kept and still serves its data.
@@ -686,6 +694,7 @@ fn capacity_is_refused_at_begin_and_a_full_subnet_loses_nothing() {
     // The largest total the canister accepts: the MemoryManager addresses
     // 256 GiB with default buckets, and indexes need room beside the blobs.
     let limits = Limits {
+        max_file_bytes: 32 * GIB,
         max_total_bytes: 240 * GIB,
         max_reserved_bytes_per_caller: 300 * GIB,
         max_stored_bytes_per_caller: 300 * GIB,
@@ -723,47 +732,8 @@ fn capacity_is_refused_at_begin_and_a_full_subnet_loses_nothing() {
     let grown = env.host().stable_memory_bytes(canister) - stable_before;
     assert!(grown <= 64 << 20, "begin grew stable memory by {grown}");
 
-    // The subnet refuses to grow stable memory mid-upload. The
-    // MemoryManager panics when its memory cannot grow
-    // (ic-stable-structures 0.7), so the chunk's message traps: it is rolled
-    // back whole, the session stays open, and the client resumes the
-    // upload once there is room.
-    // Five chunks span more than the 8 MiB bucket the first one opens.
-    let data = test_file(5 * chunk as usize, 6);
-    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
-    let sid = ok(alice.begin(capsule, "f", data.len() as u64, chunk, "f")).session_id;
-    ok(alice.put_chunk_of(sid, &data, chunk, 0));
-    let size = env.host().stable_memory_bytes(canister);
-    let mut host_limits = env.host().limits();
-    let normal = host_limits;
-    host_limits.max_stable_bytes = size;
-    env.set_limits(host_limits);
-    let mut full = None;
-    for index in 1..5 {
-        let before = env.host().state_fingerprint(canister);
-        let reply = UploadClient::new(&mut env, canister, user(ALICE))
-            .put_chunk_of(sid, &data, chunk, index);
-        if let Err(trap) = reply {
-            assert!(trap.contains("grow failed"), "{trap}");
-            assert_eq!(env.host().state_fingerprint(canister), before);
-            full = Some(index);
-            break;
-        }
-        ok(reply);
-    }
-    let index = full.expect("some chunk needs more stable memory");
-    env.set_limits(normal);
-    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
-    for index in index..5 {
-        ok(alice.put_chunk_of(sid, &data, chunk, index));
-    }
-    let committed = ok(alice.finish(sid, &data));
-    assert_eq!(
-        alice
-            .read_all(committed.memory_id, data.len() as u64)
-            .expect("read"),
-        data
-    );
+    // A subnet that refuses to grow stable memory mid-upload:
+    // `a_subnet_out_of_stable_memory_gets_out_of_space_and_nothing_changes`.
 }
 
 #[test]
@@ -903,4 +873,417 @@ fn inspect_message_refuses_hopeless_ingress_cheaply() {
     // What may succeed still gets in, and the update checks again.
     let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
     assert!(ok(alice.put_chunk(sid, 0, b"0123456789")).newly_stored);
+}
+
+// ---- Attacks that once got through (issue 11) ----
+
+/// Uploads `data` in `chunk`-sized pieces under `key` and finishes it.
+fn upload(
+    env: &mut dyn IcEnv,
+    canister: Principal,
+    who: Principal,
+    capsule: CapsuleId,
+    data: &[u8],
+    chunk: u32,
+    key: &str,
+) -> CommittedUpload {
+    let mut client = UploadClient::new(env, canister, who);
+    let sid = ok(client.begin(capsule, key, data.len() as u64, chunk, key)).session_id;
+    for index in 0..(data.len() as u32).div_ceil(chunk) {
+        ok(client.put_chunk_of(sid, data, chunk, index));
+    }
+    ok(client.finish(sid, data))
+}
+
+#[test]
+fn a_re_upload_after_delete_stores_the_file_again() {
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let capsule = capsule_of(&mut env, canister, user(ALICE));
+    let data = test_file(30_000, 21);
+    let first = upload(&mut env, canister, user(ALICE), capsule, &data, 10_000, "K");
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    ok(alice.delete_memory(first.memory_id));
+    // Finishing the old session again must not claim the deleted memory.
+    assert_eq!(
+        err(alice.finish(SessionId(1), &data)),
+        UploadError::MemoryNotFound {
+            memory_id: first.memory_id
+        }
+    );
+    // The same idempotency key within the retention period: a new session.
+    let again = ok(alice.begin(capsule, "K", data.len() as u64, 10_000, "K"));
+    assert_ne!(again.session_id, SessionId(1));
+    assert_ne!(again.provisional_memory_id, first.memory_id);
+    for index in 0..3 {
+        ok(alice.put_chunk_of(again.session_id, &data, 10_000, index));
+    }
+    let second = ok(alice.finish(again.session_id, &data));
+    assert_eq!(second.memory_id, again.provisional_memory_id);
+    assert_eq!(
+        alice
+            .read_all(second.memory_id, data.len() as u64)
+            .expect("read"),
+        data
+    );
+    // The retried begin returns the new session, and the old record's
+    // pruning leaves the new key alone.
+    assert_eq!(
+        ok(alice.begin(capsule, "K", data.len() as u64, 10_000, "K")).session_id,
+        again.session_id
+    );
+    env.advance_time(std::time::Duration::from_secs(25 * 3600));
+    env.tick();
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    assert_eq!(ok(alice.memory(second.memory_id)).byte_len, 30_000);
+}
+
+#[test]
+fn finishing_a_committed_upload_checks_its_arguments() {
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let capsule = capsule_of(&mut env, canister, user(ALICE));
+    let data = test_file(25_000, 22);
+    let committed = upload(&mut env, canister, user(ALICE), capsule, &data, 10_000, "F");
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    let sid = SessionId(1);
+    assert_eq!(
+        err(alice.finish_with(sid, sha256(&data), 24_999)),
+        UploadError::DeclaredValuesDisagree {
+            what: "byte_len at finish vs at begin".into(),
+            declared: 25_000,
+            actual: 24_999,
+        }
+    );
+    assert_eq!(
+        err(alice.finish_with(sid, [7; 32], 25_000)),
+        UploadError::AlreadyCommitted { session_id: sid }
+    );
+    // The identical call again: the same answer, as often as asked.
+    for _ in 0..2 {
+        assert_eq!(ok(alice.finish(sid, &data)), committed);
+    }
+}
+
+#[test]
+fn a_revoked_writer_may_still_delete_what_it_uploaded() {
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let capsule = capsule_of(&mut env, canister, user(ALICE));
+    ok(UploadClient::new(&mut env, canister, user(ALICE)).grant_write(capsule, user(BOB)));
+    let data = test_file(20_000, 23);
+    let bobs = upload(&mut env, canister, user(BOB), capsule, &data, 10_000, "b");
+    let alices = upload(&mut env, canister, user(ALICE), capsule, &data, 10_000, "a");
+    ok(UploadClient::new(&mut env, canister, user(ALICE)).revoke_write(capsule, user(BOB)));
+    let mut bob = UploadClient::new(&mut env, canister, user(BOB));
+    assert_eq!(bob.stats().expect("stats").caller.stored_bytes, 20_480);
+    // Not what others uploaded, and no reading.
+    assert_eq!(
+        err(bob.delete_memory(alices.memory_id)),
+        UploadError::NotAuthorized
+    );
+    assert_eq!(err(bob.memory(bobs.memory_id)), UploadError::NotAuthorized);
+    ok(bob.delete_memory(bobs.memory_id));
+    assert_eq!(bob.stats().expect("stats").caller.stored_bytes, 0);
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    assert_eq!(
+        err(alice.memory(bobs.memory_id)),
+        UploadError::MemoryNotFound {
+            memory_id: bobs.memory_id
+        }
+    );
+}
+
+#[test]
+fn a_duplicate_chunk_does_not_keep_a_reservation_alive() {
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let capsule = capsule_of(&mut env, canister, user(ALICE));
+    let data = test_file(40_000, 24);
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    let started = ok(alice.begin(capsule, "d", data.len() as u64, 10_000, "d"));
+    let sid = started.session_id;
+    let first = ok(alice.put_chunk_of(sid, &data, 10_000, 0));
+    assert!(first.newly_stored);
+    let hour = std::time::Duration::from_secs(3600);
+    // A duplicate a day: the deadline stays where the last new bytes put it.
+    for _ in 0..23 {
+        alice.env.advance_time(hour);
+    }
+    let duplicate = ok(alice.put_chunk_of(sid, &data, 10_000, 0));
+    assert!(!duplicate.newly_stored);
+    assert_eq!(duplicate.expires_at, first.expires_at);
+    alice.env.advance_time(2 * hour);
+    alice.env.tick();
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    assert_eq!(
+        err(alice.put_chunk_of(sid, &data, 10_000, 0)),
+        UploadError::SessionExpired { session_id: sid }
+    );
+    let stats = alice.stats().expect("stats");
+    assert_eq!((stats.reserved_bytes, stats.open_sessions), (0, 0));
+}
+
+#[test]
+fn many_principals_are_needed_to_fill_the_reservations_by_default() {
+    let limits = Limits::default();
+    let cap = limits.max_reserved_bytes_total.expect("a cap by default");
+    // Each principal reserves at most its share; a full-size file fits it.
+    assert!(limits.max_file_bytes <= limits.max_reserved_bytes_per_caller);
+    assert!(
+        cap / limits.max_reserved_bytes_per_caller >= 12,
+        "{} principals fill the reservations",
+        cap / limits.max_reserved_bytes_per_caller
+    );
+}
+
+#[test]
+fn controllers_may_restrict_who_creates_capsules() {
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let controller = env.controller();
+    // Open by default.
+    let before = capsule_of(&mut env, canister, user(ALICE));
+    let mut admin = UploadClient::new(&mut env, canister, controller);
+    ok(admin.set_capsule_creators_restricted(true));
+    ok(admin.allow_capsule_creator(user(BOB), true));
+    // Others are refused (by `canister_inspect_message` for ingress).
+    let refused = admin
+        .as_caller(user(ALICE))
+        .set_capsule_creators_restricted(false);
+    assert!(
+        matches!(&refused, Err(reason) if reason.contains("only controllers")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        ok(admin.capsule_creators(None, 10)),
+        CapsuleCreators {
+            restricted: true,
+            allowed: vec![user(BOB)],
+            next_after: None,
+        }
+    );
+    assert_eq!(
+        err(admin.as_caller(user(ALICE)).create_capsule("no")),
+        UploadError::NotAuthorized
+    );
+    ok(admin.as_caller(user(BOB)).create_capsule("yes"));
+    // Existing capsules keep working.
+    let data = test_file(5_000, 25);
+    upload(&mut env, canister, user(ALICE), before, &data, 4_096, "x");
+    let mut admin = UploadClient::new(&mut env, canister, controller);
+    ok(admin.allow_capsule_creator(user(BOB), false));
+    assert_eq!(
+        err(admin.as_caller(user(BOB)).create_capsule("no")),
+        UploadError::NotAuthorized
+    );
+    ok(admin.set_capsule_creators_restricted(false));
+    ok(admin.as_caller(user(ALICE)).create_capsule("open again"));
+    // The setting survives an upgrade.
+    ok(admin.set_capsule_creators_restricted(true));
+    env.upgrade(canister, backend_wasm()).expect("upgrade");
+    assert_eq!(
+        err(UploadClient::new(&mut env, canister, user(ALICE)).create_capsule("no")),
+        UploadError::NotAuthorized
+    );
+}
+
+#[test]
+fn repairing_costs_one_re_hash_per_finish_whatever_is_replaced() {
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let capsule = capsule_of(&mut env, canister, user(ALICE));
+    let chunk = 1_000_000;
+    // Four full chunks and a last chunk of one byte.
+    let data = test_file(4 * chunk as usize + 1, 26);
+    let mut wrong = data.clone();
+    *wrong.last_mut().unwrap() ^= 1;
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    let sid = ok(alice.begin(capsule, "r", data.len() as u64, chunk, "r")).session_id;
+    for index in 0..5 {
+        ok(alice.put_chunk_of(sid, &wrong, chunk, index));
+    }
+    assert!(matches!(
+        err(alice.finish(sid, &data)),
+        UploadError::ChecksumMismatch { .. }
+    ));
+    // Alternating the one-byte chunk: each replacement costs about what a
+    // duplicate does, however often it is done.
+    alice.env.tick();
+    env.host().record_messages(true);
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    for round in 0..20u8 {
+        let byte = [data.last().unwrap() ^ (round % 2)];
+        let reply = ok(alice.put_chunk(sid, 4, &byte));
+        assert!(reply.newly_stored);
+        assert_eq!(reply.hashed_bytes, 0, "the hash is stale");
+        alice.env.tick();
+    }
+    let log = env.host().take_message_log();
+    let work: u64 = log.iter().map(|m| m.instructions).sum();
+    // Hashing the file once costs about 80 instructions a byte.
+    let one_hash = 80 * data.len() as u64;
+    assert!(
+        work < one_hash / 4,
+        "20 one-byte replacements cost {work} instructions in {} messages (one hash: {one_hash})",
+        log.len()
+    );
+    // The last replacement put the wrong byte back; finishing re-hashes once.
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    ok(alice.put_chunk(sid, 4, &data[data.len() - 1..]));
+    let committed = loop {
+        match alice.finish(sid, &data).expect("transport") {
+            Ok(done) => break done,
+            Err(UploadError::VerificationPending { .. }) => alice.env.tick(),
+            Err(other) => panic!("finish after repair: {other:?}"),
+        }
+    };
+    assert_eq!(committed.byte_len, data.len() as u64);
+}
+
+#[test]
+fn repair_rounds_are_bounded() {
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let capsule = capsule_of(&mut env, canister, user(ALICE));
+    let data = test_file(9_000, 27);
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    let sid = ok(alice.begin(capsule, "r", 9_000, 3_000, "r")).session_id;
+    let mut wrong = data.clone();
+    wrong[0] ^= 1;
+    for index in 0..3 {
+        ok(alice.put_chunk_of(sid, &wrong, 3_000, index));
+    }
+    assert!(matches!(
+        err(alice.finish(sid, &data)),
+        UploadError::ChecksumMismatch { .. }
+    ));
+    let mut rounds = 0;
+    let refusal = loop {
+        // Replace a hashed chunk, then ask to verify again.
+        let chunk = if rounds % 2 == 0 { &data } else { &wrong };
+        ok(alice.put_chunk_of(sid, chunk, 3_000, 0));
+        match err(alice.finish_with(sid, [0xAB; 32], 9_000)) {
+            UploadError::ChecksumMismatch { .. } => rounds += 1,
+            other => break other,
+        }
+        assert!(rounds < 100, "repair rounds are not bounded");
+    };
+    assert_eq!(
+        refusal,
+        UploadError::QuotaExceeded {
+            quota: Quota::RepairRounds,
+            limit: rounds,
+            requested: rounds + 1,
+        }
+    );
+    // The upload may still be aborted, which frees its space.
+    ok(alice.abort(sid));
+}
+
+/// SHA-256 of the canister's whole stable memory: its durable state.
+fn stable_state(env: &mut EmbeddedEnv, canister: Principal) -> [u8; 32] {
+    let size = env.host().stable_memory_bytes(canister);
+    sha256(&env.host().read_stable_memory(canister, 0, size as usize))
+}
+
+#[test]
+fn a_subnet_out_of_stable_memory_gets_out_of_space_and_nothing_changes() {
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let capsule = capsule_of(&mut env, canister, user(ALICE));
+    let chunk = MAX_CHUNK_BYTES;
+    // Enough chunks to need more than the headroom kept ahead.
+    let data = test_file(40 * chunk as usize, 28);
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    let sid = ok(alice.begin(capsule, "f", data.len() as u64, chunk, "f")).session_id;
+    ok(alice.put_chunk_of(sid, &data, chunk, 0));
+    let size = env.host().stable_memory_bytes(canister);
+    let normal = env.host().limits();
+    let mut full = normal;
+    full.max_stable_bytes = size;
+    env.set_limits(full);
+    let mut refused = None;
+    for index in 1..40 {
+        let before = stable_state(&mut env, canister);
+        let reply = UploadClient::new(&mut env, canister, user(ALICE))
+            .put_chunk_of(sid, &data, chunk, index)
+            .expect("an answer, not a trap");
+        match reply {
+            Ok(_) => {}
+            Err(error) => {
+                assert_eq!(error, UploadError::OutOfSpace);
+                assert_eq!(stable_state(&mut env, canister), before);
+                refused = Some(index);
+                break;
+            }
+        }
+    }
+    let index = refused.expect("some chunk finds no room");
+    // Other updates answer too, and change nothing.
+    let before = stable_state(&mut env, canister);
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    let other = alice.begin(capsule, "g", 1, 1, "g").expect("an answer");
+    assert_eq!(other, Err(UploadError::OutOfSpace));
+    assert_eq!(stable_state(&mut env, canister), before);
+    env.set_limits(normal);
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    for index in index..40 {
+        ok(alice.put_chunk_of(sid, &data, chunk, index));
+    }
+    let committed = ok(alice.finish(sid, &data));
+    assert_eq!(
+        alice
+            .read_all(committed.memory_id, data.len() as u64)
+            .expect("read"),
+        data
+    );
+}
+
+#[test]
+fn sparse_writes_grow_stable_memory_only_by_what_is_written() {
+    const MIB: u64 = 1 << 20;
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let limits = Limits::default();
+    let chunk = MAX_CHUNK_BYTES;
+    let len = limits.max_file_bytes;
+    let chunks = len.div_ceil(u64::from(chunk)) as u32;
+    let last_len = len - u64::from(chunks - 1) * u64::from(chunk);
+    let mut grown = Vec::new();
+    // Two principals each declare the largest file and send only its last
+    // chunk, then abort; a third sends only far chunks, in reverse.
+    for (who, sent) in [
+        (70, vec![chunks - 1]),
+        (71, vec![chunks - 1]),
+        (72, vec![chunks - 1, chunks / 2, 1]),
+    ] {
+        let capsule = capsule_of(&mut env, canister, user(who));
+        let before = env.host().stable_memory_bytes(canister);
+        let mut client = UploadClient::new(&mut env, canister, user(who));
+        let sid = ok(client.begin(capsule, "sparse", len, chunk, "s")).session_id;
+        let mut written = 0;
+        for index in sent {
+            let bytes = if index == chunks - 1 {
+                last_len
+            } else {
+                u64::from(chunk)
+            };
+            ok(client.put_chunk(sid, index, &vec![who; bytes as usize]));
+            written += bytes;
+        }
+        ok(client.abort(sid));
+        let after = env.host().stable_memory_bytes(canister);
+        grown.push((after - before, written));
+    }
+    for (growth, written) in &grown {
+        // The bytes, the block table (4 bytes per 4 KiB of the span) and
+        // whole buckets: tens of MiB, not the declared 8 GiB.
+        assert!(
+            *growth <= written + len / 1024 + 48 * MIB,
+            "stable memory grew by {growth} bytes for {written} written: {grown:?}"
+        );
+    }
+    let total: u64 = grown.iter().map(|(g, _)| g).sum();
+    assert!(total < 128 * MIB, "{grown:?}");
 }

@@ -722,3 +722,85 @@ pub fn churn(scale: u64) -> Churn {
         high_water: stats.high_water_bytes,
     }
 }
+
+/// Stable memory one adversarial order of chunks grew, against what it
+/// wrote.
+#[derive(Serialize, Clone)]
+pub struct AdversarialCase {
+    pub name: &'static str,
+    /// Bytes the uploads declared (reserved).
+    pub declared: u64,
+    pub written: u64,
+    pub grown: u64,
+    /// `1.05 x written + declared / 1024 (block table) + two 8 MiB
+    /// buckets of rounding (blocks and table)`.
+    pub allowed: u64,
+}
+
+/// Chunks sent in orders that once grew stable memory by whole
+/// reservations: only the last chunk (then abort), one far chunk per
+/// session, every other chunk. Each on a fresh canister whose structures
+/// were touched once, so only the blob bytes grow.
+pub fn adversarial(scale: u64) -> Vec<AdversarialCase> {
+    let owner = user(2);
+    let fresh = || {
+        let mut bench = Bench::new();
+        let capsule = bench.create_capsule(owner);
+        let run = bench.upload(owner, capsule, 1, 1, Order::InOrder);
+        bench
+            .client(owner)
+            .delete_memory(run.memory_id)
+            .unwrap()
+            .unwrap();
+        (bench, capsule)
+    };
+    let mut cases = Vec::new();
+    let mut case = |name: &'static str, files: Vec<(u64, Vec<u32>)>, abort: bool| {
+        let (mut bench, capsule) = fresh();
+        let before = bench.stable_bytes();
+        let (mut declared, mut written) = (0, 0);
+        for (len, indices) in files {
+            let (sid, _) = bench.begin(owner, capsule, len);
+            declared += len;
+            for index in indices {
+                let bytes = chunk_bytes(9, len, index);
+                written += bytes.len() as u64;
+                ok(
+                    "uploads_put_chunk",
+                    bench.client(owner).put_chunk(sid, index, &bytes),
+                );
+            }
+            if abort {
+                bench.abort(owner, sid);
+            }
+        }
+        let grown = bench.stable_bytes() - before;
+        let allowed = (written as f64 * 1.05) as u64 + declared / 1024 + 16 * MIB;
+        cases.push(AdversarialCase {
+            name,
+            declared,
+            written,
+            grown,
+            allowed,
+        });
+    };
+    let large = 1024 * MIB * scale;
+    case(
+        "last chunk only, then abort",
+        vec![(large, vec![chunk_count(large) - 1])],
+        true,
+    );
+    let far = 128 * MIB * scale;
+    case(
+        "one far chunk in each of 8 sessions",
+        (0..8).map(|_| (far, vec![chunk_count(far) - 2])).collect(),
+        false,
+    );
+    let sparse = 64 * MIB * scale;
+    case(
+        "every other chunk, last first",
+        vec![(sparse, (0..chunk_count(sparse)).rev().step_by(2).collect())],
+        false,
+    );
+    cases
+}

@@ -145,9 +145,28 @@ fn main() {
     let sessions = std::thread::spawn(move || sessions_and_upgrades(&sessions_config));
     let uploads = uploads(&config);
     let churn = churn(if quick { 1 } else { 4 });
+    let adversarial = adversarial(if quick { 1 } else { 4 });
     let sessions = sessions.join().expect("the sessions thread");
 
-    let table = report(&config, &uploads, &sessions, &churn);
+    let mut table = report(&config, &uploads, &sessions, &churn);
+    let section = "stable memory after adversarial orders";
+    for case in &adversarial {
+        table.goal(
+            section,
+            format!(
+                "{}: {} declared, {} written",
+                case.name,
+                size_exact(case.declared),
+                size_exact(case.written)
+            ),
+            format!("grew {}", size_exact(case.grown)),
+            format!(
+                "<= 1.05x written + declared / 1024 + 16 MiB = {}",
+                size_exact(case.allowed)
+            ),
+            Some(case.grown <= case.allowed),
+        );
+    }
     println!();
     table.print();
     println!(
@@ -168,6 +187,7 @@ fn main() {
         "expiry": sessions.expiry,
         "prune": sessions.prune,
         "churn": churn,
+        "adversarial": adversarial,
         "table": table.rows,
     });
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");

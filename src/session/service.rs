@@ -169,7 +169,8 @@ impl<M: Memory, Meta: SessionMeta> SessionService<M, Meta> {
 
     /// Accepts chunk `index` of session `sid` into `sink`. Repeating a chunk
     /// with the same bytes changes nothing; different bytes conflict unless
-    /// the session was opened for repair.
+    /// the session was opened for repair. Only a chunk's first arrival moves
+    /// the idle deadline.
     pub fn put_chunk(
         &mut self,
         sid: SessionId,
@@ -207,13 +208,20 @@ impl<M: Memory, Meta: SessionMeta> SessionService<M, Meta> {
             session.received_chunks += 1;
             ChunkWrite::Stored
         };
-        self.refresh(&mut session, now);
+        // Only new bytes are progress: a repeated or replaced chunk leaves
+        // the deadline where it was, so a session cannot be kept alive (and
+        // its reservation held) by sending the same chunk again and again.
+        if write == ChunkWrite::Stored {
+            self.refresh(&mut session, now);
+        }
         let receipt = ChunkReceipt {
             write,
             received_chunks: session.received_chunks,
             expires_at: session.deadline,
         };
-        self.records.insert(sid, session);
+        if write == ChunkWrite::Stored {
+            self.records.insert(sid, session);
+        }
         Ok(receipt)
     }
 
@@ -294,12 +302,29 @@ impl<M: Memory, Meta: SessionMeta> SessionService<M, Meta> {
             .collect()
     }
 
+    /// Detaches a session from its idempotency key, so that a later
+    /// `create` under the key starts a new session. The session itself
+    /// stays as it is.
+    pub fn release_key(&mut self, sid: SessionId) {
+        if let Some(session) = self.records.get(&sid) {
+            self.release_key_of(&session);
+        }
+    }
+
+    /// Removes the key's entry if it still names `session`: it may name a
+    /// newer session since `release_key`.
+    fn release_key_of(&mut self, session: &Session<Meta>) {
+        if self.find_by_key(&session.idempotency_key) == Some(session.id) {
+            self.idempotency.remove(&session.idempotency_key.0);
+        }
+    }
+
     /// Forgets a session entirely: record, idempotency key, bitmap and
     /// deadline. Bounded by the session's bitmap blocks.
     pub fn remove(&mut self, sid: SessionId) -> Option<Session<Meta>> {
         let session = self.records.remove(&sid)?;
         self.deadlines.remove(&deadline_key(session.deadline, sid));
-        self.idempotency.remove(&session.idempotency_key.0);
+        self.release_key_of(&session);
         self.bitmap.clear(sid, session.spec.chunk_count());
         Some(session)
     }

@@ -19,6 +19,9 @@ pub struct Ledger {
     pub open_sessions: u64,
     pub reserved_bytes: u64,
     pub stored_bytes: u64,
+    /// Whether only allowed principals may create capsules. Absent in
+    /// records written before it existed: open.
+    pub capsule_creation_restricted: Option<bool>,
 }
 
 candid_storable!(Ledger);
@@ -55,6 +58,30 @@ impl<M: Memory> Accounting<M> {
             self.update(|ledger| {
                 ledger.limits.max_reserved_bytes_total =
                     Some(super::limits::DEFAULT_MAX_RESERVED_BYTES_TOTAL)
+            });
+        }
+    }
+
+    pub fn capsule_creation_restricted(&self) -> bool {
+        self.ledger().capsule_creation_restricted == Some(true)
+    }
+
+    pub fn set_capsule_creation_restricted(&mut self, restricted: bool) {
+        self.update(|ledger| ledger.capsule_creation_restricted = Some(restricted));
+    }
+
+    /// Layout 2 -> 3: limits nobody changed from the old defaults (32 GiB
+    /// files, 64 GiB reserved per caller: three principals filled every
+    /// reservation) take the new ones. Limits a controller chose stay.
+    pub fn migrate_to_layout_3(&mut self) {
+        const GIB: u64 = 1 << 30;
+        let limits = self.limits();
+        if limits.max_file_bytes == 32 * GIB && limits.max_reserved_bytes_per_caller == 64 * GIB {
+            let defaults = Limits::default();
+            self.update(|ledger| {
+                ledger.limits.max_file_bytes = defaults.max_file_bytes;
+                ledger.limits.max_reserved_bytes_per_caller =
+                    defaults.max_reserved_bytes_per_caller;
             });
         }
     }

@@ -1,9 +1,12 @@
 //! Space for the bytes of uploaded files ("blobs") in stable memory.
 //!
-//! Every blob lives in the `BLOB_DATA` virtual memory. Its size is declared
-//! when an upload begins, so its whole space is reserved up front and each
-//! chunk is written straight to its final place through a [`StableBlobSink`]:
-//! no chunk is ever buffered on the heap, staged, or copied again at commit.
+//! Every blob lives in one logical address space. Its size is declared when
+//! an upload begins, so its whole logical space is reserved up front and
+//! each chunk is written straight to its final place through a
+//! [`StableBlobSink`]: no chunk is ever buffered on the heap, staged, or
+//! copied again at commit. Stable memory is taken only for the 4 KiB blocks
+//! bytes are written to ([`super::sparse`]), so a reservation, or a far
+//! chunk sent first, costs only what is written.
 //!
 //! Space is handed out in blocks of [`BLOCK_BYTES`]. A blob occupies a short
 //! list of extents (runs of contiguous blocks). Freed extents go to two free
@@ -29,9 +32,8 @@ use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
 use serde::{Deserialize, Serialize};
 
-use crate::memory::{
-    Memories, Vm, BLOB_DATA, BLOB_FREE_BY_SIZE, BLOB_FREE_BY_START, BLOB_HEADER, BLOB_TABLE,
-};
+use super::sparse::SparseData;
+use crate::memory::{Memories, Vm, BLOB_FREE_BY_SIZE, BLOB_FREE_BY_START, BLOB_HEADER, BLOB_TABLE};
 use crate::session::{ByteSink, SinkError};
 use crate::storable::read_u64;
 
@@ -42,7 +44,6 @@ pub const BLOCK_BYTES: u64 = 4096;
 /// write, so it must stay small (here at most 522 bytes).
 pub const MAX_EXTENTS_PER_BLOB: usize = 32;
 
-const WASM_PAGE_BYTES: u64 = 65536;
 /// Blocks the `MemoryManager` can address at most (256 GiB).
 const MAX_DATA_BLOCKS: u64 = (256 << 30) / BLOCK_BYTES;
 
@@ -359,7 +360,7 @@ fn check_range(offset: u64, len: u64, byte_len: u64) -> Result<(), BlobStoreErro
 
 /// Blobs in stable memory: space allocation, reuse, and byte access.
 pub struct BlobStore<M: Memory> {
-    data: Vm<M>,
+    data: SparseData<M>,
     blobs: StableBTreeMap<BlobId, BlobRecord, Vm<M>>,
     free_by_start: StableBTreeMap<u64, u64, Vm<M>>,
     free_by_size: StableBTreeMap<[u8; 16], (), Vm<M>>,
@@ -371,7 +372,7 @@ impl<M: Memory + Clone> BlobStore<M> {
     /// an upgrade this finds every blob and free extent where it was.
     pub fn init(memories: &Memories<M>) -> Self {
         Self {
-            data: memories.get(BLOB_DATA),
+            data: SparseData::init(memories),
             blobs: StableBTreeMap::init(memories.get(BLOB_TABLE)),
             free_by_start: StableBTreeMap::init(memories.get(BLOB_FREE_BY_START)),
             free_by_size: StableBTreeMap::init(memories.get(BLOB_FREE_BY_SIZE)),
@@ -607,6 +608,11 @@ impl<M: Memory + Clone> BlobStore<M> {
         self.blobs.get(&id).map(|record| record.byte_len)
     }
 
+    /// Physical blocks that hold blob bytes (taken as bytes were written).
+    pub fn mapped_blocks(&self) -> u64 {
+        self.data.mapped_blocks()
+    }
+
     /// Space accounting, in constant time.
     pub fn stats(&self) -> BlobStoreStats {
         let header = self.header.get();
@@ -625,7 +631,7 @@ impl<M: Memory + Clone> BlobStore<M> {
 
 /// Writes one blob's bytes in place, at offsets of its stream.
 pub struct StableBlobSink<'a, M: Memory> {
-    data: &'a Vm<M>,
+    data: &'a SparseData<M>,
     id: BlobId,
     byte_len: u64,
     extents: Vec<Extent>,
@@ -653,45 +659,41 @@ impl<M: Memory> StableBlobSink<'_, M> {
 
 /// Fills `buf` with the bytes at stream `offset` of a blob laid out in
 /// `extents` (the range is checked by the caller).
-fn read_extents<M: Memory>(data: &Vm<M>, extents: &[Extent], offset: u64, buf: &mut [u8]) {
+fn read_extents<M: Memory>(data: &SparseData<M>, extents: &[Extent], offset: u64, buf: &mut [u8]) {
     for_each_piece(extents, offset, buf.len() as u64, |address, at, len| {
         data.read(address, &mut buf[at..at + len]);
     });
 }
 
-/// Grows `data` so that it holds `end` bytes. Growth can only fail when the
-/// `MemoryManager` has no bucket left.
-fn ensure_memory_holds<M: Memory>(data: &Vm<M>, end: u64) -> Result<(), SinkError> {
-    let pages = end.div_ceil(WASM_PAGE_BYTES);
-    let have = data.size();
-    if pages > have && data.grow(pages - have) < 0 {
-        return Err(SinkError::OutOfSpace);
-    }
-    Ok(())
-}
-
 impl<M: Memory> ByteSink for StableBlobSink<'_, M> {
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), SinkError> {
         self.check(offset, bytes.len())?;
-        let mut highest = 0;
+        let (mut highest, mut pieces) = (0, 0);
         for_each_piece(
             &self.extents,
             offset,
             bytes.len() as u64,
             |address, _, len| {
                 highest = highest.max(address + len as u64);
+                pieces += 1;
             },
         );
-        ensure_memory_holds(self.data, highest)?;
+        // Room for every piece first, so that a refusal changes nothing.
+        self.data
+            .room_for(highest, bytes.len() as u64, pieces)
+            .map_err(|_| SinkError::OutOfSpace)?;
+        let mut written = Ok(());
         for_each_piece(
             &self.extents,
             offset,
             bytes.len() as u64,
             |address, at, len| {
-                self.data.write(address, &bytes[at..at + len]);
+                if written.is_ok() {
+                    written = self.data.write(address, &bytes[at..at + len]);
+                }
             },
         );
-        Ok(())
+        written.map_err(|_| SinkError::OutOfSpace)
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SinkError> {
@@ -1033,7 +1035,11 @@ mod tests {
         let b = store.allocate(2 * BLOCK_BYTES, 10 * BLOCK_BYTES).unwrap();
         store.allocate(1, 10 * BLOCK_BYTES).unwrap();
         store.free(a).unwrap();
-        let before = (store.stats(), store.free_extents(), store.data.size());
+        let before = (
+            store.stats(),
+            store.free_extents(),
+            store.data.stable_bytes(),
+        );
 
         let err = store
             .allocate(7 * BLOCK_BYTES + 1, 10 * BLOCK_BYTES)
@@ -1046,7 +1052,11 @@ mod tests {
             }
         );
         assert_eq!(
-            (store.stats(), store.free_extents(), store.data.size()),
+            (
+                store.stats(),
+                store.free_extents(),
+                store.data.stable_bytes()
+            ),
             before
         );
         // The refused request took no id.
@@ -1070,13 +1080,21 @@ mod tests {
         let a = store.allocate(2 * BLOCK_BYTES, UNLIMITED).unwrap();
         store.allocate(1, UNLIMITED).unwrap();
         store.free(a).unwrap();
-        let before = (store.stats(), store.free_extents(), store.data.size());
+        let before = (
+            store.stats(),
+            store.free_extents(),
+            store.data.stable_bytes(),
+        );
         // More than the memory manager's 256 GiB: the hole would be taken
         // first, so a change made before the refusal would show.
         let err = store.allocate(300 << 30, UNLIMITED).unwrap_err();
         assert_eq!(err, BlobStoreError::OutOfSpace);
         assert_eq!(
-            (store.stats(), store.free_extents(), store.data.size()),
+            (
+                store.stats(),
+                store.free_extents(),
+                store.data.stable_bytes()
+            ),
             before
         );
         store.check_invariants();

@@ -17,10 +17,12 @@ candid_storable!(Capsule);
 /// Longest capsule name accepted.
 pub const MAX_CAPSULE_NAME_BYTES: usize = 256;
 
-/// Capsule records and the owner index.
+/// Capsule records, the owner index, and who may create capsules when the
+/// controllers restrict it.
 pub struct CapsuleStore<M: Memory> {
     capsules: StableBTreeMap<CapsuleId, Capsule, Vm<M>>,
     by_owner: StableBTreeMap<[u8; SCOPED_KEY_BYTES], (), Vm<M>>,
+    creators: StableBTreeMap<Principal, (), Vm<M>>,
 }
 
 impl<M: Memory + Clone> CapsuleStore<M> {
@@ -28,11 +30,40 @@ impl<M: Memory + Clone> CapsuleStore<M> {
         Self {
             capsules: StableBTreeMap::init(memories.get(memory::CAPSULES)),
             by_owner: StableBTreeMap::init(memories.get(memory::CAPSULES_BY_OWNER)),
+            creators: StableBTreeMap::init(memories.get(memory::CAPSULE_CREATORS)),
         }
     }
 }
 
 impl<M: Memory> CapsuleStore<M> {
+    /// Whether `principal` is on the controllers' list of capsule creators.
+    pub fn may_create(&self, principal: &Principal) -> bool {
+        self.creators.contains_key(principal)
+    }
+
+    /// Puts `principal` on the list of capsule creators, or takes it off.
+    pub fn allow_creator(&mut self, principal: Principal, allowed: bool) {
+        if allowed {
+            self.creators.insert(principal, ());
+        } else {
+            self.creators.remove(&principal);
+        }
+    }
+
+    /// Allowed capsule creators after `after`, at most `limit`, and whether
+    /// more follow.
+    pub fn creators(&self, after: Option<Principal>, limit: usize) -> (Vec<Principal>, bool) {
+        let mut keys: Box<dyn Iterator<Item = Principal> + '_> = match after {
+            Some(p) => Box::new(
+                self.creators
+                    .keys_range((std::ops::Bound::Excluded(p), std::ops::Bound::Unbounded)),
+            ),
+            None => Box::new(self.creators.keys()),
+        };
+        let page: Vec<Principal> = keys.by_ref().take(limit).collect();
+        (page, keys.next().is_some())
+    }
+
     pub fn insert(&mut self, capsule: Capsule) {
         self.by_owner
             .insert(scoped_key(&capsule.owner, capsule.capsule_id.0), ());

@@ -22,6 +22,9 @@ pub enum Quota {
     WritersPerCapsule,
     CapsulesPerOwner,
     ReadBytes,
+    /// Re-hashes from byte 0 a session may ask for after checksum
+    /// mismatches (`MAX_REPAIR_ROUNDS`); abort and upload again.
+    RepairRounds,
 }
 
 /// Why a call failed. User mistakes are reported here, never by trapping.

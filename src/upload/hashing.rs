@@ -59,6 +59,41 @@ impl Storable for HashProgress {
     };
 }
 
+/// An upload in repair mode (after a `ChecksumMismatch`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Repair {
+    /// A chunk that was already hashed has been replaced: the midstate no
+    /// longer describes the stored bytes. Nothing is re-hashed until
+    /// `uploads_finish` asks for it.
+    pub stale: bool,
+    /// Re-hashes from byte 0 started so far.
+    pub rounds: u32,
+}
+
+impl Storable for Repair {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.into_bytes())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        let mut out = vec![u8::from(self.stale)];
+        out.extend_from_slice(&self.rounds.to_be_bytes());
+        out
+    }
+
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        Self {
+            stale: bytes[0] != 0,
+            rounds: crate::storable::read_u32(&bytes, 1),
+        }
+    }
+
+    const BOUND: Bound = Bound::Bounded {
+        max_size: 5,
+        is_fixed_size: true,
+    };
+}
+
 /// Where hashing reads what it needs from the upload.
 pub trait HashSource {
     fn is_received(&self, index: u32) -> bool;
@@ -71,6 +106,11 @@ pub trait HashSource {
 pub struct HashTracker<M: Memory> {
     progress: StableBTreeMap<SessionId, HashProgress, Vm<M>>,
     backlog: StableBTreeMap<SessionId, (), Vm<M>>,
+    repairs: StableBTreeMap<SessionId, Repair, Vm<M>>,
+    /// Bytes hashed since the tracker was opened, for the model test's
+    /// bound on hashing work.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) absorbed: u64,
 }
 
 impl<M: Memory + Clone> HashTracker<M> {
@@ -78,6 +118,9 @@ impl<M: Memory + Clone> HashTracker<M> {
         Self {
             progress: StableBTreeMap::init(memories.get(memory::UPLOAD_HASH_PROGRESS)),
             backlog: StableBTreeMap::init(memories.get(memory::UPLOAD_HASH_BACKLOG)),
+            repairs: StableBTreeMap::init(memories.get(memory::UPLOAD_REPAIRS)),
+            #[cfg(any(test, feature = "fuzzing"))]
+            absorbed: 0,
         }
     }
 }
@@ -94,11 +137,47 @@ impl<M: Memory> HashTracker<M> {
     pub fn remove(&mut self, sid: SessionId) {
         self.progress.remove(&sid);
         self.backlog.remove(&sid);
+        self.repairs.remove(&sid);
     }
 
-    /// Starts over after a received chunk was replaced: the midstate cannot
-    /// be rewound.
+    /// Bytes hashed of the upload as it is now stored: none while a
+    /// replaced chunk left the hash stale.
+    pub fn hashed_bytes(&self, sid: SessionId) -> u64 {
+        if self.repair(sid).stale {
+            0
+        } else {
+            self.get(sid).hashed_bytes()
+        }
+    }
+
+    /// The upload's repair state (default: not repairing).
+    pub fn repair(&self, sid: SessionId) -> Repair {
+        self.repairs.get(&sid).unwrap_or_default()
+    }
+
+    /// A received chunk was replaced. If it was already hashed the midstate
+    /// is stale and hashing stops until `restart`; true if so.
+    pub fn chunk_replaced(&mut self, sid: SessionId, index: u32) -> bool {
+        let mut repair = self.repair(sid);
+        if !repair.stale && index < self.get(sid).next_chunk {
+            repair.stale = true;
+            self.repairs.insert(sid, repair);
+            self.backlog.remove(&sid);
+        }
+        repair.stale
+    }
+
+    /// Starts hashing over from byte 0 (the midstate cannot be rewound), as
+    /// one more repair round.
     pub fn restart(&mut self, sid: SessionId) {
+        let repair = self.repair(sid);
+        self.repairs.insert(
+            sid,
+            Repair {
+                stale: false,
+                rounds: repair.rounds + 1,
+            },
+        );
         self.progress.insert(sid, HashProgress::default());
         self.backlog.insert(sid, ());
     }
@@ -134,6 +213,10 @@ impl<M: Memory> HashTracker<M> {
             match fresh {
                 Some((fresh_index, bytes)) if fresh_index == index => {
                     progress.midstate.absorb(bytes);
+                    #[cfg(any(test, feature = "fuzzing"))]
+                    {
+                        self.absorbed += len;
+                    }
                 }
                 _ => {
                     if !source.is_received(index) || spent + len > budget {
@@ -143,6 +226,10 @@ impl<M: Memory> HashTracker<M> {
                     source.read_chunk(index, &mut buf);
                     progress.midstate.absorb(&buf);
                     spent += len;
+                    #[cfg(any(test, feature = "fuzzing"))]
+                    {
+                        self.absorbed += len;
+                    }
                 }
             }
             progress.next_chunk += 1;

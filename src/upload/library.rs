@@ -19,7 +19,11 @@ impl<M: Memory + Clone> UploadService<M> {
         name: String,
     ) -> Result<Capsule, UploadError> {
         signed_in(caller)?;
+        self.ensure_room()?;
         check_text("capsule name", &name, MAX_CAPSULE_NAME_BYTES)?;
+        if self.accounting.capsule_creation_restricted() && !self.capsules.may_create(&caller) {
+            return Err(UploadError::NotAuthorized);
+        }
         let max = self.accounting.limits().max_capsules_per_owner;
         if self.capsules.count_owned(&caller, max as usize) >= max as usize {
             return Err(UploadError::QuotaExceeded {
@@ -64,6 +68,7 @@ impl<M: Memory + Clone> UploadService<M> {
         writer: Principal,
     ) -> Result<Capsule, UploadError> {
         signed_in(caller)?;
+        self.ensure_room()?;
         let max = self.accounting.limits().max_writers_per_capsule;
         self.capsules.grant(capsule_id, caller, writer, max)
     }
@@ -75,6 +80,7 @@ impl<M: Memory + Clone> UploadService<M> {
         writer: Principal,
     ) -> Result<Capsule, UploadError> {
         signed_in(caller)?;
+        self.ensure_room()?;
         self.capsules.revoke(capsule_id, caller, writer)
     }
 
@@ -143,12 +149,20 @@ impl<M: Memory + Clone> UploadService<M> {
         memory_id: MemoryItemId,
     ) -> Result<(), UploadError> {
         signed_in(caller)?;
-        let record = self.memory(caller, memory_id)?;
+        let record = self
+            .memories
+            .get(memory_id)
+            .ok_or(UploadError::MemoryNotFound { memory_id })?;
+        // The uploader may always delete what it uploaded, even after its
+        // write access was revoked: the memory is charged to its quota, and
+        // no other principal's decision may hold that quota for ever.
         // Writers may act for the owner (a dapp canister, say): they delete
-        // only what they uploaded.
-        let capsule = self.capsules.get(record.capsule_id)?;
-        if caller != capsule.owner && caller != record.uploaded_by {
-            return Err(UploadError::NotAuthorized);
+        // only what they uploaded; the owner deletes anything.
+        if caller != record.uploaded_by {
+            let capsule = self.capsules.writable_by(record.capsule_id, caller)?;
+            if caller != capsule.owner {
+                return Err(UploadError::NotAuthorized);
+            }
         }
         self.memories.remove(memory_id);
         self.blobs
@@ -185,6 +199,50 @@ impl<M: Memory + Clone> UploadService<M> {
             .usage_page(after, limit.clamp(1, MAX_PAGE) as usize)
     }
 
+    /// Controllers only: whether only allowed principals may create
+    /// capsules from now on (capsules that exist stay as they are).
+    pub fn set_capsule_creation_restricted(
+        &mut self,
+        caller_is_controller: bool,
+        restricted: bool,
+    ) -> Result<(), UploadError> {
+        if !caller_is_controller {
+            return Err(UploadError::NotAuthorized);
+        }
+        self.ensure_room()?;
+        self.accounting.set_capsule_creation_restricted(restricted);
+        Ok(())
+    }
+
+    /// Controllers only: allows `principal` to create capsules, or stops
+    /// allowing it.
+    pub fn allow_capsule_creator(
+        &mut self,
+        caller_is_controller: bool,
+        principal: Principal,
+        allowed: bool,
+    ) -> Result<(), UploadError> {
+        if !caller_is_controller {
+            return Err(UploadError::NotAuthorized);
+        }
+        self.ensure_room()?;
+        self.capsules.allow_creator(principal, allowed);
+        Ok(())
+    }
+
+    /// Whether capsule creation is restricted, and a page of the allowed
+    /// creators.
+    pub fn capsule_creators(&self, after: Option<Principal>, limit: u32) -> CapsuleCreators {
+        let (allowed, more) = self
+            .capsules
+            .creators(after, limit.clamp(1, MAX_PAGE) as usize);
+        CapsuleCreators {
+            restricted: self.accounting.capsule_creation_restricted(),
+            next_after: if more { allowed.last().copied() } else { None },
+            allowed,
+        }
+    }
+
     /// Controllers only.
     pub fn set_limits(
         &mut self,
@@ -194,6 +252,7 @@ impl<M: Memory + Clone> UploadService<M> {
         if !caller_is_controller {
             return Err(UploadError::NotAuthorized);
         }
+        self.ensure_room()?;
         self.accounting.set_limits(limits.clone())?;
         self.sessions.set_policy(policy(&limits));
         Ok(())

@@ -20,6 +20,12 @@ pub const MAX_READ_BYTES: u64 = 1_900_000;
 /// instruction limit whatever the file size.
 pub const HASH_BYTES_PER_MESSAGE: u64 = 32 * 1024 * 1024;
 
+/// Times one upload may have its whole file re-hashed after replacing
+/// chunks that were already hashed: each `uploads_finish` after such a
+/// replacement starts one re-hash, so the hashing a client can make the
+/// canister do in repair mode is at most this many hashes of its file.
+pub const MAX_REPAIR_ROUNDS: u32 = 8;
+
 /// Sessions expired or pruned per timer run; more wait for the next run.
 pub const SWEEP_BATCH: usize = 64;
 
@@ -47,6 +53,13 @@ const HOUR_NS: u64 = 3_600 * 1_000_000_000;
 
 /// Half the default total: open sessions can never hold more than that.
 pub const DEFAULT_MAX_RESERVED_BYTES_TOTAL: u64 = 96 * GIB;
+
+/// A caller's reservations by default: one twelfth of the cap on all
+/// reservations, so that holding every reservation (and blocking others'
+/// uploads) takes twelve principals, each of which keeps its sessions only
+/// while they make progress. The largest file is what one caller may
+/// reserve.
+pub const DEFAULT_MAX_RESERVED_BYTES_PER_CALLER: u64 = DEFAULT_MAX_RESERVED_BYTES_TOTAL / 12;
 
 /// Limits enforced at `uploads_begin` and on every chunk.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
@@ -78,11 +91,11 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_file_bytes: 32 * GIB,
+            max_file_bytes: DEFAULT_MAX_RESERVED_BYTES_PER_CALLER,
             max_chunk_bytes: MAX_CHUNK_BYTES,
             max_chunks_per_session: 65_536,
             max_open_sessions_per_caller: 16,
-            max_reserved_bytes_per_caller: 64 * GIB,
+            max_reserved_bytes_per_caller: DEFAULT_MAX_RESERVED_BYTES_PER_CALLER,
             // The MemoryManager addresses 256 GiB; leave room for the indexes.
             max_total_bytes: 192 * GIB,
             max_reserved_bytes_total: Some(DEFAULT_MAX_RESERVED_BYTES_TOTAL),

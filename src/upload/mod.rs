@@ -16,6 +16,7 @@ pub mod memories;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod model;
 pub mod service;
+pub mod sparse;
 pub mod types;
 
 #[cfg(test)]

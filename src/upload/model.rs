@@ -23,7 +23,7 @@
 
 use super::blob_store::{reserved_bytes, BlobId, Extent, BLOCK_BYTES, MAX_EXTENTS_PER_BLOB};
 use super::error::{Quota, UploadError};
-use super::limits::{charged_bytes, Limits, MAX_CHUNK_BYTES, MAX_READ_BYTES};
+use super::limits::{charged_bytes, Limits, MAX_CHUNK_BYTES, MAX_READ_BYTES, MAX_REPAIR_ROUNDS};
 use super::service::UploadService;
 use super::types::*;
 use candid::Principal;
@@ -199,6 +199,14 @@ pub enum Op {
     Advance {
         step: u8,
     },
+    /// The session's caller replaces a chunk from `index` on (with corrupt
+    /// bytes if it holds the right ones, else with the right ones) and
+    /// finishes, up to 11 times: repair rounds, when the session is
+    /// repairing.
+    Repair {
+        session: u8,
+        index: u8,
+    },
     Maintenance,
     Upgrade,
 }
@@ -214,7 +222,7 @@ impl Op {
         };
         let tag = next()?;
         let mut arg = || next().unwrap_or(0);
-        Some(match tag % 17 {
+        Some(match tag % 18 {
             0..=1 => Op::Begin {
                 who: arg(),
                 capsule: arg(),
@@ -311,6 +319,10 @@ impl Op {
             }
             14 => Op::Maintenance,
             15 => Op::Upgrade,
+            17 => Op::Repair {
+                session: arg(),
+                index: arg(),
+            },
             _ => Op::Read {
                 memory: arg(),
                 who: arg(),
@@ -407,6 +419,7 @@ impl Op {
                 offset,
                 length,
             } => out.extend([16, memory, who, offset, length]),
+            Op::Repair { session, index } => out.extend([17, session, index]),
         }
     }
 
@@ -446,6 +459,7 @@ pub fn op_strategy() -> impl proptest::strategy::Strategy<Value = Op> {
         }),
         3 => (byte(), byte(), byte()).prop_map(|(session, start, count)| Op::Send { session, start, count }),
         1 => byte().prop_map(|step| Op::Advance { step }),
+        2 => (byte(), byte()).prop_map(|(session, index)| Op::Repair { session, index }),
         1 => Just(Op::Maintenance),
         1 => Just(Op::Upgrade),
     ]
@@ -471,8 +485,15 @@ struct ModelSession {
     repairing: bool,
     /// Chunks `[0, hashed)` are hashed; `None` once hashing was dropped.
     hashed: Option<u32>,
+    /// A hashed chunk was replaced: the hash waits for `uploads_finish`.
+    stale: bool,
+    /// Re-hashes from byte 0 so far.
+    rounds: u32,
     committed: Option<CommittedUpload>,
     pruned: bool,
+    /// A begin under the same key started another session (this one's
+    /// memory had been deleted).
+    key_released: bool,
 }
 
 impl ModelSession {
@@ -494,6 +515,9 @@ impl ModelSession {
     }
 
     fn hashed_bytes(&self) -> u64 {
+        if self.stale {
+            return 0;
+        }
         let next = u64::from(self.hashed.unwrap_or(0));
         (next * u64::from(self.chunk_size)).min(self.data.len() as u64)
     }
@@ -508,9 +532,10 @@ impl ModelSession {
     }
 
     fn hash_backlogged(&self) -> bool {
-        self.hashed.is_some_and(|next| {
-            self.stored.contains_key(&next) && self.status == SessionStatus::Pending
-        })
+        !self.stale
+            && self.hashed.is_some_and(|next| {
+                self.stored.contains_key(&next) && self.status == SessionStatus::Pending
+            })
     }
 
     fn assembled(&self) -> Vec<u8> {
@@ -608,6 +633,16 @@ impl Model {
         usage
     }
 
+    /// Whether session `i` committed a memory that has been deleted since.
+    fn memory_deleted(&self, i: usize) -> bool {
+        let s = &self.sessions[i];
+        s.status_at(self.now) == SessionStatus::Committed
+            && !self
+                .memories
+                .iter()
+                .any(|m| m.live && m.record.memory_id == s.memory_id)
+    }
+
     /// Blobs that must be live, with their lengths.
     fn live_blobs(&self) -> BTreeMap<BlobId, u64> {
         let sessions = self
@@ -655,6 +690,7 @@ impl Model {
         s.deadline = now + RETENTION;
         s.repairing = false;
         s.hashed = None;
+        s.stale = false;
     }
 
     /// The refusal for a session that no longer takes work; an idle one is
@@ -780,7 +816,14 @@ pub struct Harness {
     /// Set once the free list is so fragmented that an allocation may
     /// stop at `MAX_EXTENTS_PER_BLOB` and grow the store early.
     fragmented: bool,
+    /// Logical blocks of the blob store chunk bytes were ever written to,
+    /// the bytes and the chunks: stable memory must follow them.
+    written_blocks: std::collections::BTreeSet<u64>,
+    written_bytes: u64,
+    written_chunks: u64,
     steps: usize,
+    /// Bytes the service hashed before its last reopening.
+    hashed_before_upgrades: u64,
     /// Replies seen, by operation and outcome (`MODEL_TRACE=1` prints them).
     outcomes: BTreeMap<String, usize>,
 }
@@ -831,7 +874,11 @@ impl Harness {
             seen: BTreeMap::new(),
             peak_used_blocks: 0,
             fragmented: false,
+            written_blocks: Default::default(),
+            written_bytes: 0,
+            written_chunks: 0,
             steps: 0,
+            hashed_before_upgrades: 0,
             outcomes: BTreeMap::new(),
         };
         harness.check();
@@ -921,8 +968,12 @@ impl Harness {
             Op::Advance { step } => {
                 self.model.now += ADVANCES[usize::from(step) % ADVANCES.len()];
             }
+            Op::Repair { session, index } => self.repair(session, index),
             Op::Maintenance => self.maintenance(),
-            Op::Upgrade => self.service = UploadService::init(self.memory.clone()),
+            Op::Upgrade => {
+                self.hashed_before_upgrades += self.service.hashing.absorbed;
+                self.service = UploadService::init(self.memory.clone());
+            }
         }
     }
 
@@ -1059,7 +1110,13 @@ impl Harness {
         let existing = m
             .sessions
             .iter()
-            .position(|s| !s.pruned && s.caller == who && s.key == key);
+            .position(|s| !s.pruned && !s.key_released && s.caller == who && s.key == key);
+        // A key whose memory was deleted starts a new upload.
+        let existing = existing.filter(|i| !m.memory_deleted(*i));
+        let replaced = m
+            .sessions
+            .iter()
+            .position(|s| !s.pruned && !s.key_released && s.caller == who && s.key == key);
         if let Some(i) = existing {
             let s = &m.sessions[i];
             if !s.same_request(capsule_id, len, chunk_size, &declared) {
@@ -1136,9 +1193,15 @@ impl Harness {
             deadline: m.now + IDLE,
             repairing: false,
             hashed: Some(0),
+            stale: false,
+            rounds: 0,
             committed: None,
             pruned: false,
+            key_released: false,
         };
+        if let Some(old) = replaced {
+            m.sessions[old].key_released = true;
+        }
         m.next_sid += 1;
         m.next_memory_id += 1;
         m.next_blob_id += 1;
@@ -1169,6 +1232,32 @@ impl Harness {
                 .expect("in range")
                 .to_vec();
             self.put_resolved(session, sid, who, index, piece, PutKind::Right);
+        }
+    }
+
+    /// `1 + index % 11` rounds of: replace a chunk, finish.
+    fn repair(&mut self, session: u8, index: u8) {
+        for round in 0..=u32::from(index % 11) {
+            let Some(i) = self.model.pick_session(session) else {
+                return;
+            };
+            let s = &self.model.sessions[i];
+            if s.chunk_count() == 0 {
+                return;
+            }
+            let at = (u32::from(index) + round) % s.chunk_count();
+            let right = s.chunk(at).expect("in range").to_vec();
+            let bytes = if s.stored.get(&at) == Some(&right) {
+                let mut corrupt = right;
+                corrupt[0] ^= 0x80;
+                corrupt
+            } else {
+                right
+            };
+            let (sid, who) = (s.sid, s.caller);
+            self.put_resolved(session, sid, who, at, bytes, PutKind::Right);
+            // Selector 0 picks the session's own caller.
+            self.finish(session, 0, FinishKind::Right);
         }
     }
 
@@ -1222,6 +1311,7 @@ impl Harness {
             PutKind::Huge => (vec![0; MAX_CHUNK_BYTES as usize + 1], None),
         };
         let expected = self.model_put(session, who, index, &bytes, &chunk_sha);
+        let len = bytes.len() as u64;
         let actual = self.service.put_chunk(
             principal(who),
             self.model.now,
@@ -1238,6 +1328,42 @@ impl Harness {
             expected,
             "put chunk {index} of {sid:?} by {who}"
         );
+        if let Ok(accepted) = &expected {
+            if accepted.newly_stored {
+                self.note_written(sid, index, len);
+            }
+        }
+    }
+
+    /// Records the logical blocks a stored chunk covers, and the bytes.
+    fn note_written(&mut self, sid: SessionId, index: u32, len: u64) {
+        let s = self
+            .model
+            .sessions
+            .iter()
+            .find(|s| s.sid == sid)
+            .expect("a stored chunk's session");
+        let offset = u64::from(index) * u64::from(s.chunk_size);
+        let extents = self
+            .service
+            .blobs
+            .live_blobs()
+            .into_iter()
+            .find(|(id, _, _)| *id == s.blob)
+            .expect("an open session's blob")
+            .2;
+        let (mut pos, end, mut extent_start) = (offset, offset + len, 0);
+        for extent in extents {
+            let extent_end = extent_start + extent.blocks * BLOCK;
+            while pos < end && pos < extent_end {
+                let block = extent.start_block + (pos - extent_start) / BLOCK;
+                self.written_blocks.insert(block);
+                pos = (pos / BLOCK + 1) * BLOCK;
+            }
+            extent_start = extent_end;
+        }
+        self.written_bytes += len;
+        self.written_chunks += 1;
     }
 
     fn model_put(
@@ -1294,19 +1420,25 @@ impl Harness {
             Some(previous) if previous == bytes => false,
             Some(_) if !s.repairing => return Err(UploadError::ChunkConflict { index }),
             Some(_) => {
-                // Replaced: hashing starts over; only this message's own
-                // chunk is hashed now, and only if it comes first.
+                // Replaced: a chunk already hashed makes the hash stale;
+                // one not hashed yet is hashed if it comes next.
                 s.stored.insert(index, bytes.to_vec());
-                s.hashed = Some(u32::from(index == 0));
+                let next = s.hashed.unwrap_or(0);
+                if index < next {
+                    s.stale = true;
+                } else if !s.stale && index == next {
+                    s.hashed = Some(next + 1);
+                }
                 true
             }
             None => {
                 s.stored.insert(index, bytes.to_vec());
                 s.hash_forward();
+                // Only new bytes move the deadline.
+                s.deadline = now + IDLE;
                 true
             }
         };
-        s.deadline = now + IDLE;
         Ok(ChunkAccepted {
             newly_stored,
             received_chunks: s.stored.len() as u32,
@@ -1477,10 +1609,21 @@ impl Harness {
             SessionStatus::Pending => {}
             SessionStatus::Committed => {
                 let committed = m.sessions[i].committed.clone().expect("committed");
+                if byte_len != committed.byte_len {
+                    return Err(UploadError::DeclaredValuesDisagree {
+                        what: "byte_len at finish vs at begin".into(),
+                        declared: committed.byte_len,
+                        actual: byte_len,
+                    });
+                }
                 if committed.sha256 != *digest {
-                    return Err(UploadError::ChecksumMismatch {
-                        expected: digest.clone(),
-                        actual: committed.sha256,
+                    return Err(UploadError::AlreadyCommitted {
+                        session_id: m.sessions[i].sid,
+                    });
+                }
+                if m.memory_deleted(i) {
+                    return Err(UploadError::MemoryNotFound {
+                        memory_id: committed.memory_id,
                     });
                 }
                 return Ok(committed);
@@ -1511,6 +1654,18 @@ impl Harness {
             return Err(UploadError::Incomplete {
                 missing_chunks: missing,
             });
+        }
+        if s.stale {
+            if s.rounds >= MAX_REPAIR_ROUNDS {
+                return Err(exceeded(
+                    Quota::RepairRounds,
+                    u64::from(MAX_REPAIR_ROUNDS),
+                    u64::from(s.rounds) + 1,
+                ));
+            }
+            s.rounds += 1;
+            s.stale = false;
+            s.hashed = Some(0);
         }
         s.hash_forward();
         let stored = s.assembled();
@@ -1575,6 +1730,7 @@ impl Harness {
                     s.deadline = now + RETENTION;
                     s.repairing = false;
                     s.hashed = None;
+                    s.stale = false;
                     Ok(())
                 }
                 SessionStatus::Aborted => Ok(()),
@@ -1603,9 +1759,12 @@ impl Harness {
             let i = picked
                 .filter(|i| m.memories[*i].live)
                 .ok_or(UploadError::MemoryNotFound { memory_id })?;
-            let owner = m.writable(m.memories[i].record.capsule_id, who)?.owner;
-            if who != owner && who != m.memories[i].uploader {
-                return Err(UploadError::NotAuthorized);
+            // The uploader deletes its own, with or without write access.
+            if who != m.memories[i].uploader {
+                let owner = m.writable(m.memories[i].record.capsule_id, who)?.owner;
+                if who != owner {
+                    return Err(UploadError::NotAuthorized);
+                }
             }
             m.memories[i].live = false;
             Ok(())
@@ -1857,6 +2016,31 @@ impl Harness {
                 self.peak_used_blocks * BLOCK
             );
         }
+
+        // Stable memory follows the bytes written, whatever their order:
+        // one physical block for each logical block ever written to, so at
+        // most the bytes plus two partial blocks a chunk.
+        let mapped = service.blobs.mapped_blocks();
+        assert_eq!(
+            mapped,
+            self.written_blocks.len() as u64,
+            "step {step}: blocks mapped"
+        );
+        assert!(mapped * BLOCK <= self.written_bytes + 2 * BLOCK * self.written_chunks);
+
+        // Hashing work: each file once, plus once more per repair round,
+        // however its chunks arrived and whatever was replaced.
+        let hashed = self.hashed_before_upgrades + service.hashing.absorbed;
+        let bound: u64 = model
+            .sessions
+            .iter()
+            .map(|s| (1 + u64::from(s.rounds)) * s.data.len() as u64)
+            .sum();
+        assert!(
+            hashed <= bound,
+            "step {step}: {hashed} bytes hashed, at most {bound} allowed"
+        );
+        assert!(model.sessions.iter().all(|s| s.rounds <= MAX_REPAIR_ROUNDS));
 
         // Quotas: per caller as the model says, within the limits.
         let mut totals = CallerUsage::default();

@@ -8,11 +8,11 @@ use super::capsules::CapsuleStore;
 use super::compat::{request_key, SessionCompat};
 use super::error::{Quota, UploadError};
 use super::hashing::{HashProgress, HashSource, HashTracker};
-use super::limits::{Limits, HASH_BYTES_PER_MESSAGE, MAX_CHUNK_BYTES, MAX_PAGE};
+use super::limits::{Limits, HASH_BYTES_PER_MESSAGE, MAX_CHUNK_BYTES, MAX_PAGE, MAX_REPAIR_ROUNDS};
 use super::memories::MemoryStore;
 use super::types::*;
 use crate::layout::{self, Found, LayoutError, CURRENT_LAYOUT};
-use crate::memory::{self, Memories, Vm};
+use crate::memory::{self, Headroom, Memories, Vm};
 use crate::session::{
     ChunkSpec, ChunkWrite, CreateOutcome, SessionError, SessionPolicy, SessionService, SinkError,
 };
@@ -39,6 +39,7 @@ pub struct UploadService<M: Memory> {
     pub(super) capsules: CapsuleStore<M>,
     pub(super) memories: MemoryStore<M>,
     pub(super) accounting: Accounting<M>,
+    headroom: Headroom<M>,
 }
 
 pub(super) fn policy(limits: &Limits) -> SessionPolicy {
@@ -118,6 +119,9 @@ impl<M: Memory + Clone> UploadService<M> {
         if found == Found::Version(1) {
             accounting.migrate_to_layout_2();
         }
+        if matches!(found, Found::Version(1) | Found::Version(2)) {
+            accounting.migrate_to_layout_3();
+        }
         if found != Found::Version(CURRENT_LAYOUT) {
             layout::record(&memories, CURRENT_LAYOUT);
         }
@@ -130,7 +134,19 @@ impl<M: Memory + Clone> UploadService<M> {
             capsules: CapsuleStore::init(&memories),
             memories: MemoryStore::init(&memories),
             accounting,
+            headroom: memories.headroom(),
         })
+    }
+
+    /// For updates that may grow stable memory, before they change
+    /// anything: `OutOfSpace` if the subnet will not give the memory they
+    /// may need.
+    pub(super) fn ensure_room(&self) -> Result<(), UploadError> {
+        if self.headroom.ensure() {
+            Ok(())
+        } else {
+            Err(UploadError::OutOfSpace)
+        }
     }
 
     /// Starts an upload, or returns the session the same idempotency key
@@ -142,6 +158,7 @@ impl<M: Memory + Clone> UploadService<M> {
         request: BeginUpload,
     ) -> Result<UploadStarted, UploadError> {
         signed_in(caller)?;
+        self.ensure_room()?;
         let limits = self.accounting.limits().clone();
         let BeginUpload {
             capsule_id,
@@ -203,7 +220,7 @@ impl<M: Memory + Clone> UploadService<M> {
             .sessions
             .find_by_key(&request_key(&caller, &meta.idempotency_key))
         {
-            Some(existing) => {
+            Some(existing) if !self.memory_was_deleted(existing, now) => {
                 // A retry: offer the existing allocation so the generic
                 // create decides whether this is the same request.
                 let session = self
@@ -214,9 +231,15 @@ impl<M: Memory + Clone> UploadService<M> {
                 meta.blob_id = session.meta.blob_id;
                 existing
             }
-            None => {
-                self.accounting.check_reserve(&caller, byte_len)?;
+            found => {
+                // The key's upload was committed and its memory deleted
+                // since: a begin under it uploads the file again, so the
+                // old session lets go of the key.
+                self.check_new_upload(&caller, byte_len)?;
                 meta.blob_id = self.blobs.allocate(byte_len, BLOB_STORE_CAPACITY)?;
+                if let Some(existing) = found {
+                    self.sessions.release_key(existing);
+                }
                 meta.provisional_memory_id = self.accounting.next_memory_id();
                 self.sessions.allocate_id()
             }
@@ -257,6 +280,7 @@ impl<M: Memory + Clone> UploadService<M> {
         request: PutChunk,
     ) -> Result<ChunkAccepted, UploadError> {
         signed_in(caller)?;
+        self.ensure_room()?;
         // Checked against the constant, not the configured limit: a session
         // begun before the limit was lowered keeps its chunk size.
         if request.bytes.len() as u64 > u64::from(MAX_CHUNK_BYTES) {
@@ -285,26 +309,31 @@ impl<M: Memory + Clone> UploadService<M> {
         })
         .put_chunk(sid, request.index, &request.bytes);
         let receipt = written?;
-        let progress = match receipt.write {
-            ChunkWrite::Duplicate => self.hashing.get(sid),
-            ChunkWrite::Stored => self.advance_hashing(
-                &session,
-                Some((request.index, &request.bytes)),
-                HASH_BYTES_PER_MESSAGE,
-            ),
-            ChunkWrite::Replaced => {
-                // Rehashing starts over; it is left to the timer so that a
-                // client alternating a chunk's bytes cannot make every
-                // message re-read the file.
-                self.hashing.restart(sid);
-                self.advance_hashing(&session, Some((request.index, &request.bytes)), 0)
+        match receipt.write {
+            ChunkWrite::Duplicate => {}
+            ChunkWrite::Stored => {
+                self.advance_hashing(
+                    &session,
+                    Some((request.index, &request.bytes)),
+                    HASH_BYTES_PER_MESSAGE,
+                );
             }
-        };
+            ChunkWrite::Replaced => {
+                // A replaced chunk that was already hashed only marks the
+                // hash stale: re-hashing waits for `uploads_finish`, so a
+                // client alternating a chunk's bytes makes the canister
+                // hash nothing. One not hashed yet is read when its turn
+                // comes, as any chunk is.
+                if !self.hashing.chunk_replaced(sid, request.index) {
+                    self.advance_hashing(&session, Some((request.index, &request.bytes)), 0);
+                }
+            }
+        }
         Ok(ChunkAccepted {
             newly_stored: receipt.write != ChunkWrite::Duplicate,
             received_chunks: receipt.received_chunks,
             expected_chunks: session.expected_chunks(),
-            hashed_bytes: progress.hashed_bytes(),
+            hashed_bytes: self.hashing.hashed_bytes(sid),
             expires_at: receipt.expires_at,
         })
     }
@@ -318,17 +347,23 @@ impl<M: Memory + Clone> UploadService<M> {
         request: FinishUpload,
     ) -> Result<CommittedUpload, UploadError> {
         signed_in(caller)?;
+        self.ensure_room()?;
         check_digest("sha256", &request.sha256)?;
         let session = self.owned_session(caller, request.session_id)?;
         let sid = session.id;
         match session.status_at(now) {
             SessionStatus::Pending => {}
             SessionStatus::Committed => {
+                // The same checks as for a pending upload, then the same
+                // answer for the same call, as long as the memory lives.
+                check_declared_len(&session, request.byte_len)?;
                 let committed = self.committed(&session);
                 if committed.sha256 != request.sha256 {
-                    return Err(UploadError::ChecksumMismatch {
-                        expected: request.sha256,
-                        actual: committed.sha256,
+                    return Err(UploadError::AlreadyCommitted { session_id: sid });
+                }
+                if self.memories.get(committed.memory_id).is_none() {
+                    return Err(UploadError::MemoryNotFound {
+                        memory_id: committed.memory_id,
                     });
                 }
                 return Ok(committed);
@@ -339,13 +374,7 @@ impl<M: Memory + Clone> UploadService<M> {
         }
         self.capsules.writable_by(session.capsule_id(), caller)?;
         let declared_len = session.meta.asset.byte_len;
-        if request.byte_len != declared_len {
-            return Err(UploadError::DeclaredValuesDisagree {
-                what: "byte_len at finish vs at begin".into(),
-                declared: declared_len,
-                actual: request.byte_len,
-            });
-        }
+        check_declared_len(&session, request.byte_len)?;
         if let Some(at_begin) = &session.meta.asset.sha256 {
             if *at_begin != request.sha256 {
                 return Err(UploadError::DeclaredHashesDisagree {
@@ -358,6 +387,19 @@ impl<M: Memory + Clone> UploadService<M> {
             return Err(UploadError::Incomplete {
                 missing_chunks: session.missing_chunks(),
             });
+        }
+        let repair = self.hashing.repair(sid);
+        if repair.stale {
+            // Chunks that were hashed have been replaced: one more repair
+            // round hashes the file again from byte 0.
+            if repair.rounds >= MAX_REPAIR_ROUNDS {
+                return Err(UploadError::QuotaExceeded {
+                    quota: Quota::RepairRounds,
+                    limit: u64::from(MAX_REPAIR_ROUNDS),
+                    requested: u64::from(repair.rounds) + 1,
+                });
+            }
+            self.hashing.restart(sid);
         }
         let progress = self.advance_hashing(&session, None, HASH_BYTES_PER_MESSAGE);
         let Some(digest) = progress.digest(&session.spec) else {
@@ -446,7 +488,7 @@ impl<M: Memory + Clone> UploadService<M> {
                 })
                 .collect(),
             next_from_chunk,
-            hashed_bytes: self.hashing.get(session.id).hashed_bytes(),
+            hashed_bytes: self.hashing.hashed_bytes(session.id),
             repairing: session.rewritable,
             expires_at: (status == SessionStatus::Pending).then_some(session.deadline),
             committed: (status == SessionStatus::Committed).then(|| self.committed(&session)),
@@ -548,6 +590,22 @@ impl<M: Memory + Clone> UploadService<M> {
         }
     }
 
+    /// Whether `session_id` committed a memory that has since been deleted.
+    fn memory_was_deleted(&self, session_id: SessionId, now: u64) -> bool {
+        self.sessions.get(session_id).is_some_and(|session| {
+            session.status_at(now) == SessionStatus::Committed
+                && self
+                    .memories
+                    .get(session.meta.provisional_memory_id)
+                    .is_none()
+        })
+    }
+
+    /// Quotas for one more upload of `byte_len` bytes by `caller`.
+    fn check_new_upload(&self, caller: &Principal, byte_len: u64) -> Result<(), UploadError> {
+        self.accounting.check_reserve(caller, byte_len)
+    }
+
     pub(super) fn advance_hashing(
         &mut self,
         session: &UploadSession,
@@ -601,6 +659,18 @@ impl<M: Memory + Clone> UploadService<M> {
             .remove(&scoped_key(&session.caller(), session.id.0));
         self.hashing.remove(session.id);
     }
+}
+
+fn check_declared_len(session: &UploadSession, byte_len: u64) -> Result<(), UploadError> {
+    let declared = session.meta.asset.byte_len;
+    if byte_len != declared {
+        return Err(UploadError::DeclaredValuesDisagree {
+            what: "byte_len at finish vs at begin".into(),
+            declared,
+            actual: byte_len,
+        });
+    }
+    Ok(())
 }
 
 fn final_state_error(session_id: SessionId, status: SessionStatus) -> UploadError {

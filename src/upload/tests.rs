@@ -804,7 +804,7 @@ fn writers_delete_only_what_they_uploaded() {
 }
 
 #[test]
-fn a_replaced_chunk_rehashes_later_not_in_its_own_message() {
+fn a_replaced_chunk_marks_the_hash_stale_until_finish() {
     let mut fx = Fixture::new();
     let data = file(3_000, 3);
     let mut corrupt = data.clone();
@@ -822,8 +822,15 @@ fn a_replaced_chunk_rehashes_later_not_in_its_own_message() {
         replaced.hashed_bytes, 0,
         "the message that replaced a chunk reads nothing back"
     );
-    assert!(fx.service.has_hashing_backlog());
-    assert_eq!(fx.service.maintenance(5).hashed_bytes, 3_000);
+    // Nothing is re-hashed until finish asks for it.
+    assert!(!fx.service.has_hashing_backlog());
+    assert_eq!(fx.service.maintenance(5).hashed_bytes, 0);
+    assert_eq!(fx.status(sid, 5).hashed_bytes, 0);
+    // Replacing it again and again costs no hashing either.
+    fx.put(sid, &corrupt, 1_000, 2, 5).unwrap();
+    fx.put(sid, &data, 1_000, 2, 5).unwrap();
+    assert_eq!(fx.service.maintenance(5).hashed_bytes, 0);
+    // Finish re-hashes the file once (it is small: in the same message).
     fx.finish(sid, &data, 6).unwrap();
 }
 

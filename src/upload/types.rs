@@ -232,6 +232,16 @@ pub struct Capsule {
     pub created_at: u64,
 }
 
+/// Who may create capsules: anyone signed in, or (when `restricted`) the
+/// principals the controllers allowed; a page of them.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CapsuleCreators {
+    pub restricted: bool,
+    pub allowed: Vec<Principal>,
+    /// Pass as `after` for the next page.
+    pub next_after: Option<Principal>,
+}
+
 /// A committed memory.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct MemoryRecord {

@@ -234,6 +234,22 @@ impl<'a> UploadClient<'a> {
     pub fn set_limits(&mut self, limits: Limits) -> Reply<()> {
         self.update("admin_set_limits", (limits,))
     }
+
+    pub fn set_capsule_creators_restricted(&mut self, restricted: bool) -> Reply<()> {
+        self.update("admin_set_capsule_creation_restricted", (restricted,))
+    }
+
+    pub fn allow_capsule_creator(&mut self, principal: Principal, allowed: bool) -> Reply<()> {
+        self.update("admin_allow_capsule_creator", (principal, allowed))
+    }
+
+    pub fn capsule_creators(
+        &mut self,
+        after: Option<Principal>,
+        limit: u32,
+    ) -> Reply<CapsuleCreators> {
+        self.query("admin_capsule_creators", (after, limit))
+    }
 }
 
 /// The canister's answer to a call that must succeed.
