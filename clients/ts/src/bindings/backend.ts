@@ -53,7 +53,7 @@ function record_opt_to_undefined<T>(arg: T | null): T | undefined {
 }
 export type Result_2 = {
     __kind__: "Ok";
-    Ok: Capsule;
+    Ok: Array<[Principal, CallerUsage]>;
 } | {
     __kind__: "Err";
     Err: UploadError;
@@ -243,7 +243,7 @@ export interface Stats {
 }
 export type Result_5 = {
     __kind__: "Ok";
-    Ok: Uint8Array;
+    Ok: MemoriesPage;
 } | {
     __kind__: "Err";
     Err: UploadError;
@@ -261,7 +261,7 @@ export interface OpenUpload {
 }
 export type Result_1 = {
     __kind__: "Ok";
-    Ok: Array<[Principal, CallerUsage]>;
+    Ok: CapsuleCreators;
 } | {
     __kind__: "Err";
     Err: UploadError;
@@ -273,7 +273,7 @@ export interface ReadRange {
 }
 export type Result_4 = {
     __kind__: "Ok";
-    Ok: MemoriesPage;
+    Ok: MemoryRecord;
 } | {
     __kind__: "Err";
     Err: UploadError;
@@ -309,7 +309,7 @@ export interface BeginUpload {
 }
 export type Result_7 = {
     __kind__: "Ok";
-    Ok: CommittedUpload;
+    Ok: UploadStarted;
 } | {
     __kind__: "Err";
     Err: UploadError;
@@ -332,13 +332,14 @@ export interface ChunkAccepted {
      */
     newly_stored: boolean;
 }
-export type Result_6 = {
-    __kind__: "Ok";
-    Ok: UploadStarted;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
-};
+export interface CapsuleCreators {
+    allowed: Array<Principal>;
+    /**
+     * Pass as `after` for the next page.
+     */
+    next_after?: Principal;
+    restricted: boolean;
+}
 export interface Limits {
     /**
      * Finished session records are kept this long, then pruned.
@@ -377,6 +378,22 @@ export interface Limits {
      */
     session_idle_timeout_ns: bigint;
 }
+export type Result_6 = {
+    __kind__: "Ok";
+    Ok: Uint8Array;
+} | {
+    __kind__: "Err";
+    Err: UploadError;
+};
+export interface PutChunk {
+    /**
+     * SHA-256 of this chunk: checked when given.
+     */
+    sha256?: Uint8Array;
+    session_id: bigint;
+    bytes: Uint8Array;
+    index: number;
+}
 export interface UploadStatus {
     status: SessionStatus;
     hashed_bytes: bigint;
@@ -399,15 +416,6 @@ export interface UploadStatus {
     chunk_size: number;
     expires_at?: bigint;
 }
-export interface PutChunk {
-    /**
-     * SHA-256 of this chunk: checked when given.
-     */
-    sha256?: Uint8Array;
-    session_id: bigint;
-    bytes: Uint8Array;
-    index: number;
-}
 export interface UploadStarted {
     session_id: bigint;
     expected_chunks: number;
@@ -417,7 +425,7 @@ export interface UploadStarted {
 }
 export type Result_9 = {
     __kind__: "Ok";
-    Ok: UploadStatus;
+    Ok: ChunkAccepted;
 } | {
     __kind__: "Err";
     Err: UploadError;
@@ -436,16 +444,23 @@ export type Result = {
     __kind__: "Err";
     Err: UploadError;
 };
+export type Result_10 = {
+    __kind__: "Ok";
+    Ok: UploadStatus;
+} | {
+    __kind__: "Err";
+    Err: UploadError;
+};
 export type Result_3 = {
     __kind__: "Ok";
-    Ok: MemoryRecord;
+    Ok: Capsule;
 } | {
     __kind__: "Err";
     Err: UploadError;
 };
 export type Result_8 = {
     __kind__: "Ok";
-    Ok: ChunkAccepted;
+    Ok: CommittedUpload;
 } | {
     __kind__: "Err";
     Err: UploadError;
@@ -496,7 +511,12 @@ export enum Quota {
     StoredBytesPerCaller = "StoredBytesPerCaller",
     TotalBytes = "TotalBytes",
     CapsulesPerOwner = "CapsulesPerOwner",
-    ReservedBytesPerCaller = "ReservedBytesPerCaller"
+    ReservedBytesPerCaller = "ReservedBytesPerCaller",
+    /**
+     * Re-hashes from byte 0 a session may ask for after checksum
+     * mismatches (`MAX_REPAIR_ROUNDS`); abort and upload again.
+     */
+    RepairRounds = "RepairRounds"
 }
 export enum SessionStatus {
     Committed = "Committed",
@@ -505,167 +525,206 @@ export enum SessionStatus {
     Pending = "Pending"
 }
 export interface backendInterface {
+    admin_allow_capsule_creator(arg0: Principal, arg1: boolean): Promise<Result>;
+    admin_capsule_creators(arg0: Principal | null, arg1: number): Promise<Result_1>;
+    admin_set_capsule_creation_restricted(arg0: boolean): Promise<Result>;
     admin_set_limits(arg0: Limits): Promise<Result>;
-    admin_usage(arg0: Principal | null, arg1: number): Promise<Result_1>;
-    capsules_create(arg0: string): Promise<Result_2>;
-    capsules_get(arg0: bigint): Promise<Result_2>;
-    capsules_grant_write(arg0: bigint, arg1: Principal): Promise<Result_2>;
+    admin_usage(arg0: Principal | null, arg1: number): Promise<Result_2>;
+    capsules_create(arg0: string): Promise<Result_3>;
+    capsules_get(arg0: bigint): Promise<Result_3>;
+    capsules_grant_write(arg0: bigint, arg1: Principal): Promise<Result_3>;
     capsules_mine(arg0: bigint | null, arg1: number): Promise<Array<Capsule>>;
-    capsules_revoke_write(arg0: bigint, arg1: Principal): Promise<Result_2>;
+    capsules_revoke_write(arg0: bigint, arg1: Principal): Promise<Result_3>;
     memories_delete(arg0: bigint): Promise<Result>;
-    memories_get(arg0: bigint): Promise<Result_3>;
-    memories_list(arg0: ListMemories): Promise<Result_4>;
-    memories_read(arg0: ReadRange): Promise<Result_5>;
+    memories_get(arg0: bigint): Promise<Result_4>;
+    memories_list(arg0: ListMemories): Promise<Result_5>;
+    memories_read(arg0: ReadRange): Promise<Result_6>;
     stats(): Promise<Stats>;
     uploads_abort(arg0: bigint): Promise<Result>;
-    uploads_begin(arg0: BeginUpload): Promise<Result_6>;
-    uploads_chunk_sha256(arg0: bigint, arg1: number): Promise<Result_5>;
-    uploads_finish(arg0: FinishUpload): Promise<Result_7>;
+    uploads_begin(arg0: BeginUpload): Promise<Result_7>;
+    uploads_chunk_sha256(arg0: bigint, arg1: number): Promise<Result_6>;
+    uploads_finish(arg0: FinishUpload): Promise<Result_8>;
     uploads_mine(): Promise<Array<OpenUpload>>;
-    uploads_put_chunk(arg0: PutChunk): Promise<Result_8>;
-    uploads_status(arg0: StatusRequest): Promise<Result_9>;
+    uploads_put_chunk(arg0: PutChunk): Promise<Result_9>;
+    uploads_status(arg0: StatusRequest): Promise<Result_10>;
 }
-import type { AssetMetadata as _AssetMetadata, BeginUpload as _BeginUpload, CallerUsage as _CallerUsage, Capsule as _Capsule, ChunkAccepted as _ChunkAccepted, ChunkRange as _ChunkRange, CommittedUpload as _CommittedUpload, Limits as _Limits, ListMemories as _ListMemories, MemoriesPage as _MemoriesPage, MemoryRecord as _MemoryRecord, PutChunk as _PutChunk, Quota as _Quota, Result as _Result, Result_1 as _Result_1, Result_2 as _Result_2, Result_3 as _Result_3, Result_4 as _Result_4, Result_5 as _Result_5, Result_6 as _Result_6, Result_7 as _Result_7, Result_8 as _Result_8, Result_9 as _Result_9, SessionStatus as _SessionStatus, Stats as _Stats, UploadError as _UploadError, UploadStarted as _UploadStarted, UploadStatus as _UploadStatus } from "./declarations/backend.did";
+import type { AssetMetadata as _AssetMetadata, BeginUpload as _BeginUpload, CallerUsage as _CallerUsage, Capsule as _Capsule, CapsuleCreators as _CapsuleCreators, ChunkAccepted as _ChunkAccepted, ChunkRange as _ChunkRange, CommittedUpload as _CommittedUpload, Limits as _Limits, ListMemories as _ListMemories, MemoriesPage as _MemoriesPage, MemoryRecord as _MemoryRecord, PutChunk as _PutChunk, Quota as _Quota, Result as _Result, Result_1 as _Result_1, Result_10 as _Result_10, Result_2 as _Result_2, Result_3 as _Result_3, Result_4 as _Result_4, Result_5 as _Result_5, Result_6 as _Result_6, Result_7 as _Result_7, Result_8 as _Result_8, Result_9 as _Result_9, SessionStatus as _SessionStatus, Stats as _Stats, UploadError as _UploadError, UploadStarted as _UploadStarted, UploadStatus as _UploadStatus } from "./declarations/backend.did";
 export class Backend implements backendInterface {
     constructor(private actor: ActorSubclass<_SERVICE>){}
+    async admin_allow_capsule_creator(arg0: Principal, arg1: boolean): Promise<Result> {
+        const result = await this.actor.admin_allow_capsule_creator(arg0, arg1);
+        return from_candid_Result_n1(result);
+    }
+    async admin_capsule_creators(arg0: Principal | null, arg1: number): Promise<Result_1> {
+        const result = await this.actor.admin_capsule_creators(to_candid_opt_n8(arg0), arg1);
+        return from_candid_Result_1_n9(result);
+    }
+    async admin_set_capsule_creation_restricted(arg0: boolean): Promise<Result> {
+        const result = await this.actor.admin_set_capsule_creation_restricted(arg0);
+        return from_candid_Result_n1(result);
+    }
     async admin_set_limits(arg0: Limits): Promise<Result> {
-        const result = await this.actor.admin_set_limits(to_candid_Limits_n1(arg0));
-        return from_candid_Result_n3(result);
+        const result = await this.actor.admin_set_limits(to_candid_Limits_n14(arg0));
+        return from_candid_Result_n1(result);
     }
-    async admin_usage(arg0: Principal | null, arg1: number): Promise<Result_1> {
-        const result = await this.actor.admin_usage(to_candid_opt_n10(arg0), arg1);
-        return from_candid_Result_1_n11(result);
+    async admin_usage(arg0: Principal | null, arg1: number): Promise<Result_2> {
+        const result = await this.actor.admin_usage(to_candid_opt_n8(arg0), arg1);
+        return from_candid_Result_2_n16(result);
     }
-    async capsules_create(arg0: string): Promise<Result_2> {
+    async capsules_create(arg0: string): Promise<Result_3> {
         const result = await this.actor.capsules_create(arg0);
-        return from_candid_Result_2_n13(result);
+        return from_candid_Result_3_n18(result);
     }
-    async capsules_get(arg0: bigint): Promise<Result_2> {
+    async capsules_get(arg0: bigint): Promise<Result_3> {
         const result = await this.actor.capsules_get(arg0);
-        return from_candid_Result_2_n13(result);
+        return from_candid_Result_3_n18(result);
     }
-    async capsules_grant_write(arg0: bigint, arg1: Principal): Promise<Result_2> {
+    async capsules_grant_write(arg0: bigint, arg1: Principal): Promise<Result_3> {
         const result = await this.actor.capsules_grant_write(arg0, arg1);
-        return from_candid_Result_2_n13(result);
+        return from_candid_Result_3_n18(result);
     }
     async capsules_mine(arg0: bigint | null, arg1: number): Promise<Array<Capsule>> {
-        const result = await this.actor.capsules_mine(to_candid_opt_n15(arg0), arg1);
+        const result = await this.actor.capsules_mine(to_candid_opt_n20(arg0), arg1);
         return result;
     }
-    async capsules_revoke_write(arg0: bigint, arg1: Principal): Promise<Result_2> {
+    async capsules_revoke_write(arg0: bigint, arg1: Principal): Promise<Result_3> {
         const result = await this.actor.capsules_revoke_write(arg0, arg1);
-        return from_candid_Result_2_n13(result);
+        return from_candid_Result_3_n18(result);
     }
     async memories_delete(arg0: bigint): Promise<Result> {
         const result = await this.actor.memories_delete(arg0);
-        return from_candid_Result_n3(result);
+        return from_candid_Result_n1(result);
     }
-    async memories_get(arg0: bigint): Promise<Result_3> {
+    async memories_get(arg0: bigint): Promise<Result_4> {
         const result = await this.actor.memories_get(arg0);
-        return from_candid_Result_3_n16(result);
+        return from_candid_Result_4_n21(result);
     }
-    async memories_list(arg0: ListMemories): Promise<Result_4> {
-        const result = await this.actor.memories_list(to_candid_ListMemories_n18(arg0));
-        return from_candid_Result_4_n20(result);
-    }
-    async memories_read(arg0: ReadRange): Promise<Result_5> {
-        const result = await this.actor.memories_read(arg0);
+    async memories_list(arg0: ListMemories): Promise<Result_5> {
+        const result = await this.actor.memories_list(to_candid_ListMemories_n23(arg0));
         return from_candid_Result_5_n25(result);
+    }
+    async memories_read(arg0: ReadRange): Promise<Result_6> {
+        const result = await this.actor.memories_read(arg0);
+        return from_candid_Result_6_n30(result);
     }
     async stats(): Promise<Stats> {
         const result = await this.actor.stats();
-        return from_candid_Stats_n27(result);
+        return from_candid_Stats_n32(result);
     }
     async uploads_abort(arg0: bigint): Promise<Result> {
         const result = await this.actor.uploads_abort(arg0);
-        return from_candid_Result_n3(result);
+        return from_candid_Result_n1(result);
     }
-    async uploads_begin(arg0: BeginUpload): Promise<Result_6> {
-        const result = await this.actor.uploads_begin(to_candid_BeginUpload_n31(arg0));
-        return from_candid_Result_6_n35(result);
+    async uploads_begin(arg0: BeginUpload): Promise<Result_7> {
+        const result = await this.actor.uploads_begin(to_candid_BeginUpload_n36(arg0));
+        return from_candid_Result_7_n40(result);
     }
-    async uploads_chunk_sha256(arg0: bigint, arg1: number): Promise<Result_5> {
+    async uploads_chunk_sha256(arg0: bigint, arg1: number): Promise<Result_6> {
         const result = await this.actor.uploads_chunk_sha256(arg0, arg1);
-        return from_candid_Result_5_n25(result);
+        return from_candid_Result_6_n30(result);
     }
-    async uploads_finish(arg0: FinishUpload): Promise<Result_7> {
+    async uploads_finish(arg0: FinishUpload): Promise<Result_8> {
         const result = await this.actor.uploads_finish(arg0);
-        return from_candid_Result_7_n37(result);
+        return from_candid_Result_8_n42(result);
     }
     async uploads_mine(): Promise<Array<OpenUpload>> {
         const result = await this.actor.uploads_mine();
         return result;
     }
-    async uploads_put_chunk(arg0: PutChunk): Promise<Result_8> {
-        const result = await this.actor.uploads_put_chunk(to_candid_PutChunk_n39(arg0));
-        return from_candid_Result_8_n41(result);
+    async uploads_put_chunk(arg0: PutChunk): Promise<Result_9> {
+        const result = await this.actor.uploads_put_chunk(to_candid_PutChunk_n44(arg0));
+        return from_candid_Result_9_n46(result);
     }
-    async uploads_status(arg0: StatusRequest): Promise<Result_9> {
+    async uploads_status(arg0: StatusRequest): Promise<Result_10> {
         const result = await this.actor.uploads_status(arg0);
-        return from_candid_Result_9_n43(result);
+        return from_candid_Result_10_n48(result);
     }
 }
-function from_candid_Limits_n29(value: _Limits): Limits {
-    return from_candid_record_n30(value);
+function from_candid_CapsuleCreators_n11(value: _CapsuleCreators): CapsuleCreators {
+    return from_candid_record_n12(value);
 }
-function from_candid_MemoriesPage_n22(value: _MemoriesPage): MemoriesPage {
-    return from_candid_record_n23(value);
+function from_candid_Limits_n34(value: _Limits): Limits {
+    return from_candid_record_n35(value);
 }
-function from_candid_Quota_n8(value: _Quota): Quota {
-    return from_candid_variant_n9(value);
+function from_candid_MemoriesPage_n27(value: _MemoriesPage): MemoriesPage {
+    return from_candid_record_n28(value);
 }
-function from_candid_Result_1_n11(value: _Result_1): Result_1 {
-    return from_candid_variant_n12(value);
+function from_candid_Quota_n6(value: _Quota): Quota {
+    return from_candid_variant_n7(value);
 }
-function from_candid_Result_2_n13(value: _Result_2): Result_2 {
-    return from_candid_variant_n14(value);
+function from_candid_Result_10_n48(value: _Result_10): Result_10 {
+    return from_candid_variant_n49(value);
 }
-function from_candid_Result_3_n16(value: _Result_3): Result_3 {
+function from_candid_Result_1_n9(value: _Result_1): Result_1 {
+    return from_candid_variant_n10(value);
+}
+function from_candid_Result_2_n16(value: _Result_2): Result_2 {
     return from_candid_variant_n17(value);
 }
-function from_candid_Result_4_n20(value: _Result_4): Result_4 {
-    return from_candid_variant_n21(value);
+function from_candid_Result_3_n18(value: _Result_3): Result_3 {
+    return from_candid_variant_n19(value);
+}
+function from_candid_Result_4_n21(value: _Result_4): Result_4 {
+    return from_candid_variant_n22(value);
 }
 function from_candid_Result_5_n25(value: _Result_5): Result_5 {
     return from_candid_variant_n26(value);
 }
-function from_candid_Result_6_n35(value: _Result_6): Result_6 {
-    return from_candid_variant_n36(value);
+function from_candid_Result_6_n30(value: _Result_6): Result_6 {
+    return from_candid_variant_n31(value);
 }
-function from_candid_Result_7_n37(value: _Result_7): Result_7 {
-    return from_candid_variant_n38(value);
+function from_candid_Result_7_n40(value: _Result_7): Result_7 {
+    return from_candid_variant_n41(value);
 }
-function from_candid_Result_8_n41(value: _Result_8): Result_8 {
-    return from_candid_variant_n42(value);
+function from_candid_Result_8_n42(value: _Result_8): Result_8 {
+    return from_candid_variant_n43(value);
 }
-function from_candid_Result_9_n43(value: _Result_9): Result_9 {
-    return from_candid_variant_n44(value);
+function from_candid_Result_9_n46(value: _Result_9): Result_9 {
+    return from_candid_variant_n47(value);
 }
-function from_candid_Result_n3(value: _Result): Result {
+function from_candid_Result_n1(value: _Result): Result {
+    return from_candid_variant_n2(value);
+}
+function from_candid_SessionStatus_n52(value: _SessionStatus): SessionStatus {
+    return from_candid_variant_n53(value);
+}
+function from_candid_Stats_n32(value: _Stats): Stats {
+    return from_candid_record_n33(value);
+}
+function from_candid_UploadError_n3(value: _UploadError): UploadError {
     return from_candid_variant_n4(value);
 }
-function from_candid_SessionStatus_n47(value: _SessionStatus): SessionStatus {
-    return from_candid_variant_n48(value);
+function from_candid_UploadStatus_n50(value: _UploadStatus): UploadStatus {
+    return from_candid_record_n51(value);
 }
-function from_candid_Stats_n27(value: _Stats): Stats {
-    return from_candid_record_n28(value);
-}
-function from_candid_UploadError_n5(value: _UploadError): UploadError {
-    return from_candid_variant_n6(value);
-}
-function from_candid_UploadStatus_n45(value: _UploadStatus): UploadStatus {
-    return from_candid_record_n46(value);
-}
-function from_candid_opt_n24(value: [] | [bigint]): bigint | null {
+function from_candid_opt_n13(value: [] | [Principal]): Principal | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n49(value: [] | [_CommittedUpload]): CommittedUpload | null {
+function from_candid_opt_n29(value: [] | [bigint]): bigint | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n50(value: [] | [number]): number | null {
+function from_candid_opt_n54(value: [] | [_CommittedUpload]): CommittedUpload | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_record_n23(value: {
+function from_candid_opt_n55(value: [] | [number]): number | null {
+    return value.length === 0 ? null : value[0];
+}
+function from_candid_record_n12(value: {
+    allowed: Array<Principal>;
+    next_after: [] | [Principal];
+    restricted: boolean;
+}): {
+    allowed: Array<Principal>;
+    next_after?: Principal;
+    restricted: boolean;
+} {
+    return {
+        allowed: value.allowed,
+        next_after: record_opt_to_undefined(from_candid_opt_n13(value.next_after)),
+        restricted: value.restricted
+    };
+}
+function from_candid_record_n28(value: {
     memories: Array<_MemoryRecord>;
     next_after: [] | [bigint];
 }): {
@@ -674,10 +733,10 @@ function from_candid_record_n23(value: {
 } {
     return {
         memories: value.memories,
-        next_after: record_opt_to_undefined(from_candid_opt_n24(value.next_after))
+        next_after: record_opt_to_undefined(from_candid_opt_n29(value.next_after))
     };
 }
-function from_candid_record_n28(value: {
+function from_candid_record_n33(value: {
     used_bytes: bigint;
     high_water_bytes: bigint;
     free_bytes: bigint;
@@ -709,11 +768,11 @@ function from_candid_record_n28(value: {
         caller: value.caller,
         stored_bytes: value.stored_bytes,
         session_records: value.session_records,
-        limits: from_candid_Limits_n29(value.limits),
+        limits: from_candid_Limits_n34(value.limits),
         reserved_bytes: value.reserved_bytes
     };
 }
-function from_candid_record_n30(value: {
+function from_candid_record_n35(value: {
     finished_retention_ns: bigint;
     max_chunks_per_session: number;
     max_stored_bytes_per_caller: bigint;
@@ -749,13 +808,28 @@ function from_candid_record_n30(value: {
         max_writers_per_capsule: value.max_writers_per_capsule,
         max_total_bytes: value.max_total_bytes,
         max_capsules_per_owner: value.max_capsules_per_owner,
-        max_reserved_bytes_total: record_opt_to_undefined(from_candid_opt_n24(value.max_reserved_bytes_total)),
+        max_reserved_bytes_total: record_opt_to_undefined(from_candid_opt_n29(value.max_reserved_bytes_total)),
         max_open_sessions_per_caller: value.max_open_sessions_per_caller,
         max_reserved_bytes_per_caller: value.max_reserved_bytes_per_caller,
         session_idle_timeout_ns: value.session_idle_timeout_ns
     };
 }
-function from_candid_record_n46(value: {
+function from_candid_record_n5(value: {
+    requested: bigint;
+    quota: _Quota;
+    limit: bigint;
+}): {
+    requested: bigint;
+    quota: Quota;
+    limit: bigint;
+} {
+    return {
+        requested: value.requested,
+        quota: from_candid_Quota_n6(value.quota),
+        limit: value.limit
+    };
+}
+function from_candid_record_n51(value: {
     status: _SessionStatus;
     hashed_bytes: bigint;
     session_id: bigint;
@@ -787,7 +861,7 @@ function from_candid_record_n46(value: {
     expires_at?: bigint;
 } {
     return {
-        status: from_candid_SessionStatus_n47(value.status),
+        status: from_candid_SessionStatus_n52(value.status),
         hashed_bytes: value.hashed_bytes,
         session_id: value.session_id,
         missing: value.missing,
@@ -796,29 +870,33 @@ function from_candid_record_n46(value: {
         repairing: value.repairing,
         received_chunks: value.received_chunks,
         byte_len: value.byte_len,
-        committed: record_opt_to_undefined(from_candid_opt_n49(value.committed)),
-        next_from_chunk: record_opt_to_undefined(from_candid_opt_n50(value.next_from_chunk)),
+        committed: record_opt_to_undefined(from_candid_opt_n54(value.committed)),
+        next_from_chunk: record_opt_to_undefined(from_candid_opt_n55(value.next_from_chunk)),
         provisional_memory_id: value.provisional_memory_id,
         chunk_size: value.chunk_size,
-        expires_at: record_opt_to_undefined(from_candid_opt_n24(value.expires_at))
+        expires_at: record_opt_to_undefined(from_candid_opt_n29(value.expires_at))
     };
 }
-function from_candid_record_n7(value: {
-    requested: bigint;
-    quota: _Quota;
-    limit: bigint;
+function from_candid_variant_n10(value: {
+    Ok: _CapsuleCreators;
+} | {
+    Err: _UploadError;
 }): {
-    requested: bigint;
-    quota: Quota;
-    limit: bigint;
+    __kind__: "Ok";
+    Ok: CapsuleCreators;
+} | {
+    __kind__: "Err";
+    Err: UploadError;
 } {
-    return {
-        requested: value.requested,
-        quota: from_candid_Quota_n8(value.quota),
-        limit: value.limit
-    };
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: from_candid_CapsuleCreators_n11(value.Ok)
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_UploadError_n3(value.Err)
+    } : value;
 }
-function from_candid_variant_n12(value: {
+function from_candid_variant_n17(value: {
     Ok: Array<[Principal, _CallerUsage]>;
 } | {
     Err: _UploadError;
@@ -834,10 +912,10 @@ function from_candid_variant_n12(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_UploadError_n5(value.Err)
+        Err: from_candid_UploadError_n3(value.Err)
     } : value;
 }
-function from_candid_variant_n14(value: {
+function from_candid_variant_n19(value: {
     Ok: _Capsule;
 } | {
     Err: _UploadError;
@@ -853,10 +931,29 @@ function from_candid_variant_n14(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_UploadError_n5(value.Err)
+        Err: from_candid_UploadError_n3(value.Err)
     } : value;
 }
-function from_candid_variant_n17(value: {
+function from_candid_variant_n2(value: {
+    Ok: null;
+} | {
+    Err: _UploadError;
+}): {
+    __kind__: "Ok";
+    Ok: null;
+} | {
+    __kind__: "Err";
+    Err: UploadError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_UploadError_n3(value.Err)
+    } : value;
+}
+function from_candid_variant_n22(value: {
     Ok: _MemoryRecord;
 } | {
     Err: _UploadError;
@@ -872,10 +969,10 @@ function from_candid_variant_n17(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_UploadError_n5(value.Err)
+        Err: from_candid_UploadError_n3(value.Err)
     } : value;
 }
-function from_candid_variant_n21(value: {
+function from_candid_variant_n26(value: {
     Ok: _MemoriesPage;
 } | {
     Err: _UploadError;
@@ -888,13 +985,13 @@ function from_candid_variant_n21(value: {
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
-        Ok: from_candid_MemoriesPage_n22(value.Ok)
+        Ok: from_candid_MemoriesPage_n27(value.Ok)
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_UploadError_n5(value.Err)
+        Err: from_candid_UploadError_n3(value.Err)
     } : value;
 }
-function from_candid_variant_n26(value: {
+function from_candid_variant_n31(value: {
     Ok: Uint8Array;
 } | {
     Err: _UploadError;
@@ -910,116 +1007,10 @@ function from_candid_variant_n26(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_UploadError_n5(value.Err)
-    } : value;
-}
-function from_candid_variant_n36(value: {
-    Ok: _UploadStarted;
-} | {
-    Err: _UploadError;
-}): {
-    __kind__: "Ok";
-    Ok: UploadStarted;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: value.Ok
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_UploadError_n5(value.Err)
-    } : value;
-}
-function from_candid_variant_n38(value: {
-    Ok: _CommittedUpload;
-} | {
-    Err: _UploadError;
-}): {
-    __kind__: "Ok";
-    Ok: CommittedUpload;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: value.Ok
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_UploadError_n5(value.Err)
+        Err: from_candid_UploadError_n3(value.Err)
     } : value;
 }
 function from_candid_variant_n4(value: {
-    Ok: null;
-} | {
-    Err: _UploadError;
-}): {
-    __kind__: "Ok";
-    Ok: null;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: value.Ok
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_UploadError_n5(value.Err)
-    } : value;
-}
-function from_candid_variant_n42(value: {
-    Ok: _ChunkAccepted;
-} | {
-    Err: _UploadError;
-}): {
-    __kind__: "Ok";
-    Ok: ChunkAccepted;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: value.Ok
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_UploadError_n5(value.Err)
-    } : value;
-}
-function from_candid_variant_n44(value: {
-    Ok: _UploadStatus;
-} | {
-    Err: _UploadError;
-}): {
-    __kind__: "Ok";
-    Ok: UploadStatus;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: from_candid_UploadStatus_n45(value.Ok)
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_UploadError_n5(value.Err)
-    } : value;
-}
-function from_candid_variant_n48(value: {
-    Committed: null;
-} | {
-    Expired: null;
-} | {
-    Aborted: null;
-} | {
-    Pending: null;
-}): SessionStatus {
-    return "Committed" in value ? SessionStatus.Committed : "Expired" in value ? SessionStatus.Expired : "Aborted" in value ? SessionStatus.Aborted : "Pending" in value ? SessionStatus.Pending : value;
-}
-function from_candid_variant_n6(value: {
     ChunkNotReceived: {
         index: number;
     };
@@ -1300,7 +1291,7 @@ function from_candid_variant_n6(value: {
         AnonymousCaller: value.AnonymousCaller
     } : "QuotaExceeded" in value ? {
         __kind__: "QuotaExceeded",
-        QuotaExceeded: from_candid_record_n7(value.QuotaExceeded)
+        QuotaExceeded: from_candid_record_n5(value.QuotaExceeded)
     } : "RangeOutOfBounds" in value ? {
         __kind__: "RangeOutOfBounds",
         RangeOutOfBounds: value.RangeOutOfBounds
@@ -1312,7 +1303,94 @@ function from_candid_variant_n6(value: {
         Incomplete: value.Incomplete
     } : value;
 }
-function from_candid_variant_n9(value: {
+function from_candid_variant_n41(value: {
+    Ok: _UploadStarted;
+} | {
+    Err: _UploadError;
+}): {
+    __kind__: "Ok";
+    Ok: UploadStarted;
+} | {
+    __kind__: "Err";
+    Err: UploadError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_UploadError_n3(value.Err)
+    } : value;
+}
+function from_candid_variant_n43(value: {
+    Ok: _CommittedUpload;
+} | {
+    Err: _UploadError;
+}): {
+    __kind__: "Ok";
+    Ok: CommittedUpload;
+} | {
+    __kind__: "Err";
+    Err: UploadError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_UploadError_n3(value.Err)
+    } : value;
+}
+function from_candid_variant_n47(value: {
+    Ok: _ChunkAccepted;
+} | {
+    Err: _UploadError;
+}): {
+    __kind__: "Ok";
+    Ok: ChunkAccepted;
+} | {
+    __kind__: "Err";
+    Err: UploadError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_UploadError_n3(value.Err)
+    } : value;
+}
+function from_candid_variant_n49(value: {
+    Ok: _UploadStatus;
+} | {
+    Err: _UploadError;
+}): {
+    __kind__: "Ok";
+    Ok: UploadStatus;
+} | {
+    __kind__: "Err";
+    Err: UploadError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: from_candid_UploadStatus_n50(value.Ok)
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_UploadError_n3(value.Err)
+    } : value;
+}
+function from_candid_variant_n53(value: {
+    Committed: null;
+} | {
+    Expired: null;
+} | {
+    Aborted: null;
+} | {
+    Pending: null;
+}): SessionStatus {
+    return "Committed" in value ? SessionStatus.Committed : "Expired" in value ? SessionStatus.Expired : "Aborted" in value ? SessionStatus.Aborted : "Pending" in value ? SessionStatus.Pending : value;
+}
+function from_candid_variant_n7(value: {
     ChunkBytes: null;
 } | {
     ChunksPerSession: null;
@@ -1334,46 +1412,33 @@ function from_candid_variant_n9(value: {
     CapsulesPerOwner: null;
 } | {
     ReservedBytesPerCaller: null;
+} | {
+    RepairRounds: null;
 }): Quota {
-    return "ChunkBytes" in value ? Quota.ChunkBytes : "ChunksPerSession" in value ? Quota.ChunksPerSession : "ReservedBytesTotal" in value ? Quota.ReservedBytesTotal : "ReadBytes" in value ? Quota.ReadBytes : "OpenSessionsPerCaller" in value ? Quota.OpenSessionsPerCaller : "FileBytes" in value ? Quota.FileBytes : "WritersPerCapsule" in value ? Quota.WritersPerCapsule : "StoredBytesPerCaller" in value ? Quota.StoredBytesPerCaller : "TotalBytes" in value ? Quota.TotalBytes : "CapsulesPerOwner" in value ? Quota.CapsulesPerOwner : "ReservedBytesPerCaller" in value ? Quota.ReservedBytesPerCaller : value;
+    return "ChunkBytes" in value ? Quota.ChunkBytes : "ChunksPerSession" in value ? Quota.ChunksPerSession : "ReservedBytesTotal" in value ? Quota.ReservedBytesTotal : "ReadBytes" in value ? Quota.ReadBytes : "OpenSessionsPerCaller" in value ? Quota.OpenSessionsPerCaller : "FileBytes" in value ? Quota.FileBytes : "WritersPerCapsule" in value ? Quota.WritersPerCapsule : "StoredBytesPerCaller" in value ? Quota.StoredBytesPerCaller : "TotalBytes" in value ? Quota.TotalBytes : "CapsulesPerOwner" in value ? Quota.CapsulesPerOwner : "ReservedBytesPerCaller" in value ? Quota.ReservedBytesPerCaller : "RepairRounds" in value ? Quota.RepairRounds : value;
 }
-function to_candid_AssetMetadata_n33(value: AssetMetadata): _AssetMetadata {
-    return to_candid_record_n34(value);
+function to_candid_AssetMetadata_n38(value: AssetMetadata): _AssetMetadata {
+    return to_candid_record_n39(value);
 }
-function to_candid_BeginUpload_n31(value: BeginUpload): _BeginUpload {
-    return to_candid_record_n32(value);
+function to_candid_BeginUpload_n36(value: BeginUpload): _BeginUpload {
+    return to_candid_record_n37(value);
 }
-function to_candid_Limits_n1(value: Limits): _Limits {
-    return to_candid_record_n2(value);
+function to_candid_Limits_n14(value: Limits): _Limits {
+    return to_candid_record_n15(value);
 }
-function to_candid_ListMemories_n18(value: ListMemories): _ListMemories {
-    return to_candid_record_n19(value);
+function to_candid_ListMemories_n23(value: ListMemories): _ListMemories {
+    return to_candid_record_n24(value);
 }
-function to_candid_PutChunk_n39(value: PutChunk): _PutChunk {
-    return to_candid_record_n40(value);
+function to_candid_PutChunk_n44(value: PutChunk): _PutChunk {
+    return to_candid_record_n45(value);
 }
-function to_candid_opt_n10(value: Principal | null): [] | [Principal] {
+function to_candid_opt_n20(value: bigint | null): [] | [bigint] {
     return value === null ? candid_none() : candid_some(value);
 }
-function to_candid_opt_n15(value: bigint | null): [] | [bigint] {
+function to_candid_opt_n8(value: Principal | null): [] | [Principal] {
     return value === null ? candid_none() : candid_some(value);
 }
-function to_candid_record_n19(value: {
-    after?: bigint;
-    capsule_id: bigint;
-    limit: number;
-}): {
-    after: [] | [bigint];
-    capsule_id: bigint;
-    limit: number;
-} {
-    return {
-        after: value.after ? candid_some(value.after) : candid_none(),
-        capsule_id: value.capsule_id,
-        limit: value.limit
-    };
-}
-function to_candid_record_n2(value: {
+function to_candid_record_n15(value: {
     finished_retention_ns: bigint;
     max_chunks_per_session: number;
     max_stored_bytes_per_caller: bigint;
@@ -1415,7 +1480,22 @@ function to_candid_record_n2(value: {
         session_idle_timeout_ns: value.session_idle_timeout_ns
     };
 }
-function to_candid_record_n32(value: {
+function to_candid_record_n24(value: {
+    after?: bigint;
+    capsule_id: bigint;
+    limit: number;
+}): {
+    after: [] | [bigint];
+    capsule_id: bigint;
+    limit: number;
+} {
+    return {
+        after: value.after ? candid_some(value.after) : candid_none(),
+        capsule_id: value.capsule_id,
+        limit: value.limit
+    };
+}
+function to_candid_record_n37(value: {
     asset: AssetMetadata;
     capsule_id: bigint;
     expected_chunks: number;
@@ -1429,14 +1509,14 @@ function to_candid_record_n32(value: {
     idempotency_key: string;
 } {
     return {
-        asset: to_candid_AssetMetadata_n33(value.asset),
+        asset: to_candid_AssetMetadata_n38(value.asset),
         capsule_id: value.capsule_id,
         expected_chunks: value.expected_chunks,
         chunk_size: value.chunk_size,
         idempotency_key: value.idempotency_key
     };
 }
-function to_candid_record_n34(value: {
+function to_candid_record_n39(value: {
     sha256?: Uint8Array;
     name: string;
     byte_len: bigint;
@@ -1454,7 +1534,7 @@ function to_candid_record_n34(value: {
         mime_type: value.mime_type
     };
 }
-function to_candid_record_n40(value: {
+function to_candid_record_n45(value: {
     sha256?: Uint8Array;
     session_id: bigint;
     bytes: Uint8Array;

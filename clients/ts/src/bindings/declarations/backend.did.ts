@@ -55,6 +55,18 @@ export interface Capsule {
   'writers' : Array<Principal>,
 }
 /**
+ * Who may create capsules: anyone signed in, or (when `restricted`) the
+ * principals the controllers allowed; a page of them.
+ */
+export interface CapsuleCreators {
+  'allowed' : Array<Principal>,
+  /**
+   * Pass as `after` for the next page.
+   */
+  'next_after' : [] | [Principal],
+  'restricted' : boolean,
+}
+/**
  * `uploads_put_chunk` reply.
  */
 export interface ChunkAccepted {
@@ -209,7 +221,14 @@ export type Quota = { 'ChunkBytes' : null } |
   { 'StoredBytesPerCaller' : null } |
   { 'TotalBytes' : null } |
   { 'CapsulesPerOwner' : null } |
-  { 'ReservedBytesPerCaller' : null };
+  { 'ReservedBytesPerCaller' : null } |
+  {
+    /**
+     * Re-hashes from byte 0 a session may ask for after checksum
+     * mismatches (`MAX_REPAIR_ROUNDS`); abort and upload again.
+     */
+    'RepairRounds' : null
+  };
 /**
  * `memories_read` argument: a byte range of a committed memory.
  */
@@ -220,23 +239,25 @@ export interface ReadRange {
 }
 export type Result = { 'Ok' : null } |
   { 'Err' : UploadError };
-export type Result_1 = { 'Ok' : Array<[Principal, CallerUsage]> } |
+export type Result_1 = { 'Ok' : CapsuleCreators } |
   { 'Err' : UploadError };
-export type Result_2 = { 'Ok' : Capsule } |
+export type Result_10 = { 'Ok' : UploadStatus } |
   { 'Err' : UploadError };
-export type Result_3 = { 'Ok' : MemoryRecord } |
+export type Result_2 = { 'Ok' : Array<[Principal, CallerUsage]> } |
   { 'Err' : UploadError };
-export type Result_4 = { 'Ok' : MemoriesPage } |
+export type Result_3 = { 'Ok' : Capsule } |
   { 'Err' : UploadError };
-export type Result_5 = { 'Ok' : Uint8Array } |
+export type Result_4 = { 'Ok' : MemoryRecord } |
   { 'Err' : UploadError };
-export type Result_6 = { 'Ok' : UploadStarted } |
+export type Result_5 = { 'Ok' : MemoriesPage } |
   { 'Err' : UploadError };
-export type Result_7 = { 'Ok' : CommittedUpload } |
+export type Result_6 = { 'Ok' : Uint8Array } |
   { 'Err' : UploadError };
-export type Result_8 = { 'Ok' : ChunkAccepted } |
+export type Result_7 = { 'Ok' : UploadStarted } |
   { 'Err' : UploadError };
-export type Result_9 = { 'Ok' : UploadStatus } |
+export type Result_8 = { 'Ok' : CommittedUpload } |
+  { 'Err' : UploadError };
+export type Result_9 = { 'Ok' : ChunkAccepted } |
   { 'Err' : UploadError };
 /**
  * Where a session is in its life. `Pending` is the only state that moves;
@@ -419,41 +440,30 @@ export interface UploadStatus {
   'expires_at' : [] | [bigint],
 }
 export interface _SERVICE {
+  'admin_allow_capsule_creator' : ActorMethod<[Principal, boolean], Result>,
+  'admin_capsule_creators' : ActorMethod<[[] | [Principal], number], Result_1>,
+  'admin_set_capsule_creation_restricted' : ActorMethod<[boolean], Result>,
   'admin_set_limits' : ActorMethod<[Limits], Result>,
-  'admin_usage' : ActorMethod<[[] | [Principal], number], Result_1>,
-  'capsules_create' : ActorMethod<[string], Result_2>,
-  'capsules_get' : ActorMethod<[bigint], Result_2>,
-  'capsules_grant_write' : ActorMethod<[bigint, Principal], Result_2>,
+  'admin_usage' : ActorMethod<[[] | [Principal], number], Result_2>,
+  'capsules_create' : ActorMethod<[string], Result_3>,
+  'capsules_get' : ActorMethod<[bigint], Result_3>,
+  'capsules_grant_write' : ActorMethod<[bigint, Principal], Result_3>,
   'capsules_mine' : ActorMethod<[[] | [bigint], number], Array<Capsule>>,
-  'capsules_revoke_write' : ActorMethod<[bigint, Principal], Result_2>,
+  'capsules_revoke_write' : ActorMethod<[bigint, Principal], Result_3>,
   'memories_delete' : ActorMethod<[bigint], Result>,
-  'memories_get' : ActorMethod<[bigint], Result_3>,
-  'memories_list' : ActorMethod<[ListMemories], Result_4>,
-  'memories_read' : ActorMethod<[ReadRange], Result_5>,
+  'memories_get' : ActorMethod<[bigint], Result_4>,
+  'memories_list' : ActorMethod<[ListMemories], Result_5>,
+  'memories_read' : ActorMethod<[ReadRange], Result_6>,
   'stats' : ActorMethod<[], Stats>,
   'uploads_abort' : ActorMethod<[bigint], Result>,
-  'uploads_begin' : ActorMethod<[BeginUpload], Result_6>,
-  'uploads_chunk_sha256' : ActorMethod<[bigint, number], Result_5>,
-  'uploads_finish' : ActorMethod<[FinishUpload], Result_7>,
+  'uploads_begin' : ActorMethod<[BeginUpload], Result_7>,
+  'uploads_chunk_sha256' : ActorMethod<[bigint, number], Result_6>,
+  'uploads_finish' : ActorMethod<[FinishUpload], Result_8>,
   'uploads_mine' : ActorMethod<[], Array<OpenUpload>>,
-  'uploads_put_chunk' : ActorMethod<[PutChunk], Result_8>,
-  'uploads_status' : ActorMethod<[StatusRequest], Result_9>,
+  'uploads_put_chunk' : ActorMethod<[PutChunk], Result_9>,
+  'uploads_status' : ActorMethod<[StatusRequest], Result_10>,
 }
 export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
-  const Limits = IDL.Record({
-    'finished_retention_ns' : IDL.Nat64,
-    'max_chunks_per_session' : IDL.Nat32,
-    'max_stored_bytes_per_caller' : IDL.Nat64,
-    'max_chunk_bytes' : IDL.Nat32,
-    'max_file_bytes' : IDL.Nat64,
-    'max_writers_per_capsule' : IDL.Nat32,
-    'max_total_bytes' : IDL.Nat64,
-    'max_capsules_per_owner' : IDL.Nat32,
-    'max_reserved_bytes_total' : IDL.Opt(IDL.Nat64),
-    'max_open_sessions_per_caller' : IDL.Nat32,
-    'max_reserved_bytes_per_caller' : IDL.Nat64,
-    'session_idle_timeout_ns' : IDL.Nat64,
-  });
   const Quota = IDL.Variant({
     'ChunkBytes' : IDL.Null,
     'ChunksPerSession' : IDL.Null,
@@ -466,6 +476,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'TotalBytes' : IDL.Null,
     'CapsulesPerOwner' : IDL.Null,
     'ReservedBytesPerCaller' : IDL.Null,
+    'RepairRounds' : IDL.Null,
   });
   const UploadError = IDL.Variant({
     'ChunkNotReceived' : IDL.Record({ 'index' : IDL.Nat32 }),
@@ -524,12 +535,32 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'Incomplete' : IDL.Record({ 'missing_chunks' : IDL.Nat32 }),
   });
   const Result = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : UploadError });
+  const CapsuleCreators = IDL.Record({
+    'allowed' : IDL.Vec(IDL.Principal),
+    'next_after' : IDL.Opt(IDL.Principal),
+    'restricted' : IDL.Bool,
+  });
+  const Result_1 = IDL.Variant({ 'Ok' : CapsuleCreators, 'Err' : UploadError });
+  const Limits = IDL.Record({
+    'finished_retention_ns' : IDL.Nat64,
+    'max_chunks_per_session' : IDL.Nat32,
+    'max_stored_bytes_per_caller' : IDL.Nat64,
+    'max_chunk_bytes' : IDL.Nat32,
+    'max_file_bytes' : IDL.Nat64,
+    'max_writers_per_capsule' : IDL.Nat32,
+    'max_total_bytes' : IDL.Nat64,
+    'max_capsules_per_owner' : IDL.Nat32,
+    'max_reserved_bytes_total' : IDL.Opt(IDL.Nat64),
+    'max_open_sessions_per_caller' : IDL.Nat32,
+    'max_reserved_bytes_per_caller' : IDL.Nat64,
+    'session_idle_timeout_ns' : IDL.Nat64,
+  });
   const CallerUsage = IDL.Record({
     'open_sessions' : IDL.Nat32,
     'stored_bytes' : IDL.Nat64,
     'reserved_bytes' : IDL.Nat64,
   });
-  const Result_1 = IDL.Variant({
+  const Result_2 = IDL.Variant({
     'Ok' : IDL.Vec(IDL.Tuple(IDL.Principal, CallerUsage)),
     'Err' : UploadError,
   });
@@ -540,7 +571,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'created_at' : IDL.Nat64,
     'writers' : IDL.Vec(IDL.Principal),
   });
-  const Result_2 = IDL.Variant({ 'Ok' : Capsule, 'Err' : UploadError });
+  const Result_3 = IDL.Variant({ 'Ok' : Capsule, 'Err' : UploadError });
   const MemoryRecord = IDL.Record({
     'sha256' : IDL.Vec(IDL.Nat8),
     'capsule_id' : IDL.Nat64,
@@ -552,7 +583,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'memory_id' : IDL.Nat64,
     'uploaded_by' : IDL.Principal,
   });
-  const Result_3 = IDL.Variant({ 'Ok' : MemoryRecord, 'Err' : UploadError });
+  const Result_4 = IDL.Variant({ 'Ok' : MemoryRecord, 'Err' : UploadError });
   const ListMemories = IDL.Record({
     'after' : IDL.Opt(IDL.Nat64),
     'capsule_id' : IDL.Nat64,
@@ -562,13 +593,13 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'memories' : IDL.Vec(MemoryRecord),
     'next_after' : IDL.Opt(IDL.Nat64),
   });
-  const Result_4 = IDL.Variant({ 'Ok' : MemoriesPage, 'Err' : UploadError });
+  const Result_5 = IDL.Variant({ 'Ok' : MemoriesPage, 'Err' : UploadError });
   const ReadRange = IDL.Record({
     'offset' : IDL.Nat64,
     'memory_id' : IDL.Nat64,
     'length' : IDL.Nat64,
   });
-  const Result_5 = IDL.Variant({
+  const Result_6 = IDL.Variant({
     'Ok' : IDL.Vec(IDL.Nat8),
     'Err' : UploadError,
   });
@@ -604,7 +635,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'chunk_size' : IDL.Nat32,
     'expires_at' : IDL.Nat64,
   });
-  const Result_6 = IDL.Variant({ 'Ok' : UploadStarted, 'Err' : UploadError });
+  const Result_7 = IDL.Variant({ 'Ok' : UploadStarted, 'Err' : UploadError });
   const FinishUpload = IDL.Record({
     'sha256' : IDL.Vec(IDL.Nat8),
     'session_id' : IDL.Nat64,
@@ -617,7 +648,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'byte_len' : IDL.Nat64,
     'memory_id' : IDL.Nat64,
   });
-  const Result_7 = IDL.Variant({ 'Ok' : CommittedUpload, 'Err' : UploadError });
+  const Result_8 = IDL.Variant({ 'Ok' : CommittedUpload, 'Err' : UploadError });
   const OpenUpload = IDL.Record({
     'session_id' : IDL.Nat64,
     'capsule_id' : IDL.Nat64,
@@ -642,7 +673,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'expires_at' : IDL.Nat64,
     'newly_stored' : IDL.Bool,
   });
-  const Result_8 = IDL.Variant({ 'Ok' : ChunkAccepted, 'Err' : UploadError });
+  const Result_9 = IDL.Variant({ 'Ok' : ChunkAccepted, 'Err' : UploadError });
   const StatusRequest = IDL.Record({
     'session_id' : IDL.Nat64,
     'from_chunk' : IDL.Nat32,
@@ -671,20 +702,35 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'chunk_size' : IDL.Nat32,
     'expires_at' : IDL.Opt(IDL.Nat64),
   });
-  const Result_9 = IDL.Variant({ 'Ok' : UploadStatus, 'Err' : UploadError });
+  const Result_10 = IDL.Variant({ 'Ok' : UploadStatus, 'Err' : UploadError });
   
   return IDL.Service({
-    'admin_set_limits' : IDL.Func([Limits], [Result], []),
-    'admin_usage' : IDL.Func(
+    'admin_allow_capsule_creator' : IDL.Func(
+        [IDL.Principal, IDL.Bool],
+        [Result],
+        [],
+      ),
+    'admin_capsule_creators' : IDL.Func(
         [IDL.Opt(IDL.Principal), IDL.Nat32],
         [Result_1],
         ['query'],
       ),
-    'capsules_create' : IDL.Func([IDL.Text], [Result_2], []),
-    'capsules_get' : IDL.Func([IDL.Nat64], [Result_2], ['query']),
+    'admin_set_capsule_creation_restricted' : IDL.Func(
+        [IDL.Bool],
+        [Result],
+        [],
+      ),
+    'admin_set_limits' : IDL.Func([Limits], [Result], []),
+    'admin_usage' : IDL.Func(
+        [IDL.Opt(IDL.Principal), IDL.Nat32],
+        [Result_2],
+        ['query'],
+      ),
+    'capsules_create' : IDL.Func([IDL.Text], [Result_3], []),
+    'capsules_get' : IDL.Func([IDL.Nat64], [Result_3], ['query']),
     'capsules_grant_write' : IDL.Func(
         [IDL.Nat64, IDL.Principal],
-        [Result_2],
+        [Result_3],
         [],
       ),
     'capsules_mine' : IDL.Func(
@@ -694,25 +740,25 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       ),
     'capsules_revoke_write' : IDL.Func(
         [IDL.Nat64, IDL.Principal],
-        [Result_2],
+        [Result_3],
         [],
       ),
     'memories_delete' : IDL.Func([IDL.Nat64], [Result], []),
-    'memories_get' : IDL.Func([IDL.Nat64], [Result_3], ['query']),
-    'memories_list' : IDL.Func([ListMemories], [Result_4], ['query']),
-    'memories_read' : IDL.Func([ReadRange], [Result_5], ['query']),
+    'memories_get' : IDL.Func([IDL.Nat64], [Result_4], ['query']),
+    'memories_list' : IDL.Func([ListMemories], [Result_5], ['query']),
+    'memories_read' : IDL.Func([ReadRange], [Result_6], ['query']),
     'stats' : IDL.Func([], [Stats], ['query']),
     'uploads_abort' : IDL.Func([IDL.Nat64], [Result], []),
-    'uploads_begin' : IDL.Func([BeginUpload], [Result_6], []),
+    'uploads_begin' : IDL.Func([BeginUpload], [Result_7], []),
     'uploads_chunk_sha256' : IDL.Func(
         [IDL.Nat64, IDL.Nat32],
-        [Result_5],
+        [Result_6],
         ['query'],
       ),
-    'uploads_finish' : IDL.Func([FinishUpload], [Result_7], []),
+    'uploads_finish' : IDL.Func([FinishUpload], [Result_8], []),
     'uploads_mine' : IDL.Func([], [IDL.Vec(OpenUpload)], ['query']),
-    'uploads_put_chunk' : IDL.Func([PutChunk], [Result_8], []),
-    'uploads_status' : IDL.Func([StatusRequest], [Result_9], ['query']),
+    'uploads_put_chunk' : IDL.Func([PutChunk], [Result_9], []),
+    'uploads_status' : IDL.Func([StatusRequest], [Result_10], ['query']),
   });
 };
 
