@@ -61,7 +61,7 @@ impl std::error::Error for GatewayError {}
 pub struct VerifiedResponse {
     /// Certified status code.
     pub status_code: u16,
-    /// Certified headers (the `IC-Certificate` headers removed).
+    /// Certified headers (`IC-Certificate` among them).
     pub headers: Vec<(String, String)>,
     /// Certified body.
     pub body: Vec<u8>,
@@ -156,7 +156,8 @@ pub fn verify(
     })
 }
 
-fn is_certificate_header(name: &str) -> bool {
+/// `IC-Certificate` or `IC-CertificateExpression`.
+pub fn is_certificate_header(name: &str) -> bool {
     name.eq_ignore_ascii_case("ic-certificate")
         || name.eq_ignore_ascii_case("ic-certificateexpression")
 }

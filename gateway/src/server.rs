@@ -3,8 +3,8 @@
 
 use crate::canister::HttpCanister;
 use crate::protocol::{
-    chunk_range, fetch_follow_up, fetch_verified, is_range_request, GatewayError, VerifiedResponse,
-    MAX_FOLLOW_UPS, VERIFICATION_VERSION,
+    chunk_range, fetch_follow_up, fetch_verified, is_certificate_header, is_range_request,
+    GatewayError, VerifiedResponse, MAX_FOLLOW_UPS, VERIFICATION_VERSION,
 };
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
@@ -420,7 +420,9 @@ fn copy_headers(
     keep: impl Fn(&str) -> bool,
 ) {
     for (name, value) in headers {
-        if !keep(name) {
+        // The certificate is the gateway's business; the browser gets
+        // what it vouched for.
+        if !keep(name) || is_certificate_header(name) {
             continue;
         }
         if let (Ok(n), Ok(v)) = (
