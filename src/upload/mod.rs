@@ -21,6 +21,8 @@ pub mod sharing;
 pub mod types;
 
 #[cfg(test)]
+mod sharing_tests;
+#[cfg(test)]
 mod tests;
 
 pub use blob_store::{BlobId, BlobStore, StableBlobSink};

@@ -35,9 +35,13 @@ pub const MAX_LINKS_PER_MEMORY: u64 = 32;
 /// certification tree's heap and the work of rebuilding it after an
 /// upgrade (see the README's "Serving and sharing").
 pub const MAX_CERTIFIED_ENTRIES: u64 = 100_000;
-/// Serving-chunk bytes hashed per message (the same bound as upload
-/// hashing: about 2.5 B instructions at 75 per byte).
+/// Work per message of chunk certification, in bytes hashed (the same
+/// bound as upload hashing: about 2.5 B instructions at 75 per byte).
 pub const SHARE_HASH_BYTES_PER_MESSAGE: u64 = 32 * 1024 * 1024;
+/// What certifying one response counts against that budget: measured
+/// about 0.6 M instructions (a response hash and a tree insertion), the
+/// price of hashing 8 KiB; counted double.
+pub const CERTIFY_COST_BYTES: u64 = 16 * 1024;
 /// Expired links removed per maintenance run.
 pub const EXPIRY_BATCH: usize = 64;
 
@@ -199,8 +203,9 @@ pub struct ShareStore<M: Memory> {
     by_memory: StableBTreeMap<[u8; 16], (), Vm<M>>,
     by_expiry: StableBTreeMap<[u8; 16], (), Vm<M>>,
     chunk_hashes: StableBTreeMap<[u8; 12], [u8; 32], Vm<M>>,
-    /// Memories whose chunk hashes are being computed -> next chunk.
-    hash_queue: StableBTreeMap<MemoryItemId, u32, Vm<M>>,
+    /// Shared memories whose chunk responses are being certified (and
+    /// their chunk hashes computed where not stored) -> next chunk.
+    queue: StableBTreeMap<MemoryItemId, u32, Vm<M>>,
     counters: StableBTreeMap<u8, u64, Vm<M>>,
     /// Heap only: rebuilt by `UploadService::open`.
     tree: HttpCertificationTree,
@@ -219,7 +224,7 @@ impl<M: Memory + Clone> ShareStore<M> {
             by_memory: StableBTreeMap::init(memories.get(memory::SHARES_BY_MEMORY)),
             by_expiry: StableBTreeMap::init(memories.get(memory::SHARES_BY_EXPIRY)),
             chunk_hashes: StableBTreeMap::init(memories.get(memory::SHARE_CHUNK_HASHES)),
-            hash_queue: StableBTreeMap::init(memories.get(memory::SHARE_HASH_QUEUE)),
+            queue: StableBTreeMap::init(memories.get(memory::SHARE_HASH_QUEUE)),
             counters: StableBTreeMap::init(memories.get(memory::SHARE_COUNTERS)),
             tree: HttpCertificationTree::default(),
             cel,
@@ -274,12 +279,6 @@ impl<M: Memory> ShareStore<M> {
             .is_some()
     }
 
-    /// Whether the memory's responses are in the tree: it has a link and
-    /// its chunk hashes.
-    pub fn is_certified(&self, memory_id: MemoryItemId) -> bool {
-        self.is_shared(memory_id) && self.hashes_ready(memory_id)
-    }
-
     /// Stores a new link (reserving its memory's entries if it is the
     /// first); returns its id.
     pub fn insert(&mut self, record: ShareRecord) -> u64 {
@@ -326,49 +325,46 @@ impl<M: Memory> ShareStore<M> {
             .collect()
     }
 
-    /// Whether the memory's serving chunks all have their hash.
+    /// Whether every response of the memory is certified (no chunk left
+    /// in the certification queue).
     pub fn hashes_ready(&self, memory_id: MemoryItemId) -> bool {
-        !self.hash_queue.contains_key(&memory_id)
+        !self.queue.contains_key(&memory_id)
     }
 
-    /// Queues the memory for chunk hashing unless it is done or queued.
-    pub fn queue_hashing(&mut self, memory_id: MemoryItemId, chunks: u32) {
-        let done = chunks <= 1
-            || self
-                .chunk_hashes
-                .contains_key(&chunk_key(memory_id, chunks - 1));
-        if !done && !self.hash_queue.contains_key(&memory_id) {
-            self.hash_queue.insert(memory_id, 0);
-        }
+    /// Queues the memory's serving chunks for certification from chunk 0.
+    pub fn queue_chunks(&mut self, memory_id: MemoryItemId) {
+        self.queue.insert(memory_id, 0);
     }
 
-    /// The next memory waiting for chunk hashes, and its next chunk.
-    pub fn next_to_hash(&self) -> Option<(MemoryItemId, u32)> {
-        self.hash_queue.first_key_value()
+    /// The next memory in the certification queue and its next chunk.
+    pub fn next_queued(&self) -> Option<(MemoryItemId, u32)> {
+        self.queue.first_key_value()
     }
 
-    pub fn is_queued(&self, memory_id: MemoryItemId) -> Option<u32> {
-        self.hash_queue.get(&memory_id)
+    /// The first chunk of the memory not certified yet, if any is left.
+    pub fn queued(&self, memory_id: MemoryItemId) -> Option<u32> {
+        self.queue.get(&memory_id)
     }
 
-    pub fn has_hashing_work(&self) -> bool {
-        !self.hash_queue.is_empty()
+    pub fn has_queued_work(&self) -> bool {
+        !self.queue.is_empty()
     }
 
-    /// Records chunk `index`'s hash; `done` ends the memory's hashing.
-    pub fn record_chunk_hash(
-        &mut self,
-        memory_id: MemoryItemId,
-        index: u32,
-        hash: [u8; 32],
-        done: bool,
-    ) {
+    /// Moves the memory's queue position to `next` (`None`: done).
+    pub fn set_queued(&mut self, memory_id: MemoryItemId, next: Option<u32>) {
+        match next {
+            Some(next) => self.queue.insert(memory_id, next),
+            None => self.queue.remove(&memory_id),
+        };
+    }
+
+    /// The stored hash of serving chunk `index` of a multi-chunk memory.
+    pub fn stored_chunk_hash(&self, memory_id: MemoryItemId, index: u32) -> Option<[u8; 32]> {
+        self.chunk_hashes.get(&chunk_key(memory_id, index))
+    }
+
+    pub fn store_chunk_hash(&mut self, memory_id: MemoryItemId, index: u32, hash: [u8; 32]) {
         self.chunk_hashes.insert(chunk_key(memory_id, index), hash);
-        if done {
-            self.hash_queue.remove(&memory_id);
-        } else {
-            self.hash_queue.insert(memory_id, index + 1);
-        }
     }
 
     /// SHA-256 of serving chunk `index` of `served` (chunk 0 of a one-chunk
@@ -399,7 +395,7 @@ impl<M: Memory> ShareStore<M> {
 
     /// Drops a deleted memory's chunk hashes and queue entry.
     pub fn forget_hashes(&mut self, memory_id: MemoryItemId, chunks: u32) {
-        self.hash_queue.remove(&memory_id);
+        self.queue.remove(&memory_id);
         for index in 0..chunks {
             self.chunk_hashes.remove(&chunk_key(memory_id, index));
         }
@@ -424,13 +420,22 @@ impl<M: Memory> ShareStore<M> {
         )
     }
 
-    /// Certifies every response of the memory's links: one tree insertion
-    /// per reply (`entries_for` of them).
-    pub fn certify_memory(&mut self, memory_id: MemoryItemId, served: &Served) {
+    /// Certifies one response of the memory's links (one tree insertion;
+    /// a chunk's hash must be known).
+    pub fn certify(&mut self, memory_id: MemoryItemId, served: &Served, reply: Reply) {
+        let body_hash = self.body_hash(memory_id, served, reply);
+        let entry = self.entry(memory_scope(memory_id), reply, Some(served), body_hash);
+        self.tree.insert(&entry);
+    }
+
+    /// Certifies the replies that need no chunk hash: the fixed ones, and
+    /// for a file of at most one chunk, all of them.
+    pub fn certify_without_chunk_hashes(&mut self, memory_id: MemoryItemId, served: &Served) {
+        let single = http::chunk_count(served.byte_len) <= 1;
         for reply in link_replies(served.byte_len) {
-            let body_hash = self.body_hash(memory_id, served, reply);
-            let entry = self.entry(memory_scope(memory_id), reply, Some(served), body_hash);
-            self.tree.insert(&entry);
+            if single || !matches!(reply, Reply::Chunk(_)) {
+                self.certify(memory_id, served, reply);
+            }
         }
     }
 

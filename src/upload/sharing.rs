@@ -110,12 +110,8 @@ impl<M: Memory + Clone> UploadService<M> {
             entries,
         };
         let link_id = self.shares.insert(stored.clone());
-        self.shares
-            .queue_hashing(memory_id, http::chunk_count(record.byte_len));
-        if !self.shares.hashes_ready(memory_id) {
-            self.hash_serving_chunks(SHARE_HASH_BYTES_PER_MESSAGE);
-        } else if first {
-            self.shares.certify_memory(memory_id, &served(&record));
+        if first {
+            self.start_certifying(&record);
         }
         Ok(self.share_link(link_id, &stored))
     }
@@ -155,8 +151,8 @@ impl<M: Memory + Clone> UploadService<M> {
             .forget_hashes(record.memory_id, http::chunk_count(record.byte_len));
     }
 
-    /// Bounded sharing work for a timer: hashes serving chunks (at most
-    /// `SHARE_HASH_BYTES_PER_MESSAGE`) and removes up to `EXPIRY_BATCH`
+    /// Bounded sharing work for a timer: certifies queued chunks (hashing
+    /// those without a stored hash), and removes up to `EXPIRY_BATCH`
     /// expired links. True when work is left.
     pub fn sharing_maintenance(&mut self, now: u64) -> bool {
         let expired = self.shares.expired(now, EXPIRY_BATCH);
@@ -164,39 +160,61 @@ impl<M: Memory + Clone> UploadService<M> {
         for link_id in expired {
             self.shares.remove(link_id);
         }
-        self.hash_serving_chunks(SHARE_HASH_BYTES_PER_MESSAGE);
-        more_expired || self.shares.has_hashing_work()
+        self.certify_queued(SHARE_HASH_BYTES_PER_MESSAGE);
+        more_expired || self.shares.has_queued_work()
     }
 
     pub fn has_sharing_work(&self) -> bool {
-        self.shares.has_hashing_work()
+        self.shares.has_queued_work()
     }
 
-    /// Hashes queued serving chunks, about `budget` bytes (at least one
-    /// chunk), and certifies the links of each memory it completes.
-    fn hash_serving_chunks(&mut self, budget: u64) {
+    /// A memory's first link: its fixed replies are certified now (so its
+    /// scope answers a certified 404 until the rest is done), its chunks
+    /// in `certify_queued` steps, starting in this message.
+    fn start_certifying(&mut self, record: &MemoryRecord) {
+        let memory_id = record.memory_id;
+        self.shares
+            .certify_without_chunk_hashes(memory_id, &served(record));
+        if http::chunk_count(record.byte_len) > 1 {
+            self.shares.queue_chunks(memory_id);
+            self.certify_queued(SHARE_HASH_BYTES_PER_MESSAGE);
+        }
+    }
+
+    /// Certifies queued chunks for about `budget` bytes of work: a chunk
+    /// whose hash must be computed costs its length, one whose hash is
+    /// stored costs `CERTIFY_COST_BYTES`. A memory no longer shared leaves
+    /// the queue (its hashes so far are kept for a later link).
+    fn certify_queued(&mut self, budget: u64) {
         let mut spent = 0u64;
         let mut buf = Vec::new();
         while spent < budget {
-            let Some((memory_id, index)) = self.shares.next_to_hash() else {
+            let Some((memory_id, index)) = self.shares.next_queued() else {
                 return;
             };
-            let Some(record) = self.memories.get(memory_id) else {
-                self.shares.forget_hashes(memory_id, 0);
-                continue;
+            let record = match self.memories.get(memory_id) {
+                Some(record) if self.shares.is_shared(memory_id) => record,
+                _ => {
+                    self.shares.set_queued(memory_id, None);
+                    continue;
+                }
             };
-            let (start, end) = http::chunk_bounds(record.byte_len, index);
-            buf.resize((end - start) as usize, 0);
-            self.blobs
-                .read(record.blob_id, start, &mut buf)
-                .expect("bug: a memory's blob is shorter than the memory");
-            let done = index + 1 >= http::chunk_count(record.byte_len);
-            self.shares
-                .record_chunk_hash(memory_id, index, http::sha256(&buf), done);
-            spent += end - start;
-            if done && self.shares.is_shared(memory_id) {
-                self.shares.certify_memory(memory_id, &served(&record));
+            if self.shares.stored_chunk_hash(memory_id, index).is_none() {
+                let (start, end) = http::chunk_bounds(record.byte_len, index);
+                buf.resize((end - start) as usize, 0);
+                self.blobs
+                    .read(record.blob_id, start, &mut buf)
+                    .expect("bug: a memory's blob is shorter than the memory");
+                self.shares
+                    .store_chunk_hash(memory_id, index, http::sha256(&buf));
+                spent += end - start;
             }
+            self.shares
+                .certify(memory_id, &served(&record), Reply::Chunk(index));
+            spent += CERTIFY_COST_BYTES;
+            let next = index + 1;
+            let left = next < http::chunk_count(record.byte_len);
+            self.shares.set_queued(memory_id, left.then_some(next));
         }
     }
 
@@ -204,11 +222,17 @@ impl<M: Memory + Clone> UploadService<M> {
     /// insertion per certified response, at most `MAX_CERTIFIED_ENTRIES`.
     pub(super) fn certify_all_links(&mut self) {
         for memory_id in self.shares.shared_memories() {
-            if !self.shares.hashes_ready(memory_id) {
+            let Some(record) = self.memories.get(memory_id) else {
                 continue;
-            }
-            if let Some(record) = self.memories.get(memory_id) {
-                self.shares.certify_memory(memory_id, &served(&record));
+            };
+            let served = served(&record);
+            self.shares.certify_without_chunk_hashes(memory_id, &served);
+            let chunks = http::chunk_count(record.byte_len);
+            if chunks > 1 {
+                let done = self.shares.queued(memory_id).unwrap_or(chunks);
+                for index in 0..done {
+                    self.shares.certify(memory_id, &served, Reply::Chunk(index));
+                }
             }
         }
     }
@@ -289,10 +313,16 @@ impl<M: Memory + Clone> UploadService<M> {
         };
         // The most specific certified scope covering the path: the
         // memory's while it is shared and certified, else the root.
-        let scope = match path_memory(path) {
-            Some(memory_id) if self.shares.is_certified(memory_id) => memory_scope(memory_id),
+        let (scope, ready) = match path_memory(path) {
+            Some(memory_id) if self.shares.is_shared(memory_id) => {
+                (memory_scope(memory_id), self.shares.hashes_ready(memory_id))
+            }
             _ => return not_found(root_scope()),
         };
+        if !ready {
+            // Certification still running: only the fixed replies are in.
+            return not_found(scope);
+        }
         let Some((memory_id, link_id, secret)) = parse_link_path(path) else {
             return not_found(scope);
         };
