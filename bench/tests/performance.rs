@@ -167,13 +167,17 @@ fn upgrades_are_constant_and_expiry_runs_in_bounded_batches() {
     bench.upload(owner, capsule, 1, 3 * u64::from(CHUNK), Order::InOrder);
     let with_data = bench.upgrade().instructions;
     eprintln!("upgrade: {empty} empty, {sessions} with 1 000 sessions, {with_data} with data");
-    // Measured 773 010 empty and with 1 000 sessions, 774 061 with data.
+    // Measured 773 010 empty and with 1 000 sessions, 774 061 with data,
+    // before share links; 1 509 074 since: post_upgrade certifies the root
+    // 404 and 405 and publishes the tree's root as certified data (shared
+    // memories add 0.6 M a certified response: see
+    // `serving_and_sharing_stay_within_budgets`).
     for cost in [empty, sessions, with_data] {
         assert!(
             cost.abs_diff(empty) <= 5_000,
             "upgrade cost varies: {cost} vs {empty}"
         );
-        assert!(cost <= 850_000, "upgrade takes {cost}");
+        assert!(cost <= 1_600_000, "upgrade takes {cost}");
     }
 
     let sweep = sweep(&mut bench);
@@ -210,43 +214,63 @@ fn stable_memory_after_churn() {
     );
 }
 
-/// Serving a 2 MB chunk over HTTP costs what reading it back does; a share
-/// costs one pass over the bytes (once per memory) plus a certification
-/// that grows with the file's chunks, not with the number of links; the
-/// upgrade rebuilds the certification tree in bounded work.
+/// Serving a 2 MB chunk over HTTP costs what reading it back does; a
+/// memory's first link costs one hashing pass over its bytes plus one
+/// certification per response, and a further link no certification and
+/// nothing that grows with the number of links; the upgrade rebuilds the
+/// certification tree at a bounded cost per certified response.
 #[test]
 fn serving_and_sharing_stay_within_budgets() {
     use backend::http::SERVE_CHUNK_BYTES;
+    use backend::upload::shares::{entries_for, MAX_CERTIFIED_ENTRIES};
     let mut bench = Bench::new();
+    let floor = bench.floor(3);
     let owner = user(1);
     let capsule = bench.create_capsule(owner);
     let upgrade_without_links = bench.upgrade().instructions;
+
+    // A 7.6 MB video: four serving chunks.
     let len = 4 * u64::from(CHUNK);
     let run = bench.upload(owner, capsule, 1, len, Order::InOrder);
-
     let (link, first_share, background) = bench.share(owner, run.memory_id);
-    eprintln!(
-        "first share of {len} bytes: {} instructions, ready {}, {} background messages",
-        first_share.instructions,
-        link.ready,
-        background.len()
+    assert!(
+        link.ready && background.is_empty(),
+        "7.6 MB certified at once"
     );
-    let (_, second_share, _) = bench.share(owner, run.memory_id);
-    eprintln!("second share (hashes known): {}", second_share.instructions);
+    let hash_floor = floor.hash as f64 / floor.bytes as f64;
+    // Measured 589.7 M: 77.6 a byte against SHA-256's 75.5 (9 responses
+    // certified, 0.6 M each).
+    assert_at_most(
+        "first share / (SHA-256 floor over the file + 9 certifications)",
+        first_share.instructions as f64 / (len as f64 * hash_floor + 9.0 * 600_000.0),
+        1.03,
+    );
 
+    // Measured 111.1 M against floor_read's 108.0 M: 1.028x.
     let (response, served) = bench.http_get(&link.path, Some("bytes=2000000-"));
     assert_eq!(response.status_code, 206);
     assert_eq!(response.body.len() as u64, SERVE_CHUNK_BYTES);
-    let (costs_stats, costs) = bench.floor_put(&vec![7u8; SERVE_CHUNK_BYTES as usize]);
-    let _ = costs_stats;
-    let floor = bench
-        .floor_read(costs.offset, SERVE_CHUNK_BYTES)
+    let (_, probe) = bench.floor_put(&vec![7u8; SERVE_CHUNK_BYTES as usize]);
+    let read_floor = bench
+        .floor_read(probe.offset, SERVE_CHUNK_BYTES)
         .instructions;
-    eprintln!("http_request of a 2 MB chunk: {served} against floor_read {floor}");
-    let (_, not_found) = bench.http_get("/s/999/00000000000000000000000000000000", None);
-    eprintln!("http_request 404: {not_found}");
+    assert_at_most(
+        "http_request of a 2 MB chunk / floor_read",
+        served as f64 / read_floor as f64,
+        1.05,
+    );
+    // Measured 0.6 M (the witness, no file bytes).
+    let (not_found, not_found_cost) =
+        bench.http_get("/s/999/0/00000000000000000000000000000000", None);
+    assert_eq!(not_found.status_code, 404);
+    assert_at_most(
+        "http_request 404 (instructions)",
+        not_found_cost as f64,
+        1.0e6,
+    );
 
-    // Many links on many small memories.
+    // Further links: no certification, nothing growing with the links.
+    let (_, extra_few, _) = bench.share(owner, run.memory_id);
     let mut memories = Vec::new();
     for seed in 0..10 {
         memories.push(
@@ -255,18 +279,59 @@ fn serving_and_sharing_stay_within_budgets() {
                 .memory_id,
         );
     }
-    let (_, few, _) = bench.share(owner, memories[0]);
-    for round in 0..30 {
-        for memory in &memories {
+    let (_, first_small, _) = bench.share(owner, memories[0]);
+    for memory in &memories {
+        for _ in 0..30 {
             bench.share(owner, *memory);
         }
-        let _ = round;
     }
-    let (_, many, _) = bench.share(owner, memories[1]);
+    let links = 2 + 1 + 10 * 30;
+    let (_, extra_many, _) = bench.share(owner, run.memory_id);
     eprintln!(
-        "share of a small memory: {} with few links, {} with 300",
-        few.instructions, many.instructions
+        "further link: {} with 3 links, {} with {links}; first link of a small memory {}",
+        extra_few.instructions, extra_many.instructions, first_small.instructions
     );
+    // Measured 0.50 M with 3 links and 0.64 M with 303: the stable
+    // B-trees of links are a level deeper (log n). Anything that visited
+    // every link (about 20 k each) would be 10 x this.
+    assert_at_most(
+        "further link (instructions)",
+        extra_many.instructions as f64,
+        0.8e6,
+    );
+    assert_at_most(
+        "further link, 303 links / 3 links",
+        extra_many.instructions as f64 / extra_few.instructions as f64,
+        1.4,
+    );
+    // 7 responses for a one-chunk file; measured 0.54 M each.
+    let per_response = (first_small.instructions - extra_few.instructions) as f64 / 7.0;
+    assert_at_most(
+        "certifying one response (instructions)",
+        per_response,
+        0.7e6,
+    );
+
+    // The upgrade rebuilds 9 + 10 x 7 responses.
+    let entries = entries_for(len) + 10 * entries_for(1_000);
     let upgrade_with_links = bench.upgrade().instructions;
-    eprintln!("upgrade: {upgrade_without_links} without links, {upgrade_with_links} with 303");
+    let per_entry = (upgrade_with_links - upgrade_without_links) as f64 / entries as f64;
+    let at_capacity = upgrade_without_links as f64 + per_entry * MAX_CERTIFIED_ENTRIES as f64;
+    eprintln!(
+        "upgrade: {upgrade_without_links} without links, {upgrade_with_links} with {entries} \
+         certified responses ({per_entry:.0} each): {at_capacity:.3e} at the cap of \
+         {MAX_CERTIFIED_ENTRIES}"
+    );
+    // Measured 0.6 M a response: 60 B at the cap, a fifth of the 300 B an
+    // upgrade may use.
+    assert_at_most(
+        "upgrade: instructions per certified response",
+        per_entry,
+        0.7e6,
+    );
+    assert_at_most(
+        "upgrade at the entry cap (instructions)",
+        at_capacity,
+        100e9,
+    );
 }
