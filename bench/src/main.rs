@@ -145,9 +145,11 @@ fn main() {
     let sessions = std::thread::spawn(move || sessions_and_upgrades(&sessions_config));
     let uploads = uploads(&config);
     let churn = churn(if quick { 1 } else { 4 });
+    let serving = serving(if quick { 8 } else { 64 } * u64::from(CHUNK));
     let sessions = sessions.join().expect("the sessions thread");
 
-    let table = report(&config, &uploads, &sessions, &churn);
+    let mut table = report(&config, &uploads, &sessions, &churn);
+    report_serving(&mut table, &serving);
     println!();
     table.print();
     println!(
@@ -168,6 +170,7 @@ fn main() {
         "expiry": sessions.expiry,
         "prune": sessions.prune,
         "churn": churn,
+        "serving": serving,
         "table": table.rows,
     });
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
@@ -672,4 +675,61 @@ fn constant(min: u64, max: u64) -> bool {
 
 fn size_exact(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / MIB as f64)
+}
+
+/// Serving over HTTP and share links (`upload_bench::serving`).
+fn report_serving(table: &mut Table, s: &Serving) {
+    use backend::upload::shares::MAX_CERTIFIED_ENTRIES;
+    let section = "serving and sharing";
+    let ratio = s.chunk as f64 / s.chunk_floor as f64;
+    table.goal(
+        section,
+        "http_request of a 2 MB chunk / floor_read of it",
+        format!("{} = {ratio:.3}x", n(s.chunk)),
+        "<= 1.05x",
+        Some(ratio <= 1.05),
+    );
+    table.add(section, "http_request answered 404", n(s.not_found));
+    let hashing = s.bytes as f64 * s.hash_floor_per_byte;
+    table.add(
+        section,
+        format!(
+            "first link of a {} memory (hash + {} responses)",
+            size(s.bytes),
+            s.first_share_responses
+        ),
+        format!(
+            "{} = SHA-256 floor x {:.3} + {:.0} M",
+            n(s.first_share),
+            s.first_share as f64 / hashing,
+            (s.first_share as f64 - hashing) / 1e6
+        ),
+    );
+    table.add(
+        section,
+        format!("further link: 1 link / {} links", s.many_links),
+        format!("{} / {}", n(s.further_link_few), n(s.further_link_many)),
+    );
+    table.add(
+        section,
+        "certifying one response",
+        format!("{:.0}", s.per_response),
+    );
+    let at_cap =
+        s.upgrade_without_links as f64 + s.upgrade_per_response() * MAX_CERTIFIED_ENTRIES as f64;
+    table.goal(
+        section,
+        format!(
+            "upgrade: none / per certified response / at the cap of {}",
+            n(MAX_CERTIFIED_ENTRIES)
+        ),
+        format!(
+            "{} / {:.0} / {:.1} B",
+            n(s.upgrade_without_links),
+            s.upgrade_per_response(),
+            at_cap / 1e9
+        ),
+        "<= 100 B at the cap",
+        Some(at_cap <= 100e9),
+    );
 }

@@ -221,112 +221,52 @@ fn stable_memory_after_churn() {
 /// certification tree at a bounded cost per certified response.
 #[test]
 fn serving_and_sharing_stay_within_budgets() {
-    use backend::http::SERVE_CHUNK_BYTES;
-    use backend::upload::shares::{entries_for, MAX_CERTIFIED_ENTRIES};
-    let mut bench = Bench::new();
-    let floor = bench.floor(3);
-    let owner = user(1);
-    let capsule = bench.create_capsule(owner);
-    let upgrade_without_links = bench.upgrade().instructions;
-
+    use backend::upload::shares::MAX_CERTIFIED_ENTRIES;
     // A 7.6 MB video: four serving chunks.
-    let len = 4 * u64::from(CHUNK);
-    let run = bench.upload(owner, capsule, 1, len, Order::InOrder);
-    let (link, first_share, background) = bench.share(owner, run.memory_id);
-    assert!(
-        link.ready && background.is_empty(),
-        "7.6 MB certified at once"
-    );
-    let hash_floor = floor.hash as f64 / floor.bytes as f64;
+    let s = serving(4 * u64::from(CHUNK));
+    eprintln!("{s:#?}");
     // Measured 589.7 M: 77.6 a byte against SHA-256's 75.5 (9 responses
-    // certified, 0.6 M each).
+    // certified, about 0.6 M each).
     assert_at_most(
-        "first share / (SHA-256 floor over the file + 9 certifications)",
-        first_share.instructions as f64 / (len as f64 * hash_floor + 9.0 * 600_000.0),
+        "first share / (SHA-256 floor over the file + its certifications)",
+        s.first_share as f64
+            / (s.bytes as f64 * s.hash_floor_per_byte + s.first_share_responses as f64 * 0.6e6),
         1.03,
     );
-
     // Measured 111.1 M against floor_read's 108.0 M: 1.028x.
-    let (response, served) = bench.http_get(&link.path, Some("bytes=2000000-"));
-    assert_eq!(response.status_code, 206);
-    assert_eq!(response.body.len() as u64, SERVE_CHUNK_BYTES);
-    let (_, probe) = bench.floor_put(&vec![7u8; SERVE_CHUNK_BYTES as usize]);
-    let read_floor = bench
-        .floor_read(probe.offset, SERVE_CHUNK_BYTES)
-        .instructions;
     assert_at_most(
         "http_request of a 2 MB chunk / floor_read",
-        served as f64 / read_floor as f64,
+        s.chunk as f64 / s.chunk_floor as f64,
         1.05,
     );
     // Measured 0.6 M (the witness, no file bytes).
-    let (not_found, not_found_cost) =
-        bench.http_get("/s/999/0/00000000000000000000000000000000", None);
-    assert_eq!(not_found.status_code, 404);
-    assert_at_most(
-        "http_request 404 (instructions)",
-        not_found_cost as f64,
-        1.0e6,
-    );
-
-    // Further links: no certification, nothing growing with the links.
-    let (_, extra_few, _) = bench.share(owner, run.memory_id);
-    let mut memories = Vec::new();
-    for seed in 0..10 {
-        memories.push(
-            bench
-                .upload(owner, capsule, 100 + seed, 1_000, Order::InOrder)
-                .memory_id,
-        );
-    }
-    let (_, first_small, _) = bench.share(owner, memories[0]);
-    for memory in &memories {
-        for _ in 0..30 {
-            bench.share(owner, *memory);
-        }
-    }
-    let links = 2 + 1 + 10 * 30;
-    let (_, extra_many, _) = bench.share(owner, run.memory_id);
-    eprintln!(
-        "further link: {} with 3 links, {} with {links}; first link of a small memory {}",
-        extra_few.instructions, extra_many.instructions, first_small.instructions
-    );
-    // Measured 0.50 M with 3 links and 0.64 M with 303: the stable
+    assert_at_most("http_request 404 (instructions)", s.not_found as f64, 1.0e6);
+    // Measured 0.50 M with one link and 0.64 M with 303: the stable
     // B-trees of links are a level deeper (log n). Anything that visited
     // every link (about 20 k each) would be 10 x this.
     assert_at_most(
         "further link (instructions)",
-        extra_many.instructions as f64,
+        s.further_link_many as f64,
         0.8e6,
     );
     assert_at_most(
-        "further link, 303 links / 3 links",
-        extra_many.instructions as f64 / extra_few.instructions as f64,
+        "further link, 303 links / 1 link",
+        s.further_link_many as f64 / s.further_link_few as f64,
         1.4,
     );
-    // 7 responses for a one-chunk file; measured 0.54 M each.
-    let per_response = (first_small.instructions - extra_few.instructions) as f64 / 7.0;
+    // Measured 0.54 M a response.
     assert_at_most(
         "certifying one response (instructions)",
-        per_response,
+        s.per_response,
         0.7e6,
     );
-
-    // The upgrade rebuilds 9 + 10 x 7 responses.
-    let entries = entries_for(len) + 10 * entries_for(1_000);
-    let upgrade_with_links = bench.upgrade().instructions;
-    let per_entry = (upgrade_with_links - upgrade_without_links) as f64 / entries as f64;
-    let at_capacity = upgrade_without_links as f64 + per_entry * MAX_CERTIFIED_ENTRIES as f64;
-    eprintln!(
-        "upgrade: {upgrade_without_links} without links, {upgrade_with_links} with {entries} \
-         certified responses ({per_entry:.0} each): {at_capacity:.3e} at the cap of \
-         {MAX_CERTIFIED_ENTRIES}"
-    );
-    // Measured 0.6 M a response: 60 B at the cap, a fifth of the 300 B an
+    // Measured 0.59 M a response: 59 B at the cap, a fifth of the 300 B an
     // upgrade may use.
+    let at_capacity =
+        s.upgrade_without_links as f64 + s.upgrade_per_response() * MAX_CERTIFIED_ENTRIES as f64;
     assert_at_most(
         "upgrade: instructions per certified response",
-        per_entry,
+        s.upgrade_per_response(),
         0.7e6,
     );
     assert_at_most(
