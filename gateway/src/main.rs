@@ -2,10 +2,10 @@
 //! embedded IC host and serves it on 127.0.0.1 through the verifying
 //! gateway.
 
-use embedded_ic_host::Host;
-use local_gateway::{Gateway, HostCanister};
+use local_gateway::{Gateway, HostCanister, SharedHost};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use upload_harness::IcEnv;
 
 const USAGE: &str = "usage: local-gateway [--listen 127.0.0.1:8080] [--wasm backend.wasm]
 
