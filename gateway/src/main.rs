@@ -40,17 +40,9 @@ fn main() {
         Some(p) => std::fs::read(&p).unwrap_or_else(|e| fail(&format!("reading {p}: {e}"))),
         None => upload_harness::backend_wasm_with(true).to_vec(),
     };
-    let mut host = Host::new();
-    let controller = upload_harness::user(200);
-    let canister = host
-        .install(
-            &wasm,
-            candid::encode_args(()).expect("empty args"),
-            controller,
-        )
-        .unwrap_or_else(|e| fail(&format!("installing the canister: {e}")));
-    let host = Arc::new(Mutex::new(host));
-    let gateway = Gateway::new(Arc::new(HostCanister::new(host, canister))).echo_log(true);
+    let mut env = SharedHost::new(upload_harness::user(200));
+    let canister = env.install(&wasm);
+    let gateway = Gateway::new(Arc::new(HostCanister::new(env.host(), canister))).echo_log(true);
     let running = gateway
         .spawn(listen)
         .unwrap_or_else(|e| fail(&format!("listening on {listen}: {e}")));
