@@ -52,6 +52,21 @@ pub const CAPSULES_BY_OWNER: MemoryId = MemoryId::new(18);
 /// The stable-layout version record (`crate::layout`).
 pub const LAYOUT_VERSION: MemoryId = MemoryId::new(19);
 
+// 20..30 are left to the upload domain's own growth; sharing starts at 30.
+
+/// Share links by link id (`upload::shares`).
+pub const SHARE_LINKS: MemoryId = MemoryId::new(30);
+/// (memory id, link id) index of share links.
+pub const SHARES_BY_MEMORY: MemoryId = MemoryId::new(31);
+/// (expires at, link id) index of expiring share links.
+pub const SHARES_BY_EXPIRY: MemoryId = MemoryId::new(32);
+/// (memory id, serving chunk) -> SHA-256 of the chunk's bytes.
+pub const SHARE_CHUNK_HASHES: MemoryId = MemoryId::new(33);
+/// Memories whose serving-chunk hashes are being computed.
+pub const SHARE_HASH_QUEUE: MemoryId = MemoryId::new(34);
+/// Next link id and certified-entry count.
+pub const SHARE_COUNTERS: MemoryId = MemoryId::new(35);
+
 /// Hands out the virtual memories of one `MemoryManager`.
 pub struct Memories<M: Memory> {
     manager: MemoryManager<M>,
@@ -101,5 +116,15 @@ mod tests {
         ];
         let expected: Vec<MemoryId> = (0..20).map(MemoryId::new).collect();
         assert_eq!(ids.to_vec(), expected);
+        let sharing = [
+            SHARE_LINKS,
+            SHARES_BY_MEMORY,
+            SHARES_BY_EXPIRY,
+            SHARE_CHUNK_HASHES,
+            SHARE_HASH_QUEUE,
+            SHARE_COUNTERS,
+        ];
+        let expected: Vec<MemoryId> = (30..36).map(MemoryId::new).collect();
+        assert_eq!(sharing.to_vec(), expected);
     }
 }

@@ -16,6 +16,8 @@ pub mod memories;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod model;
 pub mod service;
+pub mod shares;
+pub mod sharing;
 pub mod types;
 
 #[cfg(test)]
@@ -26,4 +28,5 @@ pub use compat::SessionCompat;
 pub use error::{Quota, UploadError};
 pub use maintenance::MaintenanceReport;
 pub use service::UploadService;
+pub use shares::{ShareError, ShareLink};
 pub use types::*;

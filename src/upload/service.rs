@@ -10,6 +10,7 @@ use super::error::{Quota, UploadError};
 use super::hashing::{HashProgress, HashSource, HashTracker};
 use super::limits::{Limits, HASH_BYTES_PER_MESSAGE, MAX_CHUNK_BYTES, MAX_PAGE};
 use super::memories::MemoryStore;
+use super::shares::ShareStore;
 use super::types::*;
 use crate::layout::{self, Found, LayoutError, CURRENT_LAYOUT};
 use crate::memory::{self, Memories, Vm};
@@ -39,6 +40,7 @@ pub struct UploadService<M: Memory> {
     pub(super) capsules: CapsuleStore<M>,
     pub(super) memories: MemoryStore<M>,
     pub(super) accounting: Accounting<M>,
+    pub(super) shares: ShareStore<M>,
 }
 
 pub(super) fn policy(limits: &Limits) -> SessionPolicy {
@@ -122,7 +124,7 @@ impl<M: Memory + Clone> UploadService<M> {
             layout::record(&memories, CURRENT_LAYOUT);
         }
         let session_policy = policy(accounting.limits());
-        Ok(Self {
+        let mut service = Self {
             sessions: SessionService::init(&memories, session_policy),
             blobs: BlobStore::init(&memories),
             hashing: HashTracker::init(&memories),
@@ -130,7 +132,11 @@ impl<M: Memory + Clone> UploadService<M> {
             capsules: CapsuleStore::init(&memories),
             memories: MemoryStore::init(&memories),
             accounting,
-        })
+            shares: ShareStore::init(&memories),
+        };
+        // The certification tree is heap state: bounded rebuild.
+        service.certify_all_links();
+        Ok(service)
     }
 
     /// Starts an upload, or returns the session the same idempotency key
