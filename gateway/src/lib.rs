@@ -16,6 +16,7 @@
 
 pub mod canister;
 pub mod protocol;
+pub mod publish;
 pub mod server;
 pub mod shared_host;
 
