@@ -235,21 +235,17 @@ fn unknown_expired_and_revoked_links_are_a_verified_404() {
     w.env.advance_time(Duration::from_secs(120));
     w.env.tick();
 
-    // A wrong secret for a real link id, and paths that were never links.
-    let wrong_secret = format!(
-        "{}x",
-        kept.path
-            .rsplit_once('/')
-            .map(|(p, _)| p)
-            .unwrap()
-            .to_owned()
-            + "/"
-    );
+    // A wrong secret of the right form for a real link id, and paths that
+    // were never links.
+    let mut wrong_secret = kept.path.clone();
+    let last = wrong_secret.pop().unwrap();
+    wrong_secret.push(if last == '0' { '1' } else { '0' });
     for path in [
         expiring.path.as_str(),
         revoked.path.as_str(),
         wrong_secret.as_str(),
         "/s/999999/abcdef",
+        "/s/999999/00000000000000000000000000000000",
         "/",
         "/index.html",
     ] {
@@ -362,4 +358,25 @@ fn an_altered_body_header_or_certificate_from_the_canister_is_refused() {
     }
     *what.lock().unwrap() = None;
     assert_eq!(w.get(&link.path).status, 200);
+}
+
+/// A mistyped link (a secret of the wrong length) for a live link id: the
+/// canister must answer a 404 certified under the link's own scope
+/// (`/s/<id>/<*>`); the root scope's 404 fails verification because the
+/// more specific scope exists.
+#[test]
+fn a_malformed_secret_for_a_live_link_is_a_verified_404() {
+    let mut w = world();
+    let data = test_file(1000, 7);
+    let (_, link) = w.publish("note.txt", "text/plain", &data);
+    let prefix = format!("/s/{}/", link.link_id);
+    for path in [
+        format!("{prefix}x"),
+        format!("{prefix}{}", &link.path[prefix.len()..prefix.len() + 31]),
+        format!("{prefix}{}0", &link.path[prefix.len()..]),
+    ] {
+        let r = w.get(&path);
+        assert_eq!(r.status, 404, "{path}: {}", r.text());
+        assert_verified(&w, &path, "-", 404);
+    }
 }
