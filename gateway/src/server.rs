@@ -507,3 +507,34 @@ pub fn canister_request(
         .with_certificate_version(VERIFICATION_VERSION)
         .build())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_canister_request_keeps_the_browser_headers_and_asks_for_v2() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("accept-encoding", HeaderValue::from_static("gzip, br"));
+        headers.insert("range", HeaderValue::from_static("bytes=5-"));
+        headers.insert("x-request-id", HeaderValue::from_static("abc"));
+        let r = canister_request(&Method::GET, "/s/1/ab?x=1", &headers, vec![]).unwrap();
+        assert_eq!(r.url(), "/s/1/ab?x=1");
+        assert_eq!(r.certificate_version(), Some(2));
+        assert_eq!(
+            r.headers(),
+            &[
+                (
+                    "accept-encoding".to_string(),
+                    "gzip, br, identity".to_string()
+                ),
+                ("range".to_string(), "bytes=5-".to_string()),
+            ]
+        );
+        headers.insert("accept-encoding", HeaderValue::from_static("identity"));
+        let r = canister_request(&Method::HEAD, "/", &headers, vec![]).unwrap();
+        assert_eq!(r.headers()[0].1, "identity");
+        headers.insert("x-bad", HeaderValue::from_bytes(b"\xff").unwrap());
+        assert!(canister_request(&Method::GET, "/", &headers, vec![]).is_err());
+    }
+}
