@@ -380,3 +380,65 @@ fn a_malformed_secret_for_a_live_link_is_a_verified_404() {
         assert_verified(&w, &path, "-", 404);
     }
 }
+
+/// The real canister seen with another root key, or with a clock far from
+/// the certificate's time.
+struct Skewed {
+    inner: HostCanister,
+    other_key: Option<Vec<u8>>,
+    clock_ahead_ns: u64,
+}
+
+impl HttpCanister for Skewed {
+    fn canister_id(&self) -> Principal {
+        self.inner.canister_id()
+    }
+
+    fn http_request(&self, request: &HttpRequest<'static>) -> Result<CanisterResponse, String> {
+        self.inner.http_request(request)
+    }
+
+    fn root_key(&self) -> Vec<u8> {
+        self.other_key
+            .clone()
+            .unwrap_or_else(|| self.inner.root_key())
+    }
+
+    fn time_ns(&self) -> u64 {
+        self.inner.time_ns() + self.clock_ahead_ns
+    }
+}
+
+#[test]
+fn a_certificate_from_another_subnet_key_or_too_old_is_refused() {
+    let mut other = embedded_ic_host::Host::new();
+    other.set_subnet_seed(b"another subnet");
+    let cases = [
+        (Some(other.root_key()), 0, "signature verification failed"),
+        (None, 10 * 60 * 1_000_000_000, "too far in the past"),
+        (None, 0, ""),
+    ];
+    for (other_key, clock_ahead_ns, reason) in cases {
+        let mut w = world_with(|inner| {
+            Arc::new(Skewed {
+                inner,
+                other_key: other_key.clone(),
+                clock_ahead_ns,
+            })
+        });
+        let data = test_file(100, 8);
+        let (_, link) = w.publish("a.txt", "text/plain", &data);
+        let r = w.get(&link.path);
+        if reason.is_empty() {
+            assert_eq!(r.body, data, "the unskewed control case is served");
+            continue;
+        }
+        eprintln!("{reason}: {}", r.text().trim());
+        assert_eq!(r.status, 502, "{reason}: {}", r.text());
+        assert!(
+            r.text().to_lowercase().contains(reason),
+            "{reason}: {}",
+            r.text()
+        );
+    }
+}
