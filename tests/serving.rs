@@ -233,8 +233,9 @@ fn a_small_image_is_served_whole_inline_and_certified() {
     let data = test_file(70_000, 1);
     let memory = s.upload("cat.png", "image/png", &data);
     let link = s.share(memory, None);
-    assert!(link.path.starts_with(&format!("/s/{}/", link.link_id)));
-    assert_eq!(link.path.len(), format!("/s/{}/", link.link_id).len() + 32);
+    let prefix = format!("/s/{}/{}/", memory.0, link.link_id);
+    assert!(link.path.starts_with(&prefix), "{}", link.path);
+    assert_eq!(link.path.len(), prefix.len() + 32);
 
     let response = s.get("GET", &link.path, &[]);
     assert_eq!(response.status_code, 200);
@@ -411,6 +412,16 @@ fn unknown_wrong_key_expired_and_revoked_links_are_certified_404s() {
     let response = s.get("GET", &wrong, &[]);
     assert_eq!(response.status_code, 404);
     assert!(response.body.len() < 100);
+
+    // A real link and key under another memory's id.
+    let other = s.upload("other.txt", "text/plain", b"other");
+    let _other_link = s.share(other, None);
+    let moved = kept
+        .path
+        .replacen(&format!("/s/{}/", memory.0), &format!("/s/{}/", other.0), 1);
+    assert_ne!(moved, kept.path);
+    let response = s.get("GET", &moved, &[]);
+    assert_eq!(response.status_code, 404);
 
     ok_unit(s.unshare_as(alice(), revoked.link_id));
     assert_eq!(s.get("GET", &revoked.path, &[]).status_code, 404);

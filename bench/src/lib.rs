@@ -12,6 +12,7 @@
 //! The `upload-bench` binary prints the full benchmark; the performance
 //! tests of the `backend` package assert the same figures on small sizes.
 
+use backend::http::{HttpRequest, HttpResponse};
 use backend::upload::limits::{Limits, MAX_CHUNK_BYTES};
 use backend::upload::*;
 use candid::{Decode, Encode, Principal};
@@ -413,6 +414,65 @@ impl Bench {
         );
         assert_eq!(bytes.len() as u64, len);
         self.last().instructions
+    }
+
+    /// `memories_share` of a memory, then the timer steps that hash its
+    /// serving chunks: (the link, the share call's stats, every background
+    /// message until the link is certified).
+    pub fn share(
+        &mut self,
+        caller: Principal,
+        memory: MemoryItemId,
+    ) -> (ShareLink, MessageStats, Vec<MessageStats>) {
+        let canister = self.canister;
+        let (reply,): (Result<ShareLink, ShareError>,) = upload_harness::update(
+            &mut self.env,
+            canister,
+            caller,
+            "memories_share",
+            (memory, None::<u64>),
+        )
+        .expect("memories_share");
+        let link = reply.expect("memories_share");
+        // The share call awaits raw_rand the first time: its messages are
+        // the call and its callback; the callback does the work.
+        let log = self.host().take_message_log();
+        let call = log
+            .iter()
+            .filter(|m| m.method == "memories_share" || m.method == "callback")
+            .max_by_key(|m| m.instructions)
+            .cloned()
+            .expect("the share message");
+        let background = if link.ready {
+            Vec::new()
+        } else {
+            self.run_timers()
+        };
+        (link, call, background)
+    }
+
+    /// An anonymous `http_request` GET of `path` with an optional `Range`,
+    /// and its instructions.
+    pub fn http_get(&mut self, path: &str, range: Option<&str>) -> (HttpResponse, u64) {
+        let canister = self.canister;
+        let request = HttpRequest {
+            method: "GET".into(),
+            url: path.into(),
+            headers: range
+                .map(|r| vec![("Range".to_string(), r.to_string())])
+                .unwrap_or_default(),
+            body: ByteBuf::new(),
+            certificate_version: Some(2),
+        };
+        let (response,): (HttpResponse,) = upload_harness::query(
+            &mut self.env,
+            canister,
+            Principal::anonymous(),
+            "http_request",
+            (request,),
+        )
+        .expect("http_request");
+        (response, self.last().instructions)
     }
 
     /// Upgrades the upload canister to the same `.wasm`; the stats of

@@ -209,3 +209,64 @@ fn stable_memory_after_churn() {
         1.01,
     );
 }
+
+/// Serving a 2 MB chunk over HTTP costs what reading it back does; a share
+/// costs one pass over the bytes (once per memory) plus a certification
+/// that grows with the file's chunks, not with the number of links; the
+/// upgrade rebuilds the certification tree in bounded work.
+#[test]
+fn serving_and_sharing_stay_within_budgets() {
+    use backend::http::SERVE_CHUNK_BYTES;
+    let mut bench = Bench::new();
+    let owner = user(1);
+    let capsule = bench.create_capsule(owner);
+    let upgrade_without_links = bench.upgrade().instructions;
+    let len = 4 * u64::from(CHUNK);
+    let run = bench.upload(owner, capsule, 1, len, Order::InOrder);
+
+    let (link, first_share, background) = bench.share(owner, run.memory_id);
+    eprintln!(
+        "first share of {len} bytes: {} instructions, ready {}, {} background messages",
+        first_share.instructions,
+        link.ready,
+        background.len()
+    );
+    let (_, second_share, _) = bench.share(owner, run.memory_id);
+    eprintln!("second share (hashes known): {}", second_share.instructions);
+
+    let (response, served) = bench.http_get(&link.path, Some("bytes=2000000-"));
+    assert_eq!(response.status_code, 206);
+    assert_eq!(response.body.len() as u64, SERVE_CHUNK_BYTES);
+    let (costs_stats, costs) = bench.floor_put(&vec![7u8; SERVE_CHUNK_BYTES as usize]);
+    let _ = costs_stats;
+    let floor = bench
+        .floor_read(costs.offset, SERVE_CHUNK_BYTES)
+        .instructions;
+    eprintln!("http_request of a 2 MB chunk: {served} against floor_read {floor}");
+    let (_, not_found) = bench.http_get("/s/999/00000000000000000000000000000000", None);
+    eprintln!("http_request 404: {not_found}");
+
+    // Many links on many small memories.
+    let mut memories = Vec::new();
+    for seed in 0..10 {
+        memories.push(
+            bench
+                .upload(owner, capsule, 100 + seed, 1_000, Order::InOrder)
+                .memory_id,
+        );
+    }
+    let (_, few, _) = bench.share(owner, memories[0]);
+    for round in 0..30 {
+        for memory in &memories {
+            bench.share(owner, *memory);
+        }
+        let _ = round;
+    }
+    let (_, many, _) = bench.share(owner, memories[1]);
+    eprintln!(
+        "share of a small memory: {} with few links, {} with 300",
+        few.instructions, many.instructions
+    );
+    let upgrade_with_links = bench.upgrade().instructions;
+    eprintln!("upgrade: {upgrade_without_links} without links, {upgrade_with_links} with 303");
+}

@@ -1,6 +1,13 @@
 //! Share links: capability URLs that serve one memory over HTTP, and the
 //! certification tree that makes every response they give verifiable.
 //!
+//! A link's URL is `/s/<memory id>/<link id>/<secret>`. Responses are
+//! certified once per shared memory, under the scope `/s/<memory id>`, and
+//! serve every link of that memory: a second link costs no certification,
+//! and the tree holds `entries_for(len)` entries per shared memory
+//! whatever its number of links. The canister serves bytes only to a live
+//! link's exact key; certification only proves the bytes are the memory's.
+//!
 //! Durable state lives in stable structures (links, their indexes, and the
 //! SHA-256 of every 2 MB serving chunk of a shared memory). The
 //! `HttpCertificationTree` is heap state rebuilt from them when the
@@ -51,7 +58,7 @@ pub struct ShareRecord {
     pub created_by: Principal,
     pub created_at: u64,
     pub expires_at: Option<u64>,
-    /// Certified entries reserved for this link.
+    /// Certified entries of its memory (counted once per shared memory).
     pub entries: u64,
 }
 candid_storable!(ShareRecord);
@@ -61,8 +68,9 @@ candid_storable!(ShareRecord);
 pub struct ShareLink {
     pub link_id: u64,
     pub memory_id: MemoryItemId,
-    /// The URL path that serves the memory: `/s/<link_id>/<secret>`. The
-    /// only key to it: anyone who has it can read the memory.
+    /// The URL path that serves the memory:
+    /// `/s/<memory_id>/<link_id>/<secret>`. The only key to it: anyone who
+    /// has it can read the memory.
     pub path: String,
     pub created_by: Principal,
     pub created_at: u64,
@@ -102,17 +110,18 @@ pub enum ShareError {
 }
 
 /// The URL path of a link.
-pub fn link_path(link_id: u64, secret: &[u8]) -> String {
-    let mut path = format!("/s/{link_id}/");
+pub fn link_path(memory_id: MemoryItemId, link_id: u64, secret: &[u8]) -> String {
+    let mut path = format!("/s/{}/{link_id}/", memory_id.0);
     for byte in secret {
         path.push_str(&format!("{byte:02x}"));
     }
     path
 }
 
-/// The certification scope of a link: every path under `/s/<link_id>`.
-pub fn link_scope(link_id: u64) -> HttpCertificationPath<'static> {
-    HttpCertificationPath::wildcard(format!("/s/{link_id}"))
+/// The certification scope of a shared memory's links: every path under
+/// `/s/<memory_id>`.
+pub fn memory_scope(memory_id: MemoryItemId) -> HttpCertificationPath<'static> {
+    HttpCertificationPath::wildcard(format!("/s/{}", memory_id.0))
 }
 
 /// The scope of everything that is not a link.
@@ -120,15 +129,26 @@ pub fn root_scope() -> HttpCertificationPath<'static> {
     HttpCertificationPath::wildcard("/")
 }
 
-/// `/s/<link_id>/<32 hex digits>[/<anything>]` -> (link id, secret).
-pub fn parse_link_path(path: &str) -> Option<(u64, [u8; SECRET_BYTES])> {
-    let rest = path.strip_prefix("/s/")?;
-    let mut segments = rest.splitn(3, '/');
-    let id = segments.next()?;
-    if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+fn parse_id(text: &str) -> Option<u64> {
+    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let link_id = id.parse().ok()?;
+    text.parse().ok()
+}
+
+/// The memory id of a path under `/s/`, if it has one.
+pub fn path_memory(path: &str) -> Option<MemoryItemId> {
+    let rest = path.strip_prefix("/s/")?;
+    parse_id(rest.split('/').next()?).map(MemoryItemId)
+}
+
+/// `/s/<memory_id>/<link_id>/<32 hex digits>[/<anything>]` -> (memory id,
+/// link id, secret).
+pub fn parse_link_path(path: &str) -> Option<(MemoryItemId, u64, [u8; SECRET_BYTES])> {
+    let rest = path.strip_prefix("/s/")?;
+    let mut segments = rest.splitn(4, '/');
+    let memory_id = MemoryItemId(parse_id(segments.next()?)?);
+    let link_id = parse_id(segments.next()?)?;
     let hex = segments.next()?.as_bytes();
     if hex.len() != 2 * SECRET_BYTES {
         return None;
@@ -138,7 +158,7 @@ pub fn parse_link_path(path: &str) -> Option<(u64, [u8; SECRET_BYTES])> {
         let digit = |b: u8| (b as char).to_digit(16);
         secret[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
     }
-    Some((link_id, secret))
+    Some((memory_id, link_id, secret))
 }
 
 fn pair_key(a: u64, b: u64) -> [u8; 16] {
@@ -246,12 +266,29 @@ impl<M: Memory> ShareStore<M> {
         self.counters.get(&CERTIFIED_ENTRIES).unwrap_or(0)
     }
 
-    /// Stores a new link and reserves its entries; returns its id.
+    /// Whether the memory has a link.
+    pub fn is_shared(&self, memory_id: MemoryItemId) -> bool {
+        self.by_memory
+            .keys_range(pair_key(memory_id.0, 0)..=pair_key(memory_id.0, u64::MAX))
+            .next()
+            .is_some()
+    }
+
+    /// Whether the memory's responses are in the tree: it has a link and
+    /// its chunk hashes.
+    pub fn is_certified(&self, memory_id: MemoryItemId) -> bool {
+        self.is_shared(memory_id) && self.hashes_ready(memory_id)
+    }
+
+    /// Stores a new link (reserving its memory's entries if it is the
+    /// first); returns its id.
     pub fn insert(&mut self, record: ShareRecord) -> u64 {
         let link_id = self.counters.get(&NEXT_LINK_ID).unwrap_or(0);
         self.counters.insert(NEXT_LINK_ID, link_id + 1);
-        self.counters
-            .insert(CERTIFIED_ENTRIES, self.certified_entries() + record.entries);
+        if !self.is_shared(record.memory_id) {
+            self.counters
+                .insert(CERTIFIED_ENTRIES, self.certified_entries() + record.entries);
+        }
         self.by_memory
             .insert(pair_key(record.memory_id.0, link_id), ());
         if let Some(at) = record.expires_at {
@@ -261,7 +298,8 @@ impl<M: Memory> ShareStore<M> {
         link_id
     }
 
-    /// Removes a link and its certified responses.
+    /// Removes a link; with its memory's last link go the memory's
+    /// certified responses.
     pub fn remove(&mut self, link_id: u64) -> Option<ShareRecord> {
         let record = self.links.remove(&link_id)?;
         self.by_memory
@@ -269,11 +307,13 @@ impl<M: Memory> ShareStore<M> {
         if let Some(at) = record.expires_at {
             self.by_expiry.remove(&pair_key(at, link_id));
         }
-        self.counters.insert(
-            CERTIFIED_ENTRIES,
-            self.certified_entries().saturating_sub(record.entries),
-        );
-        self.tree.delete_by_path(&link_scope(link_id));
+        if !self.is_shared(record.memory_id) {
+            self.counters.insert(
+                CERTIFIED_ENTRIES,
+                self.certified_entries().saturating_sub(record.entries),
+            );
+            self.tree.delete_by_path(&memory_scope(record.memory_id));
+        }
         Some(record)
     }
 
@@ -384,19 +424,26 @@ impl<M: Memory> ShareStore<M> {
         )
     }
 
-    /// Certifies every response of link `link_id` to `served`: one tree
-    /// insertion per reply (`entries_for` of them).
-    pub fn certify_link(&mut self, link_id: u64, memory_id: MemoryItemId, served: &Served) {
+    /// Certifies every response of the memory's links: one tree insertion
+    /// per reply (`entries_for` of them).
+    pub fn certify_memory(&mut self, memory_id: MemoryItemId, served: &Served) {
         for reply in link_replies(served.byte_len) {
             let body_hash = self.body_hash(memory_id, served, reply);
-            let entry = self.entry(link_scope(link_id), reply, Some(served), body_hash);
+            let entry = self.entry(memory_scope(memory_id), reply, Some(served), body_hash);
             self.tree.insert(&entry);
         }
     }
 
-    /// All links, in id order (for the rebuild).
-    pub fn all_links(&self) -> impl Iterator<Item = (u64, ShareRecord)> + '_ {
-        self.links.iter().map(|entry| entry.into_pair())
+    /// The shared memories, each once, in id order (for the rebuild).
+    pub fn shared_memories(&self) -> Vec<MemoryItemId> {
+        let mut memories: Vec<MemoryItemId> = Vec::new();
+        for key in self.by_memory.keys() {
+            let memory_id = MemoryItemId(crate::storable::read_u64(&key, 0));
+            if memories.last() != Some(&memory_id) {
+                memories.push(memory_id);
+            }
+        }
+        memories
     }
 }
 
@@ -407,24 +454,29 @@ mod tests {
     #[test]
     fn link_paths_round_trip_and_reject_everything_else() {
         let secret = [0xa5u8; SECRET_BYTES];
-        let path = link_path(42, &secret);
-        assert_eq!(path, format!("/s/42/{}", "a5".repeat(16)));
-        assert_eq!(parse_link_path(&path), Some((42, secret)));
+        let m = MemoryItemId(7);
+        let path = link_path(m, 42, &secret);
+        assert_eq!(path, format!("/s/7/42/{}", "a5".repeat(16)));
+        assert_eq!(parse_link_path(&path), Some((m, 42, secret)));
         assert_eq!(
             parse_link_path(&format!("{path}/holiday.png")),
-            Some((42, secret))
+            Some((m, 42, secret))
         );
+        assert_eq!(path_memory(&path), Some(m));
+        assert_eq!(path_memory("/s/7"), Some(m));
+        assert_eq!(path_memory("/s/x/1"), None);
         for bad in [
             "/",
             "/s/",
-            "/s/42",
-            "/s/42/",
-            "/s/x/a5",
-            "/s/-1/a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5",
-            &format!("/s/42/{}", "a5".repeat(15)),
-            &format!("/s/42/{}zz", "a5".repeat(15)),
-            &format!("/t/42/{}", "a5".repeat(16)),
-            &format!("/s/{}/{}", "9".repeat(21), "a5".repeat(16)),
+            "/s/7/42",
+            "/s/7/42/",
+            "/s/7/x/a5",
+            "/s/7/-1/a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5",
+            &format!("/s/42/{}", "a5".repeat(16)),
+            &format!("/s/7/42/{}", "a5".repeat(15)),
+            &format!("/s/7/42/{}zz", "a5".repeat(15)),
+            &format!("/t/7/42/{}", "a5".repeat(16)),
+            &format!("/s/7/{}/{}", "9".repeat(21), "a5".repeat(16)),
         ] {
             assert_eq!(parse_link_path(bad), None, "{bad}");
         }

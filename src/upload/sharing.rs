@@ -60,7 +60,7 @@ impl<M: Memory + Clone> UploadService<M> {
         ShareLink {
             link_id,
             memory_id: record.memory_id,
-            path: link_path(link_id, &record.secret),
+            path: link_path(record.memory_id, link_id, &record.secret),
             created_by: record.created_by,
             created_at: record.created_at,
             expires_at: record.expires_at,
@@ -69,9 +69,10 @@ impl<M: Memory + Clone> UploadService<M> {
     }
 
     /// Creates a link to a memory with the given secret (128 bits from the
-    /// canister's CSPRNG). Certifies it at once when the memory's chunk
-    /// hashes exist; otherwise hashes up to `SHARE_HASH_BYTES_PER_MESSAGE`
-    /// now and leaves the rest to `sharing_maintenance`.
+    /// canister's CSPRNG). The memory's first link certifies its responses
+    /// at once when its chunk hashes exist; otherwise hashes up to
+    /// `SHARE_HASH_BYTES_PER_MESSAGE` now and leaves the rest to
+    /// `sharing_maintenance`. Further links certify nothing.
     pub fn share(
         &mut self,
         caller: Principal,
@@ -93,7 +94,8 @@ impl<M: Memory + Clone> UploadService<M> {
         }
         let entries = entries_for(record.byte_len);
         let available = MAX_CERTIFIED_ENTRIES.saturating_sub(self.shares.certified_entries());
-        if entries > available {
+        let first = !self.shares.is_shared(memory_id);
+        if first && entries > available {
             return Err(ShareError::CapacityExhausted {
                 needed: entries,
                 available,
@@ -110,11 +112,10 @@ impl<M: Memory + Clone> UploadService<M> {
         let link_id = self.shares.insert(stored.clone());
         self.shares
             .queue_hashing(memory_id, http::chunk_count(record.byte_len));
-        if self.shares.hashes_ready(memory_id) {
-            self.shares
-                .certify_link(link_id, memory_id, &served(&record));
-        } else {
+        if !self.shares.hashes_ready(memory_id) {
             self.hash_serving_chunks(SHARE_HASH_BYTES_PER_MESSAGE);
+        } else if first {
+            self.shares.certify_memory(memory_id, &served(&record));
         }
         Ok(self.share_link(link_id, &stored))
     }
@@ -193,11 +194,8 @@ impl<M: Memory + Clone> UploadService<M> {
             self.shares
                 .record_chunk_hash(memory_id, index, http::sha256(&buf), done);
             spent += end - start;
-            if done {
-                for link_id in self.shares.links_of(memory_id) {
-                    self.shares
-                        .certify_link(link_id, memory_id, &served(&record));
-                }
+            if done && self.shares.is_shared(memory_id) {
+                self.shares.certify_memory(memory_id, &served(&record));
             }
         }
     }
@@ -205,18 +203,12 @@ impl<M: Memory + Clone> UploadService<M> {
     /// Rebuilds the certification tree from the stored links: one tree
     /// insertion per certified response, at most `MAX_CERTIFIED_ENTRIES`.
     pub(super) fn certify_all_links(&mut self) {
-        let links: Vec<(u64, MemoryItemId)> = self
-            .shares
-            .all_links()
-            .map(|(id, record)| (id, record.memory_id))
-            .collect();
-        for (link_id, memory_id) in links {
+        for memory_id in self.shares.shared_memories() {
             if !self.shares.hashes_ready(memory_id) {
                 continue;
             }
             if let Some(record) = self.memories.get(memory_id) {
-                self.shares
-                    .certify_link(link_id, memory_id, &served(&record));
+                self.shares.certify_memory(memory_id, &served(&record));
             }
         }
     }
@@ -295,21 +287,24 @@ impl<M: Memory + Clone> UploadService<M> {
             },
             memory: None,
         };
-        let Some((link_id, secret)) = parse_link_path(path) else {
-            return not_found(root_scope());
+        // The most specific certified scope covering the path: the
+        // memory's while it is shared and certified, else the root.
+        let scope = match path_memory(path) {
+            Some(memory_id) if self.shares.is_certified(memory_id) => memory_scope(memory_id),
+            _ => return not_found(root_scope()),
+        };
+        let Some((memory_id, link_id, secret)) = parse_link_path(path) else {
+            return not_found(scope);
         };
         let Some(link) = self.shares.link(link_id) else {
-            return not_found(root_scope());
+            return not_found(scope);
         };
-        if !self.shares.hashes_ready(link.memory_id) {
-            // Not certified yet: the root scope still covers its path.
-            return not_found(root_scope());
-        }
-        let scope = link_scope(link_id);
         let secret_matches: bool = link.secret.as_slice().ct_eq(&secret[..]).into();
         let live = link.expires_at.is_none_or(|at| now < at);
-        let record = match self.memories.get(link.memory_id) {
-            Some(record) if secret_matches && live && allowed => record,
+        let record = match self.memories.get(memory_id) {
+            Some(record) if link.memory_id == memory_id && secret_matches && live && allowed => {
+                record
+            }
             _ => return not_found(scope),
         };
         let etag = http::etag(&record.sha256);
