@@ -245,7 +245,7 @@ fn unknown_expired_and_revoked_links_are_a_verified_404() {
         revoked.path.as_str(),
         wrong_secret.as_str(),
         "/s/999999/abcdef",
-        "/s/999999/00000000000000000000000000000000",
+        "/s/999999/0/00000000000000000000000000000000",
         "/",
         "/index.html",
     ] {
@@ -360,16 +360,17 @@ fn an_altered_body_header_or_certificate_from_the_canister_is_refused() {
     assert_eq!(w.get(&link.path).status, 200);
 }
 
-/// A mistyped link (a secret of the wrong length) for a live link id: the
-/// canister must answer a 404 certified under the link's own scope
-/// (`/s/<id>/<*>`); the root scope's 404 fails verification because the
+/// A mistyped link (a key of the wrong length) for a live link: the
+/// canister must answer a 404 certified under the most specific scope
+/// that covers the path; the root scope's 404 fails verification when a
 /// more specific scope exists.
 #[test]
 fn a_malformed_secret_for_a_live_link_is_a_verified_404() {
     let mut w = world();
     let data = test_file(1000, 7);
     let (_, link) = w.publish("note.txt", "text/plain", &data);
-    let prefix = format!("/s/{}/", link.link_id);
+    // `/s/<memory>/<link>/` followed by the key.
+    let prefix = &link.path[..=link.path.rfind('/').unwrap()];
     for path in [
         format!("{prefix}x"),
         format!("{prefix}{}", &link.path[prefix.len()..prefix.len() + 31]),
