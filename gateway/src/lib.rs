@@ -16,8 +16,11 @@
 
 pub mod canister;
 pub mod protocol;
+pub mod publish;
 pub mod server;
+pub mod shared_host;
 
 pub use canister::{CanisterResponse, HostCanister, HttpCanister};
 pub use protocol::{GatewayError, VerifiedResponse};
 pub use server::{Gateway, GatewayBody, RunningGateway};
+pub use shared_host::SharedHost;

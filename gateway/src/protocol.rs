@@ -130,7 +130,7 @@ pub fn verify(
         &canister.root_key(),
         VERIFICATION_VERSION as u8,
     )
-    .map_err(|e| GatewayError::Verification(e.to_string()))?;
+    .map_err(|e| GatewayError::Verification(with_causes(&e)))?;
     if info.verification_version < VERIFICATION_VERSION {
         return Err(GatewayError::Verification(format!(
             "verified with version {} only; version {VERIFICATION_VERSION} is required",
@@ -154,6 +154,19 @@ pub fn verify(
             body: candidate.body().to_vec(),
         },
     })
+}
+
+/// An error's message followed by those of its causes (the verifier's
+/// "Certificate verification failed" says why only in its source).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// `IC-Certificate` or `IC-CertificateExpression`.

@@ -35,6 +35,17 @@ pub struct Gateway {
     canister: Arc<dyn HttpCanister>,
     log: Arc<Mutex<Vec<String>>>,
     echo: bool,
+    pages: Arc<Vec<StaticPage>>,
+}
+
+/// A file the gateway serves itself (a dapp's own page, as an asset
+/// canister would serve it on the IC), never mixed with the canister's
+/// answers.
+#[derive(Clone)]
+struct StaticPage {
+    path: String,
+    content_type: String,
+    body: Bytes,
 }
 
 /// An error inside a streamed body: the connection is cut, so the client
@@ -142,7 +153,20 @@ impl Gateway {
             canister,
             log: Arc::new(Mutex::new(Vec::new())),
             echo: false,
+            pages: Arc::new(Vec::new()),
         }
+    }
+
+    /// Serves `body` at `path` (any query; GET and HEAD) itself, without
+    /// asking the canister: the page of a dapp under test. Logged as
+    /// `static`.
+    pub fn with_page(mut self, path: &str, content_type: &str, body: Vec<u8>) -> Self {
+        Arc::make_mut(&mut self.pages).push(StaticPage {
+            path: path.to_string(),
+            content_type: content_type.to_string(),
+            body: Bytes::from(body),
+        });
+        self
     }
 
     /// Also print each log line on stderr as it is written.
@@ -252,6 +276,18 @@ impl Gateway {
                 )
             }
         };
+        if let Some(page) = self.pages.iter().find(|p| p.path == parts.uri.path()) {
+            if parts.method == Method::GET || parts.method == Method::HEAD {
+                self.note(format!("static {} {target} -> 200", parts.method));
+                let mut response = Response::new(GatewayBody::whole(page.body.clone()));
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_str(&page.content_type)
+                        .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+                );
+                return response;
+            }
+        }
         let request = match canister_request(&parts.method, &target, &parts.headers, body) {
             Ok(r) => r,
             Err(e) => return self.error(StatusCode::BAD_REQUEST, &e),
@@ -470,4 +506,35 @@ pub fn canister_request(
         .with_body(body)
         .with_certificate_version(VERIFICATION_VERSION)
         .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_canister_request_keeps_the_browser_headers_and_asks_for_v2() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("accept-encoding", HeaderValue::from_static("gzip, br"));
+        headers.insert("range", HeaderValue::from_static("bytes=5-"));
+        headers.insert("x-request-id", HeaderValue::from_static("abc"));
+        let r = canister_request(&Method::GET, "/s/1/ab?x=1", &headers, vec![]).unwrap();
+        assert_eq!(r.url(), "/s/1/ab?x=1");
+        assert_eq!(r.certificate_version(), Some(2));
+        assert_eq!(
+            r.headers(),
+            &[
+                (
+                    "accept-encoding".to_string(),
+                    "gzip, br, identity".to_string()
+                ),
+                ("range".to_string(), "bytes=5-".to_string()),
+            ]
+        );
+        headers.insert("accept-encoding", HeaderValue::from_static("identity"));
+        let r = canister_request(&Method::HEAD, "/", &headers, vec![]).unwrap();
+        assert_eq!(r.headers()[0].1, "identity");
+        headers.insert("x-bad", HeaderValue::from_bytes(b"\xff").unwrap());
+        assert!(canister_request(&Method::GET, "/", &headers, vec![]).is_err());
+    }
 }
