@@ -251,7 +251,12 @@ impl<M: Memory + Clone> UploadService<M> {
         now: u64,
         certificate: Option<&[u8]>,
     ) -> HttpResponse {
-        let path = request.path().unwrap_or_default();
+        // A URL that does not parse, or whose path is not absolute, is
+        // answered as the root.
+        let path = request
+            .path()
+            .filter(|p| p.starts_with('/'))
+            .unwrap_or_else(|| "/".into());
         let decision = self.decide(request, &path, now);
         let served = decision.memory.as_ref().map(served);
         let body = match (
@@ -279,11 +284,12 @@ impl<M: Memory + Clone> UploadService<M> {
             let entry =
                 self.shares
                     .entry(decision.scope, decision.reply, served.as_ref(), body_hash);
-            let witness = self
-                .shares
-                .tree()
-                .witness(&entry, &path)
-                .expect("bug: a served response's scope does not cover its path");
+            // Cannot fail for a path starting with `/` (every scope chosen
+            // is a prefix of it); a response without a certificate is
+            // refused by the gateway, which is all a malformed URL deserves.
+            let Ok(witness) = self.shares.tree().witness(&entry, &path) else {
+                return response;
+            };
             let expr_path =
                 ic_http_certification::utils::cbor_encode_to_base64(&entry.path.to_expr_path());
             response.headers.push((

@@ -195,3 +195,36 @@ fn revoking_during_certification_stops_it_and_links_per_memory_are_capped() {
         })
     );
 }
+
+#[test]
+fn malformed_urls_get_the_root_404_certified_and_never_trap() {
+    let f = Fixture::new();
+    for url in [
+        "",
+        "%zz",
+        "s/1/2/3",
+        "http://[::1",
+        "/%",
+        "*",
+        "//",
+        "/s//",
+        "/s/1/",
+    ] {
+        let request = HttpRequest {
+            method: "GET".into(),
+            url: url.into(),
+            headers: vec![("Range".into(), "bytes=--".into())],
+            body: ByteBuf::new(),
+            certificate_version: None,
+        };
+        let response = f.service.http_request(&request, 0, Some(b"certificate"));
+        assert_eq!(response.status_code, 404, "{url}");
+        assert!(
+            response
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("IC-Certificate")),
+            "{url}"
+        );
+    }
+}
