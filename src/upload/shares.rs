@@ -231,7 +231,8 @@ impl<M: Memory + Clone> ShareStore<M> {
             cel_hash,
         };
         for reply in [Reply::NotFound, Reply::MethodNotAllowed] {
-            let entry = store.entry(root_scope(), reply, None, [0; 32]);
+            let body_hash = http::sha256(http::fixed_body(reply));
+            let entry = store.entry(root_scope(), reply, None, body_hash);
             store.tree.insert(&entry);
         }
         store
@@ -261,10 +262,6 @@ impl<M: Memory> ShareStore<M> {
             .keys_range(pair_key(memory_id.0, 0)..=pair_key(memory_id.0, u64::MAX))
             .map(|key| crate::storable::read_u64(&key, 8))
             .collect()
-    }
-
-    pub fn link_count(&self) -> u64 {
-        self.links.len()
     }
 
     pub fn certified_entries(&self) -> u64 {
@@ -409,10 +406,6 @@ impl<M: Memory> ShareStore<M> {
         served: Option<&Served>,
         body_hash: [u8; 32],
     ) -> HttpCertificationTreeEntry<'static> {
-        let body_hash = match body_hash {
-            hash if served.is_some() => hash,
-            _ => http::sha256(http::fixed_body(reply)),
-        };
         let response_hash = http::response_hash(reply, served, &self.cel, body_hash);
         HttpCertificationTreeEntry::new(
             scope,

@@ -2,7 +2,6 @@
 //! and revoking links, computing serving-chunk hashes in bounded steps,
 //! and answering `http_request`.
 
-use super::error::UploadError;
 use super::service::UploadService;
 use super::shares::*;
 use super::types::{MemoryItemId, MemoryRecord};
@@ -372,19 +371,6 @@ impl<M: Memory + Clone> UploadService<M> {
             scope,
             reply,
             memory: Some(record),
-        }
-    }
-}
-
-impl From<UploadError> for ShareError {
-    fn from(error: UploadError) -> Self {
-        match error {
-            UploadError::AnonymousCaller => ShareError::AnonymousCaller,
-            UploadError::MemoryNotFound { memory_id } => ShareError::MemoryNotFound { memory_id },
-            UploadError::NotAuthorized => ShareError::NotAuthorized,
-            other => ShareError::InvalidArgument {
-                reason: format!("{other:?}"),
-            },
         }
     }
 }
