@@ -236,8 +236,9 @@ async fn memories_share(
     memory_id: MemoryItemId,
     expires_at: Option<u64>,
 ) -> Result<ShareLink, ShareError> {
+    let caller = caller();
     let secret = link_secret().await?;
-    let result = with_service(|s| s.share(caller(), now(), memory_id, expires_at, secret));
+    let result = with_service(|s| s.share(caller, now(), memory_id, expires_at, secret));
     certify();
     schedule_follow_up_if_needed(false);
     result

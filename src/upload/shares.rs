@@ -322,9 +322,9 @@ impl<M: Memory> ShareStore<M> {
             .collect()
     }
 
-    /// Whether every response of the memory is certified (no chunk left
+    /// Whether every chunk response of the memory is certified (none left
     /// in the certification queue).
-    pub fn hashes_ready(&self, memory_id: MemoryItemId) -> bool {
+    pub fn chunks_certified(&self, memory_id: MemoryItemId) -> bool {
         !self.queue.contains_key(&memory_id)
     }
 

@@ -63,7 +63,7 @@ impl<M: Memory + Clone> UploadService<M> {
             created_by: record.created_by,
             created_at: record.created_at,
             expires_at: record.expires_at,
-            ready: self.shares.hashes_ready(record.memory_id),
+            ready: self.shares.chunks_certified(record.memory_id),
         }
     }
 
@@ -319,9 +319,10 @@ impl<M: Memory + Clone> UploadService<M> {
         // The most specific certified scope covering the path: the
         // memory's while it is shared and certified, else the root.
         let (scope, ready) = match path_memory(path) {
-            Some(memory_id) if self.shares.is_shared(memory_id) => {
-                (memory_scope(memory_id), self.shares.hashes_ready(memory_id))
-            }
+            Some(memory_id) if self.shares.is_shared(memory_id) => (
+                memory_scope(memory_id),
+                self.shares.chunks_certified(memory_id),
+            ),
             _ => return not_found(root_scope()),
         };
         if !ready {
