@@ -607,3 +607,21 @@ fn links_keep_working_across_upgrades() {
         data[..SERVE_CHUNK_BYTES as usize]
     );
 }
+
+#[test]
+fn a_long_file_answers_a_verified_404_until_its_chunks_are_certified() {
+    let mut s = Served::new();
+    // 36 MB: more than the 32 MiB of work one message does.
+    let data = test_file(18 * SERVE_CHUNK_BYTES as usize, 8);
+    let memory = s.upload("long.webm", "video/webm", &data);
+    let link = s.share_as(alice(), memory, None).expect("share");
+    assert!(!link.ready);
+    let pending = s.get("GET", &link.path, &[("Range", "bytes=0-")]);
+    assert_eq!(pending.status_code, 404);
+    s.env.tick();
+    let listed = s.shares_as(alice(), memory).expect("list");
+    assert!(listed.iter().all(|l| l.ready), "{listed:?}");
+    let last = s.get("GET", &link.path, &[("Range", "bytes=-1")]);
+    assert_eq!(last.status_code, 206);
+    assert_eq!(*last.body, data[17 * SERVE_CHUNK_BYTES as usize..]);
+}
