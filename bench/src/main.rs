@@ -710,11 +710,7 @@ fn report_serving(table: &mut Table, s: &Serving) {
         format!("further link: 1 link / {} links", s.many_links),
         format!("{} / {}", n(s.further_link_few), n(s.further_link_many)),
     );
-    table.add(
-        section,
-        "certifying one response",
-        format!("{:.0}", s.per_response),
-    );
+    table.add(section, "certifying one response", n(s.per_response as u64));
     let at_cap =
         s.upgrade_without_links as f64 + s.upgrade_per_response() * MAX_CERTIFIED_ENTRIES as f64;
     table.goal(
@@ -724,9 +720,9 @@ fn report_serving(table: &mut Table, s: &Serving) {
             n(MAX_CERTIFIED_ENTRIES)
         ),
         format!(
-            "{} / {:.0} / {:.1} B",
+            "{} / {} / {:.1} B",
             n(s.upgrade_without_links),
-            s.upgrade_per_response(),
+            n(s.upgrade_per_response() as u64),
             at_cap / 1e9
         ),
         "<= 100 B at the cap",
