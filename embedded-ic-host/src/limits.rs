@@ -1,8 +1,8 @@
 //! Per-message and per-canister limits of an IC application subnet.
 //!
-//! The defaults are the replica's (see `/work/shared/ic-facts.md`). Tests may
-//! lower them with [`crate::Host::set_limits`] instead of burning billions of
-//! instructions.
+//! The defaults are the replica's (the IC documentation's "Resource limits"
+//! page). Tests may lower them with [`crate::Host::set_limits`] instead of
+//! burning billions of instructions.
 
 /// Limits enforced by the [`crate::Host`]. All fields are public; start from
 /// `Limits::default()` and override what a test needs.

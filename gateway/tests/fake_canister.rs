@@ -310,7 +310,9 @@ fn a_stream_stops_before_a_chunk_that_fails_verification() {
     let (fake, gw) = serve();
     fake.set_tamper(Tamper::Body { chunk_at: 2000 });
     let r = get(gw.addr(), "/long");
-    assert_eq!(r.status, 200);
+    // 200 and a short body, or (when the cut comes before hyper wrote
+    // anything) no response at all.
+    assert!(matches!(r.status, 0 | 200), "{}", r.status);
     assert!(!r.complete, "the cut stream must not look complete");
     // What arrived is verified: at most the first two chunks (hyper may
     // drop what it had buffered when the stream is cut), nothing after.
@@ -328,6 +330,7 @@ fn a_follow_up_that_does_not_continue_the_asset_is_refused() {
     let (fake, gw) = serve();
     fake.set_tamper(Tamper::WrongChunk { chunk_at: 1000 });
     let r = get(gw.addr(), "/long");
+    assert!(matches!(r.status, 0 | 200), "{}", r.status);
     assert!(!r.complete);
     assert!(r.body.len() <= 1000 && long_asset().starts_with(&r.body));
     let log = gw.gateway().log();

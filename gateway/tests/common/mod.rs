@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 /// What came back over the wire.
 #[derive(Debug)]
 pub struct Reply {
+    /// 0 when the connection closed before a complete head.
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -49,10 +50,16 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
             Ok(n) => raw.extend_from_slice(&buf[..n]),
         }
     }
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete response head");
+    // A stream the gateway cuts right away may end the connection before
+    // even the head was written: status 0, nothing received.
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Reply {
+            status: 0,
+            headers: Vec::new(),
+            body: Vec::new(),
+            complete: false,
+        };
+    };
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     let mut lines = head.split("\r\n");
     let status: u16 = lines

@@ -1,0 +1,405 @@
+//! A loopback bridge: the upload canister's release `.wasm`, run in the
+//! embedded IC host, served over HTTP on 127.0.0.1 so the TypeScript client
+//! and the demo page can be tested against the real canister.
+//!
+//! Calls carry raw Candid in and out; the caller and the canister are given
+//! per call:
+//!
+//! - `POST /api/update/{canister}/{method}` and `POST /api/query/{canister}/{method}`,
+//!   header `x-caller: <principal>` (absent: anonymous), body the Candid
+//!   argument. `200`: the body is the Candid reply. `400`: the call was
+//!   rejected or trapped; header `x-reject-code`, body the message. `503`:
+//!   a transport failure injected by the faults.
+//! - `GET /admin/info`: the default canister and its controller (JSON).
+//! - `POST /admin/install`: a fresh canister (JSON `{"canister": ...}`).
+//! - `POST /admin/upgrade/{canister}`: upgrades it to the same `.wasm`.
+//! - `POST /admin/faults`: sets the [`Faults`] (JSON) and restarts their count.
+//! - `GET /admin/stats`, `POST /admin/stats/reset`: what the bridge saw ([`Stats`]).
+//! - `POST /admin/advance_time/{seconds}`: moves the canister's clock on.
+//!
+//! The canister's clock follows the wall clock (plus what was advanced);
+//! due timers run after every update, as rounds would on a subnet.
+
+mod faults;
+
+pub use faults::{DropPoint, Faults};
+
+use candid::Principal;
+use embedded_ic_host::{Host, HostError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Worker threads: more than the calls a client keeps in flight, so held
+/// (delayed) replies never stall the others.
+const WORKERS: usize = 32;
+
+/// What the bridge saw since the last reset.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    /// Calls received, by method.
+    pub calls: BTreeMap<String, u64>,
+    /// Calls the canister executed, by method (dropped-before ones are not).
+    pub executed: BTreeMap<String, u64>,
+    pub dropped_before: u64,
+    pub dropped_after: u64,
+    /// Replies sent after the reply of a call that executed later.
+    pub replies_out_of_order: u64,
+    pub upgrades: u64,
+    pub corrupted_reads: u64,
+}
+
+struct World {
+    host: Host,
+    /// Execution order of the calls, for the reorder count.
+    executed: u64,
+    advanced: Duration,
+}
+
+struct FaultState {
+    faults: Faults,
+    calls: u64,
+}
+
+struct Shared {
+    world: Mutex<World>,
+    faults: Mutex<FaultState>,
+    stats: Mutex<(Stats, u64)>,
+    wasm: Vec<u8>,
+    controller: Principal,
+    canister: Principal,
+    started: Instant,
+    epoch_ns: u64,
+}
+
+/// A running bridge; stops when dropped.
+pub struct Bridge {
+    server: Arc<tiny_http::Server>,
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    addr: SocketAddr,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A worker that panicked leaves consistent data (every update of the
+    // guarded state is a single assignment or a host call).
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Bridge {
+    /// Installs `wasm` in a fresh canister and serves on `addr` (port 0:
+    /// any free port).
+    pub fn start(addr: &str, wasm: Vec<u8>) -> Result<Bridge, String> {
+        let controller = Principal::from_slice(&[0xC0; 29]);
+        let mut host = Host::new();
+        host.set_echo_logs(false);
+        let canister = install(&mut host, &wasm, controller)?;
+        let epoch_ns = host.time();
+        let server = Arc::new(tiny_http::Server::http(addr).map_err(|e| e.to_string())?);
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or("the bridge listens on an IP address")?;
+        let shared = Arc::new(Shared {
+            world: Mutex::new(World {
+                host,
+                executed: 0,
+                advanced: Duration::ZERO,
+            }),
+            faults: Mutex::new(FaultState {
+                faults: Faults::default(),
+                calls: 0,
+            }),
+            stats: Mutex::new((Stats::default(), 0)),
+            wasm,
+            controller,
+            canister,
+            started: Instant::now(),
+            epoch_ns,
+        });
+        let workers = (0..WORKERS)
+            .map(|_| {
+                let server = server.clone();
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    while let Ok(request) = server.recv() {
+                        handle(&shared, request);
+                    }
+                })
+            })
+            .collect();
+        Ok(Bridge {
+            server,
+            shared,
+            workers,
+            addr,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The canister installed at start.
+    pub fn canister(&self) -> Principal {
+        self.shared.canister
+    }
+
+    /// The controller of every canister the bridge installs.
+    pub fn controller(&self) -> Principal {
+        self.shared.controller
+    }
+
+    pub fn stats(&self) -> Stats {
+        lock(&self.shared.stats).0.clone()
+    }
+
+    /// Blocks until the server stops (never, for the binary).
+    pub fn wait(mut self) {
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.server.unblock();
+        for _ in 1..WORKERS {
+            self.server.unblock();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn install(host: &mut Host, wasm: &[u8], controller: Principal) -> Result<Principal, String> {
+    let arg = candid::encode_args(()).map_err(|e| e.to_string())?;
+    host.install(wasm, arg, controller)
+        .map_err(|e| format!("installing the canister: {e}"))
+}
+
+type Reply = tiny_http::Response<std::io::Cursor<Vec<u8>>>;
+
+fn header(name: &str, value: &str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header")
+}
+
+fn reply(status: u16, body: Vec<u8>, content_type: &str) -> Reply {
+    tiny_http::Response::from_data(body)
+        .with_status_code(status)
+        .with_header(header("content-type", content_type))
+}
+
+fn text(status: u16, body: impl Into<String>) -> Reply {
+    reply(
+        status,
+        body.into().into_bytes(),
+        "text/plain; charset=utf-8",
+    )
+}
+
+fn json(value: &impl Serialize) -> Reply {
+    reply(
+        200,
+        serde_json::to_vec(value).expect("serializable"),
+        "application/json",
+    )
+}
+
+fn handle(shared: &Shared, mut request: tiny_http::Request) {
+    let mut body = Vec::new();
+    let response = match request.as_reader().read_to_end(&mut body) {
+        Ok(_) => route(shared, &request, body),
+        Err(e) => text(400, format!("reading the body: {e}")),
+    }
+    // The demo page is served from another origin than the bridge.
+    .with_header(header("access-control-allow-origin", "*"))
+    .with_header(header(
+        "access-control-allow-headers",
+        "x-caller, content-type",
+    ))
+    .with_header(header("access-control-allow-methods", "GET, POST"))
+    .with_header(header("access-control-expose-headers", "x-reject-code"));
+    // The client may have given up on the call: nothing to do then.
+    let _ = request.respond(response);
+}
+
+fn route(shared: &Shared, request: &tiny_http::Request, body: Vec<u8>) -> Reply {
+    use tiny_http::Method::{Get, Options, Post};
+    let path = request.url().split('?').next().unwrap_or("");
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let caller = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("x-caller"))
+        .map(|h| h.value.as_str().to_string());
+    match (request.method(), parts.as_slice()) {
+        (Options, _) => text(204, ""),
+        (Post, ["api", kind @ ("update" | "query"), canister, method]) => {
+            match parse_principals(caller.as_deref(), canister) {
+                Ok((caller, canister)) => {
+                    call(shared, *kind == "update", canister, caller, method, body)
+                }
+                Err(e) => text(404, e),
+            }
+        }
+        (Get, ["admin", "info"]) => json(&serde_json::json!({
+            "canister": shared.canister.to_text(),
+            "controller": shared.controller.to_text(),
+        })),
+        (Post, ["admin", "install"]) => {
+            let mut world = lock(&shared.world);
+            match install(&mut world.host, &shared.wasm, shared.controller) {
+                Ok(id) => json(&serde_json::json!({ "canister": id.to_text() })),
+                Err(e) => text(500, e),
+            }
+        }
+        (Post, ["admin", "upgrade", canister]) => match Principal::from_text(canister) {
+            Ok(canister) => {
+                let mut world = lock(&shared.world);
+                let arg = candid::encode_args(()).expect("empty args");
+                match world.host.upgrade(canister, &shared.wasm, arg) {
+                    Ok(()) => {
+                        lock(&shared.stats).0.upgrades += 1;
+                        text(200, "upgraded")
+                    }
+                    Err(e) => text(500, format!("upgrade failed: {e}")),
+                }
+            }
+            Err(e) => text(404, format!("canister id: {e}")),
+        },
+        (Post, ["admin", "faults"]) => match serde_json::from_slice::<Faults>(&body) {
+            Ok(faults) => {
+                *lock(&shared.faults) = FaultState { faults, calls: 0 };
+                text(200, "faults set")
+            }
+            Err(e) => text(400, format!("faults: {e}")),
+        },
+        (Get, ["admin", "stats"]) => json(&lock(&shared.stats).0),
+        (Post, ["admin", "stats", "reset"]) => {
+            lock(&shared.stats).0 = Stats::default();
+            text(200, "reset")
+        }
+        (Post, ["admin", "advance_time", seconds]) => match seconds.parse::<u64>() {
+            Ok(s) => {
+                let mut world = lock(&shared.world);
+                world.advanced += Duration::from_secs(s);
+                sync_clock(shared, &mut world);
+                world.host.tick();
+                text(200, "advanced")
+            }
+            Err(e) => text(400, format!("seconds: {e}")),
+        },
+        _ => text(404, "no such route"),
+    }
+}
+
+fn parse_principals(
+    caller: Option<&str>,
+    canister: &str,
+) -> Result<(Principal, Principal), String> {
+    let caller = match caller {
+        Some(c) => Principal::from_text(c).map_err(|e| format!("x-caller: {e}"))?,
+        None => Principal::anonymous(),
+    };
+    let canister = Principal::from_text(canister).map_err(|e| format!("canister id: {e}"))?;
+    Ok((caller, canister))
+}
+
+fn sync_clock(shared: &Shared, world: &mut World) {
+    let now = shared.epoch_ns + (shared.started.elapsed() + world.advanced).as_nanos() as u64;
+    if now > world.host.time() {
+        world.host.set_time(now);
+    }
+}
+
+fn call(
+    shared: &Shared,
+    update: bool,
+    canister: Principal,
+    caller: Principal,
+    method: &str,
+    arg: Vec<u8>,
+) -> Reply {
+    let (fate, corrupt_reads) = {
+        let mut f = lock(&shared.faults);
+        f.calls += 1;
+        (f.faults.fate(f.calls), f.faults.corrupt_reads)
+    };
+    *lock(&shared.stats)
+        .0
+        .calls
+        .entry(method.to_string())
+        .or_default() += 1;
+    if fate.drop_before {
+        lock(&shared.stats).0.dropped_before += 1;
+        return text(503, "dropped before execution by the bridge");
+    }
+    let (result, seq) = {
+        let mut world = lock(&shared.world);
+        sync_clock(shared, &mut world);
+        let result = if update {
+            let r = world.host.update(canister, caller, method, arg);
+            world.host.tick();
+            r
+        } else {
+            world.host.query(canister, caller, method, arg)
+        };
+        world.executed += 1;
+        (result, world.executed)
+    };
+    {
+        let mut stats = lock(&shared.stats);
+        *stats.0.executed.entry(method.to_string()).or_default() += 1;
+        if fate.drop_after {
+            stats.0.dropped_after += 1;
+        }
+    }
+    if fate.hold_ms > 0 {
+        std::thread::sleep(Duration::from_millis(fate.hold_ms));
+    }
+    {
+        let mut stats = lock(&shared.stats);
+        let (s, latest) = &mut *stats;
+        if seq < *latest {
+            s.replies_out_of_order += 1;
+        }
+        *latest = (*latest).max(seq);
+    }
+    if fate.drop_after {
+        return text(503, "reply lost after execution by the bridge");
+    }
+    match result {
+        Ok(mut bytes) => {
+            if corrupt_reads && method == "memories_read" && is_ok_blob(&bytes) {
+                faults::corrupt_last_byte(&mut bytes);
+                lock(&shared.stats).0.corrupted_reads += 1;
+            }
+            reply(200, bytes, "application/octet-stream")
+        }
+        Err(e) => text(400, e.to_string())
+            .with_header(header("x-reject-code", &reject_code(&e).to_string())),
+    }
+}
+
+/// Whether a `memories_read` reply is `Ok` with at least one byte (an `Err`
+/// must not be corrupted: it would no longer decode).
+fn is_ok_blob(reply: &[u8]) -> bool {
+    type ReadReply = Result<serde_bytes::ByteBuf, candid::Reserved>;
+    matches!(candid::decode_one::<ReadReply>(reply), Ok(Ok(b)) if !b.is_empty())
+}
+
+/// The IC's reject code for a host error: 4 canister reject, 5 canister
+/// error, 3 destination invalid.
+fn reject_code(e: &HostError) -> u32 {
+    match e {
+        HostError::CanisterRejected { code, .. } => *code,
+        HostError::CanisterNotFound(_) | HostError::MethodNotFound(_) => 3,
+        _ => 5,
+    }
+}

@@ -1,0 +1,16 @@
+// Bundles the page into dist/: `npm run build`.
+import { build } from 'esbuild';
+import { copyFileSync, mkdirSync } from 'node:fs';
+
+mkdirSync('dist', { recursive: true });
+await build({
+  entryPoints: ['src/main.ts'],
+  bundle: true,
+  format: 'esm',
+  target: 'es2022',
+  outfile: 'dist/main.js',
+  sourcemap: true,
+  logLevel: 'warning',
+});
+copyFileSync('index.html', 'dist/index.html');
+console.log('demo built in dist/');

@@ -1,0 +1,113 @@
+// Typed failures: every `UploadError` of the canister surfaces as an
+// `UploadFailed` whose `error.__kind__` the caller can switch on.
+
+import { AgentError, ErrorKindEnum } from '@icp-sdk/core/agent';
+import type { UploadError } from './bindings/backend';
+
+export type UploadErrorKind = UploadError['__kind__'];
+
+/**
+ * Every `UploadError` case and what a client does about it. Written out so
+ * that a case added to `backend.did` fails `tsc` here until it is placed.
+ */
+export const UPLOAD_ERROR_HANDLING = {
+  // Asked again with backoff by the client itself.
+  VerificationPending: 'retried',
+  // Handled inside `upload` (next key generation, or the committed memory).
+  SessionAborted: 'handled',
+  SessionExpired: 'handled',
+  AlreadyCommitted: 'handled',
+  // The caller's to decide: thrown as `UploadFailed`.
+  ChunkNotReceived: 'thrown',
+  SessionNotFound: 'thrown',
+  ChunkChecksumMismatch: 'thrown',
+  OutOfSpace: 'thrown',
+  IndexOutOfRange: 'thrown',
+  CapsuleNotFound: 'thrown',
+  NotAuthorized: 'thrown',
+  DeclaredHashesDisagree: 'thrown',
+  ChunkConflict: 'thrown',
+  IdempotencyConflict: 'thrown',
+  InvalidArgument: 'thrown',
+  MemoryNotFound: 'thrown',
+  ChecksumMismatch: 'thrown',
+  WrongChunkLength: 'thrown',
+  AnonymousCaller: 'thrown',
+  QuotaExceeded: 'thrown',
+  RangeOutOfBounds: 'thrown',
+  DeclaredValuesDisagree: 'thrown',
+  Incomplete: 'thrown',
+} as const satisfies Record<UploadErrorKind, 'retried' | 'handled' | 'thrown'>;
+
+/** The canister answered with one of its `UploadError` cases. */
+export class UploadFailed extends Error {
+  override readonly name = 'UploadFailed';
+  constructor(
+    /** The canister's error, a tagged union: switch on `error.__kind__`. */
+    readonly error: UploadError,
+    /** The canister method that answered it. */
+    readonly method: string,
+  ) {
+    super(`${method}: ${describe(error)}`);
+  }
+
+  get kind(): UploadErrorKind {
+    return this.error.__kind__;
+  }
+}
+
+/** `download` read bytes whose SHA-256 is not the memory's. */
+export class DownloadCorrupted extends Error {
+  override readonly name = 'DownloadCorrupted';
+  constructor(
+    readonly memoryId: bigint,
+    readonly expected: Uint8Array,
+    readonly actual: Uint8Array,
+  ) {
+    super(`memory ${memoryId}: SHA-256 ${hex(actual)} read, ${hex(expected)} recorded`);
+  }
+}
+
+/** The caller's `AbortSignal` fired; the session was aborted on the canister if one was open. */
+export class UploadAborted extends Error {
+  override readonly name = 'AbortError';
+  constructor(readonly sessionId: bigint | undefined) {
+    super(sessionId === undefined ? 'upload aborted' : `upload aborted (session ${sessionId} aborted)`);
+  }
+}
+
+/** A call kept failing in transport after every retry. */
+export class RetriesExhausted extends Error {
+  override readonly name = 'RetriesExhausted';
+  constructor(
+    readonly method: string,
+    readonly attempts: number,
+    override readonly cause: unknown,
+  ) {
+    super(`${method}: transport failed ${attempts} times; last: ${String(cause)}`);
+  }
+}
+
+/**
+ * Whether a thrown error is a transport failure: the call may or may not
+ * have executed, so only an idempotent call may be sent again. Rejects
+ * and traps are not: the canister answered.
+ */
+export function isTransportFailure(error: unknown): boolean {
+  if (error instanceof AgentError) return error.kind === ErrorKindEnum.Transport;
+  // `fetch` itself throws a TypeError when the connection fails.
+  return error instanceof TypeError && /fetch|network/i.test(error.message);
+}
+
+export function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function describe(error: UploadError): string {
+  const { __kind__, ...rest } = error as { __kind__: string } & Record<string, unknown>;
+  const detail = rest[__kind__];
+  if (detail === null || detail === undefined) return __kind__;
+  return `${__kind__} ${JSON.stringify(detail, (_k, v: unknown) =>
+    typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? hex(v) : v,
+  )}`;
+}

@@ -1,0 +1,324 @@
+// Upload a file to the canister: chunks of `MAX_CHUNK_BYTES`, `inFlight`
+// calls at once, one streaming SHA-256 of the whole file in file order,
+// resume by an idempotency key derived from the file and the capsule.
+
+import { newSha256, sha256 } from './sha256';
+import type {
+  backendInterface,
+  CommittedUpload,
+  OpenUpload,
+  UploadError,
+  UploadStarted,
+  UploadStatus,
+} from './bindings/backend';
+import { UploadAborted, UploadFailed, hex } from './errors';
+import { Pool } from './pool';
+import { AGAIN, DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry';
+
+/** The canister's largest chunk (`MAX_CHUNK_BYTES` in `src/upload/limits.rs`). */
+export const MAX_CHUNK_BYTES = 1_900_000;
+/**
+ * Calls in flight by default. A subnet takes about 4 MiB of ingress per
+ * block: 12 chunks of 1.9 MB keep a few blocks' worth queued, so the
+ * subnet, not the canister or the client, sets the pace.
+ */
+export const DEFAULT_IN_FLIGHT = 12;
+/** Longest idempotency key the canister accepts. */
+const MAX_KEY_BYTES = 128;
+/** Keys tried for one file when earlier sessions were aborted or expired. */
+const KEY_GENERATIONS = 8;
+
+export type UploadSource = Blob | Uint8Array;
+export type UploadActor = backendInterface;
+
+export interface UploadProgress {
+  totalBytes: number;
+  /** Bytes of the chunks sent (in flight or answered) in this run. */
+  sentBytes: number;
+  /** Bytes the canister holds, chunks found there at resume included. */
+  confirmedBytes: number;
+  /** Bytes found already on the canister when this run began. */
+  resumedBytes: number;
+  /** Confirmed bytes per second in this run. */
+  bytesPerSecond: number;
+  /** At the current rate; undefined until something was confirmed. */
+  secondsLeft: number | undefined;
+}
+
+export interface UploadOptions {
+  /** Defaults to the `File`'s name, else `"upload"`. */
+  name?: string;
+  /** Defaults to the `Blob`'s type, else `application/octet-stream`. */
+  mimeType?: string;
+  /** Calls in flight (default 12). */
+  inFlight?: number;
+  /** Chunk size, at most (and by default) `MAX_CHUNK_BYTES`. */
+  chunkBytes?: number;
+  /**
+   * Also send each chunk's SHA-256 (default false): a bad chunk is then
+   * refused on arrival, but the canister hashes every byte twice.
+   */
+  chunkHashes?: boolean;
+  /** Aborting stops the upload and aborts the session on the canister. */
+  signal?: AbortSignal;
+  onProgress?: (progress: UploadProgress) => void;
+  /** Called once the session is known (new or resumed). */
+  onSession?: (session: UploadStarted) => void;
+  retry?: Partial<RetryPolicy>;
+  /** Retries of `uploads_finish` while the canister's hashing catches up. */
+  finishRetry?: Partial<RetryPolicy>;
+  /**
+   * What identifies the file across reloads (default: name, size, type,
+   * last modification and the SHA-256 of its first and last chunks).
+   */
+  fileIdentity?: string;
+}
+
+export interface UploadResult extends CommittedUpload {
+  sessionId: bigint;
+  /** `put_chunk` calls made in this run (retries included). */
+  chunkCalls: number;
+  /** Chunks that were already on the canister. */
+  resumedChunks: number;
+}
+
+type Ok<T> = { __kind__: 'Ok'; Ok: T } | { __kind__: 'Err'; Err: UploadError };
+
+/** The `Ok` value, or the canister's error as an `UploadFailed`. */
+export function unwrap<T>(method: string, result: Ok<T>): T {
+  if (result.__kind__ === 'Err') throw new UploadFailed(result.Err, method);
+  return result.Ok;
+}
+
+export function byteLength(file: UploadSource): number {
+  return file instanceof Uint8Array ? file.byteLength : file.size;
+}
+
+/** Bytes `[start, end)` of the file; a `Blob` is read only there. */
+export async function readRange(file: UploadSource, start: number, end: number): Promise<Uint8Array> {
+  if (file instanceof Uint8Array) return file.subarray(start, end);
+  return new Uint8Array(await file.slice(start, end).arrayBuffer());
+}
+
+function chunkCount(total: number, chunkBytes: number): number {
+  return Math.ceil(total / chunkBytes);
+}
+
+/**
+ * The idempotency key of `file` in `capsuleId`: the same file (same name,
+ * size, type, modification time and first and last chunks) in the same
+ * capsule gets the same key after a reload, so `uploads_begin` returns the
+ * same session.
+ */
+export async function idempotencyKey(
+  capsuleId: bigint,
+  file: UploadSource,
+  name: string,
+  mimeType: string,
+  chunkBytes: number,
+  fileIdentity?: string,
+): Promise<string> {
+  const total = byteLength(file);
+  let identity = fileIdentity;
+  if (identity === undefined) {
+    const last = Math.max(0, chunkCount(total, chunkBytes) - 1) * chunkBytes;
+    const head = await sha256(await readRange(file, 0, Math.min(total, chunkBytes)));
+    const tail = await sha256(await readRange(file, last, total));
+    const modified = typeof File !== 'undefined' && file instanceof File ? file.lastModified : '';
+    identity = [name, total, mimeType, modified, hex(head), hex(tail)].join('\n');
+  }
+  const digest = await sha256(new TextEncoder().encode(`${capsuleId}\n${chunkBytes}\n${identity}`));
+  const key = `upload-v1-${hex(digest)}`;
+  return key.slice(0, MAX_KEY_BYTES - 4);
+}
+
+function aborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
+/** Every missing chunk of a session, page after page of `uploads_status`. */
+export async function sessionStatus(
+  actor: UploadActor,
+  sessionId: bigint,
+  options: { retry?: Partial<RetryPolicy>; signal?: AbortSignal } = {},
+): Promise<{ status: UploadStatus; missing: number[] }> {
+  const policy = { ...DEFAULT_RETRY, ...options.retry };
+  const missing: number[] = [];
+  let from = 0;
+  let first: UploadStatus | undefined;
+  for (;;) {
+    const page = await withRetry('uploads_status', policy, options.signal, async () =>
+      unwrap('uploads_status', await actor.uploads_status({ session_id: sessionId, from_chunk: from, max_ranges: 1000 })),
+    );
+    first ??= page;
+    for (const range of page.missing) {
+      for (let i = range.start; i < range.end; i++) missing.push(i);
+    }
+    if (page.next_from_chunk === undefined) break;
+    from = page.next_from_chunk;
+  }
+  return { status: first, missing };
+}
+
+/** The caller's open uploads: what `upload` can resume. */
+export function resumableUploads(actor: UploadActor): Promise<OpenUpload[]> {
+  return actor.uploads_mine();
+}
+
+/** Aborts a session on the canister (transport failures retried). */
+export async function abortUpload(actor: UploadActor, sessionId: bigint, retry?: Partial<RetryPolicy>): Promise<void> {
+  await withRetry('uploads_abort', { ...DEFAULT_RETRY, ...retry }, undefined, async () =>
+    unwrap('uploads_abort', await actor.uploads_abort(sessionId)),
+  );
+}
+
+async function beginSession(
+  actor: UploadActor,
+  capsuleId: bigint,
+  total: number,
+  chunkBytes: number,
+  name: string,
+  mimeType: string,
+  baseKey: string,
+  policy: RetryPolicy,
+  signal: AbortSignal | undefined,
+): Promise<UploadStarted> {
+  for (let generation = 0; ; generation++) {
+    const key = generation === 0 ? baseKey : `${baseKey}-${generation}`;
+    const result = await withRetry('uploads_begin', policy, signal, () =>
+      actor.uploads_begin({
+        capsule_id: capsuleId,
+        asset: { sha256: undefined, name, byte_len: BigInt(total), mime_type: mimeType },
+        chunk_size: chunkBytes,
+        expected_chunks: chunkCount(total, chunkBytes),
+        idempotency_key: key,
+      }),
+    );
+    if (result.__kind__ === 'Ok') return result.Ok;
+    const kind = result.Err.__kind__;
+    // An earlier session of this file was aborted or expired: its key
+    // stays taken, so the next generation of the key starts afresh.
+    const finished = kind === 'SessionAborted' || kind === 'SessionExpired';
+    if (!finished || generation + 1 >= KEY_GENERATIONS) throw new UploadFailed(result.Err, 'uploads_begin');
+  }
+}
+
+/**
+ * Uploads `file` into capsule `capsuleId`, or resumes its upload: chunks
+ * the canister already has are hashed locally but not sent again.
+ */
+export async function upload(
+  actor: UploadActor,
+  capsuleId: bigint,
+  file: UploadSource,
+  options: UploadOptions = {},
+): Promise<UploadResult> {
+  const { signal } = options;
+  if (aborted(signal)) throw new UploadAborted(undefined);
+  const policy = { ...DEFAULT_RETRY, ...options.retry };
+  const finishPolicy = { ...DEFAULT_RETRY, attempts: 60, maxDelayMs: 2_000, ...options.finishRetry };
+  const chunkBytes = options.chunkBytes ?? MAX_CHUNK_BYTES;
+  if (!Number.isInteger(chunkBytes) || chunkBytes < 1 || chunkBytes > MAX_CHUNK_BYTES) {
+    throw new RangeError(`chunkBytes must be in 1..=${MAX_CHUNK_BYTES}`);
+  }
+  const total = byteLength(file);
+  const chunks = chunkCount(total, chunkBytes);
+  const name = options.name ?? (typeof File !== 'undefined' && file instanceof File ? file.name : 'upload');
+  const mimeType = options.mimeType || (file instanceof Blob && file.type) || 'application/octet-stream';
+  const key = await idempotencyKey(capsuleId, file, name, mimeType, chunkBytes, options.fileIdentity);
+
+  const session = await beginSession(actor, capsuleId, total, chunkBytes, name, mimeType, key, policy, signal);
+  const sessionId = session.session_id;
+  options.onSession?.(session);
+  const pool = new Pool(options.inFlight ?? DEFAULT_IN_FLIGHT);
+  let chunkCalls = 0;
+  try {
+    const { status, missing } = await sessionStatus(actor, sessionId, { retry: policy, signal });
+    // The same file was uploaded before: that memory is the answer.
+    if (status.committed) return { ...status.committed, sessionId, chunkCalls, resumedChunks: chunks };
+    const toSend = new Uint8Array(chunks);
+    for (const i of missing) toSend[i] = 1;
+
+    const started = performance.now();
+    const progress: UploadProgress = {
+      totalBytes: total,
+      sentBytes: 0,
+      confirmedBytes: 0,
+      resumedBytes: 0,
+      bytesPerSecond: 0,
+      secondsLeft: undefined,
+    };
+    const report = () => {
+      const seconds = (performance.now() - started) / 1000;
+      const thisRun = progress.confirmedBytes - progress.resumedBytes;
+      progress.bytesPerSecond = seconds > 0 ? thisRun / seconds : 0;
+      progress.secondsLeft =
+        progress.bytesPerSecond > 0 ? (total - progress.confirmedBytes) / progress.bytesPerSecond : undefined;
+      options.onProgress?.({ ...progress });
+    };
+    let resumedChunks = 0;
+    const hasher = await newSha256();
+    const read = (i: number) => readRange(file, i * chunkBytes, Math.min(total, (i + 1) * chunkBytes));
+    // One chunk read ahead: the disk works while this one is hashed.
+    let ahead = chunks > 0 ? read(0) : undefined;
+    for (let i = 0; i < chunks; i++) {
+      if (aborted(signal)) throw new UploadAborted(sessionId);
+      const bytes = await ahead!;
+      ahead = i + 1 < chunks ? read(i + 1) : undefined;
+      // A read left behind by a failure must not become an unhandled rejection.
+      ahead?.catch(() => undefined);
+      // In file order: the whole-file digest streams with the reading.
+      hasher.update(bytes);
+      if (toSend[i] === 0) {
+        resumedChunks++;
+        progress.confirmedBytes += bytes.length;
+        progress.resumedBytes += bytes.length;
+        report();
+        continue;
+      }
+      await pool.slot();
+      if (aborted(signal)) throw new UploadAborted(sessionId);
+      const chunkSha = options.chunkHashes ? await sha256(bytes) : undefined;
+      progress.sentBytes += bytes.length;
+      report();
+      pool.run(async () => {
+        await withRetry('uploads_put_chunk', policy, signal, async () => {
+          chunkCalls++;
+          return unwrap(
+            'uploads_put_chunk',
+            await actor.uploads_put_chunk({ session_id: sessionId, index: i, bytes, sha256: chunkSha }),
+          );
+        });
+        progress.confirmedBytes += bytes.length;
+        report();
+      });
+    }
+    await pool.drain();
+    const digest = hasher.digest();
+    const committed = await withRetry('uploads_finish', finishPolicy, signal, async () => {
+      const result = await actor.uploads_finish({ session_id: sessionId, sha256: digest, byte_len: BigInt(total) });
+      if (result.__kind__ === 'Ok') return result.Ok;
+      switch (result.Err.__kind__) {
+        case 'VerificationPending':
+          return AGAIN;
+        case 'AlreadyCommitted': {
+          // An earlier finish executed but its reply was lost.
+          const { status } = await sessionStatus(actor, sessionId, { retry: policy, signal });
+          if (status.committed) return status.committed;
+          throw new UploadFailed(result.Err, 'uploads_finish');
+        }
+        default:
+          throw new UploadFailed(result.Err, 'uploads_finish');
+      }
+    });
+    return { ...committed, sessionId, chunkCalls, resumedChunks };
+  } catch (error) {
+    // Nothing of this upload may still run once its promise settles.
+    await pool.settle();
+    if (aborted(signal)) {
+      await abortUpload(actor, sessionId, policy);
+      throw new UploadAborted(sessionId);
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,280 @@
+// The client against the real canister `.wasm` on the loopback bridge.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createHash } from 'node:crypto';
+
+const sha256 = (bytes: Uint8Array) => new Uint8Array(createHash('sha256').update(bytes).digest());
+import {
+  DownloadCorrupted,
+  MAX_CHUNK_BYTES,
+  UploadAborted,
+  UploadFailed,
+  download,
+  resumableUploads,
+  sessionStatus,
+  upload,
+  type UploadActor,
+} from '../src/index';
+import { SessionStatus } from '../src/bindings/backend';
+import {
+  type BridgeProcess,
+  actorFor,
+  admin,
+  freshCanister,
+  newIdentity,
+  sameBytes,
+  startBridge,
+  stats,
+  testBytes,
+} from './support';
+
+let bridge: BridgeProcess;
+before(async () => {
+  bridge = await startBridge();
+});
+after(() => bridge.stop());
+
+/** A fresh canister, a signed-in user and a capsule of theirs. */
+async function setup(options: { fetch?: typeof fetch } = {}) {
+  const canister = await freshCanister(bridge);
+  const identity = newIdentity();
+  const actor = actorFor(bridge, canister, { identity, fetch: options.fetch });
+  const created = await actor.capsules_create('test');
+  assert.equal(created.__kind__, 'Ok');
+  const capsuleId = (created as { Ok: { capsule_id: bigint } }).Ok.capsule_id;
+  await admin(bridge, 'stats/reset');
+  await admin(bridge, 'faults', {});
+  return { canister, identity, actor, capsuleId };
+}
+
+async function downloadedBytes(actor: UploadActor, memoryId: bigint): Promise<Uint8Array> {
+  const { blob } = await download(actor, memoryId);
+  return new Uint8Array(await blob.arrayBuffer());
+}
+
+/** Wraps `fetch`, counting calls in flight per method. */
+function countingFetch() {
+  let inFlight = 0;
+  const counter = {
+    maxInFlight: 0,
+    calls: new Map<string, number>(),
+    fetch: (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const method = String(input).split('/').pop()!;
+      counter.calls.set(method, (counter.calls.get(method) ?? 0) + 1);
+      inFlight++;
+      counter.maxInFlight = Math.max(counter.maxInFlight, inFlight);
+      try {
+        return await fetch(input, init);
+      } finally {
+        inFlight--;
+      }
+    }) as typeof fetch,
+  };
+  return counter;
+}
+
+describe('sizes', () => {
+  for (const [label, size] of [
+    ['0 B', 0],
+    ['1 B', 1],
+    ['exactly one chunk', MAX_CHUNK_BYTES],
+    ['one chunk + 1 B', MAX_CHUNK_BYTES + 1],
+  ] as const) {
+    test(`${label} uploads and downloads byte-exact`, async () => {
+      const { actor, capsuleId } = await setup();
+      const data = testBytes(size, size + 7);
+      const result = await upload(actor, capsuleId, data, { name: label, mimeType: 'application/x-test' });
+      assert.equal(result.byte_len, BigInt(size));
+      assert.deepEqual(result.sha256, sha256(data));
+      assert.equal(result.chunkCalls, Math.ceil(size / MAX_CHUNK_BYTES));
+      assert.ok(sameBytes(await downloadedBytes(actor, result.memory_id), data));
+      const record = await actor.memories_get(result.memory_id);
+      assert.equal(record.__kind__ === 'Ok' && record.Ok.name, label);
+    });
+  }
+
+  test('a Blob, read slice by slice, with per-chunk hashes sent', async () => {
+    const { actor, capsuleId } = await setup();
+    const data = testBytes(10 * 1000 + 1, 21);
+    const blob = new Blob([data as Uint8Array<ArrayBuffer>], { type: 'image/png' });
+    const sent: (Uint8Array | undefined)[] = [];
+    const putChunk = actor.uploads_put_chunk.bind(actor);
+    actor.uploads_put_chunk = (arg) => {
+      sent.push(arg.sha256);
+      return putChunk(arg);
+    };
+    const result = await upload(actor, capsuleId, blob, { chunkBytes: 1000, chunkHashes: true });
+    assert.equal(sent.length, 11);
+    assert.deepEqual(sent[10], sha256(data.subarray(10_000)));
+    const record = await actor.memories_get(result.memory_id);
+    assert.equal(record.__kind__ === 'Ok' && record.Ok.mime_type, 'image/png');
+    assert.ok(sameBytes(await downloadedBytes(actor, result.memory_id), data));
+  });
+
+  test('40 MiB with 12 calls in flight', async () => {
+    const counter = countingFetch();
+    const { actor, capsuleId } = await setup({ fetch: counter.fetch });
+    const data = testBytes(40 * 1024 * 1024, 40);
+    const seen: number[] = [];
+    const result = await upload(actor, capsuleId, data, {
+      onProgress: (p) => seen.push(p.confirmedBytes),
+    });
+    const chunks = Math.ceil(data.length / MAX_CHUNK_BYTES);
+    assert.equal(result.chunkCalls, chunks);
+    assert.equal(counter.calls.get('uploads_put_chunk'), chunks);
+    assert.equal(counter.maxInFlight, 12);
+    assert.equal(seen.at(-1), data.length);
+    assert.ok(seen.every((b, i) => i === 0 || b >= seen[i - 1]!), 'confirmed bytes never go back');
+    assert.deepEqual(result.sha256, sha256(data));
+    assert.ok(sameBytes(await downloadedBytes(actor, result.memory_id), data));
+  });
+});
+
+describe('resume', () => {
+  test('a run killed half way, resumed, sends only the missing chunks', async () => {
+    const { canister, identity, capsuleId } = await setup();
+    const chunkBytes = 64 * 1024;
+    const data = testBytes(40 * chunkBytes + 123, 5);
+    const chunks = 41;
+    // The first run's "process" dies after 20 chunk calls: every later
+    // call fails in transport, and nothing retries.
+    let chunkCallsBeforeDeath = 0;
+    const dying = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      if (String(input).endsWith('/uploads_put_chunk') && ++chunkCallsBeforeDeath > 20) {
+        throw new TypeError('fetch failed: the tab was closed');
+      }
+      return fetch(input, init);
+    }) as typeof fetch;
+    const first = actorFor(bridge, canister, { identity, fetch: dying });
+    await assert.rejects(
+      upload(first, capsuleId, data, { name: 'f', chunkBytes, inFlight: 4, retry: { attempts: 1 } }),
+      /transport failed/,
+    );
+    const actor = actorFor(bridge, canister, { identity });
+    const open = await resumableUploads(actor);
+    assert.equal(open.length, 1);
+    const stored = open[0]!.received_chunks;
+    assert.equal(stored, 20, "the 20 chunk calls made before the kill");
+    const { missing } = await sessionStatus(actor, open[0]!.session_id);
+    assert.equal(missing.length, chunks - stored);
+
+    await admin(bridge, 'stats/reset');
+    const result = await upload(actor, capsuleId, data, { name: 'f', chunkBytes });
+    const s = await stats(bridge);
+    assert.equal(s.calls.uploads_put_chunk, chunks - stored, 'only the missing chunks are sent');
+    assert.equal(result.chunkCalls, chunks - stored);
+    assert.equal(result.resumedChunks, stored);
+    assert.equal(result.sessionId, open[0]!.session_id);
+    assert.ok(sameBytes(await downloadedBytes(actor, result.memory_id), data));
+    assert.deepEqual(await resumableUploads(actor), []);
+  });
+
+  test('the same file again returns the memory it made, sending nothing', async () => {
+    const { actor, capsuleId } = await setup();
+    const data = testBytes(3000, 9);
+    const first = await upload(actor, capsuleId, data, { name: 'again', chunkBytes: 1000 });
+    await admin(bridge, 'stats/reset');
+    const second = await upload(actor, capsuleId, data, { name: 'again', chunkBytes: 1000 });
+    assert.equal(second.memory_id, first.memory_id);
+    assert.equal((await stats(bridge)).calls.uploads_put_chunk, undefined);
+  });
+});
+
+describe('faults', () => {
+  test('every 7th call dropped before or after execution, replies reordered: byte-exact, no chunk stored twice', async () => {
+    const { actor, capsuleId } = await setup();
+    const chunkBytes = 32 * 1024;
+    const data = testBytes(60 * chunkBytes + 5, 77);
+    // Which chunks the canister said it newly stored, per reply that arrived.
+    const newlyStored: number[] = [];
+    const putChunk = actor.uploads_put_chunk.bind(actor);
+    actor.uploads_put_chunk = async (arg) => {
+      const reply = await putChunk(arg);
+      if (reply.__kind__ === 'Ok' && reply.Ok.newly_stored) newlyStored.push(arg.index);
+      return reply;
+    };
+    await admin(bridge, 'faults', { drop_every: 7, drop_point: 'alternate', reorder_ms: 25 });
+    const result = await upload(actor, capsuleId, data, {
+      name: 'faulty',
+      chunkBytes,
+      retry: { baseDelayMs: 5, maxDelayMs: 50 },
+    });
+    const downloaded = await downloadedBytes(actor, result.memory_id);
+    await admin(bridge, 'faults', {});
+    const s = await stats(bridge);
+    assert.ok(s.dropped_before > 0 && s.dropped_after > 0, JSON.stringify(s));
+    assert.ok(s.replies_out_of_order > 0, JSON.stringify(s));
+    assert.ok(sameBytes(downloaded, data));
+    // Retried chunks were sent again, yet the canister holds each once.
+    assert.ok(result.chunkCalls > 61, `chunk calls ${result.chunkCalls}`);
+    assert.equal(new Set(newlyStored).size, newlyStored.length, 'a chunk newly stored twice');
+    const canister = await actor.stats();
+    // Whole 4 KiB blocks, once: a chunk stored twice would count again.
+    const charged = BigInt(Math.ceil(data.length / 4096) * 4096);
+    assert.equal(canister.stored_bytes, charged);
+    assert.equal(canister.caller.stored_bytes, charged);
+    assert.equal(canister.reserved_bytes, 0n);
+    assert.equal(canister.memories, 1n);
+  });
+
+  test('an upgrade mid-upload: the upload carries on and finishes', async () => {
+    const { canister, actor, capsuleId } = await setup();
+    const chunkBytes = 64 * 1024;
+    const data = testBytes(30 * chunkBytes, 11);
+    let upgraded: Promise<unknown> | undefined;
+    const result = await upload(actor, capsuleId, data, {
+      chunkBytes,
+      inFlight: 4,
+      onProgress: (p) => {
+        if (!upgraded && p.confirmedBytes >= data.length / 2) upgraded = admin(bridge, `upgrade/${canister}`);
+      },
+    });
+    await upgraded;
+    assert.equal((await stats(bridge)).upgrades, 1);
+    assert.ok(sameBytes(await downloadedBytes(actor, result.memory_id), data));
+  });
+
+  test('abort stops the upload and aborts the session', async () => {
+    const { actor, capsuleId } = await setup();
+    const controller = new AbortController();
+    const data = testBytes(20 * 65536, 13);
+    let sessionId: bigint | undefined;
+    await assert.rejects(
+      upload(actor, capsuleId, data, {
+        chunkBytes: 65536,
+        inFlight: 2,
+        signal: controller.signal,
+        onSession: (s) => (sessionId = s.session_id),
+        onProgress: (p) => p.confirmedBytes >= 4 * 65536 && controller.abort(),
+      }),
+      (e: unknown) => e instanceof UploadAborted && e.sessionId === sessionId,
+    );
+    assert.ok(sessionId !== undefined);
+    const { status } = await sessionStatus(actor, sessionId);
+    assert.equal(status.status, SessionStatus.Aborted);
+    assert.ok(status.received_chunks < 20);
+    assert.deepEqual(await resumableUploads(actor), []);
+    // The aborted session's key is spent: the same file starts afresh.
+    const again = await upload(actor, capsuleId, data, { chunkBytes: 65536 });
+    assert.notEqual(again.sessionId, sessionId);
+    assert.ok(sameBytes(await downloadedBytes(actor, again.memory_id), data));
+  });
+
+  test('download detects a corrupted range', async () => {
+    const { actor, capsuleId } = await setup();
+    const data = testBytes(5000, 17);
+    const result = await upload(actor, capsuleId, data, { chunkBytes: 1000 });
+    await admin(bridge, 'faults', { corrupt_reads: true });
+    try {
+      await assert.rejects(download(actor, result.memory_id, { rangeBytes: 1000 }), (e: unknown) => {
+        assert.ok(e instanceof DownloadCorrupted);
+        assert.deepEqual(e.expected, sha256(data));
+        return true;
+      });
+    } finally {
+      await admin(bridge, 'faults', {});
+    }
+    assert.ok((await stats(bridge)).corrupted_reads > 0);
+  });
+});
