@@ -640,6 +640,9 @@ pub struct Serving {
     pub upgrade_without_links: u64,
     pub upgrade_with_links: u64,
     pub upgrade_responses: u64,
+    /// Wasm heap after those two upgrades (the tree is rebuilt on it).
+    pub heap_without_links: u64,
+    pub heap_with_links: u64,
 }
 
 impl Serving {
@@ -647,11 +650,17 @@ impl Serving {
         (self.upgrade_with_links - self.upgrade_without_links) as f64
             / self.upgrade_responses as f64
     }
+
+    /// Heap per certified response (64 KiB pages: a coarse figure).
+    pub fn heap_per_response(&self) -> f64 {
+        self.heap_with_links.saturating_sub(self.heap_without_links) as f64
+            / self.upgrade_responses as f64
+    }
 }
 
 /// On a fresh canister: a `len`-byte video shared, one of its middle chunks
-/// served, a 404; 300 links over 10 small memories; upgrades before and
-/// after.
+/// served, a 404; 100 small memories shared, and 300 more links over 10 of
+/// them; upgrades before and after.
 pub fn serving(len: u64) -> Serving {
     use backend::http::SERVE_CHUNK_BYTES;
     use backend::upload::shares::entries_for;
@@ -660,6 +669,8 @@ pub fn serving(len: u64) -> Serving {
     let owner = user(1);
     let capsule = bench.create_capsule(owner);
     let upgrade_without_links = bench.upgrade().instructions;
+    let canister = bench.canister;
+    let heap_without_links = bench.host().heap_bytes(canister);
     let run = bench.upload(owner, capsule, 1, len, Order::InOrder);
     let (link, first_share, background) = bench.share(owner, run.memory_id);
     assert!(
@@ -678,7 +689,7 @@ pub fn serving(len: u64) -> Serving {
     assert_eq!(missing.status_code, 404);
 
     let (_, few, _) = bench.share(owner, run.memory_id);
-    let memories: Vec<MemoryItemId> = (0..10)
+    let memories: Vec<MemoryItemId> = (0..100)
         .map(|seed| {
             bench
                 .upload(owner, capsule, 100 + seed, 1_000, Order::InOrder)
@@ -686,13 +697,17 @@ pub fn serving(len: u64) -> Serving {
         })
         .collect();
     let (_, first_small, _) = bench.share(owner, memories[0]);
-    for memory in &memories {
+    for memory in &memories[1..] {
+        bench.share(owner, *memory);
+    }
+    for memory in &memories[..10] {
         for _ in 0..30 {
             bench.share(owner, *memory);
         }
     }
     let (_, many, _) = bench.share(owner, run.memory_id);
     let upgrade_with_links = bench.upgrade().instructions;
+    let heap_with_links = bench.host().heap_bytes(canister);
     Serving {
         bytes: len,
         first_share: first_share.instructions,
@@ -703,12 +718,14 @@ pub fn serving(len: u64) -> Serving {
         not_found,
         further_link_few: few.instructions,
         further_link_many: many.instructions,
-        many_links: 2 + 1 + 10 * 30,
+        many_links: 2 + 100 + 10 * 30,
         per_response: (first_small.instructions - few.instructions) as f64
             / entries_for(1_000) as f64,
         upgrade_without_links,
         upgrade_with_links,
-        upgrade_responses: entries_for(len) + 10 * entries_for(1_000),
+        upgrade_responses: entries_for(len) + 100 * entries_for(1_000),
+        heap_without_links,
+        heap_with_links,
     }
 }
 

@@ -241,7 +241,7 @@ fn serving_and_sharing_stay_within_budgets() {
     );
     // Measured 0.6 M (the witness, no file bytes).
     assert_at_most("http_request 404 (instructions)", s.not_found as f64, 1.0e6);
-    // Measured 0.50 M with one link and 0.64 M with 303: the stable
+    // Measured 0.50 M with one link and 0.63 M with 402: the stable
     // B-trees of links are a level deeper (log n). Anything that visited
     // every link (about 20 k each) would be 10 x this.
     assert_at_most(
@@ -250,7 +250,7 @@ fn serving_and_sharing_stay_within_budgets() {
         0.8e6,
     );
     assert_at_most(
-        "further link, 303 links / 1 link",
+        "further link, 402 links / 1 link",
         s.further_link_many as f64 / s.further_link_few as f64,
         1.4,
     );
@@ -260,18 +260,28 @@ fn serving_and_sharing_stay_within_budgets() {
         s.per_response,
         0.7e6,
     );
-    // Measured 0.59 M a response: 59 B at the cap, a fifth of the 300 B an
-    // upgrade may use.
-    let at_capacity =
-        s.upgrade_without_links as f64 + s.upgrade_per_response() * MAX_CERTIFIED_ENTRIES as f64;
+    // Measured 0.59 M a response with 79 responses certified and 0.68 M
+    // with 709: a tree insertion grows with the log of the tree's size.
+    // At the cap, allowing the log half as much again: about 50 B, a sixth
+    // of the 300 B an upgrade may use.
     assert_at_most(
         "upgrade: instructions per certified response",
         s.upgrade_per_response(),
-        0.7e6,
+        0.8e6,
     );
+    let at_capacity = s.upgrade_without_links as f64
+        + 1.5 * s.upgrade_per_response() * MAX_CERTIFIED_ENTRIES as f64;
     assert_at_most(
-        "upgrade at the entry cap (instructions)",
+        "upgrade at the entry cap, log growth allowed (instructions)",
         at_capacity,
         100e9,
+    );
+    // Measured 2 pages more for 709 responses: about 185 B each.
+    eprintln!(
+        "heap after upgrade: {} without links, {} with {} responses: {:.0} B each",
+        s.heap_without_links,
+        s.heap_with_links,
+        s.upgrade_responses,
+        s.heap_per_response()
     );
 }

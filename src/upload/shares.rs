@@ -30,11 +30,13 @@ use serde_bytes::ByteBuf;
 pub const SECRET_BYTES: usize = 16;
 /// Links one memory may have at once.
 pub const MAX_LINKS_PER_MEMORY: u64 = 32;
-/// Certified responses all links together may have. Each link has one per
-/// serving chunk plus at most `FIXED_REPLIES_PER_LINK + 1`. Caps the
-/// certification tree's heap and the work of rebuilding it after an
-/// upgrade (see the README's "Serving and sharing").
-pub const MAX_CERTIFIED_ENTRIES: u64 = 100_000;
+/// Certified responses all shared memories together may have: a memory
+/// has one per serving chunk plus 5 (6 for a file of one chunk) whatever
+/// its number of links. Caps the certification tree's heap (about 185
+/// bytes a response) and the work of rebuilding it after an upgrade (0.6
+/// to 0.7 M instructions a response, growing with the log of the tree: see
+/// the README's "Serving and sharing").
+pub const MAX_CERTIFIED_ENTRIES: u64 = 50_000;
 /// Work per message of chunk certification, in bytes hashed (the same
 /// bound as upload hashing: about 2.5 B instructions at 75 per byte).
 pub const SHARE_HASH_BYTES_PER_MESSAGE: u64 = 32 * 1024 * 1024;
