@@ -711,6 +711,19 @@ fn report_serving(table: &mut Table, s: &Serving) {
         format!("{} / {}", n(s.further_link_few), n(s.further_link_many)),
     );
     table.add(section, "certifying one response", n(s.per_response as u64));
+    table.add(
+        section,
+        format!(
+            "heap after an upgrade: none / with {} responses / per response",
+            n(s.upgrade_responses)
+        ),
+        format!(
+            "{} / {} / {:.0} B",
+            size_exact(s.heap_without_links),
+            size_exact(s.heap_with_links),
+            s.heap_per_response()
+        ),
+    );
     let at_cap =
         s.upgrade_without_links as f64 + s.upgrade_per_response() * MAX_CERTIFIED_ENTRIES as f64;
     table.goal(
