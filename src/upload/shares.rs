@@ -211,6 +211,8 @@ pub struct ShareStore<M: Memory> {
     counters: StableBTreeMap<u8, u64, Vm<M>>,
     /// Heap only: rebuilt by `UploadService::open`.
     tree: HttpCertificationTree,
+    /// `MAX_CERTIFIED_ENTRIES`; lowered by tests only.
+    entries_cap: u64,
     cel: String,
     cel_hash: [u8; 32],
 }
@@ -229,6 +231,7 @@ impl<M: Memory + Clone> ShareStore<M> {
             queue: StableBTreeMap::init(memories.get(memory::SHARE_HASH_QUEUE)),
             counters: StableBTreeMap::init(memories.get(memory::SHARE_COUNTERS)),
             tree: HttpCertificationTree::default(),
+            entries_cap: MAX_CERTIFIED_ENTRIES,
             cel,
             cel_hash,
         };
@@ -264,6 +267,16 @@ impl<M: Memory> ShareStore<M> {
             .keys_range(pair_key(memory_id.0, 0)..=pair_key(memory_id.0, u64::MAX))
             .map(|key| crate::storable::read_u64(&key, 8))
             .collect()
+    }
+
+    /// Certified responses that may still be reserved.
+    pub fn entries_available(&self) -> u64 {
+        self.entries_cap.saturating_sub(self.certified_entries())
+    }
+
+    #[cfg(test)]
+    pub fn set_entries_cap(&mut self, cap: u64) {
+        self.entries_cap = cap;
     }
 
     pub fn certified_entries(&self) -> u64 {

@@ -92,7 +92,7 @@ impl<M: Memory + Clone> UploadService<M> {
             });
         }
         let entries = entries_for(record.byte_len);
-        let available = MAX_CERTIFIED_ENTRIES.saturating_sub(self.shares.certified_entries());
+        let available = self.shares.entries_available();
         let first = !self.shares.is_shared(memory_id);
         if first && entries > available {
             return Err(ShareError::CapacityExhausted {

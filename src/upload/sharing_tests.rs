@@ -228,3 +228,34 @@ fn malformed_urls_get_the_root_404_certified_and_never_trap() {
         );
     }
 }
+
+#[test]
+fn the_certified_response_cap_counts_memories_once_and_is_released() {
+    let mut f = Fixture::new();
+    f.service.shares.set_entries_cap(7 + 10);
+    let (small, _) = f.upload(1_000, 3); // 7 responses
+    let (long, _) = f.upload(5 * SERVE_CHUNK_BYTES as usize, 4); // 10 responses
+    let (other, _) = f.upload(2_000, 5); // 7 responses
+    let a = f.service.share(alice(), 5, small, None, [1; 16]).unwrap();
+    // Further links of a shared memory reserve nothing.
+    f.service.share(alice(), 5, small, None, [2; 16]).unwrap();
+    let b = f.service.share(alice(), 5, long, None, [3; 16]).unwrap();
+    assert_eq!(f.service.shares.certified_entries(), 17);
+    assert_eq!(
+        f.service.share(alice(), 5, other, None, [4; 16]),
+        Err(ShareError::CapacityExhausted {
+            needed: 7,
+            available: 0
+        })
+    );
+    // Revoking the long file's only link releases its 10.
+    f.service.unshare(alice(), b.link_id).unwrap();
+    assert_eq!(f.service.shares.certified_entries(), 7);
+    f.service.share(alice(), 6, other, None, [4; 16]).unwrap();
+    // One of the small file's two links gone: still reserved once.
+    f.service.unshare(alice(), a.link_id).unwrap();
+    assert_eq!(f.service.shares.certified_entries(), 14);
+    // The count survives an upgrade.
+    f.upgrade();
+    assert_eq!(f.service.shares.certified_entries(), 14);
+}
