@@ -1,11 +1,15 @@
 //! The canister's Candid entry points. Each one reads the caller and the
 //! time and hands the call to the `UploadService`; no logic lives here.
 
+use crate::http::{HttpRequest, HttpResponse};
 use crate::upload::limits::Limits;
+use crate::upload::shares::SECRET_BYTES;
 use crate::upload::*;
 use candid::Principal;
 use ic_cdk::{init, inspect_message, post_upgrade, query, update};
 use ic_stable_structures::DefaultMemoryImpl;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
@@ -19,6 +23,43 @@ thread_local! {
     /// Heap state on purpose: timers do not survive upgrades either, and
     /// `post_upgrade` schedules afresh.
     static FOLLOW_UP_SCHEDULED_AT: Cell<Option<u64>> = const { Cell::new(None) };
+    /// The generator of share-link secrets, seeded from the management
+    /// canister's `raw_rand` on first use after install or upgrade.
+    static LINK_RNG: RefCell<Option<ChaCha20Rng>> = const { RefCell::new(None) };
+}
+
+/// Publishes the certification tree's root as the canister's certified
+/// data. Called after everything that changes the tree.
+fn certify() {
+    ic_cdk::api::certified_data_set(with_service(|s| s.certified_data()));
+}
+
+/// 128 bits for a new link's secret, from a ChaCha20 generator seeded
+/// with 32 bytes of `raw_rand` (fetched once per canister version).
+async fn link_secret() -> Result<[u8; SECRET_BYTES], ShareError> {
+    if LINK_RNG.with(|rng| rng.borrow().is_none()) {
+        let unavailable = |reason: String| ShareError::RandomnessUnavailable { reason };
+        let reply = ic_cdk::call::Call::bounded_wait(Principal::management_canister(), "raw_rand")
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let bytes: Vec<u8> = reply.candid().map_err(|e| unavailable(e.to_string()))?;
+        let seed: [u8; 32] = bytes
+            .get(..32)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| unavailable(format!("raw_rand returned {} bytes", bytes.len())))?;
+        LINK_RNG.with(|rng| {
+            rng.borrow_mut()
+                .get_or_insert_with(|| ChaCha20Rng::from_seed(seed));
+        });
+    }
+    let mut secret = [0u8; SECRET_BYTES];
+    LINK_RNG.with(|rng| {
+        rng.borrow_mut()
+            .as_mut()
+            .expect("bug: link generator not seeded")
+            .fill_bytes(&mut secret)
+    });
+    Ok(secret)
 }
 
 fn with_service<R>(f: impl FnOnce(&mut UploadService<DefaultMemoryImpl>) -> R) -> R {
@@ -36,7 +77,9 @@ fn now() -> u64 {
 fn start_timers() {
     ic_cdk_timers::set_timer_interval(SWEEP_INTERVAL, || async {
         let report = with_service(|s| s.maintenance(now()));
-        schedule_follow_up_if_needed(report.more_work);
+        let more_sharing = with_service(|s| s.sharing_maintenance(now()));
+        certify();
+        schedule_follow_up_if_needed(report.more_work || more_sharing);
     });
     schedule_follow_up_if_needed(true);
 }
@@ -44,7 +87,9 @@ fn start_timers() {
 fn run_follow_up() {
     FOLLOW_UP_SCHEDULED_AT.with(|at| at.set(None));
     let report = with_service(|s| s.maintenance(now()));
-    schedule_follow_up_if_needed(report.more_work);
+    let more_sharing = with_service(|s| s.sharing_maintenance(now()));
+    certify();
+    schedule_follow_up_if_needed(report.more_work || more_sharing);
 }
 
 /// Runs maintenance again right away while it has work left, so backlog
@@ -52,7 +97,7 @@ fn run_follow_up() {
 /// time; one that never ran (its message trapped) is replaced after a sweep
 /// interval.
 fn schedule_follow_up_if_needed(more_work: bool) {
-    let needed = more_work || with_service(|s| s.has_hashing_backlog());
+    let needed = more_work || with_service(|s| s.has_hashing_backlog() || s.has_sharing_work());
     let now = now();
     let stale = |scheduled: u64| now.saturating_sub(scheduled) > SWEEP_INTERVAL.as_nanos() as u64;
     let pending = FOLLOW_UP_SCHEDULED_AT
@@ -67,13 +112,17 @@ fn schedule_follow_up_if_needed(more_work: bool) {
 #[init]
 fn init() {
     with_service(|_| ());
+    certify();
     start_timers();
 }
 
 #[post_upgrade]
 fn post_upgrade() {
-    // Opening the structures reads their headers only: O(1).
+    // Opening the structures reads their headers, then rebuilds the heap
+    // certification tree of the share links (bounded by
+    // `MAX_CERTIFIED_ENTRIES`; see the README).
     with_service(|_| ());
+    certify();
     start_timers();
 }
 
@@ -177,7 +226,42 @@ fn memories_read(request: ReadRange) -> Result<serde_bytes::ByteBuf, UploadError
 
 #[update]
 fn memories_delete(memory_id: MemoryItemId) -> Result<(), UploadError> {
-    with_service(|s| s.delete_memory(caller(), memory_id))
+    let result = with_service(|s| s.delete_memory(caller(), memory_id));
+    certify();
+    result
+}
+
+#[update]
+async fn memories_share(
+    memory_id: MemoryItemId,
+    expires_at: Option<u64>,
+) -> Result<ShareLink, ShareError> {
+    let caller = caller();
+    let secret = link_secret().await?;
+    let result = with_service(|s| s.share(caller, now(), memory_id, expires_at, secret));
+    certify();
+    schedule_follow_up_if_needed(false);
+    result
+}
+
+#[query]
+fn memories_shares(memory_id: MemoryItemId) -> Result<Vec<ShareLink>, ShareError> {
+    with_service(|s| s.shares(caller(), memory_id))
+}
+
+#[update]
+fn memories_unshare(link_id: u64) -> Result<(), ShareError> {
+    let result = with_service(|s| s.unshare(caller(), link_id));
+    certify();
+    result
+}
+
+/// The HTTP gateway's entry point: serves memories through share links,
+/// every response certified (`crate::http`).
+#[query]
+fn http_request(request: HttpRequest) -> HttpResponse {
+    let certificate = ic_cdk::api::data_certificate();
+    with_service(|s| s.http_request(&request, now(), certificate.as_deref()))
 }
 
 #[query]

@@ -89,6 +89,10 @@ endpoints! {
     admin_set_capsule_creation_restricted: (bool);
     admin_allow_capsule_creator: (Principal, bool);
     admin_capsule_creators: (Option<Principal>, u32);
+    memories_share: (MemoryItemId, Option<u64>);
+    memories_shares: (MemoryItemId);
+    memories_unshare: (u64);
+    http_request: (crate::http::HttpRequest);
 }
 
 /// Fuzz target `candid_args`: the first byte picks an endpoint, the rest
@@ -390,6 +394,23 @@ mod tests {
             (
                 "admin_set_limits",
                 encode_args((Limits::default(),)).unwrap(),
+            ),
+            (
+                "memories_share",
+                encode_args((MemoryItemId(1), Some(5u64))).unwrap(),
+            ),
+            ("memories_shares", encode_args((MemoryItemId(1),)).unwrap()),
+            ("memories_unshare", encode_args((3u64,)).unwrap()),
+            (
+                "http_request",
+                encode_args((crate::http::HttpRequest {
+                    method: "GET".into(),
+                    url: "/s/1/2/00000000000000000000000000000000".into(),
+                    headers: vec![("Range".into(), "bytes=0-".into())],
+                    body: ByteBuf::new(),
+                    certificate_version: Some(2),
+                },))
+                .unwrap(),
             ),
         ];
         let dir = corpus_dir("candid_args");

@@ -4,6 +4,7 @@
 //! domain built on it; `canister` holds the thin Candid entry points.
 
 pub mod admission;
+pub mod http;
 pub mod layout;
 pub mod memory;
 pub mod session;

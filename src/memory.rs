@@ -69,6 +69,21 @@ pub const BLOB_BLOCKS: MemoryId = MemoryId::new(23);
 /// the same message.
 pub const HEADROOM_BUCKETS: u64 = 4;
 
+// 20..30 are left to the upload domain's own growth; sharing starts at 30.
+
+/// Share links by link id (`upload::shares`).
+pub const SHARE_LINKS: MemoryId = MemoryId::new(30);
+/// (memory id, link id) index of share links.
+pub const SHARES_BY_MEMORY: MemoryId = MemoryId::new(31);
+/// (expires at, link id) index of expiring share links.
+pub const SHARES_BY_EXPIRY: MemoryId = MemoryId::new(32);
+/// (memory id, serving chunk) -> SHA-256 of the chunk's bytes.
+pub const SHARE_CHUNK_HASHES: MemoryId = MemoryId::new(33);
+/// Memories whose serving-chunk hashes are being computed.
+pub const SHARE_HASH_QUEUE: MemoryId = MemoryId::new(34);
+/// Next link id and certified-entry count.
+pub const SHARE_COUNTERS: MemoryId = MemoryId::new(35);
+
 /// Hands out the virtual memories of one `MemoryManager`.
 pub struct Memories<M: Memory> {
     manager: MemoryManager<M>,
@@ -184,5 +199,15 @@ mod tests {
         ];
         let expected: Vec<MemoryId> = (0..24).map(MemoryId::new).collect();
         assert_eq!(ids.to_vec(), expected);
+        let sharing = [
+            SHARE_LINKS,
+            SHARES_BY_MEMORY,
+            SHARES_BY_EXPIRY,
+            SHARE_CHUNK_HASHES,
+            SHARE_HASH_QUEUE,
+            SHARE_COUNTERS,
+        ];
+        let expected: Vec<MemoryId> = (30..36).map(MemoryId::new).collect();
+        assert_eq!(sharing.to_vec(), expected);
     }
 }

@@ -12,6 +12,7 @@
 //! The `upload-bench` binary prints the full benchmark; the performance
 //! tests of the `backend` package assert the same figures on small sizes.
 
+use backend::http::{HttpRequest, HttpResponse};
 use backend::upload::limits::{Limits, MAX_CHUNK_BYTES};
 use backend::upload::*;
 use candid::{Decode, Encode, Principal};
@@ -415,6 +416,65 @@ impl Bench {
         self.last().instructions
     }
 
+    /// `memories_share` of a memory, then the timer steps that hash its
+    /// serving chunks: (the link, the share call's stats, every background
+    /// message until the link is certified).
+    pub fn share(
+        &mut self,
+        caller: Principal,
+        memory: MemoryItemId,
+    ) -> (ShareLink, MessageStats, Vec<MessageStats>) {
+        let canister = self.canister;
+        let (reply,): (Result<ShareLink, ShareError>,) = upload_harness::update(
+            &mut self.env,
+            canister,
+            caller,
+            "memories_share",
+            (memory, None::<u64>),
+        )
+        .expect("memories_share");
+        let link = reply.expect("memories_share");
+        // The share call awaits raw_rand the first time: its messages are
+        // the call and its callback; the callback does the work.
+        let log = self.host().take_message_log();
+        let call = log
+            .iter()
+            .filter(|m| m.method == "memories_share" || m.method == "callback")
+            .max_by_key(|m| m.instructions)
+            .cloned()
+            .expect("the share message");
+        let background = if link.ready {
+            Vec::new()
+        } else {
+            self.run_timers()
+        };
+        (link, call, background)
+    }
+
+    /// An anonymous `http_request` GET of `path` with an optional `Range`,
+    /// and its instructions.
+    pub fn http_get(&mut self, path: &str, range: Option<&str>) -> (HttpResponse, u64) {
+        let canister = self.canister;
+        let request = HttpRequest {
+            method: "GET".into(),
+            url: path.into(),
+            headers: range
+                .map(|r| vec![("Range".to_string(), r.to_string())])
+                .unwrap_or_default(),
+            body: ByteBuf::new(),
+            certificate_version: Some(2),
+        };
+        let (response,): (HttpResponse,) = upload_harness::query(
+            &mut self.env,
+            canister,
+            Principal::anonymous(),
+            "http_request",
+            (request,),
+        )
+        .expect("http_request");
+        (response, self.last().instructions)
+    }
+
     /// Upgrades the upload canister to the same `.wasm`; the stats of
     /// pre- and post-upgrade together.
     pub fn upgrade(&mut self) -> MessageStats {
@@ -547,6 +607,125 @@ impl Bench {
             stable_dirty_pages: stats.stable_dirty_pages,
             read_instructions: read.instructions,
         }
+    }
+}
+
+/// What serving and sharing cost (see [`serving`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct Serving {
+    /// The shared video's length.
+    pub bytes: u64,
+    /// Its first link: one SHA-256 pass over the file and the
+    /// certification of every response.
+    pub first_share: u64,
+    /// Responses that first link certified.
+    pub first_share_responses: u64,
+    /// SHA-256 of the floor, per byte.
+    pub hash_floor_per_byte: f64,
+    /// `http_request` of a 2 MB middle chunk (`Range: bytes=2000000-`).
+    pub chunk: u64,
+    /// `floor_read` of as many bytes.
+    pub chunk_floor: u64,
+    /// `http_request` answered with the root 404.
+    pub not_found: u64,
+    /// A further link of a shared memory, with one link in the canister
+    /// and with `many_links`.
+    pub further_link_few: u64,
+    pub further_link_many: u64,
+    pub many_links: u64,
+    /// Certifying one response (first link of a one-chunk memory, less a
+    /// further link, over its 7 responses).
+    pub per_response: f64,
+    /// Upgrades without links and with `upgrade_responses` certified.
+    pub upgrade_without_links: u64,
+    pub upgrade_with_links: u64,
+    pub upgrade_responses: u64,
+    /// Wasm heap after those two upgrades (the tree is rebuilt on it).
+    pub heap_without_links: u64,
+    pub heap_with_links: u64,
+}
+
+impl Serving {
+    pub fn upgrade_per_response(&self) -> f64 {
+        (self.upgrade_with_links - self.upgrade_without_links) as f64
+            / self.upgrade_responses as f64
+    }
+
+    /// Heap per certified response (64 KiB pages: a coarse figure).
+    pub fn heap_per_response(&self) -> f64 {
+        self.heap_with_links.saturating_sub(self.heap_without_links) as f64
+            / self.upgrade_responses as f64
+    }
+}
+
+/// On a fresh canister: a `len`-byte video shared, one of its middle chunks
+/// served, a 404; 100 small memories shared, and 300 more links over 10 of
+/// them; upgrades before and after.
+pub fn serving(len: u64) -> Serving {
+    use backend::http::SERVE_CHUNK_BYTES;
+    use backend::upload::shares::entries_for;
+    let mut bench = Bench::new();
+    let floor = bench.floor(3);
+    let owner = user(1);
+    let capsule = bench.create_capsule(owner);
+    let upgrade_without_links = bench.upgrade().instructions;
+    let canister = bench.canister;
+    let heap_without_links = bench.host().heap_bytes(canister);
+    let run = bench.upload(owner, capsule, 1, len, Order::InOrder);
+    let (link, first_share, background) = bench.share(owner, run.memory_id);
+    assert!(
+        link.ready && background.is_empty(),
+        "certified in one message"
+    );
+
+    let (response, chunk) = bench.http_get(&link.path, Some("bytes=2000000-"));
+    assert_eq!(response.status_code, 206);
+    assert_eq!(response.body.len() as u64, SERVE_CHUNK_BYTES);
+    let (_, probe) = bench.floor_put(&vec![7u8; SERVE_CHUNK_BYTES as usize]);
+    let chunk_floor = bench
+        .floor_read(probe.offset, SERVE_CHUNK_BYTES)
+        .instructions;
+    let (missing, not_found) = bench.http_get("/s/999/0/00000000000000000000000000000000", None);
+    assert_eq!(missing.status_code, 404);
+
+    let (_, few, _) = bench.share(owner, run.memory_id);
+    let memories: Vec<MemoryItemId> = (0..100)
+        .map(|seed| {
+            bench
+                .upload(owner, capsule, 100 + seed, 1_000, Order::InOrder)
+                .memory_id
+        })
+        .collect();
+    let (_, first_small, _) = bench.share(owner, memories[0]);
+    for memory in &memories[1..] {
+        bench.share(owner, *memory);
+    }
+    for memory in &memories[..10] {
+        for _ in 0..30 {
+            bench.share(owner, *memory);
+        }
+    }
+    let (_, many, _) = bench.share(owner, run.memory_id);
+    let upgrade_with_links = bench.upgrade().instructions;
+    let heap_with_links = bench.host().heap_bytes(canister);
+    Serving {
+        bytes: len,
+        first_share: first_share.instructions,
+        first_share_responses: entries_for(len),
+        hash_floor_per_byte: floor.hash as f64 / floor.bytes as f64,
+        chunk,
+        chunk_floor,
+        not_found,
+        further_link_few: few.instructions,
+        further_link_many: many.instructions,
+        many_links: 2 + 100 + 10 * 30,
+        per_response: (first_small.instructions - few.instructions) as f64
+            / entries_for(1_000) as f64,
+        upgrade_without_links,
+        upgrade_with_links,
+        upgrade_responses: entries_for(len) + 100 * entries_for(1_000),
+        heap_without_links,
+        heap_with_links,
     }
 }
 

@@ -146,9 +146,11 @@ fn main() {
     let uploads = uploads(&config);
     let churn = churn(if quick { 1 } else { 4 });
     let adversarial = adversarial(if quick { 1 } else { 4 });
+    let serving = serving(if quick { 8 } else { 64 } * u64::from(CHUNK));
     let sessions = sessions.join().expect("the sessions thread");
 
     let mut table = report(&config, &uploads, &sessions, &churn);
+    report_serving(&mut table, &serving);
     let section = "stable memory after adversarial orders";
     for case in &adversarial {
         table.goal(
@@ -188,6 +190,7 @@ fn main() {
         "prune": sessions.prune,
         "churn": churn,
         "adversarial": adversarial,
+        "serving": serving,
         "table": table.rows,
     });
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
@@ -692,4 +695,70 @@ fn constant(min: u64, max: u64) -> bool {
 
 fn size_exact(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / MIB as f64)
+}
+
+/// Serving over HTTP and share links (`upload_bench::serving`).
+fn report_serving(table: &mut Table, s: &Serving) {
+    use backend::upload::shares::MAX_CERTIFIED_ENTRIES;
+    let section = "serving and sharing";
+    let ratio = s.chunk as f64 / s.chunk_floor as f64;
+    table.goal(
+        section,
+        "http_request of a 2 MB chunk / floor_read of it",
+        format!("{} = {ratio:.3}x", n(s.chunk)),
+        "<= 1.05x",
+        Some(ratio <= 1.05),
+    );
+    table.add(section, "http_request answered 404", n(s.not_found));
+    let hashing = s.bytes as f64 * s.hash_floor_per_byte;
+    table.add(
+        section,
+        format!(
+            "first link of a {} memory (hash + {} responses)",
+            size(s.bytes),
+            s.first_share_responses
+        ),
+        format!(
+            "{} = SHA-256 floor x {:.3} + {:.0} M",
+            n(s.first_share),
+            s.first_share as f64 / hashing,
+            (s.first_share as f64 - hashing) / 1e6
+        ),
+    );
+    table.add(
+        section,
+        format!("further link: 1 link / {} links", s.many_links),
+        format!("{} / {}", n(s.further_link_few), n(s.further_link_many)),
+    );
+    table.add(section, "certifying one response", n(s.per_response as u64));
+    table.add(
+        section,
+        format!(
+            "heap after an upgrade: none / with {} responses / per response",
+            n(s.upgrade_responses)
+        ),
+        format!(
+            "{} / {} / {:.0} B",
+            size_exact(s.heap_without_links),
+            size_exact(s.heap_with_links),
+            s.heap_per_response()
+        ),
+    );
+    let at_cap =
+        s.upgrade_without_links as f64 + s.upgrade_per_response() * MAX_CERTIFIED_ENTRIES as f64;
+    table.goal(
+        section,
+        format!(
+            "upgrade: none / per certified response / at the cap of {}",
+            n(MAX_CERTIFIED_ENTRIES)
+        ),
+        format!(
+            "{} / {} / {:.1} B",
+            n(s.upgrade_without_links),
+            n(s.upgrade_per_response() as u64),
+            at_cap / 1e9
+        ),
+        "<= 100 B at the cap",
+        Some(at_cap <= 100e9),
+    );
 }

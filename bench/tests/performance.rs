@@ -167,13 +167,17 @@ fn upgrades_are_constant_and_expiry_runs_in_bounded_batches() {
     bench.upload(owner, capsule, 1, 3 * u64::from(CHUNK), Order::InOrder);
     let with_data = bench.upgrade().instructions;
     eprintln!("upgrade: {empty} empty, {sessions} with 1 000 sessions, {with_data} with data");
-    // Measured 773 010 empty and with 1 000 sessions, 774 061 with data.
+    // Measured 773 010 empty and with 1 000 sessions, 774 061 with data,
+    // before share links; 1 509 074 since: post_upgrade certifies the root
+    // 404 and 405 and publishes the tree's root as certified data (shared
+    // memories add 0.6 M a certified response: see
+    // `serving_and_sharing_stay_within_budgets`).
     for cost in [empty, sessions, with_data] {
         assert!(
             cost.abs_diff(empty) <= 5_000,
             "upgrade cost varies: {cost} vs {empty}"
         );
-        assert!(cost <= 850_000, "upgrade takes {cost}");
+        assert!(cost <= 1_600_000, "upgrade takes {cost}");
     }
 
     let sweep = sweep(&mut bench);
@@ -220,5 +224,77 @@ fn stable_memory_after_churn() {
         "blob store high water / live",
         churn.high_water as f64 / churn.live_bytes as f64,
         1.01,
+    );
+}
+
+/// Serving a 2 MB chunk over HTTP costs what reading it back does; a
+/// memory's first link costs one hashing pass over its bytes plus one
+/// certification per response, and a further link no certification and
+/// nothing that grows with the number of links; the upgrade rebuilds the
+/// certification tree at a bounded cost per certified response.
+#[test]
+fn serving_and_sharing_stay_within_budgets() {
+    use backend::upload::shares::MAX_CERTIFIED_ENTRIES;
+    // A 7.6 MB video: four serving chunks.
+    let s = serving(4 * u64::from(CHUNK));
+    eprintln!("{s:#?}");
+    // Measured 589.7 M: 77.6 a byte against SHA-256's 75.5 (9 responses
+    // certified, about 0.6 M each).
+    assert_at_most(
+        "first share / (SHA-256 floor over the file + its certifications)",
+        s.first_share as f64
+            / (s.bytes as f64 * s.hash_floor_per_byte + s.first_share_responses as f64 * 0.6e6),
+        1.03,
+    );
+    // Measured 111.1 M against floor_read's 108.0 M: 1.028x.
+    assert_at_most(
+        "http_request of a 2 MB chunk / floor_read",
+        s.chunk as f64 / s.chunk_floor as f64,
+        1.05,
+    );
+    // Measured 0.6 M (the witness, no file bytes).
+    assert_at_most("http_request 404 (instructions)", s.not_found as f64, 1.0e6);
+    // Measured 0.50 M with one link and 0.63 M with 402: the stable
+    // B-trees of links are a level deeper (log n). Anything that visited
+    // every link (about 20 k each) would be 10 x this.
+    assert_at_most(
+        "further link (instructions)",
+        s.further_link_many as f64,
+        0.8e6,
+    );
+    assert_at_most(
+        "further link, 402 links / 1 link",
+        s.further_link_many as f64 / s.further_link_few as f64,
+        1.4,
+    );
+    // Measured 0.54 M a response.
+    assert_at_most(
+        "certifying one response (instructions)",
+        s.per_response,
+        0.7e6,
+    );
+    // Measured 0.59 M a response with 79 responses certified and 0.68 M
+    // with 709: a tree insertion grows with the log of the tree's size.
+    // At the cap, allowing the log half as much again: about 50 B, a sixth
+    // of the 300 B an upgrade may use.
+    assert_at_most(
+        "upgrade: instructions per certified response",
+        s.upgrade_per_response(),
+        0.8e6,
+    );
+    let at_capacity = s.upgrade_without_links as f64
+        + 1.5 * s.upgrade_per_response() * MAX_CERTIFIED_ENTRIES as f64;
+    assert_at_most(
+        "upgrade at the entry cap, log growth allowed (instructions)",
+        at_capacity,
+        100e9,
+    );
+    // Measured 2 pages more for 709 responses: about 185 B each.
+    eprintln!(
+        "heap after upgrade: {} without links, {} with {} responses: {:.0} B each",
+        s.heap_without_links,
+        s.heap_with_links,
+        s.upgrade_responses,
+        s.heap_per_response()
     );
 }

@@ -11,12 +11,15 @@
 //! reject callback with code 3 (`DESTINATION_INVALID`).
 
 use crate::canister::{Canister, Entry};
+use crate::certification::{state_tree, PendingCertificate, SubnetKey, DEFAULT_SUBNET_SEED};
 use crate::limits::Limits;
 use crate::stable_memory::WASM_PAGE;
 use crate::state::{Callback, HostState, Kind, MessageContext, Response};
 use crate::HostError;
 use candid::Principal;
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 use wasmi::{CompilationMode, Config, Engine};
 
@@ -104,7 +107,13 @@ pub struct Host {
     next_ctx: u64,
     logs: Vec<String>,
     echo_logs: bool,
+    subnet_key: Arc<SubnetKey>,
+    random_seed: [u8; 32],
+    random_draws: u64,
 }
+
+/// Seed of `raw_rand`'s generator in a new [`Host`].
+pub const DEFAULT_RANDOM_SEED: [u8; 32] = [0x5e; 32];
 
 impl Default for Host {
     fn default() -> Self {
@@ -137,7 +146,66 @@ impl Host {
             next_ctx: 0,
             logs: Vec::new(),
             echo_logs: true,
+            subnet_key: Arc::new(SubnetKey::from_seed(DEFAULT_SUBNET_SEED)),
+            random_seed: DEFAULT_RANDOM_SEED,
+            random_draws: 0,
         }
+    }
+
+    /// The subnet's public key, DER-encoded as the IC publishes its root
+    /// key (133 bytes): what verifiers of this host's data certificates
+    /// (`ic-response-verification`, `ic-certificate-verification`) take as
+    /// the root key. See [`crate::certification`].
+    pub fn root_key(&self) -> Vec<u8> {
+        self.subnet_key.root_key_der().to_vec()
+    }
+
+    /// Replaces the subnet key with the one derived from `seed` (hosts built
+    /// with the same seed share their root key; the default seed is
+    /// [`DEFAULT_SUBNET_SEED`]).
+    pub fn set_subnet_seed(&mut self, seed: &[u8]) {
+        self.subnet_key = Arc::new(SubnetKey::from_seed(seed));
+    }
+
+    /// The data certificate a query of `canister` would see now: the state
+    /// tree with its certified data and the host time, signed by the subnet
+    /// key (CBOR, as `ic0.data_certificate_copy` returns it).
+    pub fn data_certificate(&self, canister: Principal) -> Result<Vec<u8>, HostError> {
+        if !self.canisters.contains_key(&canister) {
+            return Err(HostError::CanisterNotFound(canister));
+        }
+        Ok(self.pending_certificate(canister).bytes().to_vec())
+    }
+
+    fn pending_certificate(&self, canister: Principal) -> PendingCertificate {
+        let state = state_tree(
+            self.canisters
+                .iter()
+                .map(|(id, c)| (id, c.state().certified_data.as_slice())),
+            self.time,
+        );
+        PendingCertificate::new(&state, &canister, self.subnet_key.clone())
+    }
+
+    /// Reseeds the generator behind the management canister's `raw_rand`.
+    ///
+    /// `raw_rand` here is deterministic, for reproducible tests: the n-th
+    /// call (counting from 0 since the last reseed) answers
+    /// SHA-256(seed ‖ n as 8 big-endian bytes), 32 bytes. A new host starts
+    /// with [`DEFAULT_RANDOM_SEED`]. On the IC the bytes come from the
+    /// subnet's random beacon and nobody can predict them; here anyone who
+    /// knows the seed can.
+    pub fn set_random_seed(&mut self, seed: [u8; 32]) {
+        self.random_seed = seed;
+        self.random_draws = 0;
+    }
+
+    fn raw_rand(&mut self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.random_seed);
+        h.update(self.random_draws.to_be_bytes());
+        self.random_draws += 1;
+        h.finalize().into()
     }
 
     /// Whether `debug_print` lines are also written to stderr as they are
@@ -645,6 +713,8 @@ impl Host {
             max_call_bytes: l.max_call_bytes,
             max_heap_bytes: Some(l.max_heap_bytes),
             wasm_memory_limit: self.wasm_memory_limit(kind),
+            data_certificate: (kind == Kind::Query)
+                .then(|| Arc::new(self.pending_certificate(canister))),
             ..Default::default()
         };
         let mut c = self
@@ -914,6 +984,10 @@ impl Host {
                     callback,
                 };
                 let ctx = self.new_context(origin);
+                if callee.is_empty() && method == "raw_rand" {
+                    self.management_raw_rand(ctx, &arg);
+                    return;
+                }
                 let callee_p = Principal::try_from_slice(&callee)
                     .ok()
                     .filter(|p| self.canisters.contains_key(p));
@@ -1016,6 +1090,26 @@ impl Host {
                 self.settle(caller_ctx, caller);
             }
         }
+    }
+
+    /// The management canister's `raw_rand`: argument `()`, reply a 32-byte
+    /// `blob` (see [`Host::set_random_seed`]). The only management method
+    /// this host implements; calls to others are rejected with code 3 as
+    /// for any canister the host does not hold.
+    fn management_raw_rand(&mut self, ctx: u64, arg: &[u8]) {
+        if candid::decode_args::<()>(arg).is_err() {
+            self.reject_and_close(
+                ctx,
+                4,
+                "raw_rand: the argument must be the Candid encoding of ()".to_string(),
+            );
+            return;
+        }
+        let bytes = self.raw_rand();
+        // `Vec<u8>` is Candid's `vec nat8`, the same type as `blob`.
+        let reply = candid::encode_one(bytes.to_vec()).expect("a blob always encodes");
+        self.respond(ctx, Response::Reply(reply));
+        self.contexts.remove(&ctx);
     }
 
     /// Runs due global timers (`canister_global_timer`, deadline reset to 0

@@ -7,7 +7,9 @@
 //! ([`system_api`]) following the IC interface specification: atomic
 //! messages with rollback, queries that never persist, sparse stable memory,
 //! the global timer, inter-canister calls with reply/reject/cleanup
-//! callbacks, `canister_inspect_message` before ingress updates (see
+//! callbacks, data certificates signed by a test subnet key
+//! ([`certification`], [`Host::root_key`]), the management canister's
+//! `raw_rand` (deterministic: [`Host::set_random_seed`]), `canister_inspect_message` before ingress updates (see
 //! [`Host::update`]), install/reinstall/upgrade, and the replica's per-message limits
 //! ([`Limits`]: instructions, ingress size with an envelope allowance, reply
 //! and request sizes, stable memory touched, `wasm_memory_limit` and the heap
@@ -32,6 +34,7 @@
 //! (`rwlgt-iiaaa-aaaaa-aaaaa-cai` for the first canister).
 
 pub mod canister;
+pub mod certification;
 pub mod host;
 pub mod instrument;
 pub mod limits;

@@ -162,6 +162,9 @@ pub struct MessageContext {
     pub max_heap_bytes: Option<u64>,
     /// `wasm_memory_limit` (growth beyond it traps); `None`: not enforced.
     pub wasm_memory_limit: Option<u64>,
+    /// The data certificate `ic0.data_certificate_*` return: present in
+    /// queries only (non-replicated), as on the IC.
+    pub data_certificate: Option<std::sync::Arc<crate::certification::PendingCertificate>>,
 }
 
 /// Store data of one canister instance.

@@ -692,7 +692,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
         }),
         "data_certificate_present" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
             charge(&mut c, 500)?;
-            Ok((c.data().msg.kind == Kind::Query) as i32)
+            Ok(c.data().msg.data_certificate.is_some() as i32)
         }),
         "data_certificate_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
             require(
@@ -701,7 +701,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
                 c.data().msg.kind == Kind::Query,
             )?;
             charge(&mut c, 500)?;
-            Ok(certificate(c.data()).len() as i32)
+            Ok(certificate(c.data())?.bytes().len() as i32)
         }),
         "data_certificate_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
             require(
@@ -710,14 +710,19 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
                 c.data().msg.kind == Kind::Query,
             )?;
             charge(&mut c, 500 + size as u32 as u64)?;
-            let cert = certificate(c.data());
+            let cert = certificate(c.data())?;
             let r = range(
                 off as u32 as u64,
                 size as u32 as u64,
-                cert.len(),
+                cert.bytes().len(),
                 "data_certificate_copy",
             )?;
-            write_bytes(&mut c, dst as u32, &cert[r], "data_certificate_copy")
+            write_bytes(
+                &mut c,
+                dst as u32,
+                &cert.bytes()[r],
+                "data_certificate_copy",
+            )
         }),
         "time" => Func::wrap(s, |mut c: C| -> Result<i64, Error> {
             charge(&mut c, 500)?;
@@ -796,12 +801,14 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
 /// Placeholder subnet id returned by `subnet_self_copy`.
 const SUBNET_ID: &[u8] = &[0x2a; 29];
 
-/// Stand-in data certificate available to queries: not a real BLS-signed
-/// certificate, but it embeds the certified data so tests can check it.
-fn certificate(st: &HostState) -> Vec<u8> {
-    let mut v = b"embedded-ic-host-certificate:".to_vec();
-    v.extend_from_slice(&st.certified_data);
-    v
+/// The query's data certificate (see [`crate::certification`]).
+fn certificate(
+    st: &HostState,
+) -> Result<std::sync::Arc<crate::certification::PendingCertificate>, Error> {
+    st.msg
+        .data_certificate
+        .clone()
+        .ok_or_else(|| trap("no data certificate in this message"))
 }
 
 fn can_respond(c: &C, api: &str) -> Result<(), Error> {

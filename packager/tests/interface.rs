@@ -308,3 +308,76 @@ fn icp_yaml_is_valid_and_runs_the_packager() {
         "an unknown step type must be refused"
     );
 }
+
+/// The interface of the released v0.1.0, as it shipped.
+fn released_did() -> String {
+    let path = packager::workspace_root().join("tests/releases/backend-v0.1.0.did");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+#[test]
+fn the_released_did_is_the_released_wasms_interface() {
+    let path = packager::workspace_root().join("tests/releases/backend-v0.1.0-6ebf7c7.wasm.gz");
+    let gzipped =
+        std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let wasm = packager::gunzip(&gzipped).expect("the release .gz decompresses");
+    let service = packager::custom_section(&wasm, "icp:public candid:service")
+        .unwrap()
+        .expect("the release carries candid:service");
+    candid_parser::utils::service_equal(
+        candid_parser::utils::CandidSource::Text(&String::from_utf8(service).unwrap()),
+        candid_parser::utils::CandidSource::Text(&released_did()),
+    )
+    .expect("tests/releases/backend-v0.1.0.did is the release's interface");
+}
+
+/// Clients built against v0.1.0 keep working: today's interface is a
+/// Candid subtype of the released one (methods only added, nothing a
+/// released method takes or returns changed incompatibly), but for the
+/// known exception below.
+///
+/// Known exception, from before share links: layout 2 added the
+/// `ReservedBytesTotal` case to `Quota`, which every method's `UploadError`
+/// can carry. A v0.1.0 client decodes every reply as before except that
+/// one error (which it cannot decode). Candid reports it once per method.
+/// Anything else incompatible fails this test.
+#[test]
+fn backend_did_is_a_compatible_extension_of_the_release() {
+    use candid_parser::utils::{service_compatibility_report, CandidSource};
+    // The released interface plus the one accepted break.
+    let released = released_did();
+    let accepted = released.replace(
+        "  ReservedBytesPerCaller;\n};",
+        "  ReservedBytesPerCaller;\n  ReservedBytesTotal;\n};",
+    );
+    assert_ne!(accepted, released, "the released Quota type moved");
+    let breaks = |did: &str| -> Vec<String> {
+        service_compatibility_report(CandidSource::Text(did), CandidSource::Text(&accepted))
+            .expect("both interfaces parse")
+            .iter()
+            .map(|i| i.to_string())
+            .collect()
+    };
+    let report = breaks(&did());
+    assert!(
+        report.is_empty(),
+        "backend.did breaks v0.1.0 clients:\n  {}",
+        report.join("\n  ")
+    );
+    // The check can fail: a removed method, a changed argument, or a new
+    // variant case in a reply are all refused.
+    let removed = did().replace("stats : () -> (Stats) query;", "");
+    assert!(!breaks(&removed).is_empty());
+    let changed = did().replace(
+        "memories_delete : (nat64) -> (Result);",
+        "memories_delete : (text) -> (Result);",
+    );
+    assert_ne!(changed, did());
+    assert!(!breaks(&changed).is_empty());
+    let new_case = did().replace(
+        "  AnonymousCaller;\n  QuotaExceeded",
+        "  AnonymousCaller;\n  Brand_new_case;\n  QuotaExceeded",
+    );
+    assert_ne!(new_case, did());
+    assert!(!breaks(&new_case).is_empty());
+}

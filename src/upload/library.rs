@@ -169,6 +169,7 @@ impl<M: Memory + Clone> UploadService<M> {
             .free(record.blob_id)
             .expect("bug: a memory's blob was already freed");
         self.accounting.unstore(record.uploaded_by, record.byte_len);
+        self.forget_shares(&record);
         Ok(())
     }
 

@@ -17,8 +17,12 @@ pub mod memories;
 pub mod model;
 pub mod service;
 pub mod sparse;
+pub mod shares;
+pub mod sharing;
 pub mod types;
 
+#[cfg(test)]
+mod sharing_tests;
 #[cfg(test)]
 mod tests;
 
@@ -27,4 +31,5 @@ pub use compat::SessionCompat;
 pub use error::{Quota, UploadError};
 pub use maintenance::MaintenanceReport;
 pub use service::UploadService;
+pub use shares::{ShareError, ShareLink};
 pub use types::*;

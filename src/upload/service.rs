@@ -10,6 +10,7 @@ use super::error::{Quota, UploadError};
 use super::hashing::{HashProgress, HashSource, HashTracker};
 use super::limits::{Limits, HASH_BYTES_PER_MESSAGE, MAX_CHUNK_BYTES, MAX_PAGE, MAX_REPAIR_ROUNDS};
 use super::memories::MemoryStore;
+use super::shares::ShareStore;
 use super::types::*;
 use crate::layout::{self, Found, LayoutError, CURRENT_LAYOUT};
 use crate::memory::{self, Headroom, Memories, Vm};
@@ -40,6 +41,7 @@ pub struct UploadService<M: Memory> {
     pub(super) memories: MemoryStore<M>,
     pub(super) accounting: Accounting<M>,
     headroom: Headroom<M>,
+    pub(super) shares: ShareStore<M>,
 }
 
 pub(super) fn policy(limits: &Limits) -> SessionPolicy {
@@ -126,7 +128,7 @@ impl<M: Memory + Clone> UploadService<M> {
             layout::record(&memories, CURRENT_LAYOUT);
         }
         let session_policy = policy(accounting.limits());
-        Ok(Self {
+        let mut service = Self {
             sessions: SessionService::init(&memories, session_policy),
             blobs: BlobStore::init(&memories),
             hashing: HashTracker::init(&memories),
@@ -135,7 +137,11 @@ impl<M: Memory + Clone> UploadService<M> {
             memories: MemoryStore::init(&memories),
             accounting,
             headroom: memories.headroom(),
-        })
+            shares: ShareStore::init(&memories),
+        };
+        // The certification tree is heap state: bounded rebuild.
+        service.certify_all_links();
+        Ok(service)
     }
 
     /// For updates that may grow stable memory, before they change

@@ -51,6 +51,29 @@ function candid_none<T>(): [] {
 function record_opt_to_undefined<T>(arg: T | null): T | undefined {
     return arg == null ? undefined : arg;
 }
+export interface ShareLink {
+    link_id: bigint;
+    /**
+     * The URL path that serves the memory:
+     * `/s/<memory_id>/<link_id>/<secret>`. The only key to it: anyone who
+     * has it can read the memory.
+     */
+    path: string;
+    created_at: bigint;
+    created_by: Principal;
+    memory_id: bigint;
+    expires_at?: bigint;
+    /**
+     * False while the memory's serving-chunk hashes are being computed:
+     * until then the path answers 404.
+     */
+    ready: boolean;
+}
+export interface StatusRequest {
+    session_id: bigint;
+    from_chunk: number;
+    max_ranges: number;
+}
 export type Result_2 = {
     __kind__: "Ok";
     Ok: Array<[Principal, CallerUsage]>;
@@ -63,6 +86,13 @@ export interface FinishUpload {
     session_id: bigint;
     byte_len: bigint;
 }
+export type Result_13 = {
+    __kind__: "Ok";
+    Ok: UploadStatus;
+} | {
+    __kind__: "Err";
+    Err: UploadError;
+};
 export type UploadError = {
     __kind__: "ChunkNotReceived";
     /**
@@ -271,6 +301,13 @@ export interface ReadRange {
     memory_id: bigint;
     length: bigint;
 }
+export type Result_11 = {
+    __kind__: "Ok";
+    Ok: CommittedUpload;
+} | {
+    __kind__: "Err";
+    Err: UploadError;
+};
 export type Result_4 = {
     __kind__: "Ok";
     Ok: MemoryRecord;
@@ -309,10 +346,10 @@ export interface BeginUpload {
 }
 export type Result_7 = {
     __kind__: "Ok";
-    Ok: UploadStarted;
+    Ok: ShareLink;
 } | {
     __kind__: "Err";
-    Err: UploadError;
+    Err: ShareError;
 };
 export interface CallerUsage {
     open_sessions: number;
@@ -423,12 +460,19 @@ export interface UploadStarted {
     chunk_size: number;
     expires_at: bigint;
 }
-export type Result_9 = {
+export type Result_12 = {
     __kind__: "Ok";
     Ok: ChunkAccepted;
 } | {
     __kind__: "Err";
     Err: UploadError;
+};
+export type Result_9 = {
+    __kind__: "Ok";
+    Ok: null;
+} | {
+    __kind__: "Err";
+    Err: ShareError;
 };
 export interface MemoriesPage {
     memories: Array<MemoryRecord>;
@@ -446,7 +490,7 @@ export type Result = {
 };
 export type Result_10 = {
     __kind__: "Ok";
-    Ok: UploadStatus;
+    Ok: UploadStarted;
 } | {
     __kind__: "Err";
     Err: UploadError;
@@ -458,22 +502,73 @@ export type Result_3 = {
     __kind__: "Err";
     Err: UploadError;
 };
+export interface HttpResponse {
+    body: Uint8Array;
+    headers: Array<[string, string]>;
+    /**
+     * Never set: every answer is a certified query answer.
+     */
+    upgrade?: boolean;
+    status_code: number;
+}
 export type Result_8 = {
     __kind__: "Ok";
-    Ok: CommittedUpload;
+    Ok: Array<ShareLink>;
 } | {
     __kind__: "Err";
-    Err: UploadError;
+    Err: ShareError;
 };
 export interface ChunkRange {
     end: number;
     start: number;
 }
-export interface StatusRequest {
-    session_id: bigint;
-    from_chunk: number;
-    max_ranges: number;
-}
+export type ShareError = {
+    __kind__: "RandomnessUnavailable";
+    /**
+     * The random generator could not be seeded (`raw_rand` failed); retry.
+     */
+    RandomnessUnavailable: {
+        reason: string;
+    };
+} | {
+    __kind__: "TooManyLinks";
+    TooManyLinks: {
+        limit: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    /**
+     * Only the capsule's owner and the memory's uploader manage its links.
+     */
+    NotAuthorized: null;
+} | {
+    __kind__: "LinkNotFound";
+    LinkNotFound: {
+        link_id: bigint;
+    };
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    __kind__: "MemoryNotFound";
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    __kind__: "CapacityExhausted";
+    /**
+     * The canister's share-link capacity (certified responses) is used up.
+     */
+    CapacityExhausted: {
+        needed: bigint;
+        available: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+};
 export interface AssetMetadata {
     /**
      * SHA-256 of the whole file, if known when the upload begins.
@@ -489,6 +584,16 @@ export interface CommittedUpload {
     blob_id: bigint;
     byte_len: bigint;
     memory_id: bigint;
+}
+export interface HttpRequest {
+    url: string;
+    method: string;
+    body: Uint8Array;
+    headers: Array<[string, string]>;
+    /**
+     * Highest response-verification version the gateway understands.
+     */
+    certificate_version?: number;
 }
 export interface Capsule {
     owner: Principal;
@@ -535,20 +640,24 @@ export interface backendInterface {
     capsules_grant_write(arg0: bigint, arg1: Principal): Promise<Result_3>;
     capsules_mine(arg0: bigint | null, arg1: number): Promise<Array<Capsule>>;
     capsules_revoke_write(arg0: bigint, arg1: Principal): Promise<Result_3>;
+    http_request(arg0: HttpRequest): Promise<HttpResponse>;
     memories_delete(arg0: bigint): Promise<Result>;
     memories_get(arg0: bigint): Promise<Result_4>;
     memories_list(arg0: ListMemories): Promise<Result_5>;
     memories_read(arg0: ReadRange): Promise<Result_6>;
+    memories_share(arg0: bigint, arg1: bigint | null): Promise<Result_7>;
+    memories_shares(arg0: bigint): Promise<Result_8>;
+    memories_unshare(arg0: bigint): Promise<Result_9>;
     stats(): Promise<Stats>;
     uploads_abort(arg0: bigint): Promise<Result>;
-    uploads_begin(arg0: BeginUpload): Promise<Result_7>;
+    uploads_begin(arg0: BeginUpload): Promise<Result_10>;
     uploads_chunk_sha256(arg0: bigint, arg1: number): Promise<Result_6>;
-    uploads_finish(arg0: FinishUpload): Promise<Result_8>;
+    uploads_finish(arg0: FinishUpload): Promise<Result_11>;
     uploads_mine(): Promise<Array<OpenUpload>>;
-    uploads_put_chunk(arg0: PutChunk): Promise<Result_9>;
-    uploads_status(arg0: StatusRequest): Promise<Result_10>;
+    uploads_put_chunk(arg0: PutChunk): Promise<Result_12>;
+    uploads_status(arg0: StatusRequest): Promise<Result_13>;
 }
-import type { AssetMetadata as _AssetMetadata, BeginUpload as _BeginUpload, CallerUsage as _CallerUsage, Capsule as _Capsule, CapsuleCreators as _CapsuleCreators, ChunkAccepted as _ChunkAccepted, ChunkRange as _ChunkRange, CommittedUpload as _CommittedUpload, Limits as _Limits, ListMemories as _ListMemories, MemoriesPage as _MemoriesPage, MemoryRecord as _MemoryRecord, PutChunk as _PutChunk, Quota as _Quota, Result as _Result, Result_1 as _Result_1, Result_10 as _Result_10, Result_2 as _Result_2, Result_3 as _Result_3, Result_4 as _Result_4, Result_5 as _Result_5, Result_6 as _Result_6, Result_7 as _Result_7, Result_8 as _Result_8, Result_9 as _Result_9, SessionStatus as _SessionStatus, Stats as _Stats, UploadError as _UploadError, UploadStarted as _UploadStarted, UploadStatus as _UploadStatus } from "./declarations/backend.did";
+import type { AssetMetadata as _AssetMetadata, BeginUpload as _BeginUpload, CallerUsage as _CallerUsage, Capsule as _Capsule, CapsuleCreators as _CapsuleCreators, ChunkAccepted as _ChunkAccepted, ChunkRange as _ChunkRange, CommittedUpload as _CommittedUpload, HttpRequest as _HttpRequest, HttpResponse as _HttpResponse, Limits as _Limits, ListMemories as _ListMemories, MemoriesPage as _MemoriesPage, MemoryRecord as _MemoryRecord, PutChunk as _PutChunk, Quota as _Quota, Result as _Result, Result_1 as _Result_1, Result_10 as _Result_10, Result_11 as _Result_11, Result_12 as _Result_12, Result_13 as _Result_13, Result_2 as _Result_2, Result_3 as _Result_3, Result_4 as _Result_4, Result_5 as _Result_5, Result_6 as _Result_6, Result_7 as _Result_7, Result_8 as _Result_8, Result_9 as _Result_9, SessionStatus as _SessionStatus, ShareError as _ShareError, ShareLink as _ShareLink, Stats as _Stats, UploadError as _UploadError, UploadStarted as _UploadStarted, UploadStatus as _UploadStatus } from "./declarations/backend.did";
 export class Backend implements backendInterface {
     constructor(private actor: ActorSubclass<_SERVICE>){}
     async admin_allow_capsule_creator(arg0: Principal, arg1: boolean): Promise<Result> {
@@ -591,69 +700,97 @@ export class Backend implements backendInterface {
         const result = await this.actor.capsules_revoke_write(arg0, arg1);
         return from_candid_Result_3_n18(result);
     }
+    async http_request(arg0: HttpRequest): Promise<HttpResponse> {
+        const result = await this.actor.http_request(to_candid_HttpRequest_n21(arg0));
+        return from_candid_HttpResponse_n23(result);
+    }
     async memories_delete(arg0: bigint): Promise<Result> {
         const result = await this.actor.memories_delete(arg0);
         return from_candid_Result_n1(result);
     }
     async memories_get(arg0: bigint): Promise<Result_4> {
         const result = await this.actor.memories_get(arg0);
-        return from_candid_Result_4_n21(result);
+        return from_candid_Result_4_n26(result);
     }
     async memories_list(arg0: ListMemories): Promise<Result_5> {
-        const result = await this.actor.memories_list(to_candid_ListMemories_n23(arg0));
-        return from_candid_Result_5_n25(result);
+        const result = await this.actor.memories_list(to_candid_ListMemories_n28(arg0));
+        return from_candid_Result_5_n30(result);
     }
     async memories_read(arg0: ReadRange): Promise<Result_6> {
         const result = await this.actor.memories_read(arg0);
-        return from_candid_Result_6_n30(result);
+        return from_candid_Result_6_n35(result);
+    }
+    async memories_share(arg0: bigint, arg1: bigint | null): Promise<Result_7> {
+        const result = await this.actor.memories_share(arg0, to_candid_opt_n20(arg1));
+        return from_candid_Result_7_n37(result);
+    }
+    async memories_shares(arg0: bigint): Promise<Result_8> {
+        const result = await this.actor.memories_shares(arg0);
+        return from_candid_Result_8_n43(result);
+    }
+    async memories_unshare(arg0: bigint): Promise<Result_9> {
+        const result = await this.actor.memories_unshare(arg0);
+        return from_candid_Result_9_n46(result);
     }
     async stats(): Promise<Stats> {
         const result = await this.actor.stats();
-        return from_candid_Stats_n32(result);
+        return from_candid_Stats_n48(result);
     }
     async uploads_abort(arg0: bigint): Promise<Result> {
         const result = await this.actor.uploads_abort(arg0);
         return from_candid_Result_n1(result);
     }
-    async uploads_begin(arg0: BeginUpload): Promise<Result_7> {
-        const result = await this.actor.uploads_begin(to_candid_BeginUpload_n36(arg0));
-        return from_candid_Result_7_n40(result);
+    async uploads_begin(arg0: BeginUpload): Promise<Result_10> {
+        const result = await this.actor.uploads_begin(to_candid_BeginUpload_n52(arg0));
+        return from_candid_Result_10_n56(result);
     }
     async uploads_chunk_sha256(arg0: bigint, arg1: number): Promise<Result_6> {
         const result = await this.actor.uploads_chunk_sha256(arg0, arg1);
-        return from_candid_Result_6_n30(result);
+        return from_candid_Result_6_n35(result);
     }
-    async uploads_finish(arg0: FinishUpload): Promise<Result_8> {
+    async uploads_finish(arg0: FinishUpload): Promise<Result_11> {
         const result = await this.actor.uploads_finish(arg0);
-        return from_candid_Result_8_n42(result);
+        return from_candid_Result_11_n58(result);
     }
     async uploads_mine(): Promise<Array<OpenUpload>> {
         const result = await this.actor.uploads_mine();
         return result;
     }
-    async uploads_put_chunk(arg0: PutChunk): Promise<Result_9> {
-        const result = await this.actor.uploads_put_chunk(to_candid_PutChunk_n44(arg0));
-        return from_candid_Result_9_n46(result);
+    async uploads_put_chunk(arg0: PutChunk): Promise<Result_12> {
+        const result = await this.actor.uploads_put_chunk(to_candid_PutChunk_n60(arg0));
+        return from_candid_Result_12_n62(result);
     }
-    async uploads_status(arg0: StatusRequest): Promise<Result_10> {
+    async uploads_status(arg0: StatusRequest): Promise<Result_13> {
         const result = await this.actor.uploads_status(arg0);
-        return from_candid_Result_10_n48(result);
+        return from_candid_Result_13_n64(result);
     }
 }
 function from_candid_CapsuleCreators_n11(value: _CapsuleCreators): CapsuleCreators {
     return from_candid_record_n12(value);
 }
-function from_candid_Limits_n34(value: _Limits): Limits {
-    return from_candid_record_n35(value);
+function from_candid_HttpResponse_n23(value: _HttpResponse): HttpResponse {
+    return from_candid_record_n24(value);
 }
-function from_candid_MemoriesPage_n27(value: _MemoriesPage): MemoriesPage {
-    return from_candid_record_n28(value);
+function from_candid_Limits_n50(value: _Limits): Limits {
+    return from_candid_record_n51(value);
+}
+function from_candid_MemoriesPage_n32(value: _MemoriesPage): MemoriesPage {
+    return from_candid_record_n33(value);
 }
 function from_candid_Quota_n6(value: _Quota): Quota {
     return from_candid_variant_n7(value);
 }
-function from_candid_Result_10_n48(value: _Result_10): Result_10 {
-    return from_candid_variant_n49(value);
+function from_candid_Result_10_n56(value: _Result_10): Result_10 {
+    return from_candid_variant_n57(value);
+}
+function from_candid_Result_11_n58(value: _Result_11): Result_11 {
+    return from_candid_variant_n59(value);
+}
+function from_candid_Result_12_n62(value: _Result_12): Result_12 {
+    return from_candid_variant_n63(value);
+}
+function from_candid_Result_13_n64(value: _Result_13): Result_13 {
+    return from_candid_variant_n65(value);
 }
 function from_candid_Result_1_n9(value: _Result_1): Result_1 {
     return from_candid_variant_n10(value);
@@ -664,20 +801,20 @@ function from_candid_Result_2_n16(value: _Result_2): Result_2 {
 function from_candid_Result_3_n18(value: _Result_3): Result_3 {
     return from_candid_variant_n19(value);
 }
-function from_candid_Result_4_n21(value: _Result_4): Result_4 {
-    return from_candid_variant_n22(value);
+function from_candid_Result_4_n26(value: _Result_4): Result_4 {
+    return from_candid_variant_n27(value);
 }
-function from_candid_Result_5_n25(value: _Result_5): Result_5 {
-    return from_candid_variant_n26(value);
-}
-function from_candid_Result_6_n30(value: _Result_6): Result_6 {
+function from_candid_Result_5_n30(value: _Result_5): Result_5 {
     return from_candid_variant_n31(value);
 }
-function from_candid_Result_7_n40(value: _Result_7): Result_7 {
-    return from_candid_variant_n41(value);
+function from_candid_Result_6_n35(value: _Result_6): Result_6 {
+    return from_candid_variant_n36(value);
 }
-function from_candid_Result_8_n42(value: _Result_8): Result_8 {
-    return from_candid_variant_n43(value);
+function from_candid_Result_7_n37(value: _Result_7): Result_7 {
+    return from_candid_variant_n38(value);
+}
+function from_candid_Result_8_n43(value: _Result_8): Result_8 {
+    return from_candid_variant_n44(value);
 }
 function from_candid_Result_9_n46(value: _Result_9): Result_9 {
     return from_candid_variant_n47(value);
@@ -685,28 +822,37 @@ function from_candid_Result_9_n46(value: _Result_9): Result_9 {
 function from_candid_Result_n1(value: _Result): Result {
     return from_candid_variant_n2(value);
 }
-function from_candid_SessionStatus_n52(value: _SessionStatus): SessionStatus {
-    return from_candid_variant_n53(value);
+function from_candid_SessionStatus_n68(value: _SessionStatus): SessionStatus {
+    return from_candid_variant_n69(value);
 }
-function from_candid_Stats_n32(value: _Stats): Stats {
-    return from_candid_record_n33(value);
+function from_candid_ShareError_n41(value: _ShareError): ShareError {
+    return from_candid_variant_n42(value);
+}
+function from_candid_ShareLink_n39(value: _ShareLink): ShareLink {
+    return from_candid_record_n40(value);
+}
+function from_candid_Stats_n48(value: _Stats): Stats {
+    return from_candid_record_n49(value);
 }
 function from_candid_UploadError_n3(value: _UploadError): UploadError {
     return from_candid_variant_n4(value);
 }
-function from_candid_UploadStatus_n50(value: _UploadStatus): UploadStatus {
-    return from_candid_record_n51(value);
+function from_candid_UploadStatus_n66(value: _UploadStatus): UploadStatus {
+    return from_candid_record_n67(value);
 }
 function from_candid_opt_n13(value: [] | [Principal]): Principal | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n29(value: [] | [bigint]): bigint | null {
+function from_candid_opt_n25(value: [] | [boolean]): boolean | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n54(value: [] | [_CommittedUpload]): CommittedUpload | null {
+function from_candid_opt_n34(value: [] | [bigint]): bigint | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n55(value: [] | [number]): number | null {
+function from_candid_opt_n70(value: [] | [_CommittedUpload]): CommittedUpload | null {
+    return value.length === 0 ? null : value[0];
+}
+function from_candid_opt_n71(value: [] | [number]): number | null {
     return value.length === 0 ? null : value[0];
 }
 function from_candid_record_n12(value: {
@@ -724,7 +870,25 @@ function from_candid_record_n12(value: {
         restricted: value.restricted
     };
 }
-function from_candid_record_n28(value: {
+function from_candid_record_n24(value: {
+    body: Uint8Array;
+    headers: Array<[string, string]>;
+    upgrade: [] | [boolean];
+    status_code: number;
+}): {
+    body: Uint8Array;
+    headers: Array<[string, string]>;
+    upgrade?: boolean;
+    status_code: number;
+} {
+    return {
+        body: value.body,
+        headers: value.headers,
+        upgrade: record_opt_to_undefined(from_candid_opt_n25(value.upgrade)),
+        status_code: value.status_code
+    };
+}
+function from_candid_record_n33(value: {
     memories: Array<_MemoryRecord>;
     next_after: [] | [bigint];
 }): {
@@ -733,10 +897,37 @@ function from_candid_record_n28(value: {
 } {
     return {
         memories: value.memories,
-        next_after: record_opt_to_undefined(from_candid_opt_n29(value.next_after))
+        next_after: record_opt_to_undefined(from_candid_opt_n34(value.next_after))
     };
 }
-function from_candid_record_n33(value: {
+function from_candid_record_n40(value: {
+    link_id: bigint;
+    path: string;
+    created_at: bigint;
+    created_by: Principal;
+    memory_id: bigint;
+    expires_at: [] | [bigint];
+    ready: boolean;
+}): {
+    link_id: bigint;
+    path: string;
+    created_at: bigint;
+    created_by: Principal;
+    memory_id: bigint;
+    expires_at?: bigint;
+    ready: boolean;
+} {
+    return {
+        link_id: value.link_id,
+        path: value.path,
+        created_at: value.created_at,
+        created_by: value.created_by,
+        memory_id: value.memory_id,
+        expires_at: record_opt_to_undefined(from_candid_opt_n34(value.expires_at)),
+        ready: value.ready
+    };
+}
+function from_candid_record_n49(value: {
     used_bytes: bigint;
     high_water_bytes: bigint;
     free_bytes: bigint;
@@ -768,11 +959,26 @@ function from_candid_record_n33(value: {
         caller: value.caller,
         stored_bytes: value.stored_bytes,
         session_records: value.session_records,
-        limits: from_candid_Limits_n34(value.limits),
+        limits: from_candid_Limits_n50(value.limits),
         reserved_bytes: value.reserved_bytes
     };
 }
-function from_candid_record_n35(value: {
+function from_candid_record_n5(value: {
+    requested: bigint;
+    quota: _Quota;
+    limit: bigint;
+}): {
+    requested: bigint;
+    quota: Quota;
+    limit: bigint;
+} {
+    return {
+        requested: value.requested,
+        quota: from_candid_Quota_n6(value.quota),
+        limit: value.limit
+    };
+}
+function from_candid_record_n51(value: {
     finished_retention_ns: bigint;
     max_chunks_per_session: number;
     max_stored_bytes_per_caller: bigint;
@@ -808,28 +1014,13 @@ function from_candid_record_n35(value: {
         max_writers_per_capsule: value.max_writers_per_capsule,
         max_total_bytes: value.max_total_bytes,
         max_capsules_per_owner: value.max_capsules_per_owner,
-        max_reserved_bytes_total: record_opt_to_undefined(from_candid_opt_n29(value.max_reserved_bytes_total)),
+        max_reserved_bytes_total: record_opt_to_undefined(from_candid_opt_n34(value.max_reserved_bytes_total)),
         max_open_sessions_per_caller: value.max_open_sessions_per_caller,
         max_reserved_bytes_per_caller: value.max_reserved_bytes_per_caller,
         session_idle_timeout_ns: value.session_idle_timeout_ns
     };
 }
-function from_candid_record_n5(value: {
-    requested: bigint;
-    quota: _Quota;
-    limit: bigint;
-}): {
-    requested: bigint;
-    quota: Quota;
-    limit: bigint;
-} {
-    return {
-        requested: value.requested,
-        quota: from_candid_Quota_n6(value.quota),
-        limit: value.limit
-    };
-}
-function from_candid_record_n51(value: {
+function from_candid_record_n67(value: {
     status: _SessionStatus;
     hashed_bytes: bigint;
     session_id: bigint;
@@ -861,7 +1052,7 @@ function from_candid_record_n51(value: {
     expires_at?: bigint;
 } {
     return {
-        status: from_candid_SessionStatus_n52(value.status),
+        status: from_candid_SessionStatus_n68(value.status),
         hashed_bytes: value.hashed_bytes,
         session_id: value.session_id,
         missing: value.missing,
@@ -870,11 +1061,11 @@ function from_candid_record_n51(value: {
         repairing: value.repairing,
         received_chunks: value.received_chunks,
         byte_len: value.byte_len,
-        committed: record_opt_to_undefined(from_candid_opt_n54(value.committed)),
-        next_from_chunk: record_opt_to_undefined(from_candid_opt_n55(value.next_from_chunk)),
+        committed: record_opt_to_undefined(from_candid_opt_n70(value.committed)),
+        next_from_chunk: record_opt_to_undefined(from_candid_opt_n71(value.next_from_chunk)),
         provisional_memory_id: value.provisional_memory_id,
         chunk_size: value.chunk_size,
-        expires_at: record_opt_to_undefined(from_candid_opt_n29(value.expires_at))
+        expires_at: record_opt_to_undefined(from_candid_opt_n34(value.expires_at))
     };
 }
 function from_candid_variant_n10(value: {
@@ -953,7 +1144,7 @@ function from_candid_variant_n2(value: {
         Err: from_candid_UploadError_n3(value.Err)
     } : value;
 }
-function from_candid_variant_n22(value: {
+function from_candid_variant_n27(value: {
     Ok: _MemoryRecord;
 } | {
     Err: _UploadError;
@@ -972,7 +1163,7 @@ function from_candid_variant_n22(value: {
         Err: from_candid_UploadError_n3(value.Err)
     } : value;
 }
-function from_candid_variant_n26(value: {
+function from_candid_variant_n31(value: {
     Ok: _MemoriesPage;
 } | {
     Err: _UploadError;
@@ -985,13 +1176,13 @@ function from_candid_variant_n26(value: {
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
-        Ok: from_candid_MemoriesPage_n27(value.Ok)
+        Ok: from_candid_MemoriesPage_n32(value.Ok)
     } : "Err" in value ? {
         __kind__: "Err",
         Err: from_candid_UploadError_n3(value.Err)
     } : value;
 }
-function from_candid_variant_n31(value: {
+function from_candid_variant_n36(value: {
     Ok: Uint8Array;
 } | {
     Err: _UploadError;
@@ -1008,6 +1199,25 @@ function from_candid_variant_n31(value: {
     } : "Err" in value ? {
         __kind__: "Err",
         Err: from_candid_UploadError_n3(value.Err)
+    } : value;
+}
+function from_candid_variant_n38(value: {
+    Ok: _ShareLink;
+} | {
+    Err: _ShareError;
+}): {
+    __kind__: "Ok";
+    Ok: ShareLink;
+} | {
+    __kind__: "Err";
+    Err: ShareError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: from_candid_ShareLink_n39(value.Ok)
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_ShareError_n41(value.Err)
     } : value;
 }
 function from_candid_variant_n4(value: {
@@ -1303,7 +1513,138 @@ function from_candid_variant_n4(value: {
         Incomplete: value.Incomplete
     } : value;
 }
-function from_candid_variant_n41(value: {
+function from_candid_variant_n42(value: {
+    RandomnessUnavailable: {
+        reason: string;
+    };
+} | {
+    TooManyLinks: {
+        limit: bigint;
+    };
+} | {
+    NotAuthorized: null;
+} | {
+    LinkNotFound: {
+        link_id: bigint;
+    };
+} | {
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    CapacityExhausted: {
+        needed: bigint;
+        available: bigint;
+    };
+} | {
+    AnonymousCaller: null;
+}): {
+    __kind__: "RandomnessUnavailable";
+    RandomnessUnavailable: {
+        reason: string;
+    };
+} | {
+    __kind__: "TooManyLinks";
+    TooManyLinks: {
+        limit: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "LinkNotFound";
+    LinkNotFound: {
+        link_id: bigint;
+    };
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    __kind__: "MemoryNotFound";
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    __kind__: "CapacityExhausted";
+    CapacityExhausted: {
+        needed: bigint;
+        available: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} {
+    return "RandomnessUnavailable" in value ? {
+        __kind__: "RandomnessUnavailable",
+        RandomnessUnavailable: value.RandomnessUnavailable
+    } : "TooManyLinks" in value ? {
+        __kind__: "TooManyLinks",
+        TooManyLinks: value.TooManyLinks
+    } : "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "LinkNotFound" in value ? {
+        __kind__: "LinkNotFound",
+        LinkNotFound: value.LinkNotFound
+    } : "InvalidArgument" in value ? {
+        __kind__: "InvalidArgument",
+        InvalidArgument: value.InvalidArgument
+    } : "MemoryNotFound" in value ? {
+        __kind__: "MemoryNotFound",
+        MemoryNotFound: value.MemoryNotFound
+    } : "CapacityExhausted" in value ? {
+        __kind__: "CapacityExhausted",
+        CapacityExhausted: value.CapacityExhausted
+    } : "AnonymousCaller" in value ? {
+        __kind__: "AnonymousCaller",
+        AnonymousCaller: value.AnonymousCaller
+    } : value;
+}
+function from_candid_variant_n44(value: {
+    Ok: Array<_ShareLink>;
+} | {
+    Err: _ShareError;
+}): {
+    __kind__: "Ok";
+    Ok: Array<ShareLink>;
+} | {
+    __kind__: "Err";
+    Err: ShareError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: from_candid_vec_n45(value.Ok)
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_ShareError_n41(value.Err)
+    } : value;
+}
+function from_candid_variant_n47(value: {
+    Ok: null;
+} | {
+    Err: _ShareError;
+}): {
+    __kind__: "Ok";
+    Ok: null;
+} | {
+    __kind__: "Err";
+    Err: ShareError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_ShareError_n41(value.Err)
+    } : value;
+}
+function from_candid_variant_n57(value: {
     Ok: _UploadStarted;
 } | {
     Err: _UploadError;
@@ -1322,7 +1663,7 @@ function from_candid_variant_n41(value: {
         Err: from_candid_UploadError_n3(value.Err)
     } : value;
 }
-function from_candid_variant_n43(value: {
+function from_candid_variant_n59(value: {
     Ok: _CommittedUpload;
 } | {
     Err: _UploadError;
@@ -1341,7 +1682,7 @@ function from_candid_variant_n43(value: {
         Err: from_candid_UploadError_n3(value.Err)
     } : value;
 }
-function from_candid_variant_n47(value: {
+function from_candid_variant_n63(value: {
     Ok: _ChunkAccepted;
 } | {
     Err: _UploadError;
@@ -1360,7 +1701,7 @@ function from_candid_variant_n47(value: {
         Err: from_candid_UploadError_n3(value.Err)
     } : value;
 }
-function from_candid_variant_n49(value: {
+function from_candid_variant_n65(value: {
     Ok: _UploadStatus;
 } | {
     Err: _UploadError;
@@ -1373,13 +1714,13 @@ function from_candid_variant_n49(value: {
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
-        Ok: from_candid_UploadStatus_n50(value.Ok)
+        Ok: from_candid_UploadStatus_n66(value.Ok)
     } : "Err" in value ? {
         __kind__: "Err",
         Err: from_candid_UploadError_n3(value.Err)
     } : value;
 }
-function from_candid_variant_n53(value: {
+function from_candid_variant_n69(value: {
     Committed: null;
 } | {
     Expired: null;
@@ -1417,20 +1758,26 @@ function from_candid_variant_n7(value: {
 }): Quota {
     return "ChunkBytes" in value ? Quota.ChunkBytes : "ChunksPerSession" in value ? Quota.ChunksPerSession : "ReservedBytesTotal" in value ? Quota.ReservedBytesTotal : "ReadBytes" in value ? Quota.ReadBytes : "OpenSessionsPerCaller" in value ? Quota.OpenSessionsPerCaller : "FileBytes" in value ? Quota.FileBytes : "WritersPerCapsule" in value ? Quota.WritersPerCapsule : "StoredBytesPerCaller" in value ? Quota.StoredBytesPerCaller : "TotalBytes" in value ? Quota.TotalBytes : "CapsulesPerOwner" in value ? Quota.CapsulesPerOwner : "ReservedBytesPerCaller" in value ? Quota.ReservedBytesPerCaller : "RepairRounds" in value ? Quota.RepairRounds : value;
 }
-function to_candid_AssetMetadata_n38(value: AssetMetadata): _AssetMetadata {
-    return to_candid_record_n39(value);
+function from_candid_vec_n45(value: Array<_ShareLink>): Array<ShareLink> {
+    return value.map((x)=>from_candid_ShareLink_n39(x));
 }
-function to_candid_BeginUpload_n36(value: BeginUpload): _BeginUpload {
-    return to_candid_record_n37(value);
+function to_candid_AssetMetadata_n54(value: AssetMetadata): _AssetMetadata {
+    return to_candid_record_n55(value);
+}
+function to_candid_BeginUpload_n52(value: BeginUpload): _BeginUpload {
+    return to_candid_record_n53(value);
+}
+function to_candid_HttpRequest_n21(value: HttpRequest): _HttpRequest {
+    return to_candid_record_n22(value);
 }
 function to_candid_Limits_n14(value: Limits): _Limits {
     return to_candid_record_n15(value);
 }
-function to_candid_ListMemories_n23(value: ListMemories): _ListMemories {
-    return to_candid_record_n24(value);
+function to_candid_ListMemories_n28(value: ListMemories): _ListMemories {
+    return to_candid_record_n29(value);
 }
-function to_candid_PutChunk_n44(value: PutChunk): _PutChunk {
-    return to_candid_record_n45(value);
+function to_candid_PutChunk_n60(value: PutChunk): _PutChunk {
+    return to_candid_record_n61(value);
 }
 function to_candid_opt_n20(value: bigint | null): [] | [bigint] {
     return value === null ? candid_none() : candid_some(value);
@@ -1480,7 +1827,28 @@ function to_candid_record_n15(value: {
         session_idle_timeout_ns: value.session_idle_timeout_ns
     };
 }
-function to_candid_record_n24(value: {
+function to_candid_record_n22(value: {
+    url: string;
+    method: string;
+    body: Uint8Array;
+    headers: Array<[string, string]>;
+    certificate_version?: number;
+}): {
+    url: string;
+    method: string;
+    body: Uint8Array;
+    headers: Array<[string, string]>;
+    certificate_version: [] | [number];
+} {
+    return {
+        url: value.url,
+        method: value.method,
+        body: value.body,
+        headers: value.headers,
+        certificate_version: value.certificate_version ? candid_some(value.certificate_version) : candid_none()
+    };
+}
+function to_candid_record_n29(value: {
     after?: bigint;
     capsule_id: bigint;
     limit: number;
@@ -1495,7 +1863,7 @@ function to_candid_record_n24(value: {
         limit: value.limit
     };
 }
-function to_candid_record_n37(value: {
+function to_candid_record_n53(value: {
     asset: AssetMetadata;
     capsule_id: bigint;
     expected_chunks: number;
@@ -1509,14 +1877,14 @@ function to_candid_record_n37(value: {
     idempotency_key: string;
 } {
     return {
-        asset: to_candid_AssetMetadata_n38(value.asset),
+        asset: to_candid_AssetMetadata_n54(value.asset),
         capsule_id: value.capsule_id,
         expected_chunks: value.expected_chunks,
         chunk_size: value.chunk_size,
         idempotency_key: value.idempotency_key
     };
 }
-function to_candid_record_n39(value: {
+function to_candid_record_n55(value: {
     sha256?: Uint8Array;
     name: string;
     byte_len: bigint;
@@ -1534,7 +1902,7 @@ function to_candid_record_n39(value: {
         mime_type: value.mime_type
     };
 }
-function to_candid_record_n45(value: {
+function to_candid_record_n61(value: {
     sha256?: Uint8Array;
     session_id: bigint;
     bytes: Uint8Array;

@@ -105,6 +105,31 @@ export interface FinishUpload {
   'byte_len' : bigint,
 }
 /**
+ * `http_request`'s argument, as the HTTP gateway sends it.
+ */
+export interface HttpRequest {
+  'url' : string,
+  'method' : string,
+  'body' : Uint8Array,
+  'headers' : Array<[string, string]>,
+  /**
+   * Highest response-verification version the gateway understands.
+   */
+  'certificate_version' : [] | [number],
+}
+/**
+ * `http_request`'s reply, as the HTTP gateway expects it.
+ */
+export interface HttpResponse {
+  'body' : Uint8Array,
+  'headers' : Array<[string, string]>,
+  /**
+   * Never set: every answer is a certified query answer.
+   */
+  'upgrade' : [] | [boolean],
+  'status_code' : number,
+}
+/**
  * Limits enforced at `uploads_begin` and on every chunk.
  */
 export interface Limits {
@@ -241,7 +266,13 @@ export type Result = { 'Ok' : null } |
   { 'Err' : UploadError };
 export type Result_1 = { 'Ok' : CapsuleCreators } |
   { 'Err' : UploadError };
-export type Result_10 = { 'Ok' : UploadStatus } |
+export type Result_10 = { 'Ok' : UploadStarted } |
+  { 'Err' : UploadError };
+export type Result_11 = { 'Ok' : CommittedUpload } |
+  { 'Err' : UploadError };
+export type Result_12 = { 'Ok' : ChunkAccepted } |
+  { 'Err' : UploadError };
+export type Result_13 = { 'Ok' : UploadStatus } |
   { 'Err' : UploadError };
 export type Result_2 = { 'Ok' : Array<[Principal, CallerUsage]> } |
   { 'Err' : UploadError };
@@ -253,12 +284,12 @@ export type Result_5 = { 'Ok' : MemoriesPage } |
   { 'Err' : UploadError };
 export type Result_6 = { 'Ok' : Uint8Array } |
   { 'Err' : UploadError };
-export type Result_7 = { 'Ok' : UploadStarted } |
-  { 'Err' : UploadError };
-export type Result_8 = { 'Ok' : CommittedUpload } |
-  { 'Err' : UploadError };
-export type Result_9 = { 'Ok' : ChunkAccepted } |
-  { 'Err' : UploadError };
+export type Result_7 = { 'Ok' : ShareLink } |
+  { 'Err' : ShareError };
+export type Result_8 = { 'Ok' : Array<ShareLink> } |
+  { 'Err' : ShareError };
+export type Result_9 = { 'Ok' : null } |
+  { 'Err' : ShareError };
 /**
  * Where a session is in its life. `Pending` is the only state that moves;
  * the other three are final.
@@ -267,6 +298,53 @@ export type SessionStatus = { 'Committed' : null } |
   { 'Expired' : null } |
   { 'Aborted' : null } |
   { 'Pending' : null };
+/**
+ * Why a share call failed.
+ */
+export type ShareError = {
+    /**
+     * The random generator could not be seeded (`raw_rand` failed); retry.
+     */
+    'RandomnessUnavailable' : { 'reason' : string }
+  } |
+  { 'TooManyLinks' : { 'limit' : bigint } } |
+  {
+    /**
+     * Only the capsule's owner and the memory's uploader manage its links.
+     */
+    'NotAuthorized' : null
+  } |
+  { 'LinkNotFound' : { 'link_id' : bigint } } |
+  { 'InvalidArgument' : { 'reason' : string } } |
+  { 'MemoryNotFound' : { 'memory_id' : bigint } } |
+  {
+    /**
+     * The canister's share-link capacity (certified responses) is used up.
+     */
+    'CapacityExhausted' : { 'needed' : bigint, 'available' : bigint }
+  } |
+  { 'AnonymousCaller' : null };
+/**
+ * A share link, as its owner sees it.
+ */
+export interface ShareLink {
+  'link_id' : bigint,
+  /**
+   * The URL path that serves the memory:
+   * `/s/<memory_id>/<link_id>/<secret>`. The only key to it: anyone who
+   * has it can read the memory.
+   */
+  'path' : string,
+  'created_at' : bigint,
+  'created_by' : Principal,
+  'memory_id' : bigint,
+  'expires_at' : [] | [bigint],
+  /**
+   * False while the memory's serving-chunk hashes are being computed:
+   * until then the path answers 404.
+   */
+  'ready' : boolean,
+}
 /**
  * `stats` reply.
  */
@@ -450,18 +528,26 @@ export interface _SERVICE {
   'capsules_grant_write' : ActorMethod<[bigint, Principal], Result_3>,
   'capsules_mine' : ActorMethod<[[] | [bigint], number], Array<Capsule>>,
   'capsules_revoke_write' : ActorMethod<[bigint, Principal], Result_3>,
+  /**
+   * The HTTP gateway's entry point: serves memories through share links,
+   * every response certified (`crate::http`).
+   */
+  'http_request' : ActorMethod<[HttpRequest], HttpResponse>,
   'memories_delete' : ActorMethod<[bigint], Result>,
   'memories_get' : ActorMethod<[bigint], Result_4>,
   'memories_list' : ActorMethod<[ListMemories], Result_5>,
   'memories_read' : ActorMethod<[ReadRange], Result_6>,
+  'memories_share' : ActorMethod<[bigint, [] | [bigint]], Result_7>,
+  'memories_shares' : ActorMethod<[bigint], Result_8>,
+  'memories_unshare' : ActorMethod<[bigint], Result_9>,
   'stats' : ActorMethod<[], Stats>,
   'uploads_abort' : ActorMethod<[bigint], Result>,
-  'uploads_begin' : ActorMethod<[BeginUpload], Result_7>,
+  'uploads_begin' : ActorMethod<[BeginUpload], Result_10>,
   'uploads_chunk_sha256' : ActorMethod<[bigint, number], Result_6>,
-  'uploads_finish' : ActorMethod<[FinishUpload], Result_8>,
+  'uploads_finish' : ActorMethod<[FinishUpload], Result_11>,
   'uploads_mine' : ActorMethod<[], Array<OpenUpload>>,
-  'uploads_put_chunk' : ActorMethod<[PutChunk], Result_9>,
-  'uploads_status' : ActorMethod<[StatusRequest], Result_10>,
+  'uploads_put_chunk' : ActorMethod<[PutChunk], Result_12>,
+  'uploads_status' : ActorMethod<[StatusRequest], Result_13>,
 }
 export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   const Quota = IDL.Variant({
@@ -572,6 +658,19 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'writers' : IDL.Vec(IDL.Principal),
   });
   const Result_3 = IDL.Variant({ 'Ok' : Capsule, 'Err' : UploadError });
+  const HttpRequest = IDL.Record({
+    'url' : IDL.Text,
+    'method' : IDL.Text,
+    'body' : IDL.Vec(IDL.Nat8),
+    'headers' : IDL.Vec(IDL.Tuple(IDL.Text, IDL.Text)),
+    'certificate_version' : IDL.Opt(IDL.Nat16),
+  });
+  const HttpResponse = IDL.Record({
+    'body' : IDL.Vec(IDL.Nat8),
+    'headers' : IDL.Vec(IDL.Tuple(IDL.Text, IDL.Text)),
+    'upgrade' : IDL.Opt(IDL.Bool),
+    'status_code' : IDL.Nat16,
+  });
   const MemoryRecord = IDL.Record({
     'sha256' : IDL.Vec(IDL.Nat8),
     'capsule_id' : IDL.Nat64,
@@ -603,6 +702,34 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'Ok' : IDL.Vec(IDL.Nat8),
     'Err' : UploadError,
   });
+  const ShareLink = IDL.Record({
+    'link_id' : IDL.Nat64,
+    'path' : IDL.Text,
+    'created_at' : IDL.Nat64,
+    'created_by' : IDL.Principal,
+    'memory_id' : IDL.Nat64,
+    'expires_at' : IDL.Opt(IDL.Nat64),
+    'ready' : IDL.Bool,
+  });
+  const ShareError = IDL.Variant({
+    'RandomnessUnavailable' : IDL.Record({ 'reason' : IDL.Text }),
+    'TooManyLinks' : IDL.Record({ 'limit' : IDL.Nat64 }),
+    'NotAuthorized' : IDL.Null,
+    'LinkNotFound' : IDL.Record({ 'link_id' : IDL.Nat64 }),
+    'InvalidArgument' : IDL.Record({ 'reason' : IDL.Text }),
+    'MemoryNotFound' : IDL.Record({ 'memory_id' : IDL.Nat64 }),
+    'CapacityExhausted' : IDL.Record({
+      'needed' : IDL.Nat64,
+      'available' : IDL.Nat64,
+    }),
+    'AnonymousCaller' : IDL.Null,
+  });
+  const Result_7 = IDL.Variant({ 'Ok' : ShareLink, 'Err' : ShareError });
+  const Result_8 = IDL.Variant({
+    'Ok' : IDL.Vec(ShareLink),
+    'Err' : ShareError,
+  });
+  const Result_9 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : ShareError });
   const Stats = IDL.Record({
     'used_bytes' : IDL.Nat64,
     'high_water_bytes' : IDL.Nat64,
@@ -635,7 +762,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'chunk_size' : IDL.Nat32,
     'expires_at' : IDL.Nat64,
   });
-  const Result_7 = IDL.Variant({ 'Ok' : UploadStarted, 'Err' : UploadError });
+  const Result_10 = IDL.Variant({ 'Ok' : UploadStarted, 'Err' : UploadError });
   const FinishUpload = IDL.Record({
     'sha256' : IDL.Vec(IDL.Nat8),
     'session_id' : IDL.Nat64,
@@ -648,7 +775,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'byte_len' : IDL.Nat64,
     'memory_id' : IDL.Nat64,
   });
-  const Result_8 = IDL.Variant({ 'Ok' : CommittedUpload, 'Err' : UploadError });
+  const Result_11 = IDL.Variant({
+    'Ok' : CommittedUpload,
+    'Err' : UploadError,
+  });
   const OpenUpload = IDL.Record({
     'session_id' : IDL.Nat64,
     'capsule_id' : IDL.Nat64,
@@ -673,7 +803,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'expires_at' : IDL.Nat64,
     'newly_stored' : IDL.Bool,
   });
-  const Result_9 = IDL.Variant({ 'Ok' : ChunkAccepted, 'Err' : UploadError });
+  const Result_12 = IDL.Variant({ 'Ok' : ChunkAccepted, 'Err' : UploadError });
   const StatusRequest = IDL.Record({
     'session_id' : IDL.Nat64,
     'from_chunk' : IDL.Nat32,
@@ -702,7 +832,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'chunk_size' : IDL.Nat32,
     'expires_at' : IDL.Opt(IDL.Nat64),
   });
-  const Result_10 = IDL.Variant({ 'Ok' : UploadStatus, 'Err' : UploadError });
+  const Result_13 = IDL.Variant({ 'Ok' : UploadStatus, 'Err' : UploadError });
   
   return IDL.Service({
     'admin_allow_capsule_creator' : IDL.Func(
@@ -743,22 +873,30 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
         [Result_3],
         [],
       ),
+    'http_request' : IDL.Func([HttpRequest], [HttpResponse], ['query']),
     'memories_delete' : IDL.Func([IDL.Nat64], [Result], []),
     'memories_get' : IDL.Func([IDL.Nat64], [Result_4], ['query']),
     'memories_list' : IDL.Func([ListMemories], [Result_5], ['query']),
     'memories_read' : IDL.Func([ReadRange], [Result_6], ['query']),
+    'memories_share' : IDL.Func(
+        [IDL.Nat64, IDL.Opt(IDL.Nat64)],
+        [Result_7],
+        [],
+      ),
+    'memories_shares' : IDL.Func([IDL.Nat64], [Result_8], ['query']),
+    'memories_unshare' : IDL.Func([IDL.Nat64], [Result_9], []),
     'stats' : IDL.Func([], [Stats], ['query']),
     'uploads_abort' : IDL.Func([IDL.Nat64], [Result], []),
-    'uploads_begin' : IDL.Func([BeginUpload], [Result_7], []),
+    'uploads_begin' : IDL.Func([BeginUpload], [Result_10], []),
     'uploads_chunk_sha256' : IDL.Func(
         [IDL.Nat64, IDL.Nat32],
         [Result_6],
         ['query'],
       ),
-    'uploads_finish' : IDL.Func([FinishUpload], [Result_8], []),
+    'uploads_finish' : IDL.Func([FinishUpload], [Result_11], []),
     'uploads_mine' : IDL.Func([], [IDL.Vec(OpenUpload)], ['query']),
-    'uploads_put_chunk' : IDL.Func([PutChunk], [Result_9], []),
-    'uploads_status' : IDL.Func([StatusRequest], [Result_10], ['query']),
+    'uploads_put_chunk' : IDL.Func([PutChunk], [Result_12], []),
+    'uploads_status' : IDL.Func([StatusRequest], [Result_13], ['query']),
   });
 };
 
