@@ -16,9 +16,9 @@ pub mod memories;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod model;
 pub mod service;
-pub mod sparse;
 pub mod shares;
 pub mod sharing;
+pub mod sparse;
 pub mod types;
 
 #[cfg(test)]
