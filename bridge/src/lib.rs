@@ -21,6 +21,9 @@
 //! due timers run after every update, as rounds would on a subnet.
 
 mod faults;
+mod http_gateway;
+
+pub use http_gateway::BridgeCanister;
 
 pub use faults::{DropPoint, Faults};
 
@@ -151,6 +154,15 @@ impl Bridge {
     /// The controller of every canister the bridge installs.
     pub fn controller(&self) -> Principal {
         self.shared.controller
+    }
+
+    /// The canister installed at start, as the local HTTP gateway sees it
+    /// (`local_gateway::Gateway::new(Arc::new(bridge.http_canister()))`):
+    /// share links served from the same host the Candid calls reach.
+    pub fn http_canister(&self) -> BridgeCanister {
+        BridgeCanister {
+            shared: self.shared.clone(),
+        }
     }
 
     pub fn stats(&self) -> Stats {

@@ -307,3 +307,57 @@ fn corrupt_reads_flip_the_last_byte_of_read_bytes_only() {
     ));
     assert_eq!(b.stats().corrupted_reads, 1);
 }
+
+/// One process for both halves of a dapp's local setup: what the client
+/// uploads through the Candid routes is served, verified, by the local
+/// HTTP gateway over the same host, through a share link only.
+#[test]
+fn share_links_are_served_verified_by_the_gateway_on_the_same_host() {
+    let b = start();
+    let gateway = local_gateway::Gateway::new(std::sync::Arc::new(b.http_canister()))
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .expect("gateway starts");
+    let data = test_file(5000, 7);
+    let mut env = OverHttp(&b);
+    let capsule =
+        local_gateway::publish::create_capsule(&mut env, b.canister(), user(1), "c").unwrap();
+    let memory = local_gateway::publish::upload(
+        &mut env,
+        b.canister(),
+        user(1),
+        capsule,
+        "note.txt",
+        "text/plain",
+        &data,
+    )
+    .unwrap();
+
+    // Nothing is public by default.
+    let unshared = http(
+        &gateway.url(),
+        "GET",
+        &format!("/s/{}", memory.0),
+        None,
+        b"",
+    );
+    assert_eq!(unshared.status, 404, "{}", unshared.headers);
+
+    let link =
+        local_gateway::publish::share(&mut env, b.canister(), user(1), memory, None).unwrap();
+    let served = http(&gateway.url(), "GET", &link.path, None, b"");
+    assert_eq!(served.status, 200, "{}", served.headers);
+    assert!(served.headers.contains("content-type: text/plain"));
+    assert_eq!(served.body, data);
+
+    // A key one character off is refused like an unknown link.
+    let mut wrong = link.path.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == 'a' { 'b' } else { 'a' });
+    assert_eq!(http(&gateway.url(), "GET", &wrong, None, b"").status, 404);
+
+    assert!(
+        gateway.gateway().log().iter().any(|l| l.contains("query")),
+        "the gateway asked the bridge's canister: {:?}",
+        gateway.gateway().log()
+    );
+}

@@ -37,6 +37,19 @@ struct CandidHttpResponse {
     streaming_strategy: Option<candid::Reserved>,
 }
 
+/// Decodes the Candid reply of `http_request` (before any verification).
+pub fn decode_http_response(reply: &[u8]) -> Result<CanisterResponse, String> {
+    let r: CandidHttpResponse = candid::decode_one(reply)
+        .map_err(|e| format!("the reply of http_request is not an HttpResponse: {e}"))?;
+    Ok(CanisterResponse {
+        status_code: r.status_code,
+        headers: r.headers,
+        body: r.body,
+        upgrade: r.upgrade,
+        has_streaming_strategy: r.streaming_strategy.is_some(),
+    })
+}
+
 /// What the gateway needs of a canister.
 pub trait HttpCanister: Send + Sync + 'static {
     /// The canister's id (certificates are checked to speak for it).
@@ -88,15 +101,7 @@ impl HttpCanister for HostCanister {
             .lock()
             .query(self.canister, Principal::anonymous(), "http_request", arg)
             .map_err(|e| e.to_string())?;
-        let r: CandidHttpResponse = candid::decode_one(&reply)
-            .map_err(|e| format!("the reply of http_request is not an HttpResponse: {e}"))?;
-        Ok(CanisterResponse {
-            status_code: r.status_code,
-            headers: r.headers,
-            body: r.body,
-            upgrade: r.upgrade,
-            has_streaming_strategy: r.streaming_strategy.is_some(),
-        })
+        decode_http_response(&reply)
     }
 
     fn root_key(&self) -> Vec<u8> {
