@@ -13,4 +13,4 @@ pub mod upload;
 
 pub mod canister;
 #[cfg(any(test, feature = "fuzzing"))]
-pub mod fuzz;
+pub mod testing;

@@ -13,8 +13,6 @@ pub mod library;
 pub mod limits;
 pub mod maintenance;
 pub mod memories;
-#[cfg(any(test, feature = "fuzzing"))]
-pub mod model;
 pub mod service;
 pub mod shares;
 pub mod sharing;

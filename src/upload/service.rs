@@ -33,9 +33,9 @@ const BLOB_STORE_CAPACITY: u64 = 248 << 30;
 
 /// The upload domain over stable memory `M`.
 pub struct UploadService<M: Memory> {
-    pub(super) sessions: SessionService<M, UploadSessionMeta>,
-    pub(super) blobs: BlobStore<M>,
-    pub(super) hashing: HashTracker<M>,
+    pub(crate) sessions: SessionService<M, UploadSessionMeta>,
+    pub(crate) blobs: BlobStore<M>,
+    pub(crate) hashing: HashTracker<M>,
     pub(super) open_by_caller: StableBTreeMap<[u8; SCOPED_KEY_BYTES], (), Vm<M>>,
     pub(super) capsules: CapsuleStore<M>,
     pub(super) memories: MemoryStore<M>,

@@ -4,6 +4,7 @@ use super::limits::{Limits, HASH_BYTES_PER_MESSAGE};
 use super::*;
 use crate::memory::Memories;
 use crate::session::{ChunkSpec, SessionPolicy, SessionService};
+use crate::testing::model;
 use candid::Principal;
 use ic_stable_structures::VectorMemory;
 use proptest::prelude::*;

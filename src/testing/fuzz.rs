@@ -3,8 +3,8 @@
 //! are one-line wrappers around them, and the tests below replay the corpus
 //! kept in `fuzz/corpus/<target>/` under a plain `cargo test`.
 
+use crate::testing::model::{Harness, Op};
 use crate::upload::limits::Limits;
-use crate::upload::model::{Harness, Op};
 use crate::upload::*;
 use candid::utils::{ArgumentDecoder, ArgumentEncoder};
 use candid::{DecoderConfig, Principal};
@@ -186,7 +186,7 @@ mod tests {
     #[test]
     fn ops_encode_to_what_decodes_back() {
         let mut runner = TestRunner::deterministic();
-        let strategy = proptest::collection::vec(crate::upload::model::op_strategy(), 1..50);
+        let strategy = proptest::collection::vec(crate::testing::model::op_strategy(), 1..50);
         for _ in 0..200 {
             let ops = strategy.new_tree(&mut runner).expect("ops").current();
             let mut bytes = Vec::new();
@@ -425,7 +425,7 @@ mod tests {
         let dir = corpus_dir("upload_ops");
         std::fs::create_dir_all(&dir).unwrap();
         let mut runner = TestRunner::deterministic();
-        let strategy = proptest::collection::vec(crate::upload::model::op_strategy(), 1..120);
+        let strategy = proptest::collection::vec(crate::testing::model::op_strategy(), 1..120);
         for i in 0..24 {
             let ops = strategy.new_tree(&mut runner).unwrap().current();
             let mut bytes = Vec::new();

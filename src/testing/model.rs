@@ -1,6 +1,6 @@
 //! A plain in-memory model of the upload service, the operations that drive
 //! both, and the invariants checked after every step. The property test
-//! (`tests::uploads_match_the_model`) and the fuzzer (`crate::fuzz`) run the
+//! (`tests::uploads_match_the_model`) and the fuzzer (`crate::testing::fuzz`) run the
 //! same [`Harness`].
 //!
 //! Several principals begin uploads, send chunks in any order (with
@@ -21,11 +21,15 @@
 //! - each caller's open sessions, reserved and stored bytes are the model's
 //!   and within the limits, and the totals add up.
 
-use super::blob_store::{reserved_bytes, BlobId, Extent, BLOCK_BYTES, MAX_EXTENTS_PER_BLOB};
-use super::error::{Quota, UploadError};
-use super::limits::{charged_bytes, Limits, MAX_CHUNK_BYTES, MAX_READ_BYTES, MAX_REPAIR_ROUNDS};
-use super::service::UploadService;
-use super::types::*;
+use crate::upload::blob_store::{
+    reserved_bytes, BlobId, Extent, BLOCK_BYTES, MAX_EXTENTS_PER_BLOB,
+};
+use crate::upload::error::{Quota, UploadError};
+use crate::upload::limits::{
+    charged_bytes, Limits, MAX_CHUNK_BYTES, MAX_READ_BYTES, MAX_REPAIR_ROUNDS,
+};
+use crate::upload::service::UploadService;
+use crate::upload::types::*;
 use candid::Principal;
 use ic_stable_structures::memory_manager::MemoryManager;
 use ic_stable_structures::VectorMemory;
@@ -1837,9 +1841,9 @@ impl Harness {
             .map(|(i, s)| (s.deadline, s.sid, i))
             .collect();
         due.sort();
-        due.truncate(super::limits::SWEEP_BATCH);
-        let mut expected = super::maintenance::MaintenanceReport {
-            more_work: due.len() == super::limits::SWEEP_BATCH,
+        due.truncate(crate::upload::limits::SWEEP_BATCH);
+        let mut expected = crate::upload::maintenance::MaintenanceReport {
+            more_work: due.len() == crate::upload::limits::SWEEP_BATCH,
             ..Default::default()
         };
         for (_, _, i) in due {
