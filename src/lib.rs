@@ -6,8 +6,8 @@
 pub mod admission;
 pub mod http;
 pub mod layout;
-pub mod memory;
 pub mod session;
+pub mod stable_memory;
 pub mod storable;
 pub mod upload;
 

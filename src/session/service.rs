@@ -7,7 +7,7 @@ use super::bitmap::{ChunkBitmap, ChunkRange};
 use super::error::SessionError;
 use super::sink::ByteSink;
 use super::types::{ChunkSpec, IdempotencyKey, Session, SessionId, SessionMeta, SessionStatus};
-use crate::memory::{self, Memories, Vm};
+use crate::stable_memory::{self, StableMemories, Vm};
 use ic_stable_structures::{Memory, StableBTreeMap, StableCell};
 
 /// How long sessions live.
@@ -80,13 +80,13 @@ pub struct SessionService<M: Memory, Meta: SessionMeta> {
 
 impl<M: Memory + Clone, Meta: SessionMeta> SessionService<M, Meta> {
     /// Opens the service's structures (laying them out on first use).
-    pub fn init(memories: &Memories<M>, policy: SessionPolicy) -> Self {
+    pub fn init(memories: &StableMemories<M>, policy: SessionPolicy) -> Self {
         Self {
-            records: StableBTreeMap::init(memories.get(memory::SESSION_RECORDS)),
-            idempotency: StableBTreeMap::init(memories.get(memory::SESSION_IDEMPOTENCY)),
-            bitmap: ChunkBitmap::init(memories.get(memory::SESSION_CHUNK_BITMAPS)),
-            deadlines: StableBTreeMap::init(memories.get(memory::SESSION_DEADLINES)),
-            next_id: StableCell::init(memories.get(memory::SESSION_HEADER), 1),
+            records: StableBTreeMap::init(memories.get(stable_memory::SESSION_RECORDS)),
+            idempotency: StableBTreeMap::init(memories.get(stable_memory::SESSION_IDEMPOTENCY)),
+            bitmap: ChunkBitmap::init(memories.get(stable_memory::SESSION_CHUNK_BITMAPS)),
+            deadlines: StableBTreeMap::init(memories.get(stable_memory::SESSION_DEADLINES)),
+            next_id: StableCell::init(memories.get(stable_memory::SESSION_HEADER), 1),
             policy,
         }
     }

@@ -8,7 +8,7 @@
 //! bytes are written to ([`super::sparse`]), so a reservation, or a far
 //! chunk sent first, costs only what is written.
 //!
-//! Space is handed out in blocks of [`BLOCK_BYTES`]. A blob occupies a short
+//! Space is handed out in blocks of [`BLOB_BLOCK_BYTES`]. A blob occupies a short
 //! list of extents (runs of contiguous blocks). Freed extents go to two free
 //! lists (by start, to coalesce with neighbours; by size, for best fit) and
 //! are reused by later blobs, so stable memory does not keep growing under
@@ -33,29 +33,31 @@ use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
 use serde::{Deserialize, Serialize};
 
 use super::sparse::SparseData;
-use crate::memory::{Memories, Vm, BLOB_FREE_BY_SIZE, BLOB_FREE_BY_START, BLOB_HEADER, BLOB_TABLE};
 use crate::session::{ByteSink, SinkError};
+use crate::stable_memory::{
+    StableMemories, Vm, BLOB_FREE_BY_SIZE, BLOB_FREE_BY_START, BLOB_HEADER, BLOB_TABLE,
+};
 use crate::storable::read_u64;
 
 /// The unit of space management: blobs occupy whole blocks.
-pub const BLOCK_BYTES: u64 = 4096;
+pub const BLOB_BLOCK_BYTES: u64 = 4096;
 
 /// Most extents one blob may occupy. The record is decoded on every chunk
 /// write, so it must stay small (here at most 522 bytes).
 pub const MAX_EXTENTS_PER_BLOB: usize = 32;
 
 /// Blocks the `MemoryManager` can address at most (256 GiB).
-const MAX_DATA_BLOCKS: u64 = (256 << 30) / BLOCK_BYTES;
+const MAX_DATA_BLOCKS: u64 = (256 << 30) / BLOB_BLOCK_BYTES;
 
 /// Blocks needed to hold `byte_len` bytes.
 const fn blocks_for(byte_len: u64) -> u64 {
-    byte_len.div_ceil(BLOCK_BYTES)
+    byte_len.div_ceil(BLOB_BLOCK_BYTES)
 }
 
 /// Bytes a blob of `byte_len` bytes reserves (rounded up to whole blocks,
 /// saturating at `u64::MAX`): what it counts against a capacity.
 pub const fn reserved_bytes(byte_len: u64) -> u64 {
-    blocks_for(byte_len).saturating_mul(BLOCK_BYTES)
+    blocks_for(byte_len).saturating_mul(BLOB_BLOCK_BYTES)
 }
 
 /// Names one blob. Ids are never reused, even after the blob is freed.
@@ -93,7 +95,7 @@ impl Storable for BlobId {
 /// A run of contiguous blocks in `BLOB_DATA`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Extent {
-    /// First block (byte address `start_block * BLOCK_BYTES`).
+    /// First block (byte address `start_block * BLOB_BLOCK_BYTES`).
     pub start_block: u64,
     /// Number of blocks.
     pub blocks: u64,
@@ -331,10 +333,10 @@ fn for_each_piece(
         if pos >= end {
             break;
         }
-        let extent_end = extent_offset + extent.blocks * BLOCK_BYTES;
+        let extent_end = extent_offset + extent.blocks * BLOB_BLOCK_BYTES;
         if pos < extent_end {
             let n = end.min(extent_end) - pos;
-            let address = extent.start_block * BLOCK_BYTES + (pos - extent_offset);
+            let address = extent.start_block * BLOB_BLOCK_BYTES + (pos - extent_offset);
             piece(address, (pos - offset) as usize, n as usize);
             pos += n;
         }
@@ -370,7 +372,7 @@ pub struct BlobStore<M: Memory> {
 impl<M: Memory + Clone> BlobStore<M> {
     /// Opens the store on its memories, or lays it out on fresh ones. After
     /// an upgrade this finds every blob and free extent where it was.
-    pub fn init(memories: &Memories<M>) -> Self {
+    pub fn init(memories: &StableMemories<M>) -> Self {
         Self {
             data: SparseData::init(memories),
             blobs: StableBTreeMap::init(memories.get(BLOB_TABLE)),
@@ -397,12 +399,12 @@ impl<M: Memory + Clone> BlobStore<M> {
         let header = *self.header.get();
         if need > 0 {
             let used_after =
-                (u128::from(header.used_blocks) + u128::from(need)) * u128::from(BLOCK_BYTES);
+                (u128::from(header.used_blocks) + u128::from(need)) * u128::from(BLOB_BLOCK_BYTES);
             if used_after > u128::from(capacity_bytes) {
                 return Err(BlobStoreError::CapacityExceeded {
                     requested: reserved_bytes(byte_len),
                     available: capacity_bytes
-                        .saturating_sub(header.used_blocks.saturating_mul(BLOCK_BYTES)),
+                        .saturating_sub(header.used_blocks.saturating_mul(BLOB_BLOCK_BYTES)),
                 });
             }
         }
@@ -537,7 +539,7 @@ impl<M: Memory + Clone> BlobStore<M> {
         }
         header.used_blocks -= freed_blocks;
         self.header.set(header);
-        Ok(freed_blocks * BLOCK_BYTES)
+        Ok(freed_blocks * BLOB_BLOCK_BYTES)
     }
 
     /// Returns one extent to the free lists, merged with free neighbours;
@@ -617,9 +619,9 @@ impl<M: Memory + Clone> BlobStore<M> {
     pub fn stats(&self) -> BlobStoreStats {
         let header = self.header.get();
         BlobStoreStats {
-            used_bytes: header.used_blocks * BLOCK_BYTES,
-            free_bytes: header.free_blocks * BLOCK_BYTES,
-            high_water_bytes: header.high_water_blocks * BLOCK_BYTES,
+            used_bytes: header.used_blocks * BLOB_BLOCK_BYTES,
+            free_bytes: header.free_blocks * BLOB_BLOCK_BYTES,
+            high_water_bytes: header.high_water_blocks * BLOB_BLOCK_BYTES,
             blob_count: self.blobs.len(),
         }
     }
@@ -795,9 +797,9 @@ mod tests {
 
     const UNLIMITED: u64 = u64::MAX;
 
-    fn fresh() -> (VectorMemory, Memories<VectorMemory>, Store) {
+    fn fresh() -> (VectorMemory, StableMemories<VectorMemory>, Store) {
         let memory = VectorMemory::default();
-        let memories = Memories::init(memory.clone());
+        let memories = StableMemories::init(memory.clone());
         let store = BlobStore::init(&memories);
         (memory, memories, store)
     }
@@ -838,7 +840,7 @@ mod tests {
     #[test]
     fn chunks_written_out_of_order_read_back() {
         let (_, _, mut store) = fresh();
-        let len = 3 * BLOCK_BYTES + 1234;
+        let len = 3 * BLOB_BLOCK_BYTES + 1234;
         let id = store.allocate(len, UNLIMITED).unwrap();
         let bytes = pattern(id, len);
         write_reversed(&store, id, &bytes, 1000);
@@ -857,17 +859,17 @@ mod tests {
     fn fragmented_blob_crosses_extent_boundaries() {
         let (_, _, mut store) = fresh();
         let ids: Vec<BlobId> = (0..6)
-            .map(|_| store.allocate(BLOCK_BYTES, UNLIMITED).unwrap())
+            .map(|_| store.allocate(BLOB_BLOCK_BYTES, UNLIMITED).unwrap())
             .collect();
         for id in &ids {
-            write_reversed(&store, *id, &pattern(*id, BLOCK_BYTES), 4096);
+            write_reversed(&store, *id, &pattern(*id, BLOB_BLOCK_BYTES), 4096);
         }
         for i in [0, 2, 4] {
             store.free(ids[i]).unwrap();
         }
         assert_eq!(store.free_extents().len(), 3);
 
-        let len = 5 * BLOCK_BYTES - 17;
+        let len = 5 * BLOB_BLOCK_BYTES - 17;
         let big = store.allocate(len, UNLIMITED).unwrap();
         let extents = store.extents_of(big);
         // Three one-block holes, then two fresh blocks at the mark.
@@ -880,17 +882,17 @@ mod tests {
             }
         );
         assert!(store.free_extents().is_empty());
-        assert_eq!(store.stats().high_water_bytes, 8 * BLOCK_BYTES);
+        assert_eq!(store.stats().high_water_bytes, 8 * BLOB_BLOCK_BYTES);
 
         let bytes = pattern(big, len);
         // 3000-byte chunks straddle every extent boundary.
         write_reversed(&store, big, &bytes, 3000);
         assert_eq!(read_all(&store, big), bytes);
-        let mut piece = vec![0u8; 3 * BLOCK_BYTES as usize];
+        let mut piece = vec![0u8; 3 * BLOB_BLOCK_BYTES as usize];
         store.read(big, 100, &mut piece).unwrap();
         assert_eq!(piece, bytes[100..100 + piece.len()]);
         for i in [1, 3, 5] {
-            assert_eq!(read_all(&store, ids[i]), pattern(ids[i], BLOCK_BYTES));
+            assert_eq!(read_all(&store, ids[i]), pattern(ids[i], BLOB_BLOCK_BYTES));
         }
         store.check_invariants();
     }
@@ -901,14 +903,18 @@ mod tests {
         // Holes of 3, 5 and 2 blocks separated by live one-block blobs.
         let mut holes = Vec::new();
         for blocks in [3, 5, 2] {
-            holes.push(store.allocate(blocks * BLOCK_BYTES, UNLIMITED).unwrap());
+            holes.push(
+                store
+                    .allocate(blocks * BLOB_BLOCK_BYTES, UNLIMITED)
+                    .unwrap(),
+            );
             store.allocate(1, UNLIMITED).unwrap();
         }
         for id in holes {
             store.free(id).unwrap();
         }
         let high_water = store.stats().high_water_bytes;
-        let two = store.allocate(2 * BLOCK_BYTES, UNLIMITED).unwrap();
+        let two = store.allocate(2 * BLOB_BLOCK_BYTES, UNLIMITED).unwrap();
         assert_eq!(
             store.extents_of(two),
             vec![Extent {
@@ -916,7 +922,7 @@ mod tests {
                 blocks: 2
             }]
         );
-        let four = store.allocate(4 * BLOCK_BYTES, UNLIMITED).unwrap();
+        let four = store.allocate(4 * BLOB_BLOCK_BYTES, UNLIMITED).unwrap();
         // The tail of the 5-block hole at block 4; its first block stays free.
         assert_eq!(
             store.extents_of(four),
@@ -976,7 +982,11 @@ mod tests {
     fn free_three_adjacent(order: [usize; 3], keep_tail: bool) {
         let (_, _, mut store) = fresh();
         let abc: Vec<BlobId> = (1..=3)
-            .map(|blocks| store.allocate(blocks * BLOCK_BYTES, UNLIMITED).unwrap())
+            .map(|blocks| {
+                store
+                    .allocate(blocks * BLOB_BLOCK_BYTES, UNLIMITED)
+                    .unwrap()
+            })
             .collect();
         let tail = store.allocate(10, UNLIMITED).unwrap();
         if !keep_tail {
@@ -995,10 +1005,10 @@ mod tests {
                     blocks: 6
                 }]
             );
-            assert_eq!(stats.high_water_bytes, 7 * BLOCK_BYTES);
-            assert_eq!(stats.free_bytes, 6 * BLOCK_BYTES);
+            assert_eq!(stats.high_water_bytes, 7 * BLOB_BLOCK_BYTES);
+            assert_eq!(stats.free_bytes, 6 * BLOB_BLOCK_BYTES);
             // The whole run is reused by one blob, in one extent.
-            let again = store.allocate(6 * BLOCK_BYTES, UNLIMITED).unwrap();
+            let again = store.allocate(6 * BLOB_BLOCK_BYTES, UNLIMITED).unwrap();
             assert_eq!(
                 store.extents_of(again),
                 vec![Extent {
@@ -1031,9 +1041,13 @@ mod tests {
     #[test]
     fn capacity_exceeded_changes_nothing() {
         let (_, _, mut store) = fresh();
-        let a = store.allocate(3 * BLOCK_BYTES, 10 * BLOCK_BYTES).unwrap();
-        let b = store.allocate(2 * BLOCK_BYTES, 10 * BLOCK_BYTES).unwrap();
-        store.allocate(1, 10 * BLOCK_BYTES).unwrap();
+        let a = store
+            .allocate(3 * BLOB_BLOCK_BYTES, 10 * BLOB_BLOCK_BYTES)
+            .unwrap();
+        let b = store
+            .allocate(2 * BLOB_BLOCK_BYTES, 10 * BLOB_BLOCK_BYTES)
+            .unwrap();
+        store.allocate(1, 10 * BLOB_BLOCK_BYTES).unwrap();
         store.free(a).unwrap();
         let before = (
             store.stats(),
@@ -1042,13 +1056,13 @@ mod tests {
         );
 
         let err = store
-            .allocate(7 * BLOCK_BYTES + 1, 10 * BLOCK_BYTES)
+            .allocate(7 * BLOB_BLOCK_BYTES + 1, 10 * BLOB_BLOCK_BYTES)
             .unwrap_err();
         assert_eq!(
             err,
             BlobStoreError::CapacityExceeded {
-                requested: 8 * BLOCK_BYTES,
-                available: 7 * BLOCK_BYTES
+                requested: 8 * BLOB_BLOCK_BYTES,
+                available: 7 * BLOB_BLOCK_BYTES
             }
         );
         assert_eq!(
@@ -1060,7 +1074,9 @@ mod tests {
             before
         );
         // The refused request took no id.
-        let next = store.allocate(7 * BLOCK_BYTES, 10 * BLOCK_BYTES).unwrap();
+        let next = store
+            .allocate(7 * BLOB_BLOCK_BYTES, 10 * BLOB_BLOCK_BYTES)
+            .unwrap();
         assert_eq!(next, BlobId(b.0 + 2));
         // A capacity below current use still admits zero-length blobs.
         assert!(store.allocate(0, 0).is_ok());
@@ -1068,7 +1084,7 @@ mod tests {
             store.allocate(u64::MAX, u64::MAX),
             Err(BlobStoreError::CapacityExceeded {
                 requested: u64::MAX,
-                available: u64::MAX - 10 * BLOCK_BYTES
+                available: u64::MAX - 10 * BLOB_BLOCK_BYTES
             })
         );
         store.check_invariants();
@@ -1077,7 +1093,7 @@ mod tests {
     #[test]
     fn allocation_beyond_the_addressable_space_changes_nothing() {
         let (_, _, mut store) = fresh();
-        let a = store.allocate(2 * BLOCK_BYTES, UNLIMITED).unwrap();
+        let a = store.allocate(2 * BLOB_BLOCK_BYTES, UNLIMITED).unwrap();
         store.allocate(1, UNLIMITED).unwrap();
         store.free(a).unwrap();
         let before = (
@@ -1156,7 +1172,7 @@ mod tests {
             Err(BlobStoreError::OutOfBounds { .. })
         ));
 
-        assert_eq!(store.free(id), Ok(2 * BLOCK_BYTES));
+        assert_eq!(store.free(id), Ok(2 * BLOB_BLOCK_BYTES));
         let gone = BlobStoreError::UnknownBlob(id);
         assert_eq!(store.free(id), Err(gone.clone()));
         assert_eq!(store.read(id, 0, &mut buf), Err(gone.clone()));
@@ -1186,7 +1202,7 @@ mod tests {
         drop(memories);
 
         // As after an upgrade: the same stable memory, everything re-opened.
-        let memories = Memories::init(memory);
+        let memories = StableMemories::init(memory);
         let mut store: Store = BlobStore::init(&memories);
         assert_eq!(store.stats(), stats);
         assert_eq!(store.free_extents(), free);
@@ -1230,8 +1246,8 @@ mod tests {
         assert_eq!(Header::from_bytes(header.to_bytes()), header);
         assert_eq!(BlobId::from_bytes(BlobId(42).to_bytes()), BlobId(42));
         assert_eq!(reserved_bytes(0), 0);
-        assert_eq!(reserved_bytes(1), BLOCK_BYTES);
-        assert_eq!(reserved_bytes(BLOCK_BYTES), BLOCK_BYTES);
+        assert_eq!(reserved_bytes(1), BLOB_BLOCK_BYTES);
+        assert_eq!(reserved_bytes(BLOB_BLOCK_BYTES), BLOB_BLOCK_BYTES);
         assert_eq!(reserved_bytes(u64::MAX), u64::MAX);
     }
 
@@ -1247,7 +1263,7 @@ mod tests {
         for id in holes {
             store.free(id).unwrap();
         }
-        let len = 50 * BLOCK_BYTES;
+        let len = 50 * BLOB_BLOCK_BYTES;
         let id = store.allocate(len, UNLIMITED).unwrap();
         let extents = store.extents_of(id);
         assert_eq!(extents.len(), MAX_EXTENTS_PER_BLOB);
@@ -1273,8 +1289,8 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            2 => (0u64..3 * BLOCK_BYTES).prop_map(Op::Allocate),
-            2 => (0u64..24 * BLOCK_BYTES).prop_map(Op::Allocate),
+            2 => (0u64..3 * BLOB_BLOCK_BYTES).prop_map(Op::Allocate),
+            2 => (0u64..24 * BLOB_BLOCK_BYTES).prop_map(Op::Allocate),
             3 => any::<usize>().prop_map(Op::Free),
         ]
     }
@@ -1326,11 +1342,11 @@ mod tests {
                 let live_blocks: u64 = model.values().map(|b| blocks_for(b.len() as u64)).sum();
                 peak_live_blocks = peak_live_blocks.max(live_blocks);
                 let stats = store.stats();
-                prop_assert_eq!(stats.used_bytes, live_blocks * BLOCK_BYTES);
+                prop_assert_eq!(stats.used_bytes, live_blocks * BLOB_BLOCK_BYTES);
                 prop_assert_eq!(stats.used_bytes + stats.free_bytes, stats.high_water_bytes);
                 prop_assert_eq!(stats.blob_count, model.len() as u64);
                 if bound_applies {
-                    prop_assert!(stats.high_water_bytes <= peak_live_blocks * BLOCK_BYTES);
+                    prop_assert!(stats.high_water_bytes <= peak_live_blocks * BLOB_BLOCK_BYTES);
                 }
                 for (id, bytes) in &model {
                     prop_assert_eq!(&read_all(&store, *id), bytes);

@@ -13,10 +13,10 @@ use super::memories::MemoryStore;
 use super::shares::ShareStore;
 use super::types::*;
 use crate::layout::{self, Found, LayoutError, CURRENT_LAYOUT};
-use crate::memory::{self, Headroom, Memories, Vm};
 use crate::session::{
     ChunkSpec, ChunkWrite, CreateOutcome, SessionError, SessionPolicy, SessionService, SinkError,
 };
+use crate::stable_memory::{self, Headroom, StableMemories, Vm};
 use crate::storable::{scoped_key, scoped_key_id, SCOPED_KEY_BYTES};
 use candid::Principal;
 use ic_stable_structures::{Memory, StableBTreeMap};
@@ -115,7 +115,7 @@ impl<M: Memory + Clone> UploadService<M> {
     /// `init`, with a refused layout as an error.
     pub fn open(memory: M) -> Result<Self, LayoutError> {
         let was_empty = memory.size() == 0;
-        let memories = Memories::init(memory);
+        let memories = StableMemories::init(memory);
         let found = layout::read(&memories, was_empty)?;
         let mut accounting = Accounting::init(&memories);
         if found == Found::Version(1) {
@@ -132,7 +132,9 @@ impl<M: Memory + Clone> UploadService<M> {
             sessions: SessionService::init(&memories, session_policy),
             blobs: BlobStore::init(&memories),
             hashing: HashTracker::init(&memories),
-            open_by_caller: StableBTreeMap::init(memories.get(memory::UPLOAD_CALLER_SESSIONS)),
+            open_by_caller: StableBTreeMap::init(
+                memories.get(stable_memory::UPLOAD_CALLER_SESSIONS),
+            ),
             capsules: CapsuleStore::init(&memories),
             memories: MemoryStore::init(&memories),
             accounting,
@@ -485,7 +487,7 @@ impl<M: Memory + Clone> UploadService<M> {
             byte_len: session.spec.total_bytes(),
             chunk_size: session.spec.chunk_size(),
             expected_chunks: session.expected_chunks(),
-            received_chunks: session.chunk_count(),
+            received_chunks: session.received_chunks,
             missing: missing
                 .into_iter()
                 .map(|r| ChunkRange {
@@ -516,7 +518,7 @@ impl<M: Memory + Clone> UploadService<M> {
                 byte_len: s.spec.total_bytes(),
                 chunk_size: s.spec.chunk_size(),
                 expected_chunks: s.expected_chunks(),
-                received_chunks: s.chunk_count(),
+                received_chunks: s.received_chunks,
                 expires_at: s.deadline,
             })
             .collect()

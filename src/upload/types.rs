@@ -103,11 +103,6 @@ impl Session<UploadSessionMeta> {
     pub fn expected_chunks(&self) -> u32 {
         self.spec.chunk_count()
     }
-
-    /// Chunks received so far.
-    pub fn chunk_count(&self) -> u32 {
-        self.received_chunks
-    }
 }
 
 /// `uploads_begin` argument.

@@ -85,12 +85,12 @@ pub const SHARE_HASH_QUEUE: MemoryId = MemoryId::new(34);
 pub const SHARE_COUNTERS: MemoryId = MemoryId::new(35);
 
 /// Hands out the virtual memories of one `MemoryManager`.
-pub struct Memories<M: Memory> {
+pub struct StableMemories<M: Memory> {
     manager: MemoryManager<M>,
     raw: M,
 }
 
-impl<M: Memory + Clone> Memories<M> {
+impl<M: Memory + Clone> StableMemories<M> {
     /// Opens (or lays out, on a fresh memory) the manager on `memory`.
     pub fn init(memory: M) -> Self {
         Self {
