@@ -5,7 +5,9 @@
 use super::types::SessionId;
 use crate::stable_memory::Vm;
 use crate::storable::{read_u32, read_u64};
+use candid::CandidType;
 use ic_stable_structures::{Memory, StableBTreeMap};
+use serde::Deserialize;
 
 /// Chunks covered by one stored block.
 pub const CHUNKS_PER_BLOCK: u32 = 4096;
@@ -23,8 +25,9 @@ fn block_key(sid: SessionId, block: u32) -> [u8; 12] {
     key
 }
 
-/// A run `[start, end)` of chunk indices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A run `[start, end)` of chunk indices (also the Candid type the upload
+/// API reports missing chunks with).
+#[derive(CandidType, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkRange {
     pub start: u32,
     pub end: u32,

@@ -182,6 +182,20 @@ mod tests {
         assert_eq!(fuzzed, declared);
     }
 
+    /// One table of endpoints: `crate::admission::RULES` (what
+    /// `inspect_message` admits) is it, and the fuzzer's table names the
+    /// same methods (its order is the corpus's, so it stays its own list).
+    /// Both are also checked against `backend.did`, which is generated from
+    /// the entry points.
+    #[test]
+    fn endpoints_are_the_admission_rules() {
+        let mut fuzzed: Vec<&str> = ENDPOINTS.to_vec();
+        let mut admitted: Vec<&str> = crate::admission::RULES.iter().map(|r| r.method).collect();
+        fuzzed.sort_unstable();
+        admitted.sort_unstable();
+        assert_eq!(fuzzed, admitted);
+    }
+
     /// Ops survive the byte encoding the fuzzer's corpus uses.
     #[test]
     fn ops_encode_to_what_decodes_back() {

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sparse::SparseData;
 use crate::session::{ByteSink, SinkError};
+use crate::stable_memory::STABLE_MEMORY_CAPACITY_BYTES;
 use crate::stable_memory::{
     StableMemories, Vm, BLOB_FREE_BY_SIZE, BLOB_FREE_BY_START, BLOB_HEADER, BLOB_TABLE,
 };
@@ -46,8 +47,8 @@ pub const BLOB_BLOCK_BYTES: u64 = 4096;
 /// write, so it must stay small (here at most 522 bytes).
 pub const MAX_EXTENTS_PER_BLOB: usize = 32;
 
-/// Blocks the `MemoryManager` can address at most (256 GiB).
-const MAX_DATA_BLOCKS: u64 = (256 << 30) / BLOB_BLOCK_BYTES;
+/// Blocks the `MemoryManager` can address at most.
+const MAX_DATA_BLOCKS: u64 = STABLE_MEMORY_CAPACITY_BYTES / BLOB_BLOCK_BYTES;
 
 /// Blocks needed to hold `byte_len` bytes.
 const fn blocks_for(byte_len: u64) -> u64 {
@@ -72,25 +73,7 @@ impl fmt::Display for BlobId {
     }
 }
 
-impl Storable for BlobId {
-    fn to_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(self.0.to_be_bytes().to_vec())
-    }
-
-    fn into_bytes(self) -> Vec<u8> {
-        self.0.to_be_bytes().to_vec()
-    }
-
-    fn from_bytes(bytes: Cow<[u8]>) -> Self {
-        assert_eq!(bytes.len(), 8, "bug: a stored blob id is not 8 bytes");
-        BlobId(read_u64(&bytes, 0))
-    }
-
-    const BOUND: Bound = Bound::Bounded {
-        max_size: 8,
-        is_fixed_size: true,
-    };
-}
+crate::u64_id_storable!(BlobId);
 
 /// A run of contiguous blocks in `BLOB_DATA`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -16,7 +16,7 @@ use crate::layout::{self, Found, LayoutError, CURRENT_LAYOUT};
 use crate::session::{
     ChunkSpec, ChunkWrite, CreateOutcome, SessionError, SessionPolicy, SessionService, SinkError,
 };
-use crate::stable_memory::{self, Headroom, StableMemories, Vm};
+use crate::stable_memory::{self, Headroom, StableMemories, Vm, BLOB_STORE_CAPACITY_BYTES};
 use crate::storable::{scoped_key, scoped_key_id, SCOPED_KEY_BYTES};
 use candid::Principal;
 use ic_stable_structures::{Memory, StableBTreeMap};
@@ -27,9 +27,6 @@ use sha2::{Digest, Sha256};
 const MAX_NAME_BYTES: usize = 1024;
 const MAX_MIME_BYTES: usize = 256;
 const MAX_IDEMPOTENCY_KEY_BYTES: usize = 128;
-/// Space the blob store may address: the MemoryManager's 256 GiB less room
-/// for the other structures. The limits keep totals below it.
-const BLOB_STORE_CAPACITY: u64 = 248 << 30;
 
 /// The upload domain over stable memory `M`.
 pub struct UploadService<M: Memory> {
@@ -244,7 +241,7 @@ impl<M: Memory + Clone> UploadService<M> {
                 // since: a begin under it uploads the file again, so the
                 // old session lets go of the key.
                 self.check_new_upload(&caller, byte_len)?;
-                meta.blob_id = self.blobs.allocate(byte_len, BLOB_STORE_CAPACITY)?;
+                meta.blob_id = self.blobs.allocate(byte_len, BLOB_STORE_CAPACITY_BYTES)?;
                 if let Some(existing) = found {
                     self.sessions.release_key(existing);
                 }
@@ -488,13 +485,7 @@ impl<M: Memory + Clone> UploadService<M> {
             chunk_size: session.spec.chunk_size(),
             expected_chunks: session.expected_chunks(),
             received_chunks: session.received_chunks,
-            missing: missing
-                .into_iter()
-                .map(|r| ChunkRange {
-                    start: r.start,
-                    end: r.end,
-                })
-                .collect(),
+            missing,
             next_from_chunk,
             hashed_bytes: self.hashing.hashed_bytes(session.id),
             repairing: session.rewritable,
