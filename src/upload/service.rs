@@ -5,7 +5,7 @@
 use super::accounting::Accounting;
 use super::blob_store::{BlobId, BlobStore};
 use super::capsules::CapsuleStore;
-use super::compat::{request_key, SessionCompat};
+use super::compat::request_key;
 use super::error::{Quota, UploadError};
 use super::hashing::{HashProgress, HashSource, HashTracker};
 use super::limits::{Limits, HASH_BYTES_PER_MESSAGE, MAX_CHUNK_BYTES, MAX_PAGE, MAX_REPAIR_ROUNDS};
@@ -221,10 +221,10 @@ impl<M: Memory + Clone> UploadService<M> {
             blob_id: BlobId(0),
         };
         let byte_len = meta.asset.byte_len;
-        let session_id = match self
-            .sessions
-            .find_by_key(&request_key(&caller, &meta.idempotency_key))
-        {
+        // Worked out once: the spec above and this key are what the
+        // session is created (or found again) with.
+        let key = request_key(&caller, &meta.idempotency_key);
+        let session_id = match self.sessions.find_by_key(&key) {
             Some(existing) if !self.memory_was_deleted(existing, now) => {
                 // A retry: offer the existing allocation so the generic
                 // create decides whether this is the same request.
@@ -249,11 +249,7 @@ impl<M: Memory + Clone> UploadService<M> {
                 self.sessions.allocate_id()
             }
         };
-        let blobs = &self.blobs;
-        let outcome = SessionCompat::new(&mut self.sessions, now, |meta: &UploadSessionMeta| {
-            blobs.sink(meta.blob_id).map_err(|_| SinkError::Gone)
-        })
-        .create(session_id, meta)?;
+        let outcome = self.sessions.create(session_id, meta, spec, key, now)?;
         let session = self.session(outcome.session_id())?;
         match outcome {
             CreateOutcome::Created(sid) => {
@@ -295,7 +291,7 @@ impl<M: Memory + Clone> UploadService<M> {
                 requested: request.bytes.len() as u64,
             });
         }
-        let session = self.pending_session(caller, request.session_id, now)?;
+        let mut session = self.pending_session(caller, request.session_id, now)?;
         self.capsules.writable_by(session.capsule_id(), caller)?;
         if let Some(expected) = &request.sha256 {
             check_digest("chunk sha256", expected)?;
@@ -308,12 +304,19 @@ impl<M: Memory + Clone> UploadService<M> {
             }
         }
         let sid = session.id;
-        let blobs = &self.blobs;
-        let written = SessionCompat::new(&mut self.sessions, now, |meta: &UploadSessionMeta| {
-            blobs.sink(meta.blob_id).map_err(|_| SinkError::Gone)
-        })
-        .put_chunk(sid, request.index, &request.bytes);
-        let receipt = written?;
+        // The session loaded above is the one written through: its record
+        // is decoded once per chunk, and its sink built once.
+        let mut sink = self
+            .blobs
+            .sink(session.meta.blob_id)
+            .map_err(|_| SessionError::Sink(SinkError::Gone))?;
+        let receipt = self.sessions.put_loaded_chunk(
+            &mut session,
+            request.index,
+            &request.bytes,
+            &mut sink,
+            now,
+        )?;
         match receipt.write {
             ChunkWrite::Duplicate => {}
             ChunkWrite::Stored => {
