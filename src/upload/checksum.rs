@@ -138,6 +138,36 @@ mod tests {
     use proptest::prelude::*;
     use sha2::{Digest, Sha256};
 
+    /// Pins the stored midstate: the eight state words, the 64-byte tail,
+    /// its length, and the bytes absorbed (big-endian). After "abc" the
+    /// state is still SHA-256's initial one. Changing the layout would
+    /// corrupt the hash of every upload open across an upgrade.
+    #[test]
+    fn stored_midstate_layout_is_pinned() {
+        let mut midstate = Sha256Midstate::default();
+        midstate.absorb(b"abc");
+        let golden = format!(
+            "{}{}{}{}{}",
+            "6a09e667bb67ae853c6ef372a54ff53a510e527f9b05688c1f83d9ab5be0cd19",
+            "616263",
+            "00".repeat(61),
+            "03",
+            "0000000000000003",
+        );
+        let encoded: String = midstate
+            .to_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(encoded, golden);
+        let stored: Vec<u8> = (0..golden.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&golden[i..i + 2], 16).unwrap())
+            .collect();
+        let decoded = Sha256Midstate::from_bytes(Cow::Owned(stored));
+        assert_eq!(decoded.finalize()[..], Sha256::digest(b"abc")[..]);
+    }
+
     #[test]
     fn empty_input_has_the_known_digest() {
         assert_eq!(

@@ -568,3 +568,68 @@ proptest! {
         }
     }
 }
+
+/// Hex of stored bytes, for the pinned layouts below.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes a pinned hex string stands for.
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Pins the stored blob record: version 1, length, extent count, then each
+/// extent's start and size (big-endian). Changing it would misread every
+/// blob after an upgrade.
+#[test]
+fn stored_blob_record_layout_is_pinned() {
+    let record = BlobRecord {
+        byte_len: 0x0102,
+        extents: vec![
+            Extent {
+                start_block: 3,
+                blocks: 4,
+            },
+            Extent {
+                start_block: 0x10,
+                blocks: 1,
+            },
+        ],
+    };
+    let golden = concat!(
+        "01",
+        "0000000000000102",
+        "02",
+        "0000000000000003",
+        "0000000000000004",
+        "0000000000000010",
+        "0000000000000001",
+    );
+    assert_eq!(hex(&record.to_bytes()), golden);
+    assert_eq!(BlobRecord::from_bytes(Cow::Owned(unhex(golden))), record);
+}
+
+/// Pins the stored store header: version 1, next blob id, high-water mark,
+/// used and free blocks (big-endian).
+#[test]
+fn stored_blob_store_header_layout_is_pinned() {
+    let header = Header {
+        next_blob_id: 5,
+        high_water_blocks: 9,
+        used_blocks: 7,
+        free_blocks: 2,
+    };
+    let golden = concat!(
+        "01",
+        "0000000000000005",
+        "0000000000000009",
+        "0000000000000007",
+        "0000000000000002",
+    );
+    assert_eq!(hex(&header.to_bytes()), golden);
+    assert_eq!(Header::from_bytes(Cow::Owned(unhex(golden))), header);
+}
