@@ -25,8 +25,8 @@ fn block_key(sid: SessionId, block: u32) -> [u8; 12] {
     key
 }
 
-/// A run `[start, end)` of chunk indices (also the Candid type the upload
-/// API reports missing chunks with).
+// One type for the session service and the upload API's Candid replies.
+/// Chunks `[start, end)`.
 #[derive(CandidType, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkRange {
     pub start: u32,
