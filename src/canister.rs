@@ -70,6 +70,10 @@ fn caller() -> Principal {
     ic_cdk::api::msg_caller()
 }
 
+fn caller_is_controller() -> bool {
+    ic_cdk::api::is_controller(&caller())
+}
+
 fn now() -> u64 {
     ic_cdk::api::time()
 }
@@ -274,28 +278,22 @@ fn admin_usage(
     after: Option<Principal>,
     limit: u32,
 ) -> Result<Vec<(Principal, CallerUsage)>, UploadError> {
-    if !ic_cdk::api::is_controller(&caller()) {
-        return Err(UploadError::NotAuthorized);
-    }
-    Ok(with_service(|s| s.usage_page(after, limit)))
+    with_service(|s| s.admin_usage(caller_is_controller(), after, limit))
 }
 
 #[update]
 fn admin_set_limits(limits: Limits) -> Result<(), UploadError> {
-    let is_controller = ic_cdk::api::is_controller(&caller());
-    with_service(|s| s.set_limits(is_controller, limits))
+    with_service(|s| s.set_limits(caller_is_controller(), limits))
 }
 
 #[update]
 fn admin_set_capsule_creation_restricted(restricted: bool) -> Result<(), UploadError> {
-    let is_controller = ic_cdk::api::is_controller(&caller());
-    with_service(|s| s.set_capsule_creation_restricted(is_controller, restricted))
+    with_service(|s| s.set_capsule_creation_restricted(caller_is_controller(), restricted))
 }
 
 #[update]
 fn admin_allow_capsule_creator(principal: Principal, allowed: bool) -> Result<(), UploadError> {
-    let is_controller = ic_cdk::api::is_controller(&caller());
-    with_service(|s| s.allow_capsule_creator(is_controller, principal, allowed))
+    with_service(|s| s.allow_capsule_creator(caller_is_controller(), principal, allowed))
 }
 
 #[query]
@@ -303,10 +301,7 @@ fn admin_capsule_creators(
     after: Option<Principal>,
     limit: u32,
 ) -> Result<CapsuleCreators, UploadError> {
-    if !ic_cdk::api::is_controller(&caller()) {
-        return Err(UploadError::NotAuthorized);
-    }
-    Ok(with_service(|s| s.capsule_creators(after, limit)))
+    with_service(|s| s.admin_capsule_creators(caller_is_controller(), after, limit))
 }
 
 ic_cdk::export_candid!();

@@ -4,7 +4,7 @@
 //! IC keeps the running canister) rather than misread the data. An older
 //! layout is migrated forward, then the new version is recorded.
 
-use crate::memory::{self, Memories};
+use crate::stable_memory::{self, StableMemories};
 use ic_stable_structures::Memory;
 use std::fmt;
 
@@ -61,13 +61,13 @@ pub enum Found {
 /// Reads the recorded version. `was_empty` tells whether stable memory had
 /// no pages before the `MemoryManager` laid itself out.
 pub fn read<M: Memory + Clone>(
-    memories: &Memories<M>,
+    memories: &StableMemories<M>,
     was_empty: bool,
 ) -> Result<Found, LayoutError> {
     if was_empty {
         return Ok(Found::Fresh);
     }
-    let record = memories.get(memory::LAYOUT_VERSION);
+    let record = memories.get(stable_memory::LAYOUT_VERSION);
     if record.size() == 0 {
         return Ok(Found::Version(UNRECORDED_LAYOUT));
     }
@@ -87,8 +87,8 @@ pub fn read<M: Memory + Clone>(
 }
 
 /// Records `version` (after any migration to it has run).
-pub fn record<M: Memory + Clone>(memories: &Memories<M>, version: u32) {
-    let record = memories.get(memory::LAYOUT_VERSION);
+pub fn record<M: Memory + Clone>(memories: &StableMemories<M>, version: u32) {
+    let record = memories.get(stable_memory::LAYOUT_VERSION);
     if record.size() == 0 && record.grow(1) < 0 {
         panic!("bug: no stable memory for the layout record");
     }
@@ -103,9 +103,9 @@ mod tests {
     use super::*;
     use ic_stable_structures::VectorMemory;
 
-    fn opened(memory: &VectorMemory) -> (Memories<VectorMemory>, bool) {
+    fn opened(memory: &VectorMemory) -> (StableMemories<VectorMemory>, bool) {
         let was_empty = memory.size() == 0;
-        (Memories::init(memory.clone()), was_empty)
+        (StableMemories::init(memory.clone()), was_empty)
     }
 
     #[test]
@@ -141,7 +141,7 @@ mod tests {
         let memory = VectorMemory::default();
         let (memories, _) = opened(&memory);
         // Another structure has data, as a v0.1.0 canister would.
-        memories.get(memory::UPLOAD_CONFIG).grow(1);
+        memories.get(stable_memory::UPLOAD_CONFIG).grow(1);
         let (memories, was_empty) = opened(&memory);
         assert_eq!(read(&memories, was_empty), Ok(Found::Version(1)));
     }
@@ -154,7 +154,7 @@ mod tests {
 
         // A v0.1.0 canister: structures laid out, no record, no reservation cap.
         let memory = VectorMemory::default();
-        let memories = Memories::init(memory.clone());
+        let memories = StableMemories::init(memory.clone());
         Accounting::init(&memories)
             .set_limits(Limits {
                 max_reserved_bytes_total: None,
@@ -200,7 +200,7 @@ mod tests {
         };
         for (limits, expected) in [(old_defaults, Limits::default()), (chosen.clone(), chosen)] {
             let memory = VectorMemory::default();
-            let memories = Memories::init(memory.clone());
+            let memories = StableMemories::init(memory.clone());
             Accounting::init(&memories)
                 .set_limits(limits)
                 .expect("valid limits");
@@ -217,7 +217,7 @@ mod tests {
     fn a_foreign_record_is_unreadable() {
         let memory = VectorMemory::default();
         let (memories, _) = opened(&memory);
-        let record = memories.get(memory::LAYOUT_VERSION);
+        let record = memories.get(stable_memory::LAYOUT_VERSION);
         record.grow(1);
         record.write(0, b"something else");
         let (memories, was_empty) = opened(&memory);

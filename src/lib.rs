@@ -6,11 +6,11 @@
 pub mod admission;
 pub mod http;
 pub mod layout;
-pub mod memory;
 pub mod session;
+pub mod stable_memory;
 pub mod storable;
 pub mod upload;
 
 pub mod canister;
 #[cfg(any(test, feature = "fuzzing"))]
-pub mod fuzz;
+pub mod testing;

@@ -27,6 +27,34 @@ macro_rules! candid_storable {
     };
 }
 
+/// Implements `Storable` for a newtype over a `u64` id (`struct Id(pub u64)`):
+/// eight big-endian bytes, so ids sort in numeric order as keys.
+#[macro_export]
+macro_rules! u64_id_storable {
+    ($t:ident) => {
+        impl ic_stable_structures::Storable for $t {
+            fn to_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+                std::borrow::Cow::Owned(self.0.to_be_bytes().to_vec())
+            }
+
+            fn into_bytes(self) -> Vec<u8> {
+                self.0.to_be_bytes().to_vec()
+            }
+
+            fn from_bytes(bytes: std::borrow::Cow<[u8]>) -> Self {
+                assert_eq!(bytes.len(), 8, "bug: a stored id is not 8 bytes");
+                $t($crate::storable::read_u64(&bytes, 0))
+            }
+
+            const BOUND: ic_stable_structures::storable::Bound =
+                ic_stable_structures::storable::Bound::Bounded {
+                    max_size: 8,
+                    is_fixed_size: true,
+                };
+        }
+    };
+}
+
 /// Big-endian `u64` at `bytes[at..at + 8]`.
 pub fn read_u64(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];

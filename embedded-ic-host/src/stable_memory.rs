@@ -161,17 +161,11 @@ impl StableMemory {
 
     /// Reads without touching the per-message access sets (host inspection).
     pub fn read_untracked(&self, offset: u64, dst: &mut [u8]) {
-        let mut done = 0usize;
-        while done < dst.len() {
-            let pos = offset + done as u64;
-            let idx = pos / WASM_PAGE;
-            let in_page = (pos % WASM_PAGE) as usize;
-            let n = (WASM_PAGE as usize - in_page).min(dst.len() - done);
+        for (idx, in_page, done, n) in page_pieces(offset, dst.len()) {
             match self.pages.get(&idx) {
                 Some(p) => dst[done..done + n].copy_from_slice(&p[in_page..in_page + n]),
                 None => dst[done..done + n].fill(0),
             }
-            done += n;
         }
     }
 
@@ -193,12 +187,7 @@ impl StableMemory {
     pub fn write(&mut self, offset: u64, src: &[u8]) -> Result<u64, OutOfBounds> {
         self.check(offset, src.len() as u64)?;
         let new_dirty = self.touch(offset, src.len() as u64, true);
-        let mut done = 0usize;
-        while done < src.len() {
-            let pos = offset + done as u64;
-            let idx = pos / WASM_PAGE;
-            let in_page = (pos % WASM_PAGE) as usize;
-            let n = (WASM_PAGE as usize - in_page).min(src.len() - done);
+        for (idx, in_page, done, n) in page_pieces(offset, src.len()) {
             if let Some(j) = &mut self.tx {
                 let pages = &self.pages;
                 j.saved
@@ -207,10 +196,25 @@ impl StableMemory {
             }
             let page = self.pages.entry(idx).or_insert_with(zero_page);
             page[in_page..in_page + n].copy_from_slice(&src[done..done + n]);
-            done += n;
         }
         Ok(new_dirty)
     }
+}
+
+/// The pieces of `[offset, offset + len)` that each lie in one wasm page:
+/// (page index, offset in the page, offset in the buffer, length).
+fn page_pieces(offset: u64, len: usize) -> impl Iterator<Item = (u64, usize, usize, usize)> {
+    let mut done = 0usize;
+    std::iter::from_fn(move || {
+        (done < len).then(|| {
+            let pos = offset + done as u64;
+            let in_page = (pos % WASM_PAGE) as usize;
+            let n = (WASM_PAGE as usize - in_page).min(len - done);
+            let piece = (pos / WASM_PAGE, in_page, done, n);
+            done += n;
+            piece
+        })
+    })
 }
 
 #[cfg(test)]

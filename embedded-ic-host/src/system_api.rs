@@ -7,14 +7,9 @@
 //! [`crate::HostError::InvalidWasm`]. Spec-listed functions this host does
 //! not implement become stubs that trap with the import's name when called.
 //!
-//! Instruction overheads charged on top of the wasm instructions (the
-//! replica's `system_api_complexity` figures as far as known; see
-//! `ic-facts.md`): `msg_arg_data_copy` 500 + 1/B, `msg_reply_data_append` and
-//! `msg_reject` 500 + 50/B, `stable64_write` 20 + 1/B + 1 000 per 4 KiB page
-//! dirtied for the first time in the message, `stable64_read` 20 + 1/B,
-//! `stable64_size` 20, `stable64_grow` 100, `performance_counter` 200,
-//! `debug_print` 100 + 1/B, `call_new` 1 500, `call_perform` 5 000,
-//! `is_controller` 1 000, other calls 500 (+1/B for copies).
+//! Instruction overheads charged on top of the wasm instructions are the
+//! table [`cost`] (the replica's `system_api_complexity` figures as far as
+//! known; see `ic-facts.md`).
 //!
 //! `canister_inspect_message` ([`Kind::InspectMessage`]) may read (argument,
 //! caller, method name, time, stable memory, ...) and call
@@ -62,6 +57,48 @@ type C<'a> = Caller<'a, HostState>;
 
 fn trap(msg: impl Into<String>) -> Error {
     Error::host(Trap::Other(msg.into()))
+}
+
+/// What a System API call costs on top of the wasm instructions: a fixed
+/// part and a part per byte it copies (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cost {
+    pub base: u64,
+    pub per_byte: u64,
+}
+
+impl Cost {
+    /// Instructions for a call that moves `bytes` bytes.
+    pub const fn of(self, bytes: u64) -> u64 {
+        self.base
+            .saturating_add(self.per_byte.saturating_mul(bytes))
+    }
+}
+
+/// The System API's costs, each named once (the replica's
+/// `system_api_complexity` figures as far as known).
+pub mod cost {
+    use super::Cost;
+
+    const fn cost(base: u64, per_byte: u64) -> Cost {
+        Cost { base, per_byte }
+    }
+
+    /// Every call not named below; those that copy bytes pay 1 a byte.
+    pub const DEFAULT: Cost = cost(500, 1);
+    /// `msg_reply_data_append`, `msg_reject`.
+    pub const RESPONSE: Cost = cost(500, 50);
+    /// `stable64_read`, `stable64_write` (and `stable64_size`, no bytes).
+    pub const STABLE_ACCESS: Cost = cost(20, 1);
+    /// `stable64_write`: each 4 KiB page dirtied for the first time in the
+    /// message, on top of `STABLE_ACCESS`.
+    pub const FIRST_WRITE_PER_PAGE: u64 = 1_000;
+    pub const STABLE_GROW: Cost = cost(100, 0);
+    pub const PERFORMANCE_COUNTER: Cost = cost(200, 0);
+    pub const DEBUG_PRINT: Cost = cost(100, 1);
+    pub const CALL_NEW: Cost = cost(1_500, 0);
+    pub const CALL_PERFORM: Cost = cost(5_000, 0);
+    pub const IS_CONTROLLER: Cost = cost(1_000, 1);
 }
 
 /// Subtracts `n` instructions from the message's counter.
@@ -307,12 +344,12 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
     let f = match name {
         "msg_arg_data_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
             require(&c, "msg_arg_data_size", c.data().msg.kind.has_arg())?;
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(c.data().msg.arg.len() as i32)
         }),
         "msg_arg_data_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
             require(&c, "msg_arg_data_copy", c.data().msg.kind.has_arg())?;
-            charge(&mut c, 500 + size as u32 as u64)?;
+            charge(&mut c, cost::DEFAULT.of(size as u32 as u64))?;
             copy_out(
                 &mut c,
                 "msg_arg_data_copy",
@@ -323,11 +360,11 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             )
         }),
         "msg_caller_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(c.data().msg.caller.len() as i32)
         }),
         "msg_caller_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
-            charge(&mut c, 500 + size as u32 as u64)?;
+            charge(&mut c, cost::DEFAULT.of(size as u32 as u64))?;
             copy_out(
                 &mut c,
                 "msg_caller_copy",
@@ -339,13 +376,13 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
         }),
         "msg_caller_info_data_size" | "msg_caller_info_signer_size" => {
             Func::wrap(s, |mut c: C| -> Result<i32, Error> {
-                charge(&mut c, 500)?;
+                charge(&mut c, cost::DEFAULT.of(0))?;
                 Ok(0)
             })
         }
         "msg_caller_info_data_copy" | "msg_caller_info_signer_copy" => {
             Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
-                charge(&mut c, 500)?;
+                charge(&mut c, cost::DEFAULT.of(0))?;
                 copy_out(
                     &mut c,
                     "msg_caller_info_copy",
@@ -363,7 +400,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
                 "msg_reject_code",
                 matches!(k, Kind::ReplyCallback | Kind::RejectCallback),
             )?;
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(c.data().msg.reject.as_ref().map(|r| r.0).unwrap_or(0) as i32)
         }),
         "msg_reject_msg_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
@@ -372,7 +409,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
                 "msg_reject_msg_size",
                 c.data().msg.kind == Kind::RejectCallback,
             )?;
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(c.data().msg.reject.as_ref().map(|r| r.1.len()).unwrap_or(0) as i32)
         }),
         "msg_reject_msg_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
@@ -381,7 +418,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
                 "msg_reject_msg_copy",
                 c.data().msg.kind == Kind::RejectCallback,
             )?;
-            charge(&mut c, 500 + size as u32 as u64)?;
+            charge(&mut c, cost::DEFAULT.of(size as u32 as u64))?;
             copy_out(
                 &mut c,
                 "msg_reject_msg_copy",
@@ -398,12 +435,12 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             )
         }),
         "msg_deadline" => Func::wrap(s, |mut c: C| -> Result<i64, Error> {
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(0)
         }),
         "msg_reply_data_append" => Func::wrap(s, |mut c: C, src: i32, size: i32| {
             can_respond(&c, "msg_reply_data_append")?;
-            charge(&mut c, 500 + 50 * size as u32 as u64)?;
+            charge(&mut c, cost::RESPONSE.of(size as u32 as u64))?;
             let bytes = read_bytes(&c, src as u32, size as u32, "msg_reply_data_append")?;
             let m = &mut c.data_mut().msg;
             if (m.reply_buf.len() + bytes.len()) as u64 > m.max_reply {
@@ -418,14 +455,14 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
         }),
         "msg_reply" => Func::wrap(s, |mut c: C| {
             can_respond(&c, "msg_reply")?;
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             let m = &mut c.data_mut().msg;
             m.response = Some(Response::Reply(std::mem::take(&mut m.reply_buf)));
             Ok(())
         }),
         "msg_reject" => Func::wrap(s, |mut c: C, src: i32, size: i32| {
             can_respond(&c, "msg_reject")?;
-            charge(&mut c, 500 + 50 * size as u32 as u64)?;
+            charge(&mut c, cost::RESPONSE.of(size as u32 as u64))?;
             let max = c.data().msg.max_reply;
             if size as u32 as u64 > max {
                 return Err(trap(format!(
@@ -442,29 +479,29 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
         "msg_cycles_available128" | "msg_cycles_refunded128" => {
             Func::wrap(s, |mut c: C, dst: i32| {
                 not_in_inspect(&c, "msg_cycles_available128/refunded128")?;
-                charge(&mut c, 500)?;
+                charge(&mut c, cost::DEFAULT.of(0))?;
                 write_u128(&mut c, dst as u32, 0, "msg_cycles")
             })
         }
         "msg_cycles_accept128" => Func::wrap(s, |mut c: C, _hi: i64, _lo: i64, dst: i32| {
             not_in_inspect(&c, "msg_cycles_accept128")?;
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             write_u128(&mut c, dst as u32, 0, "msg_cycles_accept128")
         }),
         "cycles_burn128" => Func::wrap(s, |mut c: C, hi: i64, lo: i64, dst: i32| {
             not_in_inspect(&c, "cycles_burn128")?;
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             let want = ((hi as u64 as u128) << 64) | lo as u64 as u128;
             let burned = want.min(c.data().cycles);
             c.data_mut().cycles -= burned;
             write_u128(&mut c, dst as u32, burned, "cycles_burn128")
         }),
         "canister_self_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(c.data().canister_id.as_slice().len() as i32)
         }),
         "canister_self_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
-            charge(&mut c, 500 + size as u32 as u64)?;
+            charge(&mut c, cost::DEFAULT.of(size as u32 as u64))?;
             copy_out(
                 &mut c,
                 "canister_self_copy",
@@ -476,25 +513,25 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
         }),
         "canister_cycle_balance128" | "canister_liquid_cycle_balance128" => {
             Func::wrap(s, |mut c: C, dst: i32| {
-                charge(&mut c, 500)?;
+                charge(&mut c, cost::DEFAULT.of(0))?;
                 let b = c.data().cycles;
                 write_u128(&mut c, dst as u32, b, "canister_cycle_balance128")
             })
         }
         "canister_status" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(1)
         }),
         "canister_version" => Func::wrap(s, |mut c: C| -> Result<i64, Error> {
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(c.data().canister_version as i64)
         }),
         "subnet_self_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(SUBNET_ID.len() as i32)
         }),
         "subnet_self_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
-            charge(&mut c, 500 + size as u32 as u64)?;
+            charge(&mut c, cost::DEFAULT.of(size as u32 as u64))?;
             copy_out(
                 &mut c,
                 "subnet_self_copy",
@@ -505,19 +542,19 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             )
         }),
         "subnet_self_node_count" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(13)
         }),
         "msg_method_name_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
             let k = c.data().msg.kind;
             require(&c, "msg_method_name_size", k == Kind::InspectMessage)?;
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(c.data().msg.method.len() as i32)
         }),
         "msg_method_name_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
             let k = c.data().msg.kind;
             require(&c, "msg_method_name_copy", k == Kind::InspectMessage)?;
-            charge(&mut c, 500 + size as u32 as u64)?;
+            charge(&mut c, cost::DEFAULT.of(size as u32 as u64))?;
             copy_out(
                 &mut c,
                 "msg_method_name_copy",
@@ -538,7 +575,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
                     "ic0.accept_message: message already accepted (ic0.accept_message may be called only once)",
                 ));
             }
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             c.data_mut().msg.accepted = true;
             Ok(())
         }),
@@ -554,7 +591,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
              reject_fun: i32,
              reject_env: i32| {
                 require(&c, "call_new", c.data().msg.kind.can_call())?;
-                charge(&mut c, 1500)?;
+                charge(&mut c, cost::CALL_NEW.of(0))?;
                 let callee = read_bytes(&c, callee_src as u32, callee_size as u32, "call_new")?;
                 let name = read_bytes(&c, name_src as u32, name_size as u32, "call_new")?;
                 let method = String::from_utf8(name)
@@ -574,7 +611,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             },
         ),
         "call_on_cleanup" => Func::wrap(s, |mut c: C, fun: i32, env: i32| {
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             let p = c
                 .data_mut()
                 .msg
@@ -588,7 +625,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             Ok(())
         }),
         "call_data_append" => Func::wrap(s, |mut c: C, src: i32, size: i32| {
-            charge(&mut c, 500 + size as u32 as u64)?;
+            charge(&mut c, cost::DEFAULT.of(size as u32 as u64))?;
             let bytes = read_bytes(&c, src as u32, size as u32, "call_data_append")?;
             let m = &mut c.data_mut().msg;
             let max = m.max_call_bytes;
@@ -607,7 +644,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
         }),
         "call_with_best_effort_response" => {
             Func::wrap(s, |mut c: C, _t: i32| {
-                charge(&mut c, 500)?;
+                charge(&mut c, cost::DEFAULT.of(0))?;
                 c.data().msg.pending_call.as_ref().ok_or_else(|| {
                     trap("ic0.call_with_best_effort_response: no call in progress")
                 })?;
@@ -615,7 +652,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             })
         }
         "call_cycles_add128" => Func::wrap(s, |mut c: C, hi: i64, lo: i64| {
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             let amount = ((hi as u64 as u128) << 64) | lo as u64 as u128;
             let st = c.data_mut();
             if amount > st.cycles {
@@ -632,7 +669,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
         }),
         "call_perform" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
             require(&c, "call_perform", c.data().msg.kind.can_call())?;
-            charge(&mut c, 5000)?;
+            charge(&mut c, cost::CALL_PERFORM.of(0))?;
             let m = &mut c.data_mut().msg;
             let call = m
                 .pending_call
@@ -642,12 +679,12 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             Ok(0)
         }),
         "stable64_size" => Func::wrap(s, |mut c: C| -> Result<i64, Error> {
-            charge(&mut c, 20)?;
+            charge(&mut c, cost::STABLE_ACCESS.of(0))?;
             Ok(c.data().stable.size_pages() as i64)
         }),
         "stable64_grow" => Func::wrap(s, |mut c: C, new_pages: i64| -> Result<i64, Error> {
             not_in_inspect(&c, "stable64_grow")?;
-            charge(&mut c, 100)?;
+            charge(&mut c, cost::STABLE_GROW.of(0))?;
             let st = c.data_mut();
             let max = st.max_stable_pages;
             Ok(st.stable.grow(new_pages as u64, max))
@@ -657,7 +694,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             let (offset, src, size) = (offset as u64, src as u64, size as u64);
             // Bounds first: a huge (or negative) size traps, never overflows.
             let r = stable_bounds(&c, offset, src, size, "stable64_write")?;
-            charge(&mut c, 20u64.saturating_add(size))?;
+            charge(&mut c, cost::STABLE_ACCESS.of(size))?;
             let mem = c.data().memory.ok_or_else(|| trap("no memory"))?;
             let (heap, st) = mem.data_and_store_mut(c.as_context_mut());
             let dirty = st
@@ -665,12 +702,12 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
                 .write(offset, &heap[r])
                 .map_err(|_| trap("stable memory out of bounds"))?;
             stable_limit_check(st)?;
-            charge(&mut c, dirty.saturating_mul(1000))
+            charge(&mut c, dirty.saturating_mul(cost::FIRST_WRITE_PER_PAGE))
         }),
         "stable64_read" => Func::wrap(s, |mut c: C, dst: i64, offset: i64, size: i64| {
             let (dst, offset, size) = (dst as u64, offset as u64, size as u64);
             let r = stable_bounds(&c, offset, dst, size, "stable64_read")?;
-            charge(&mut c, 20u64.saturating_add(size))?;
+            charge(&mut c, cost::STABLE_ACCESS.of(size))?;
             let mem = c.data().memory.ok_or_else(|| trap("no memory"))?;
             let (heap, st) = mem.data_and_store_mut(c.as_context_mut());
             st.stable
@@ -680,7 +717,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
         }),
         "certified_data_set" => Func::wrap(s, |mut c: C, src: i32, size: i32| {
             require(&c, "certified_data_set", c.data().msg.kind.can_modify())?;
-            charge(&mut c, 500 + size as u32 as u64)?;
+            charge(&mut c, cost::DEFAULT.of(size as u32 as u64))?;
             if size as u32 > 32 {
                 return Err(trap(
                     "ic0.certified_data_set: certified data is limited to 32 bytes",
@@ -691,7 +728,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             Ok(())
         }),
         "data_certificate_present" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(c.data().msg.data_certificate.is_some() as i32)
         }),
         "data_certificate_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
@@ -700,7 +737,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
                 "data_certificate_size",
                 c.data().msg.kind == Kind::Query,
             )?;
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(certificate(c.data())?.bytes().len() as i32)
         }),
         "data_certificate_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
@@ -709,7 +746,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
                 "data_certificate_copy",
                 c.data().msg.kind == Kind::Query,
             )?;
-            charge(&mut c, 500 + size as u32 as u64)?;
+            charge(&mut c, cost::DEFAULT.of(size as u32 as u64))?;
             let cert = certificate(c.data())?;
             let r = range(
                 off as u32 as u64,
@@ -725,19 +762,19 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             )
         }),
         "time" => Func::wrap(s, |mut c: C| -> Result<i64, Error> {
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(c.data().msg.time as i64)
         }),
         "global_timer_set" => Func::wrap(s, |mut c: C, ts: i64| -> Result<i64, Error> {
             require(&c, "global_timer_set", c.data().msg.kind.can_modify())?;
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             let st = c.data_mut();
             let old = st.global_timer;
             st.global_timer = ts as u64;
             Ok(old as i64)
         }),
         "performance_counter" => Func::wrap(s, |mut c: C, ty: i32| -> Result<i64, Error> {
-            charge(&mut c, 200)?;
+            charge(&mut c, cost::PERFORMANCE_COUNTER.of(0))?;
             if ty != 0 && ty != 1 {
                 return Err(trap(format!(
                     "ic0.performance_counter: unknown counter type {ty}"
@@ -748,7 +785,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             Ok(c.data().msg.instruction_limit.saturating_sub(left) as i64)
         }),
         "is_controller" => Func::wrap(s, |mut c: C, src: i32, size: i32| -> Result<i32, Error> {
-            charge(&mut c, 1000 + size as u32 as u64)?;
+            charge(&mut c, cost::IS_CONTROLLER.of(size as u32 as u64))?;
             if size as u32 > 29 {
                 return Err(trap("ic0.is_controller: invalid principal"));
             }
@@ -756,27 +793,27 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             Ok((bytes == c.data().controller.as_slice()) as i32)
         }),
         "in_replicated_execution" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(c.data().msg.kind.is_replicated() as i32)
         }),
         "cost_call" => Func::wrap(s, |mut c: C, name_size: i64, payload: i64, dst: i32| {
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             let cost =
                 260_000u128 + 1_000u128 * (name_size as u64 as u128 + payload as u64 as u128);
             write_u128(&mut c, dst as u32, cost, "cost_call")
         }),
         "env_var_count" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             Ok(0)
         }),
         "env_var_name_exists" => {
             Func::wrap(s, |mut c: C, _src: i32, _size: i32| -> Result<i32, Error> {
-                charge(&mut c, 500)?;
+                charge(&mut c, cost::DEFAULT.of(0))?;
                 Ok(0)
             })
         }
         "debug_print" => Func::wrap(s, |mut c: C, src: i32, size: i32| {
-            charge(&mut c, 100 + size as u32 as u64)?;
+            charge(&mut c, cost::DEBUG_PRINT.of(size as u32 as u64))?;
             let bytes = read_bytes(&c, src as u32, size as u32, "debug_print")?;
             let line = format!(
                 "[Canister {}] {}",
@@ -787,7 +824,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             Ok(())
         }),
         "trap" => Func::wrap(s, |mut c: C, src: i32, size: i32| -> Result<(), Error> {
-            charge(&mut c, 500)?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
             let bytes = read_bytes(&c, src as u32, size as u32, "trap").unwrap_or_default();
             Err(Error::host(Trap::Explicit(
                 String::from_utf8_lossy(&bytes).into_owned(),
@@ -822,14 +859,28 @@ fn can_respond(c: &C, api: &str) -> Result<(), Error> {
 
 /// Whether this host implements `ic0.<name>` (with the spec's signature).
 pub fn is_implemented(name: &str) -> bool {
-    let engine = wasmi::Engine::default();
-    let state = HostState::new(
-        candid::Principal::anonymous(),
-        candid::Principal::anonymous(),
-        0,
-    );
-    let mut store = Store::new(&engine, state);
-    implementation(&mut store, name).is_some()
+    implemented_names().contains(name)
+}
+
+/// The names of `SPEC_IMPORTS` this host implements, worked out once with
+/// one engine (`implementation` answers no name outside them).
+fn implemented_names() -> &'static std::collections::HashSet<&'static str> {
+    static NAMES: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let engine = wasmi::Engine::default();
+        let state = HostState::new(
+            candid::Principal::anonymous(),
+            candid::Principal::anonymous(),
+            0,
+        );
+        let mut store = Store::new(&engine, state);
+        SPEC_IMPORTS
+            .iter()
+            .map(|(name, _, _)| *name)
+            .filter(|name| implementation(&mut store, name).is_some())
+            .collect()
+    })
 }
 
 /// The `ic0` imports of a wasm module, each with whether it is implemented.

@@ -1,3 +1,3 @@
-//! Candid argument decoding of every endpoint (`backend::fuzz::candid_args`).
+//! Candid argument decoding of every endpoint (`backend::testing::fuzz::candid_args`).
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| backend::fuzz::candid_args(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| backend::testing::fuzz::candid_args(data));

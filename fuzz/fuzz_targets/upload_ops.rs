@@ -1,3 +1,3 @@
-//! Operation sequences against the model (`backend::fuzz::upload_ops`).
+//! Operation sequences against the model (`backend::testing::fuzz::upload_ops`).
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| backend::fuzz::upload_ops(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| backend::testing::fuzz::upload_ops(data));

@@ -3,15 +3,18 @@
 //! the session's size.
 
 use super::types::SessionId;
-use crate::memory::Vm;
+use crate::stable_memory::Vm;
 use crate::storable::{read_u32, read_u64};
+use candid::CandidType;
 use ic_stable_structures::{Memory, StableBTreeMap};
+use serde::Deserialize;
 
 /// Chunks covered by one stored block.
 pub const CHUNKS_PER_BLOCK: u32 = 4096;
-const BLOCK_BYTES: usize = (CHUNKS_PER_BLOCK / 8) as usize;
+/// Bytes of one stored bitmap block (one bit per chunk).
+const BITMAP_BLOCK_BYTES: usize = (CHUNKS_PER_BLOCK / 8) as usize;
 
-type Block = [u8; BLOCK_BYTES];
+type Block = [u8; BITMAP_BLOCK_BYTES];
 
 /// (session id, block number), big-endian so a session's blocks sort
 /// together and in order.
@@ -22,8 +25,9 @@ fn block_key(sid: SessionId, block: u32) -> [u8; 12] {
     key
 }
 
-/// A run `[start, end)` of chunk indices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// One type for the session service and the upload API's Candid replies.
+/// Chunks `[start, end)`.
+#[derive(CandidType, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkRange {
     pub start: u32,
     pub end: u32,
@@ -54,7 +58,7 @@ impl<M: Memory> ChunkBitmap<M> {
     pub fn set(&mut self, sid: SessionId, index: u32) {
         let block_no = index / CHUNKS_PER_BLOCK;
         let bit = index % CHUNKS_PER_BLOCK;
-        let mut block = self.block(sid, block_no).unwrap_or([0; BLOCK_BYTES]);
+        let mut block = self.block(sid, block_no).unwrap_or([0; BITMAP_BLOCK_BYTES]);
         block[(bit / 8) as usize] |= 1 << (bit % 8);
         self.blocks.insert(block_key(sid, block_no), block);
     }
@@ -140,11 +144,11 @@ pub fn decode_block_key(key: &[u8; 12]) -> (SessionId, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::{Memories, SESSION_CHUNK_BITMAPS};
+    use crate::stable_memory::{StableMemories, SESSION_CHUNK_BITMAPS};
     use ic_stable_structures::VectorMemory;
 
     fn bitmap() -> ChunkBitmap<VectorMemory> {
-        ChunkBitmap::init(Memories::init(VectorMemory::default()).get(SESSION_CHUNK_BITMAPS))
+        ChunkBitmap::init(StableMemories::init(VectorMemory::default()).get(SESSION_CHUNK_BITMAPS))
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::bitmap::{ChunkBitmap, ChunkRange};
 use super::error::SessionError;
 use super::sink::ByteSink;
 use super::types::{ChunkSpec, IdempotencyKey, Session, SessionId, SessionMeta, SessionStatus};
-use crate::memory::{self, Memories, Vm};
+use crate::stable_memory::{self, StableMemories, Vm};
 use ic_stable_structures::{Memory, StableBTreeMap, StableCell};
 
 /// How long sessions live.
@@ -80,13 +80,13 @@ pub struct SessionService<M: Memory, Meta: SessionMeta> {
 
 impl<M: Memory + Clone, Meta: SessionMeta> SessionService<M, Meta> {
     /// Opens the service's structures (laying them out on first use).
-    pub fn init(memories: &Memories<M>, policy: SessionPolicy) -> Self {
+    pub fn init(memories: &StableMemories<M>, policy: SessionPolicy) -> Self {
         Self {
-            records: StableBTreeMap::init(memories.get(memory::SESSION_RECORDS)),
-            idempotency: StableBTreeMap::init(memories.get(memory::SESSION_IDEMPOTENCY)),
-            bitmap: ChunkBitmap::init(memories.get(memory::SESSION_CHUNK_BITMAPS)),
-            deadlines: StableBTreeMap::init(memories.get(memory::SESSION_DEADLINES)),
-            next_id: StableCell::init(memories.get(memory::SESSION_HEADER), 1),
+            records: StableBTreeMap::init(memories.get(stable_memory::SESSION_RECORDS)),
+            idempotency: StableBTreeMap::init(memories.get(stable_memory::SESSION_IDEMPOTENCY)),
+            bitmap: ChunkBitmap::init(memories.get(stable_memory::SESSION_CHUNK_BITMAPS)),
+            deadlines: StableBTreeMap::init(memories.get(stable_memory::SESSION_DEADLINES)),
+            next_id: StableCell::init(memories.get(stable_memory::SESSION_HEADER), 1),
             policy,
         }
     }
@@ -179,7 +179,28 @@ impl<M: Memory, Meta: SessionMeta> SessionService<M, Meta> {
         sink: &mut impl ByteSink,
         now: u64,
     ) -> Result<ChunkReceipt, SessionError> {
-        let mut session = self.pending(sid, now)?;
+        let mut session = self.load(sid)?;
+        self.put_loaded_chunk(&mut session, index, data, sink, now)
+    }
+
+    /// `put_chunk` for a session the caller has already loaded with `get`
+    /// in this message, so that its record is decoded once: the caller
+    /// needs it too (to build the sink, to check who may write). Refuses a
+    /// session that is not pending at `now`; on success `session` is what
+    /// is now stored.
+    pub fn put_loaded_chunk(
+        &mut self,
+        session: &mut Session<Meta>,
+        index: u32,
+        data: &[u8],
+        sink: &mut impl ByteSink,
+        now: u64,
+    ) -> Result<ChunkReceipt, SessionError> {
+        let sid = session.id;
+        match session.status_at(now) {
+            SessionStatus::Pending => {}
+            status => return Err(refusal(sid, status)),
+        }
         let chunk_count = session.spec.chunk_count();
         let expected = session
             .spec
@@ -212,7 +233,7 @@ impl<M: Memory, Meta: SessionMeta> SessionService<M, Meta> {
         // the deadline where it was, so a session cannot be kept alive (and
         // its reservation held) by sending the same chunk again and again.
         if write == ChunkWrite::Stored {
-            self.refresh(&mut session, now);
+            self.refresh(session, now);
         }
         let receipt = ChunkReceipt {
             write,
@@ -220,7 +241,7 @@ impl<M: Memory, Meta: SessionMeta> SessionService<M, Meta> {
             expires_at: session.deadline,
         };
         if write == ChunkWrite::Stored {
-            self.records.insert(sid, session);
+            self.records.insert(sid, session.clone());
         }
         Ok(receipt)
     }

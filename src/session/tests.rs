@@ -1,7 +1,7 @@
 //! Native tests of the session engine on `VectorMemory`.
 
 use super::*;
-use crate::memory::Memories;
+use crate::stable_memory::StableMemories;
 use candid::CandidType;
 use ic_stable_structures::VectorMemory;
 use proptest::prelude::*;
@@ -45,7 +45,7 @@ const POLICY: SessionPolicy = SessionPolicy {
 };
 
 fn service() -> SessionService<VectorMemory, Label> {
-    SessionService::init(&Memories::init(VectorMemory::default()), POLICY)
+    SessionService::init(&StableMemories::init(VectorMemory::default()), POLICY)
 }
 
 fn key(k: &str) -> IdempotencyKey {

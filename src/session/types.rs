@@ -14,24 +14,7 @@ use std::borrow::Cow;
 )]
 pub struct SessionId(pub u64);
 
-impl Storable for SessionId {
-    fn to_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(self.0.to_be_bytes().to_vec())
-    }
-
-    fn into_bytes(self) -> Vec<u8> {
-        self.0.to_be_bytes().to_vec()
-    }
-
-    fn from_bytes(bytes: Cow<[u8]>) -> Self {
-        SessionId(crate::storable::read_u64(&bytes, 0))
-    }
-
-    const BOUND: Bound = Bound::Bounded {
-        max_size: 8,
-        is_fixed_size: true,
-    };
-}
+crate::u64_id_storable!(SessionId);
 
 /// Where a session is in its life. `Pending` is the only state that moves;
 /// the other three are final.

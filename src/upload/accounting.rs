@@ -5,7 +5,7 @@ use super::error::{Quota, UploadError};
 use super::limits::{charged_bytes, Limits};
 use super::types::{CallerUsage, CapsuleId, MemoryItemId};
 use crate::candid_storable;
-use crate::memory::{self, Memories, Vm};
+use crate::stable_memory::{self, StableMemories, Vm};
 use candid::{CandidType, Principal};
 use ic_stable_structures::{Memory, StableBTreeMap, StableCell};
 use serde::Deserialize;
@@ -34,10 +34,13 @@ pub struct Accounting<M: Memory> {
 }
 
 impl<M: Memory + Clone> Accounting<M> {
-    pub fn init(memories: &Memories<M>) -> Self {
+    pub fn init(memories: &StableMemories<M>) -> Self {
         Self {
-            ledger: StableCell::init(memories.get(memory::UPLOAD_CONFIG), Ledger::default()),
-            usage: StableBTreeMap::init(memories.get(memory::CALLER_USAGE)),
+            ledger: StableCell::init(
+                memories.get(stable_memory::UPLOAD_CONFIG),
+                Ledger::default(),
+            ),
+            usage: StableBTreeMap::init(memories.get(stable_memory::CALLER_USAGE)),
         }
     }
 }

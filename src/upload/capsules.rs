@@ -7,7 +7,7 @@
 use super::error::{Quota, UploadError};
 use super::types::{Capsule, CapsuleId};
 use crate::candid_storable;
-use crate::memory::{self, Memories, Vm};
+use crate::stable_memory::{self, StableMemories, Vm};
 use crate::storable::{scoped_key, scoped_key_id, SCOPED_KEY_BYTES};
 use candid::Principal;
 use ic_stable_structures::{Memory, StableBTreeMap};
@@ -26,11 +26,11 @@ pub struct CapsuleStore<M: Memory> {
 }
 
 impl<M: Memory + Clone> CapsuleStore<M> {
-    pub fn init(memories: &Memories<M>) -> Self {
+    pub fn init(memories: &StableMemories<M>) -> Self {
         Self {
-            capsules: StableBTreeMap::init(memories.get(memory::CAPSULES)),
-            by_owner: StableBTreeMap::init(memories.get(memory::CAPSULES_BY_OWNER)),
-            creators: StableBTreeMap::init(memories.get(memory::CAPSULE_CREATORS)),
+            capsules: StableBTreeMap::init(memories.get(stable_memory::CAPSULES)),
+            by_owner: StableBTreeMap::init(memories.get(stable_memory::CAPSULES_BY_OWNER)),
+            creators: StableBTreeMap::init(memories.get(stable_memory::CAPSULE_CREATORS)),
         }
     }
 }

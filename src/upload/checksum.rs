@@ -10,7 +10,8 @@ use ic_stable_structures::Storable;
 use sha2::digest::generic_array::GenericArray;
 use std::borrow::Cow;
 
-const BLOCK: usize = 64;
+/// SHA-256 absorbs its input in blocks of this many bytes.
+const SHA256_BLOCK_BYTES: usize = 64;
 const INITIAL_STATE: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
@@ -19,7 +20,7 @@ const INITIAL_STATE: [u32; 8] = [
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sha256Midstate {
     state: [u32; 8],
-    tail: [u8; BLOCK],
+    tail: [u8; SHA256_BLOCK_BYTES],
     tail_len: u8,
     absorbed: u64,
 }
@@ -28,7 +29,7 @@ impl Default for Sha256Midstate {
     fn default() -> Self {
         Self {
             state: INITIAL_STATE,
-            tail: [0; BLOCK],
+            tail: [0; SHA256_BLOCK_BYTES],
             tail_len: 0,
             absorbed: 0,
         }
@@ -46,18 +47,18 @@ impl Sha256Midstate {
         self.absorbed += data.len() as u64;
         if self.tail_len > 0 {
             let have = usize::from(self.tail_len);
-            let take = (BLOCK - have).min(data.len());
+            let take = (SHA256_BLOCK_BYTES - have).min(data.len());
             self.tail[have..have + take].copy_from_slice(&data[..take]);
             self.tail_len += take as u8;
             data = &data[take..];
-            if usize::from(self.tail_len) < BLOCK {
+            if usize::from(self.tail_len) < SHA256_BLOCK_BYTES {
                 return;
             }
             let block = self.tail;
             self.compress(&block);
             self.tail_len = 0;
         }
-        let mut blocks = data.chunks_exact(BLOCK);
+        let mut blocks = data.chunks_exact(SHA256_BLOCK_BYTES);
         for block in &mut blocks {
             self.compress(block);
         }
@@ -70,7 +71,7 @@ impl Sha256Midstate {
     pub fn finalize(&self) -> [u8; 32] {
         let mut copy = self.clone();
         let bit_len = self.absorbed.wrapping_mul(8);
-        let mut padding = [0u8; 2 * BLOCK];
+        let mut padding = [0u8; 2 * SHA256_BLOCK_BYTES];
         padding[0] = 0x80;
         let tail = usize::from(self.tail_len);
         let pad_len = if tail < 56 { 56 - tail } else { 120 - tail };
@@ -92,7 +93,7 @@ impl Sha256Midstate {
     }
 }
 
-const ENCODED_LEN: usize = 32 + BLOCK + 1 + 8;
+const ENCODED_LEN: usize = 32 + SHA256_BLOCK_BYTES + 1 + 8;
 
 impl Storable for Sha256Midstate {
     fn to_bytes(&self) -> Cow<'_, [u8]> {
@@ -115,13 +116,13 @@ impl Storable for Sha256Midstate {
         for (i, word) in state.iter_mut().enumerate() {
             *word = crate::storable::read_u32(&bytes, i * 4);
         }
-        let mut tail = [0u8; BLOCK];
-        tail.copy_from_slice(&bytes[32..32 + BLOCK]);
+        let mut tail = [0u8; SHA256_BLOCK_BYTES];
+        tail.copy_from_slice(&bytes[32..32 + SHA256_BLOCK_BYTES]);
         Self {
             state,
             tail,
-            tail_len: bytes[32 + BLOCK],
-            absorbed: crate::storable::read_u64(&bytes, 33 + BLOCK),
+            tail_len: bytes[32 + SHA256_BLOCK_BYTES],
+            absorbed: crate::storable::read_u64(&bytes, 33 + SHA256_BLOCK_BYTES),
         }
     }
 
@@ -136,6 +137,36 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use sha2::{Digest, Sha256};
+
+    /// Pins the stored midstate: the eight state words, the 64-byte tail,
+    /// its length, and the bytes absorbed (big-endian). After "abc" the
+    /// state is still SHA-256's initial one. Changing the layout would
+    /// corrupt the hash of every upload open across an upgrade.
+    #[test]
+    fn stored_midstate_layout_is_pinned() {
+        let mut midstate = Sha256Midstate::default();
+        midstate.absorb(b"abc");
+        let golden = format!(
+            "{}{}{}{}{}",
+            "6a09e667bb67ae853c6ef372a54ff53a510e527f9b05688c1f83d9ab5be0cd19",
+            "616263",
+            "00".repeat(61),
+            "03",
+            "0000000000000003",
+        );
+        let encoded: String = midstate
+            .to_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(encoded, golden);
+        let stored: Vec<u8> = (0..golden.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&golden[i..i + 2], 16).unwrap())
+            .collect();
+        let decoded = Sha256Midstate::from_bytes(Cow::Owned(stored));
+        assert_eq!(decoded.finalize()[..], Sha256::digest(b"abc")[..]);
+    }
 
     #[test]
     fn empty_input_has_the_known_digest() {

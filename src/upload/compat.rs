@@ -1,11 +1,14 @@
 //! The upload service's original session API, kept as a thin adapter.
 //!
-//! The upload service was written against `create(session_id, meta)` and
-//! `put_chunk(session_id, index, bytes)`. `SessionCompat` keeps those
-//! signatures and delegates to the generic `SessionService`: it derives the
-//! chunk spec and the idempotency key from the metadata and builds the sink
-//! from the session's metadata through a factory. It implements no rule of
-//! its own.
+//! The upload service was first written against `create(session_id, meta)`
+//! and `put_chunk(session_id, index, bytes)`. `SessionCompat` keeps those
+//! signatures for code written against them (today the equivalence test in
+//! `upload::tests`, which drives one stack through it and one through the
+//! generic service) and delegates to the generic `SessionService`: it
+//! derives the chunk spec and the idempotency key from the metadata and
+//! builds the sink from the session's metadata through a factory. It
+//! implements no rule of its own. `UploadService` calls the generic service
+//! directly, so the adapter costs the hot path nothing.
 
 use super::types::UploadSessionMeta;
 use crate::session::{
@@ -81,12 +84,12 @@ where
         index: u32,
         bytes: &[u8],
     ) -> Result<ChunkReceipt, SessionError> {
-        let session = self
+        let mut session = self
             .sessions
             .get(session_id)
             .ok_or(SessionError::NotFound(session_id))?;
         let mut sink = (self.sink_factory)(&session.meta).map_err(SessionError::Sink)?;
         self.sessions
-            .put_chunk(session_id, index, bytes, &mut sink, self.now)
+            .put_loaded_chunk(&mut session, index, bytes, &mut sink, self.now)
     }
 }

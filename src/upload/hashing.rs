@@ -8,8 +8,8 @@
 //! `uploads_finish` and a timer work off.
 
 use super::checksum::Sha256Midstate;
-use crate::memory::{self, Memories, Vm};
 use crate::session::{ChunkSpec, SessionId};
+use crate::stable_memory::{self, StableMemories, Vm};
 use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{Memory, StableBTreeMap, Storable};
 use std::borrow::Cow;
@@ -114,11 +114,11 @@ pub struct HashTracker<M: Memory> {
 }
 
 impl<M: Memory + Clone> HashTracker<M> {
-    pub fn init(memories: &Memories<M>) -> Self {
+    pub fn init(memories: &StableMemories<M>) -> Self {
         Self {
-            progress: StableBTreeMap::init(memories.get(memory::UPLOAD_HASH_PROGRESS)),
-            backlog: StableBTreeMap::init(memories.get(memory::UPLOAD_HASH_BACKLOG)),
-            repairs: StableBTreeMap::init(memories.get(memory::UPLOAD_REPAIRS)),
+            progress: StableBTreeMap::init(memories.get(stable_memory::UPLOAD_HASH_PROGRESS)),
+            backlog: StableBTreeMap::init(memories.get(stable_memory::UPLOAD_HASH_BACKLOG)),
+            repairs: StableBTreeMap::init(memories.get(stable_memory::UPLOAD_REPAIRS)),
             #[cfg(any(test, feature = "fuzzing"))]
             absorbed: 0,
         }

@@ -1,6 +1,8 @@
 //! The limits in force, with their defaults. Controllers change them with
 //! `admin_set_limits`; they are stored in stable memory.
 
+use super::blob_store::{reserved_bytes, BLOB_BLOCK_BYTES};
+use crate::stable_memory::{BLOB_STORE_CAPACITY_BYTES, STABLE_MEMORY_CAPACITY_BYTES};
 use candid::CandidType;
 use serde::{Deserialize, Serialize};
 
@@ -36,19 +38,21 @@ pub const MAX_PAGE: u32 = 1_000;
 /// clears when pruned) to 256 blocks.
 pub const MAX_CHUNKS_PER_SESSION: u32 = 1 << 20;
 
-/// Every upload is charged at least this many bytes, and whole blocks: the
-/// blob store hands out 4 KiB blocks, and records cost space too.
-pub const MIN_CHARGED_BYTES: u64 = 4096;
+/// Every upload is charged at least one block, and whole blocks: the blob
+/// store hands out whole blocks, and records cost space too.
+pub const MIN_CHARGED_BYTES: u64 = BLOB_BLOCK_BYTES;
 
-/// Bytes an upload of `byte_len` bytes counts against the quotas.
+/// Bytes an upload of `byte_len` bytes counts against the quotas: what its
+/// blob reserves, and at least one block.
 pub fn charged_bytes(byte_len: u64) -> u64 {
-    byte_len
-        .div_ceil(MIN_CHARGED_BYTES)
-        .max(1)
-        .saturating_mul(MIN_CHARGED_BYTES)
+    reserved_bytes(byte_len).max(MIN_CHARGED_BYTES)
 }
 
 const GIB: u64 = 1 << 30;
+
+/// The highest `max_total_bytes` accepted: the blob store's capacity less a
+/// margin, so that block rounding and mapping overhead stay within it.
+pub const MAX_TOTAL_BYTES: u64 = BLOB_STORE_CAPACITY_BYTES - 8 * GIB;
 const HOUR_NS: u64 = 3_600 * 1_000_000_000;
 
 /// Half the default total: open sessions can never hold more than that.
@@ -96,7 +100,7 @@ impl Default for Limits {
             max_chunks_per_session: 65_536,
             max_open_sessions_per_caller: 16,
             max_reserved_bytes_per_caller: DEFAULT_MAX_RESERVED_BYTES_PER_CALLER,
-            // The MemoryManager addresses 256 GiB; leave room for the indexes.
+            // Well below MAX_TOTAL_BYTES.
             max_total_bytes: 192 * GIB,
             max_reserved_bytes_total: Some(DEFAULT_MAX_RESERVED_BYTES_TOTAL),
             max_writers_per_capsule: 32,
@@ -126,11 +130,12 @@ impl Limits {
         if self.session_idle_timeout_ns == 0 {
             return Err("session_idle_timeout_ns must be positive".into());
         }
-        if self.max_total_bytes > 240 * GIB {
-            return Err(
-                "max_total_bytes must leave room below the 256 GiB the MemoryManager addresses"
-                    .into(),
-            );
+        if self.max_total_bytes > MAX_TOTAL_BYTES {
+            return Err(format!(
+                "max_total_bytes must be at most {MAX_TOTAL_BYTES} bytes, leaving room below \
+                 the {} GiB the MemoryManager addresses",
+                STABLE_MEMORY_CAPACITY_BYTES / GIB
+            ));
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use super::types::{CapsuleId, MemoryItemId, MemoryRecord};
 use crate::candid_storable;
-use crate::memory::{self, Memories, Vm};
+use crate::stable_memory::{self, StableMemories, Vm};
 use ic_stable_structures::{Memory, StableBTreeMap};
 
 candid_storable!(MemoryRecord);
@@ -21,10 +21,10 @@ pub struct MemoryStore<M: Memory> {
 }
 
 impl<M: Memory + Clone> MemoryStore<M> {
-    pub fn init(memories: &Memories<M>) -> Self {
+    pub fn init(memories: &StableMemories<M>) -> Self {
         Self {
-            records: StableBTreeMap::init(memories.get(memory::MEMORY_RECORDS)),
-            by_capsule: StableBTreeMap::init(memories.get(memory::CAPSULE_MEMORIES)),
+            records: StableBTreeMap::init(memories.get(stable_memory::MEMORY_RECORDS)),
+            by_capsule: StableBTreeMap::init(memories.get(stable_memory::CAPSULE_MEMORIES)),
         }
     }
 }

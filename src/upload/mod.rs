@@ -4,17 +4,15 @@
 
 pub mod accounting;
 pub mod blob_store;
+pub mod capsule_memory_admin;
 pub mod capsules;
 pub mod checksum;
 pub mod compat;
 pub mod error;
 pub mod hashing;
-pub mod library;
 pub mod limits;
 pub mod maintenance;
 pub mod memories;
-#[cfg(any(test, feature = "fuzzing"))]
-pub mod model;
 pub mod service;
 pub mod shares;
 pub mod sharing;

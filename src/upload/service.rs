@@ -5,7 +5,7 @@
 use super::accounting::Accounting;
 use super::blob_store::{BlobId, BlobStore};
 use super::capsules::CapsuleStore;
-use super::compat::{request_key, SessionCompat};
+use super::compat::request_key;
 use super::error::{Quota, UploadError};
 use super::hashing::{HashProgress, HashSource, HashTracker};
 use super::limits::{Limits, HASH_BYTES_PER_MESSAGE, MAX_CHUNK_BYTES, MAX_PAGE, MAX_REPAIR_ROUNDS};
@@ -13,10 +13,10 @@ use super::memories::MemoryStore;
 use super::shares::ShareStore;
 use super::types::*;
 use crate::layout::{self, Found, LayoutError, CURRENT_LAYOUT};
-use crate::memory::{self, Headroom, Memories, Vm};
 use crate::session::{
     ChunkSpec, ChunkWrite, CreateOutcome, SessionError, SessionPolicy, SessionService, SinkError,
 };
+use crate::stable_memory::{self, Headroom, StableMemories, Vm, BLOB_STORE_CAPACITY_BYTES};
 use crate::storable::{scoped_key, scoped_key_id, SCOPED_KEY_BYTES};
 use candid::Principal;
 use ic_stable_structures::{Memory, StableBTreeMap};
@@ -27,15 +27,12 @@ use sha2::{Digest, Sha256};
 const MAX_NAME_BYTES: usize = 1024;
 const MAX_MIME_BYTES: usize = 256;
 const MAX_IDEMPOTENCY_KEY_BYTES: usize = 128;
-/// Space the blob store may address: the MemoryManager's 256 GiB less room
-/// for the other structures. The limits keep totals below it.
-const BLOB_STORE_CAPACITY: u64 = 248 << 30;
 
 /// The upload domain over stable memory `M`.
 pub struct UploadService<M: Memory> {
-    pub(super) sessions: SessionService<M, UploadSessionMeta>,
-    pub(super) blobs: BlobStore<M>,
-    pub(super) hashing: HashTracker<M>,
+    pub(crate) sessions: SessionService<M, UploadSessionMeta>,
+    pub(crate) blobs: BlobStore<M>,
+    pub(crate) hashing: HashTracker<M>,
     pub(super) open_by_caller: StableBTreeMap<[u8; SCOPED_KEY_BYTES], (), Vm<M>>,
     pub(super) capsules: CapsuleStore<M>,
     pub(super) memories: MemoryStore<M>,
@@ -115,7 +112,7 @@ impl<M: Memory + Clone> UploadService<M> {
     /// `init`, with a refused layout as an error.
     pub fn open(memory: M) -> Result<Self, LayoutError> {
         let was_empty = memory.size() == 0;
-        let memories = Memories::init(memory);
+        let memories = StableMemories::init(memory);
         let found = layout::read(&memories, was_empty)?;
         let mut accounting = Accounting::init(&memories);
         if found == Found::Version(1) {
@@ -132,7 +129,9 @@ impl<M: Memory + Clone> UploadService<M> {
             sessions: SessionService::init(&memories, session_policy),
             blobs: BlobStore::init(&memories),
             hashing: HashTracker::init(&memories),
-            open_by_caller: StableBTreeMap::init(memories.get(memory::UPLOAD_CALLER_SESSIONS)),
+            open_by_caller: StableBTreeMap::init(
+                memories.get(stable_memory::UPLOAD_CALLER_SESSIONS),
+            ),
             capsules: CapsuleStore::init(&memories),
             memories: MemoryStore::init(&memories),
             accounting,
@@ -222,10 +221,10 @@ impl<M: Memory + Clone> UploadService<M> {
             blob_id: BlobId(0),
         };
         let byte_len = meta.asset.byte_len;
-        let session_id = match self
-            .sessions
-            .find_by_key(&request_key(&caller, &meta.idempotency_key))
-        {
+        // Worked out once: the spec above and this key are what the
+        // session is created (or found again) with.
+        let key = request_key(&caller, &meta.idempotency_key);
+        let session_id = match self.sessions.find_by_key(&key) {
             Some(existing) if !self.memory_was_deleted(existing, now) => {
                 // A retry: offer the existing allocation so the generic
                 // create decides whether this is the same request.
@@ -242,7 +241,7 @@ impl<M: Memory + Clone> UploadService<M> {
                 // since: a begin under it uploads the file again, so the
                 // old session lets go of the key.
                 self.check_new_upload(&caller, byte_len)?;
-                meta.blob_id = self.blobs.allocate(byte_len, BLOB_STORE_CAPACITY)?;
+                meta.blob_id = self.blobs.allocate(byte_len, BLOB_STORE_CAPACITY_BYTES)?;
                 if let Some(existing) = found {
                     self.sessions.release_key(existing);
                 }
@@ -250,11 +249,7 @@ impl<M: Memory + Clone> UploadService<M> {
                 self.sessions.allocate_id()
             }
         };
-        let blobs = &self.blobs;
-        let outcome = SessionCompat::new(&mut self.sessions, now, |meta: &UploadSessionMeta| {
-            blobs.sink(meta.blob_id).map_err(|_| SinkError::Gone)
-        })
-        .create(session_id, meta)?;
+        let outcome = self.sessions.create(session_id, meta, spec, key, now)?;
         let session = self.session(outcome.session_id())?;
         match outcome {
             CreateOutcome::Created(sid) => {
@@ -296,7 +291,7 @@ impl<M: Memory + Clone> UploadService<M> {
                 requested: request.bytes.len() as u64,
             });
         }
-        let session = self.pending_session(caller, request.session_id, now)?;
+        let mut session = self.pending_session(caller, request.session_id, now)?;
         self.capsules.writable_by(session.capsule_id(), caller)?;
         if let Some(expected) = &request.sha256 {
             check_digest("chunk sha256", expected)?;
@@ -309,12 +304,19 @@ impl<M: Memory + Clone> UploadService<M> {
             }
         }
         let sid = session.id;
-        let blobs = &self.blobs;
-        let written = SessionCompat::new(&mut self.sessions, now, |meta: &UploadSessionMeta| {
-            blobs.sink(meta.blob_id).map_err(|_| SinkError::Gone)
-        })
-        .put_chunk(sid, request.index, &request.bytes);
-        let receipt = written?;
+        // The session loaded above is the one written through: its record
+        // is decoded once per chunk, and its sink built once.
+        let mut sink = self
+            .blobs
+            .sink(session.meta.blob_id)
+            .map_err(|_| SessionError::Sink(SinkError::Gone))?;
+        let receipt = self.sessions.put_loaded_chunk(
+            &mut session,
+            request.index,
+            &request.bytes,
+            &mut sink,
+            now,
+        )?;
         match receipt.write {
             ChunkWrite::Duplicate => {}
             ChunkWrite::Stored => {
@@ -485,14 +487,8 @@ impl<M: Memory + Clone> UploadService<M> {
             byte_len: session.spec.total_bytes(),
             chunk_size: session.spec.chunk_size(),
             expected_chunks: session.expected_chunks(),
-            received_chunks: session.chunk_count(),
-            missing: missing
-                .into_iter()
-                .map(|r| ChunkRange {
-                    start: r.start,
-                    end: r.end,
-                })
-                .collect(),
+            received_chunks: session.received_chunks,
+            missing,
             next_from_chunk,
             hashed_bytes: self.hashing.hashed_bytes(session.id),
             repairing: session.rewritable,
@@ -516,7 +512,7 @@ impl<M: Memory + Clone> UploadService<M> {
                 byte_len: s.spec.total_bytes(),
                 chunk_size: s.spec.chunk_size(),
                 expected_chunks: s.expected_chunks(),
-                received_chunks: s.chunk_count(),
+                received_chunks: s.received_chunks,
                 expires_at: s.deadline,
             })
             .collect()

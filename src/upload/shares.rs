@@ -17,7 +17,7 @@
 use super::types::MemoryItemId;
 use crate::candid_storable;
 use crate::http::{self, Reply, Served};
-use crate::memory::{self, Memories, Vm};
+use crate::stable_memory::{self, StableMemories, Vm};
 use candid::{CandidType, Principal};
 use ic_http_certification::{
     HttpCertification, HttpCertificationPath, HttpCertificationTree, HttpCertificationTreeEntry,
@@ -220,16 +220,16 @@ pub struct ShareStore<M: Memory> {
 impl<M: Memory + Clone> ShareStore<M> {
     /// Opens the structures (headers only) with a tree that certifies the
     /// root 404 and 405; `UploadService::open` then certifies the links.
-    pub fn init(memories: &Memories<M>) -> Self {
+    pub fn init(memories: &StableMemories<M>) -> Self {
         let cel = http::cel_expression().to_string();
         let cel_hash = http::sha256(cel.as_bytes());
         let mut store = Self {
-            links: StableBTreeMap::init(memories.get(memory::SHARE_LINKS)),
-            by_memory: StableBTreeMap::init(memories.get(memory::SHARES_BY_MEMORY)),
-            by_expiry: StableBTreeMap::init(memories.get(memory::SHARES_BY_EXPIRY)),
-            chunk_hashes: StableBTreeMap::init(memories.get(memory::SHARE_CHUNK_HASHES)),
-            queue: StableBTreeMap::init(memories.get(memory::SHARE_HASH_QUEUE)),
-            counters: StableBTreeMap::init(memories.get(memory::SHARE_COUNTERS)),
+            links: StableBTreeMap::init(memories.get(stable_memory::SHARE_LINKS)),
+            by_memory: StableBTreeMap::init(memories.get(stable_memory::SHARES_BY_MEMORY)),
+            by_expiry: StableBTreeMap::init(memories.get(stable_memory::SHARES_BY_EXPIRY)),
+            chunk_hashes: StableBTreeMap::init(memories.get(stable_memory::SHARE_CHUNK_HASHES)),
+            queue: StableBTreeMap::init(memories.get(stable_memory::SHARE_HASH_QUEUE)),
+            counters: StableBTreeMap::init(memories.get(stable_memory::SHARE_COUNTERS)),
             tree: HttpCertificationTree::default(),
             entries_cap: MAX_CERTIFIED_ENTRIES,
             cel,

@@ -16,12 +16,14 @@
 //! table existed (`BLOB_DATA`, dense): they stay where they are, mapped to
 //! themselves, so opening an older canister moves nothing.
 
-use crate::memory::{Headroom, Memories, Vm, BLOB_BLOCKS, BLOB_BLOCK_TABLE, BLOB_DATA};
+use crate::stable_memory::{
+    Headroom, StableMemories, Vm, BLOB_BLOCKS, BLOB_BLOCK_TABLE, BLOB_DATA,
+};
 use crate::storable::read_u64;
 use ic_stable_structures::Memory;
 
-/// The unit of mapping: the blob store's block.
-const BLOCK: u64 = super::blob_store::BLOCK_BYTES;
+// The unit of mapping is the blob store's block.
+use super::blob_store::BLOB_BLOCK_BYTES;
 const WASM_PAGE: u64 = 65_536;
 /// Table header: next physical block, legacy blocks.
 const HEADER_BYTES: u64 = 16;
@@ -53,12 +55,12 @@ fn hold<M: Memory>(memory: &Vm<M>, headroom: &Headroom<M>, end: u64) -> Result<(
 impl<M: Memory + Clone> SparseData<M> {
     /// Opens the mapping, or lays it out; a canister whose blobs were
     /// written densely keeps them as its legacy blocks.
-    pub fn init(memories: &Memories<M>) -> Self {
+    pub fn init(memories: &StableMemories<M>) -> Self {
         let legacy = memories.get(BLOB_DATA);
         let table = memories.get(BLOB_BLOCK_TABLE);
         let headroom = memories.headroom();
         let legacy_blocks = if table.size() == 0 {
-            let legacy_blocks = legacy.size() * (WASM_PAGE / BLOCK);
+            let legacy_blocks = legacy.size() * (WASM_PAGE / BLOB_BLOCK_BYTES);
             if table.grow(1) < 0 {
                 panic!("bug: no stable memory for the block table");
             }
@@ -128,24 +130,24 @@ impl<M: Memory> SparseData<M> {
     ) {
         let end = offset + len;
         let mut pos = offset;
-        if pos < self.legacy_blocks * BLOCK {
-            let n = end.min(self.legacy_blocks * BLOCK) - pos;
+        if pos < self.legacy_blocks * BLOB_BLOCK_BYTES {
+            let n = end.min(self.legacy_blocks * BLOB_BLOCK_BYTES) - pos;
             piece(Some((&self.legacy, pos)), 0, n as usize);
             pos += n;
         }
         if pos >= end {
             return;
         }
-        let first = pos / BLOCK;
+        let first = pos / BLOB_BLOCK_BYTES;
         let mut i = 0;
         while pos < end {
             let entry = entries[i];
-            let block_end = (first + i as u64 + 1) * BLOCK;
+            let block_end = (first + i as u64 + 1) * BLOB_BLOCK_BYTES;
             // Extend over following blocks mapped right after this one.
             let mut run_end = block_end.min(end);
             let mut j = i + 1;
             while run_end < end && entry != 0 && entries[j] == entry + (j - i) as u32 {
-                run_end = ((first + j as u64 + 1) * BLOCK).min(end);
+                run_end = ((first + j as u64 + 1) * BLOB_BLOCK_BYTES).min(end);
                 j += 1;
             }
             if entry == 0 {
@@ -154,8 +156,12 @@ impl<M: Memory> SparseData<M> {
             }
             let at = (pos - offset) as usize;
             let n = (run_end - pos) as usize;
-            let target =
-                (entry != 0).then(|| (&self.blocks, u64::from(entry - 1) * BLOCK + pos % BLOCK));
+            let target = (entry != 0).then(|| {
+                (
+                    &self.blocks,
+                    u64::from(entry - 1) * BLOB_BLOCK_BYTES + pos % BLOB_BLOCK_BYTES,
+                )
+            });
             piece(target, at, n);
             pos = run_end;
             i = j;
@@ -164,11 +170,11 @@ impl<M: Memory> SparseData<M> {
 
     /// The mapped part of `[offset, offset + len)`: first block and count.
     fn mapped_range(&self, offset: u64, len: u64) -> Option<(u64, usize)> {
-        let start = offset.max(self.legacy_blocks * BLOCK);
+        let start = offset.max(self.legacy_blocks * BLOB_BLOCK_BYTES);
         let end = offset + len;
         (start < end).then(|| {
-            let first = start / BLOCK;
-            (first, ((end - 1) / BLOCK - first + 1) as usize)
+            let first = start / BLOB_BLOCK_BYTES;
+            (first, ((end - 1) / BLOB_BLOCK_BYTES - first + 1) as usize)
         })
     }
 
@@ -178,10 +184,12 @@ impl<M: Memory> SparseData<M> {
     pub fn room_for(&self, end: u64, len: u64, pieces: u64) -> Result<(), OutOfSpace> {
         let pages = |bytes: u64| bytes.div_ceil(WASM_PAGE);
         let mut grow = 0;
-        if end > self.legacy_blocks * BLOCK {
-            let table_end = HEADER_BYTES + (end.div_ceil(BLOCK) - self.legacy_blocks) * ENTRY_BYTES;
+        if end > self.legacy_blocks * BLOB_BLOCK_BYTES {
+            let table_end =
+                HEADER_BYTES + (end.div_ceil(BLOB_BLOCK_BYTES) - self.legacy_blocks) * ENTRY_BYTES;
             grow += pages(table_end).saturating_sub(self.table.size());
-            let blocks_end = (self.next_block() + len / BLOCK + 2 * pieces) * BLOCK;
+            let blocks_end =
+                (self.next_block() + len / BLOB_BLOCK_BYTES + 2 * pieces) * BLOB_BLOCK_BYTES;
             grow += pages(blocks_end).saturating_sub(self.blocks.size());
         }
         if grow == 0 || self.headroom.ensure_for(grow) {
@@ -217,7 +225,7 @@ impl<M: Memory> SparseData<M> {
         if len == 0 {
             return Ok(());
         }
-        let legacy_end = (offset + len).min(self.legacy_blocks * BLOCK);
+        let legacy_end = (offset + len).min(self.legacy_blocks * BLOB_BLOCK_BYTES);
         if offset < legacy_end {
             // Legacy blocks lie within the legacy memory's size.
             debug_assert!(legacy_end <= self.legacy.size() * WASM_PAGE);
@@ -231,7 +239,11 @@ impl<M: Memory> SparseData<M> {
                 let table_end =
                     HEADER_BYTES + (first + n as u64 - self.legacy_blocks) * ENTRY_BYTES;
                 hold(&self.table, &self.headroom, table_end)?;
-                hold(&self.blocks, &self.headroom, (next + fresh) * BLOCK)?;
+                hold(
+                    &self.blocks,
+                    &self.headroom,
+                    (next + fresh) * BLOB_BLOCK_BYTES,
+                )?;
                 let mut assigned = next;
                 for entry in entries.iter_mut().filter(|e| **e == 0) {
                     assigned += 1;
@@ -260,7 +272,7 @@ mod tests {
 
     fn fresh() -> (VectorMemory, SparseData<VectorMemory>) {
         let memory = VectorMemory::default();
-        let memories = Memories::init(memory.clone());
+        let memories = StableMemories::init(memory.clone());
         (memory, SparseData::init(&memories))
     }
 
@@ -296,7 +308,7 @@ mod tests {
     #[test]
     fn writes_in_any_order_read_back_across_runs() {
         let (_, data) = fresh();
-        let total = 20 * BLOCK as usize + 1_234;
+        let total = 20 * BLOB_BLOCK_BYTES as usize + 1_234;
         let bytes = pattern(total, 3);
         let chunk = 3_001;
         let mut order: Vec<usize> = (0..total.div_ceil(chunk)).collect();
@@ -310,7 +322,10 @@ mod tests {
         let mut back = vec![0u8; total];
         data.read(77, &mut back);
         assert_eq!(back, bytes);
-        assert_eq!(data.mapped_blocks(), (total as u64 + 77).div_ceil(BLOCK));
+        assert_eq!(
+            data.mapped_blocks(),
+            (total as u64 + 77).div_ceil(BLOB_BLOCK_BYTES)
+        );
         for (offset, len) in [(77, 1), (4_000, 200), (8_190, 9_000), (77, total)] {
             let mut part = vec![0u8; len];
             data.read(offset as u64, &mut part);
@@ -321,13 +336,13 @@ mod tests {
     #[test]
     fn dense_bytes_of_an_older_canister_stay_in_place() {
         let memory = VectorMemory::default();
-        let memories = Memories::init(memory.clone());
+        let memories = StableMemories::init(memory.clone());
         let legacy = memories.get(BLOB_DATA);
         legacy.grow(2);
         let old = pattern(100_000, 4);
         legacy.write(10, &old);
         let data = SparseData::init(&memories);
-        assert_eq!(data.legacy_blocks, 2 * WASM_PAGE / BLOCK);
+        assert_eq!(data.legacy_blocks, 2 * WASM_PAGE / BLOB_BLOCK_BYTES);
         let mut back = vec![0u8; old.len()];
         data.read(10, &mut back);
         assert_eq!(back, old);
@@ -339,10 +354,10 @@ mod tests {
         assert_eq!(back, new);
         assert_eq!(
             data.mapped_blocks(),
-            (new.len() as u64 - 1_000).div_ceil(BLOCK)
+            (new.len() as u64 - 1_000).div_ceil(BLOB_BLOCK_BYTES)
         );
         // Reopened (an upgrade): the same mapping.
-        let again = SparseData::init(&Memories::init(memory));
+        let again = SparseData::init(&StableMemories::init(memory));
         let mut back = vec![0u8; new.len()];
         again.read(2 * WASM_PAGE - 1_000, &mut back);
         assert_eq!(back, new);

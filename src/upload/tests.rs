@@ -2,8 +2,9 @@
 
 use super::limits::{Limits, HASH_BYTES_PER_MESSAGE};
 use super::*;
-use crate::memory::Memories;
 use crate::session::{ChunkSpec, SessionPolicy, SessionService};
+use crate::stable_memory::StableMemories;
+use crate::testing::model;
 use candid::Principal;
 use ic_stable_structures::VectorMemory;
 use proptest::prelude::*;
@@ -678,7 +679,7 @@ fn compat_and_generic_paths_produce_identical_blobs_and_states() {
     let mut outcomes = Vec::new();
     let mut results = Vec::new();
     for use_compat in [true, false] {
-        let memories = Memories::init(VectorMemory::default());
+        let memories = StableMemories::init(VectorMemory::default());
         let mut sessions: SessionService<VectorMemory, UploadSessionMeta> =
             SessionService::init(&memories, policy);
         let mut blobs = BlobStore::init(&memories);

@@ -2,14 +2,11 @@
 
 use super::blob_store::BlobId;
 use super::limits::Limits;
+pub use crate::session::{ChunkRange, SessionId, SessionStatus};
 use crate::session::{Session, SessionMeta};
-pub use crate::session::{SessionId, SessionStatus};
 use candid::{CandidType, Principal};
-use ic_stable_structures::storable::Bound;
-use ic_stable_structures::Storable;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use std::borrow::Cow;
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -19,24 +16,7 @@ macro_rules! id_type {
         )]
         pub struct $name(pub u64);
 
-        impl Storable for $name {
-            fn to_bytes(&self) -> Cow<'_, [u8]> {
-                Cow::Owned(self.0.to_be_bytes().to_vec())
-            }
-
-            fn into_bytes(self) -> Vec<u8> {
-                self.0.to_be_bytes().to_vec()
-            }
-
-            fn from_bytes(bytes: Cow<[u8]>) -> Self {
-                $name(crate::storable::read_u64(&bytes, 0))
-            }
-
-            const BOUND: Bound = Bound::Bounded {
-                max_size: 8,
-                is_fixed_size: true,
-            };
-        }
+        crate::u64_id_storable!($name);
     };
 }
 
@@ -102,11 +82,6 @@ impl Session<UploadSessionMeta> {
 
     pub fn expected_chunks(&self) -> u32 {
         self.spec.chunk_count()
-    }
-
-    /// Chunks received so far.
-    pub fn chunk_count(&self) -> u32 {
-        self.received_chunks
     }
 }
 
@@ -178,13 +153,6 @@ pub struct StatusRequest {
     pub session_id: SessionId,
     pub from_chunk: u32,
     pub max_ranges: u32,
-}
-
-/// Chunks `[start, end)`.
-#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ChunkRange {
-    pub start: u32,
-    pub end: u32,
 }
 
 /// What a client needs to resume or finish an upload.

@@ -61,6 +61,14 @@ pub const BLOB_BLOCK_TABLE: MemoryId = MemoryId::new(22);
 /// Physical blocks of blob bytes, taken as bytes are written.
 pub const BLOB_BLOCKS: MemoryId = MemoryId::new(23);
 
+/// Bytes the one `MemoryManager` can hand out across all its memories
+/// (32 768 buckets of 8 MiB): the capacity every other figure is cut from.
+pub const STABLE_MEMORY_CAPACITY_BYTES: u64 = 256 << 30;
+
+/// Bytes the blob store may reserve: the whole capacity less 8 GiB kept for
+/// the other structures (records, indexes, the block table).
+pub const BLOB_STORE_CAPACITY_BYTES: u64 = STABLE_MEMORY_CAPACITY_BYTES - (8 << 30);
+
 /// Buckets of raw stable memory kept grown beyond those the
 /// `MemoryManager` has handed out (see [`Headroom`]). A message grows at
 /// most a chunk's bytes (under 2 MB, within one 8 MiB bucket) in the blob
@@ -85,12 +93,12 @@ pub const SHARE_HASH_QUEUE: MemoryId = MemoryId::new(34);
 pub const SHARE_COUNTERS: MemoryId = MemoryId::new(35);
 
 /// Hands out the virtual memories of one `MemoryManager`.
-pub struct Memories<M: Memory> {
+pub struct StableMemories<M: Memory> {
     manager: MemoryManager<M>,
     raw: M,
 }
 
-impl<M: Memory + Clone> Memories<M> {
+impl<M: Memory + Clone> StableMemories<M> {
     /// Opens (or lays out, on a fresh memory) the manager on `memory`.
     pub fn init(memory: M) -> Self {
         Self {

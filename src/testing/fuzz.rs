@@ -3,8 +3,8 @@
 //! are one-line wrappers around them, and the tests below replay the corpus
 //! kept in `fuzz/corpus/<target>/` under a plain `cargo test`.
 
+use crate::testing::model::{Harness, Op};
 use crate::upload::limits::Limits;
-use crate::upload::model::{Harness, Op};
 use crate::upload::*;
 use candid::utils::{ArgumentDecoder, ArgumentEncoder};
 use candid::{DecoderConfig, Principal};
@@ -182,11 +182,25 @@ mod tests {
         assert_eq!(fuzzed, declared);
     }
 
+    /// One table of endpoints: `crate::admission::RULES` (what
+    /// `inspect_message` admits) is it, and the fuzzer's table names the
+    /// same methods (its order is the corpus's, so it stays its own list).
+    /// Both are also checked against `backend.did`, which is generated from
+    /// the entry points.
+    #[test]
+    fn endpoints_are_the_admission_rules() {
+        let mut fuzzed: Vec<&str> = ENDPOINTS.to_vec();
+        let mut admitted: Vec<&str> = crate::admission::RULES.iter().map(|r| r.method).collect();
+        fuzzed.sort_unstable();
+        admitted.sort_unstable();
+        assert_eq!(fuzzed, admitted);
+    }
+
     /// Ops survive the byte encoding the fuzzer's corpus uses.
     #[test]
     fn ops_encode_to_what_decodes_back() {
         let mut runner = TestRunner::deterministic();
-        let strategy = proptest::collection::vec(crate::upload::model::op_strategy(), 1..50);
+        let strategy = proptest::collection::vec(crate::testing::model::op_strategy(), 1..50);
         for _ in 0..200 {
             let ops = strategy.new_tree(&mut runner).expect("ops").current();
             let mut bytes = Vec::new();
@@ -425,7 +439,7 @@ mod tests {
         let dir = corpus_dir("upload_ops");
         std::fs::create_dir_all(&dir).unwrap();
         let mut runner = TestRunner::deterministic();
-        let strategy = proptest::collection::vec(crate::upload::model::op_strategy(), 1..120);
+        let strategy = proptest::collection::vec(crate::testing::model::op_strategy(), 1..120);
         for i in 0..24 {
             let ops = strategy.new_tree(&mut runner).unwrap().current();
             let mut bytes = Vec::new();

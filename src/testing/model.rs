@@ -1,6 +1,6 @@
 //! A plain in-memory model of the upload service, the operations that drive
 //! both, and the invariants checked after every step. The property test
-//! (`tests::uploads_match_the_model`) and the fuzzer (`crate::fuzz`) run the
+//! (`tests::uploads_match_the_model`) and the fuzzer (`crate::testing::fuzz`) run the
 //! same [`Harness`].
 //!
 //! Several principals begin uploads, send chunks in any order (with
@@ -21,11 +21,15 @@
 //! - each caller's open sessions, reserved and stored bytes are the model's
 //!   and within the limits, and the totals add up.
 
-use super::blob_store::{reserved_bytes, BlobId, Extent, BLOCK_BYTES, MAX_EXTENTS_PER_BLOB};
-use super::error::{Quota, UploadError};
-use super::limits::{charged_bytes, Limits, MAX_CHUNK_BYTES, MAX_READ_BYTES, MAX_REPAIR_ROUNDS};
-use super::service::UploadService;
-use super::types::*;
+use crate::upload::blob_store::{
+    reserved_bytes, BlobId, Extent, BLOB_BLOCK_BYTES, MAX_EXTENTS_PER_BLOB,
+};
+use crate::upload::error::{Quota, UploadError};
+use crate::upload::limits::{
+    charged_bytes, Limits, MAX_CHUNK_BYTES, MAX_READ_BYTES, MAX_REPAIR_ROUNDS,
+};
+use crate::upload::service::UploadService;
+use crate::upload::types::*;
 use candid::Principal;
 use ic_stable_structures::memory_manager::MemoryManager;
 use ic_stable_structures::VectorMemory;
@@ -36,7 +40,6 @@ use std::collections::BTreeMap;
 /// Idle timeout and retention of the model's limits (nanoseconds).
 const IDLE: u64 = 10_000;
 const RETENTION: u64 = 30_000;
-const BLOCK: u64 = BLOCK_BYTES;
 
 /// File sizes an upload may declare: around block boundaries, and one past
 /// the file limit.
@@ -58,10 +61,10 @@ pub fn model_limits() -> Limits {
         max_chunk_bytes: 4_096,
         max_chunks_per_session: 12,
         max_open_sessions_per_caller: 3,
-        max_reserved_bytes_per_caller: 6 * BLOCK,
-        max_stored_bytes_per_caller: 10 * BLOCK,
-        max_total_bytes: 20 * BLOCK,
-        max_reserved_bytes_total: Some(12 * BLOCK),
+        max_reserved_bytes_per_caller: 6 * BLOB_BLOCK_BYTES,
+        max_stored_bytes_per_caller: 10 * BLOB_BLOCK_BYTES,
+        max_total_bytes: 20 * BLOB_BLOCK_BYTES,
+        max_reserved_bytes_total: Some(12 * BLOB_BLOCK_BYTES),
         max_writers_per_capsule: 1,
         max_capsules_per_owner: 4,
         session_idle_timeout_ns: IDLE,
@@ -912,7 +915,7 @@ impl Harness {
     pub fn apply(&mut self, op: &Op) {
         self.apply_op(op);
         // Followed at every step, checked or not.
-        let used_blocks = self.service.blobs.stats().used_bytes / BLOCK;
+        let used_blocks = self.service.blobs.stats().used_bytes / BLOB_BLOCK_BYTES;
         self.peak_used_blocks = self.peak_used_blocks.max(used_blocks);
         self.fragmented |= self.service.blobs.free_extents().len() + 1 >= MAX_EXTENTS_PER_BLOB;
     }
@@ -1354,11 +1357,11 @@ impl Harness {
             .2;
         let (mut pos, end, mut extent_start) = (offset, offset + len, 0);
         for extent in extents {
-            let extent_end = extent_start + extent.blocks * BLOCK;
+            let extent_end = extent_start + extent.blocks * BLOB_BLOCK_BYTES;
             while pos < end && pos < extent_end {
-                let block = extent.start_block + (pos - extent_start) / BLOCK;
+                let block = extent.start_block + (pos - extent_start) / BLOB_BLOCK_BYTES;
                 self.written_blocks.insert(block);
-                pos = (pos / BLOCK + 1) * BLOCK;
+                pos = (pos / BLOB_BLOCK_BYTES + 1) * BLOB_BLOCK_BYTES;
             }
             extent_start = extent_end;
         }
@@ -1837,9 +1840,9 @@ impl Harness {
             .map(|(i, s)| (s.deadline, s.sid, i))
             .collect();
         due.sort();
-        due.truncate(super::limits::SWEEP_BATCH);
-        let mut expected = super::maintenance::MaintenanceReport {
-            more_work: due.len() == super::limits::SWEEP_BATCH,
+        due.truncate(crate::upload::limits::SWEEP_BATCH);
+        let mut expected = crate::upload::maintenance::MaintenanceReport {
+            more_work: due.len() == crate::upload::limits::SWEEP_BATCH,
             ..Default::default()
         };
         for (_, _, i) in due {
@@ -2002,18 +2005,22 @@ impl Harness {
         }
         let used_blocks: u64 = live_lengths
             .values()
-            .map(|len| reserved_bytes(*len) / BLOCK)
+            .map(|len| reserved_bytes(*len) / BLOB_BLOCK_BYTES)
             .sum();
         let stats = service.blobs.stats();
-        assert_eq!(stats.used_bytes, used_blocks * BLOCK, "step {step}");
+        assert_eq!(
+            stats.used_bytes,
+            used_blocks * BLOB_BLOCK_BYTES,
+            "step {step}"
+        );
         self.peak_used_blocks = self.peak_used_blocks.max(used_blocks);
         self.fragmented |= service.blobs.free_extents().len() + 1 >= MAX_EXTENTS_PER_BLOB;
         if !self.fragmented {
             assert!(
-                stats.high_water_bytes <= self.peak_used_blocks * BLOCK,
+                stats.high_water_bytes <= self.peak_used_blocks * BLOB_BLOCK_BYTES,
                 "step {step}: the store grew to {} bytes with at most {} in use",
                 stats.high_water_bytes,
-                self.peak_used_blocks * BLOCK
+                self.peak_used_blocks * BLOB_BLOCK_BYTES
             );
         }
 
@@ -2026,7 +2033,10 @@ impl Harness {
             self.written_blocks.len() as u64,
             "step {step}: blocks mapped"
         );
-        assert!(mapped * BLOCK <= self.written_bytes + 2 * BLOCK * self.written_chunks);
+        assert!(
+            mapped * BLOB_BLOCK_BYTES
+                <= self.written_bytes + 2 * BLOB_BLOCK_BYTES * self.written_chunks
+        );
 
         // Hashing work: each file once, plus once more per repair round,
         // however its chunks arrived and whatever was replaced.

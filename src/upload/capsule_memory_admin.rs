@@ -190,6 +190,28 @@ impl<M: Memory + Clone> UploadService<M> {
         }
     }
 
+    /// Controllers only: `usage_page`.
+    pub fn admin_usage(
+        &self,
+        caller_is_controller: bool,
+        after: Option<Principal>,
+        limit: u32,
+    ) -> Result<Vec<(Principal, CallerUsage)>, UploadError> {
+        controllers_only(caller_is_controller)?;
+        Ok(self.usage_page(after, limit))
+    }
+
+    /// Controllers only: `capsule_creators`.
+    pub fn admin_capsule_creators(
+        &self,
+        caller_is_controller: bool,
+        after: Option<Principal>,
+        limit: u32,
+    ) -> Result<CapsuleCreators, UploadError> {
+        controllers_only(caller_is_controller)?;
+        Ok(self.capsule_creators(after, limit))
+    }
+
     /// Usage of every caller, a page at a time (for controllers).
     pub fn usage_page(
         &self,
@@ -207,9 +229,7 @@ impl<M: Memory + Clone> UploadService<M> {
         caller_is_controller: bool,
         restricted: bool,
     ) -> Result<(), UploadError> {
-        if !caller_is_controller {
-            return Err(UploadError::NotAuthorized);
-        }
+        controllers_only(caller_is_controller)?;
         self.ensure_room()?;
         self.accounting.set_capsule_creation_restricted(restricted);
         Ok(())
@@ -223,9 +243,7 @@ impl<M: Memory + Clone> UploadService<M> {
         principal: Principal,
         allowed: bool,
     ) -> Result<(), UploadError> {
-        if !caller_is_controller {
-            return Err(UploadError::NotAuthorized);
-        }
+        controllers_only(caller_is_controller)?;
         self.ensure_room()?;
         self.capsules.allow_creator(principal, allowed);
         Ok(())
@@ -250,12 +268,20 @@ impl<M: Memory + Clone> UploadService<M> {
         caller_is_controller: bool,
         limits: Limits,
     ) -> Result<(), UploadError> {
-        if !caller_is_controller {
-            return Err(UploadError::NotAuthorized);
-        }
+        controllers_only(caller_is_controller)?;
         self.ensure_room()?;
         self.accounting.set_limits(limits.clone())?;
         self.sessions.set_policy(policy(&limits));
         Ok(())
+    }
+}
+
+/// The one check behind every `admin_*` operation: the caller must be a
+/// controller of the canister.
+fn controllers_only(caller_is_controller: bool) -> Result<(), UploadError> {
+    if caller_is_controller {
+        Ok(())
+    } else {
+        Err(UploadError::NotAuthorized)
     }
 }

@@ -1,0 +1,9 @@
+//! Code that never runs in the canister: compiled only for the crate's own
+//! tests and for the `fuzzing` feature that `fuzz/` builds against.
+//!
+//! `model` is a plain in-memory model of the whole upload service;
+//! `fuzz` holds the bodies of the cargo-fuzz targets and replays their
+//! corpus under `cargo test`.
+
+pub mod fuzz;
+pub mod model;
