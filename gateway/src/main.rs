@@ -50,7 +50,7 @@ fn main() {
         Some(p) => std::fs::read(&p).unwrap_or_else(|e| fail(&format!("reading {p}: {e}"))),
         None => upload_harness::backend_wasm_with(true).to_vec(),
     };
-    let mut env = SharedHost::new(upload_harness::user(200));
+    let mut env = SharedHost::shared(upload_harness::user(200));
     let canister = env.install(&wasm);
     let mut links = Vec::new();
     if !uploads.is_empty() {

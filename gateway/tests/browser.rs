@@ -115,7 +115,7 @@ fn chromium_shows_the_photo_plays_and_seeks_the_video_and_downloads_html_and_svg
         video.len()
     );
 
-    let mut env = SharedHost::new(user(200));
+    let mut env = SharedHost::shared(user(200));
     let canister = env.install(backend_wasm());
     let owner = user(1);
     let capsule = create_capsule(&mut env, canister, owner, "demo").unwrap();

@@ -33,7 +33,7 @@ fn world() -> World {
 }
 
 fn world_with(wrap: impl FnOnce(HostCanister) -> Arc<dyn HttpCanister>) -> World {
-    let mut env = SharedHost::new(user(200));
+    let mut env = SharedHost::shared(user(200));
     let canister = env.install(backend_wasm());
     let owner = user(1);
     let capsule = create_capsule(&mut env, canister, owner, "photos").unwrap();

@@ -8,7 +8,7 @@ mod embedded;
 #[cfg(feature = "pocket-ic")]
 mod pocket;
 
-pub use embedded::EmbeddedEnv;
+pub use embedded::{EmbeddedEnv, HostAccess};
 #[cfg(feature = "pocket-ic")]
 pub use pocket::PocketIcEnv;
 
