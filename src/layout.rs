@@ -18,7 +18,9 @@ use std::fmt;
 ///   dense bytes written before kept in place as legacy blocks;
 ///   limits still at the old defaults move to the new ones (a caller's
 ///   reservation and the file size: 8 GiB).
-pub const CURRENT_LAYOUT: u32 = 3;
+/// - 4: nothing new is stored; limits still at the defaults of layout 2 or
+///   3 move to today's (a caller's reservation and the file size: 4 GiB).
+pub const CURRENT_LAYOUT: u32 = 4;
 
 /// What a canister with state but no version record has.
 const UNRECORDED_LAYOUT: u32 = 1;
@@ -133,7 +135,7 @@ mod tests {
         );
         assert!(refused
             .to_string()
-            .contains("newer than the 3 this build knows"));
+            .contains(&format!("newer than the {CURRENT_LAYOUT} this build knows")));
     }
 
     #[test]
@@ -183,32 +185,37 @@ mod tests {
     }
 
     #[test]
-    fn layout_2_limits_at_the_old_defaults_move_to_the_new_ones() {
+    fn limits_at_an_earlier_default_move_to_the_current_ones() {
         use crate::upload::accounting::Accounting;
         use crate::upload::limits::Limits;
         use crate::upload::UploadService;
         const GIB: u64 = 1 << 30;
-        let old_defaults = Limits {
-            max_file_bytes: 32 * GIB,
-            max_reserved_bytes_per_caller: 64 * GIB,
+        let at = |file: u64, reserved: u64| Limits {
+            max_file_bytes: file * GIB,
+            max_reserved_bytes_per_caller: reserved * GIB,
             ..Limits::default()
         };
-        let chosen = Limits {
-            max_file_bytes: 32 * GIB,
-            max_reserved_bytes_per_caller: 40 * GIB,
-            ..Limits::default()
-        };
-        for (limits, expected) in [(old_defaults, Limits::default()), (chosen.clone(), chosen)] {
+        let chosen = at(32, 40);
+        let cases = [
+            (2, at(32, 64), Limits::default()),
+            (3, at(8, 8), Limits::default()),
+            (2, at(8, 8), Limits::default()),
+            (3, chosen.clone(), chosen.clone()),
+            // A controller may choose a retired default on today's layout.
+            (CURRENT_LAYOUT, at(8, 8), at(8, 8)),
+        ];
+        for (version, limits, expected) in cases {
             let memory = VectorMemory::default();
             let memories = StableMemories::init(memory.clone());
             Accounting::init(&memories)
                 .set_limits(limits)
                 .expect("valid limits");
-            record(&memories, 2);
-            let service = UploadService::open(memory).expect("layout 2 opens");
+            record(&memories, version);
+            let service = UploadService::open(memory).expect("an older layout opens");
             assert_eq!(
                 service.stats(candid::Principal::anonymous()).limits,
-                expected
+                expected,
+                "layout {version}"
             );
         }
     }

@@ -67,8 +67,11 @@ fn upgrade_from_the_released_wasm_keeps_every_session_and_blob() {
             stats.limits.max_file_bytes,
             stats.limits.max_reserved_bytes_per_caller
         ),
-        (8 << 30, 8 << 30),
-        "layout 2 -> 3 migration lowers the old default reservation"
+        (
+            Limits::default().max_file_bytes,
+            Limits::default().max_reserved_bytes_per_caller
+        ),
+        "the migrations move v0.1.0's default reservation to today's"
     );
     assert_eq!(
         (
@@ -591,6 +594,57 @@ fn a_trap_anywhere_in_any_update_leaves_no_trace() {
     total(n);
     assert!(cuts > 150, "only {cuts} cut points were tried");
     eprintln!("{cuts} calls cut short, none left a trace");
+}
+
+/// The README's figure: at the default limits, blocking everyone else's
+/// uploads takes 24 principals each reserving all it may (4 GiB); 23 leave
+/// room for others.
+#[test]
+fn blocking_others_takes_twenty_four_principals_at_the_defaults() {
+    let mut env = EmbeddedEnv::new();
+    let canister = env.install(backend_wasm());
+    let limits = Limits::default();
+    let cap = limits.max_reserved_bytes_total.expect("a default cap");
+    let per_caller = limits.max_reserved_bytes_per_caller;
+    assert_eq!(cap / per_caller, 24);
+    let chunk = MAX_CHUNK_BYTES;
+    let alice_capsule = capsule_of(&mut env, canister, user(ALICE));
+    let mut try_alice = |env: &mut EmbeddedEnv, key: &str| {
+        let mut alice = UploadClient::new(env, canister, user(ALICE));
+        let reply = alice
+            .begin(alice_capsule, "photo", 1_000_000, chunk, key)
+            .expect("transport");
+        if let Ok(started) = &reply {
+            ok(alice.abort(started.session_id));
+        }
+        reply
+    };
+    for n in 0..24u8 {
+        let squatter = user(100 + n);
+        let capsule = capsule_of(&mut env, canister, squatter);
+        let mut client = UploadClient::new(&mut env, canister, squatter);
+        ok(client.begin(capsule, "squat", per_caller, chunk, "s"));
+        // A squatter cannot hold more than its share.
+        assert!(matches!(
+            err(client.begin(capsule, "more", 1_000_000, chunk, "t")),
+            UploadError::QuotaExceeded {
+                quota: Quota::ReservedBytesPerCaller,
+                ..
+            }
+        ));
+        let reply = try_alice(&mut env, &format!("a{n}"));
+        if n < 23 {
+            assert!(reply.is_ok(), "blocked after {} principals", n + 1);
+        } else {
+            assert!(matches!(
+                reply,
+                Err(UploadError::QuotaExceeded {
+                    quota: Quota::ReservedBytesTotal,
+                    ..
+                })
+            ));
+        }
+    }
 }
 
 #[test]
@@ -1278,7 +1332,7 @@ fn sparse_writes_grow_stable_memory_only_by_what_is_written() {
     }
     for (growth, written) in &grown {
         // The bytes, the block table (4 bytes per 4 KiB of the span) and
-        // whole buckets: tens of MiB, not the declared 8 GiB.
+        // whole buckets: tens of MiB, not the declared 4 GiB.
         assert!(
             *growth <= written + len / 1024 + 48 * MIB,
             "stable memory grew by {growth} bytes for {written} written: {grown:?}"

@@ -73,13 +73,14 @@ impl<M: Memory> Accounting<M> {
         self.update(|ledger| ledger.capsule_creation_restricted = Some(restricted));
     }
 
-    /// Layout 2 -> 3: limits nobody changed from the old defaults (32 GiB
-    /// files, 64 GiB reserved per caller: three principals filled every
-    /// reservation) take the new ones. Limits a controller chose stay.
-    pub fn migrate_to_layout_3(&mut self) {
-        const GIB: u64 = 1 << 30;
+    /// Layouts 2 and 3 -> 4: limits nobody changed from an earlier release's
+    /// defaults (32 GiB files and 64 GiB reserved per caller, then 8 GiB
+    /// and 8 GiB: three, then twelve principals filled every reservation)
+    /// take today's. Limits a controller chose stay.
+    pub fn adopt_current_defaults(&mut self) {
         let limits = self.limits();
-        if limits.max_file_bytes == 32 * GIB && limits.max_reserved_bytes_per_caller == 64 * GIB {
+        let current = (limits.max_file_bytes, limits.max_reserved_bytes_per_caller);
+        if super::limits::RETIRED_DEFAULTS.contains(&current) {
             let defaults = Limits::default();
             self.update(|ledger| {
                 ledger.limits.max_file_bytes = defaults.max_file_bytes;

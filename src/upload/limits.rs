@@ -58,12 +58,17 @@ const HOUR_NS: u64 = 3_600 * 1_000_000_000;
 /// Half the default total: open sessions can never hold more than that.
 pub const DEFAULT_MAX_RESERVED_BYTES_TOTAL: u64 = 96 * GIB;
 
-/// A caller's reservations by default: one twelfth of the cap on all
+/// A caller's reservations by default: one twenty-fourth of the cap on all
 /// reservations, so that holding every reservation (and blocking others'
-/// uploads) takes twelve principals, each of which keeps its sessions only
-/// while they make progress. The largest file is what one caller may
+/// uploads) takes twenty-four principals, each of which keeps its sessions
+/// only while they make progress. The largest file is what one caller may
 /// reserve.
-pub const DEFAULT_MAX_RESERVED_BYTES_PER_CALLER: u64 = DEFAULT_MAX_RESERVED_BYTES_TOTAL / 12;
+pub const DEFAULT_MAX_RESERVED_BYTES_PER_CALLER: u64 = DEFAULT_MAX_RESERVED_BYTES_TOTAL / 24;
+
+/// Defaults of earlier releases (file size, a caller's reservations): limits
+/// still at one of them were never chosen by a controller, so an upgrade
+/// moves them to today's.
+pub const RETIRED_DEFAULTS: [(u64, u64); 2] = [(32 * GIB, 64 * GIB), (8 * GIB, 8 * GIB)];
 
 /// Limits enforced at `uploads_begin` and on every chunk.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]

@@ -118,8 +118,8 @@ impl<M: Memory + Clone> UploadService<M> {
         if found == Found::Version(1) {
             accounting.migrate_to_layout_2();
         }
-        if matches!(found, Found::Version(1) | Found::Version(2)) {
-            accounting.migrate_to_layout_3();
+        if matches!(found, Found::Version(1..=3)) {
+            accounting.adopt_current_defaults();
         }
         if found != Found::Version(CURRENT_LAYOUT) {
             layout::record(&memories, CURRENT_LAYOUT);

@@ -755,13 +755,13 @@ fn reservations_cost_no_stable_memory_until_bytes_arrive() {
     let mut fx = Fixture::new();
     let before = ic_stable_structures::Memory::size(&fx.memory);
     let sid = fx
-        .begin_as(alice(), 8 << 30, 1_000_000, "huge", 1)
+        .begin_as(alice(), 4 << 30, 1_000_000, "huge", 1)
         .unwrap()
         .session_id;
     let reserved = ic_stable_structures::Memory::size(&fx.memory);
     assert!(
         (reserved - before) * 65_536 < 64 << 20,
-        "an 8 GiB reservation grew stable memory by {} pages",
+        "a 4 GiB reservation grew stable memory by {} pages",
         reserved - before
     );
     let chunk = vec![5u8; 1_000_000];
