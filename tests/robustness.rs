@@ -609,7 +609,7 @@ fn blocking_others_takes_twenty_four_principals_at_the_defaults() {
     assert_eq!(cap / per_caller, 24);
     let chunk = MAX_CHUNK_BYTES;
     let alice_capsule = capsule_of(&mut env, canister, user(ALICE));
-    let mut try_alice = |env: &mut EmbeddedEnv, key: &str| {
+    let try_alice = |env: &mut EmbeddedEnv, key: &str| {
         let mut alice = UploadClient::new(env, canister, user(ALICE));
         let reply = alice
             .begin(alice_capsule, "photo", 1_000_000, chunk, key)
