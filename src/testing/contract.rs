@@ -1,0 +1,218 @@
+//! The error contract on the test side: an error a method returned must be
+//! one that its entry in `admission::RULES` (and so its doc comment in
+//! `backend.did`) lists. The model harness checks every reply it gets, so
+//! an error the contract does not name fails the model test and the fuzzer.
+
+use crate::admission::{rule_of, Errors};
+use crate::upload::UploadError;
+use std::fmt::Debug;
+
+/// The name of a value's enum case, as its derived `Debug` starts: the
+/// Candid name too, since no case of the error types is renamed (a test
+/// in `admission` checks the listed names against the Candid types).
+fn case_name(value: &impl Debug) -> String {
+    let debug = format!("{value:?}");
+    let end = debug
+        .find(|c: char| !c.is_alphanumeric() && c != '_')
+        .unwrap_or(debug.len());
+    debug[..end].to_string()
+}
+
+/// Panics unless `result` is `Ok` or an error that `method` lists.
+pub fn assert_listed<T>(method: &str, result: &Result<T, UploadError>) {
+    let Err(error) = result else {
+        return;
+    };
+    let rule = rule_of(method).unwrap_or_else(|| panic!("{method} is not an endpoint"));
+    let Errors::Upload { cases, quotas } = rule.errors else {
+        panic!("{method} returned {error:?}, but its rule says it returns no UploadError");
+    };
+    let listed = match error {
+        UploadError::QuotaExceeded { quota, .. } => quotas.contains(&case_name(quota).as_str()),
+        other => cases.contains(&case_name(other).as_str()),
+    };
+    assert!(
+        listed,
+        "{method} returned {error:?}, an error its entry in admission::RULES \
+         (and backend.did) does not list"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::SessionId;
+    use crate::upload::limits::Limits;
+    use crate::upload::{CapsuleId, ListMemories, Quota, UploadService};
+    use candid::Principal;
+    use ic_stable_structures::VectorMemory;
+    use std::collections::BTreeSet;
+
+    fn quota(quota: Quota) -> Result<(), UploadError> {
+        Err(UploadError::QuotaExceeded {
+            quota,
+            limit: 1,
+            requested: 2,
+        })
+    }
+
+    #[test]
+    fn listed_errors_pass() {
+        assert_listed("uploads_status", &Ok::<(), UploadError>(()));
+        assert_listed(
+            "uploads_status",
+            &Err::<(), _>(UploadError::SessionNotFound {
+                session_id: SessionId(1),
+            }),
+        );
+        assert_listed("uploads_put_chunk", &quota(Quota::ChunkBytes));
+    }
+
+    #[test]
+    #[should_panic(expected = "does not list")]
+    fn an_unlisted_case_fails() {
+        assert_listed("uploads_status", &Err::<(), _>(UploadError::OutOfSpace));
+    }
+
+    #[test]
+    #[should_panic(expected = "does not list")]
+    fn an_unlisted_quota_fails() {
+        assert_listed("uploads_put_chunk", &quota(Quota::FileBytes));
+    }
+
+    #[test]
+    #[should_panic(expected = "returns no UploadError")]
+    fn an_error_from_a_method_without_one_fails() {
+        assert_listed("stats", &Err::<(), _>(UploadError::NotAuthorized));
+    }
+
+    /// Records `result`'s error as `method Case` (`method QuotaExceeded
+    /// Quota`), after checking that `method` lists it.
+    fn observe<T>(seen: &mut BTreeSet<String>, method: &str, result: Result<T, UploadError>) {
+        assert_listed(method, &result);
+        if let Err(error) = result {
+            let case = match &error {
+                UploadError::QuotaExceeded { quota, .. } => format!("QuotaExceeded {quota:?}"),
+                other => case_name(other),
+            };
+            seen.insert(format!("{method} {case}"));
+        }
+    }
+
+    /// The model drives the upload, read and access methods; the capsule
+    /// and admin methods it does not are driven here into every error
+    /// their entry lists, so that each listed error is one they really
+    /// return. All but `OutOfSpace`: the subnet refusing to grow stable
+    /// memory is provoked on the real canister (`tests/robustness.rs`).
+    #[test]
+    fn the_methods_the_model_does_not_drive_return_each_listed_error() {
+        let alice = Principal::from_slice(&[1; 29]);
+        let bob = Principal::from_slice(&[2; 29]);
+        let mut service = UploadService::init(VectorMemory::default());
+        let mut seen = BTreeSet::new();
+        let seen = &mut seen;
+
+        let capsule = service
+            .create_capsule(alice, 0, "family".into())
+            .expect("a capsule")
+            .capsule_id;
+        let create = "capsules_create";
+        observe(
+            seen,
+            create,
+            service.create_capsule(Principal::anonymous(), 0, "a".into()),
+        );
+        observe(
+            seen,
+            create,
+            service.create_capsule(alice, 0, "n".repeat(257)),
+        );
+        service
+            .set_capsule_creation_restricted(true, true)
+            .expect("controller");
+        observe(seen, create, service.create_capsule(bob, 0, "b".into()));
+        service
+            .set_capsule_creation_restricted(true, false)
+            .expect("controller");
+        let one_each = Limits {
+            max_capsules_per_owner: 1,
+            ..Limits::default()
+        };
+        service.set_limits(true, one_each).expect("valid limits");
+        observe(
+            seen,
+            create,
+            service.create_capsule(alice, 0, "second".into()),
+        );
+
+        let missing = CapsuleId(99);
+        observe(seen, "capsules_get", service.capsule(alice, missing));
+        observe(seen, "capsules_get", service.capsule(bob, capsule));
+        let list = |capsule_id| ListMemories {
+            capsule_id,
+            after: None,
+            limit: 10,
+        };
+        observe(
+            seen,
+            "memories_list",
+            service.list_memories(alice, list(missing)),
+        );
+        observe(
+            seen,
+            "memories_list",
+            service.list_memories(bob, list(capsule)),
+        );
+
+        observe(seen, "admin_usage", service.admin_usage(false, None, 10));
+        observe(
+            seen,
+            "admin_set_limits",
+            service.set_limits(false, Limits::default()),
+        );
+        let absurd = Limits {
+            max_chunk_bytes: 0,
+            ..Limits::default()
+        };
+        observe(seen, "admin_set_limits", service.set_limits(true, absurd));
+        observe(
+            seen,
+            "admin_set_capsule_creation_restricted",
+            service.set_capsule_creation_restricted(false, true),
+        );
+        observe(
+            seen,
+            "admin_allow_capsule_creator",
+            service.allow_capsule_creator(false, bob, true),
+        );
+        observe(
+            seen,
+            "admin_capsule_creators",
+            service.admin_capsule_creators(false, None, 10),
+        );
+
+        let methods = [
+            "capsules_create",
+            "capsules_get",
+            "memories_list",
+            "admin_usage",
+            "admin_set_limits",
+            "admin_set_capsule_creation_restricted",
+            "admin_allow_capsule_creator",
+            "admin_capsule_creators",
+        ];
+        let mut listed = BTreeSet::new();
+        for method in methods {
+            let Errors::Upload { cases, quotas } = rule_of(method).expect("a method").errors else {
+                panic!("{method} returns UploadError");
+            };
+            for case in cases.iter().filter(|case| **case != "OutOfSpace") {
+                listed.insert(format!("{method} {case}"));
+            }
+            for quota in quotas {
+                listed.insert(format!("{method} QuotaExceeded {quota}"));
+            }
+        }
+        assert_eq!(*seen, listed);
+    }
+}
