@@ -1,16 +1,18 @@
 //! The error contract on the test side: an error a method returned must be
 //! one that its entry in `admission::RULES` (and so its doc comment in
 //! `backend.did`) lists. The model harness checks every reply it gets, so
-//! an error the contract does not name fails the model test and the fuzzer.
+//! an error the contract does not name fails the model test and the fuzzer;
+//! the methods it does not drive are driven into each listed error below
+//! (capsules, admin) and in `upload::sharing_tests` (share links).
 
 use crate::admission::{rule_of, Errors};
-use crate::upload::UploadError;
+use crate::upload::{ShareError, UploadError};
 use std::fmt::Debug;
 
 /// The name of a value's enum case, as its derived `Debug` starts: the
 /// Candid name too, since no case of the error types is renamed (a test
 /// in `admission` checks the listed names against the Candid types).
-fn case_name(value: &impl Debug) -> String {
+pub fn case_name(value: &impl Debug) -> String {
     let debug = format!("{value:?}");
     let end = debug
         .find(|c: char| !c.is_alphanumeric() && c != '_')
@@ -18,24 +20,48 @@ fn case_name(value: &impl Debug) -> String {
     debug[..end].to_string()
 }
 
+/// An error type of the Candid interface.
+pub trait ContractError: Debug {
+    /// Whether `errors` lists this error; `None` when `errors` is not a
+    /// list of this type's cases.
+    fn listed_in(&self, errors: &Errors) -> Option<bool>;
+}
+
+impl ContractError for UploadError {
+    fn listed_in(&self, errors: &Errors) -> Option<bool> {
+        let Errors::Upload { cases, quotas } = errors else {
+            return None;
+        };
+        Some(match self {
+            UploadError::QuotaExceeded { quota, .. } => quotas.contains(&case_name(quota).as_str()),
+            other => cases.contains(&case_name(other).as_str()),
+        })
+    }
+}
+
+impl ContractError for ShareError {
+    fn listed_in(&self, errors: &Errors) -> Option<bool> {
+        let Errors::Share(cases) = errors else {
+            return None;
+        };
+        Some(cases.contains(&case_name(self).as_str()))
+    }
+}
+
 /// Panics unless `result` is `Ok` or an error that `method` lists.
-pub fn assert_listed<T>(method: &str, result: &Result<T, UploadError>) {
+pub fn assert_listed<T, E: ContractError>(method: &str, result: &Result<T, E>) {
     let Err(error) = result else {
         return;
     };
     let rule = rule_of(method).unwrap_or_else(|| panic!("{method} is not an endpoint"));
-    let Errors::Upload { cases, quotas } = rule.errors else {
-        panic!("{method} returned {error:?}, but its rule says it returns no UploadError");
-    };
-    let listed = match error {
-        UploadError::QuotaExceeded { quota, .. } => quotas.contains(&case_name(quota).as_str()),
-        other => cases.contains(&case_name(other).as_str()),
-    };
-    assert!(
-        listed,
-        "{method} returned {error:?}, an error its entry in admission::RULES \
-         (and backend.did) does not list"
-    );
+    match error.listed_in(&rule.errors) {
+        Some(true) => {}
+        Some(false) => panic!(
+            "{method} returned {error:?}, an error its entry in admission::RULES \
+             (and backend.did) does not list"
+        ),
+        None => panic!("{method} returned {error:?}, an error type its rule does not name"),
+    }
 }
 
 #[cfg(test)]
@@ -81,9 +107,24 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "returns no UploadError")]
+    #[should_panic(expected = "an error type its rule does not name")]
     fn an_error_from_a_method_without_one_fails() {
         assert_listed("stats", &Err::<(), _>(UploadError::NotAuthorized));
+    }
+
+    #[test]
+    #[should_panic(expected = "an error type its rule does not name")]
+    fn an_upload_error_from_a_share_method_fails() {
+        assert_listed("memories_shares", &Err::<(), _>(UploadError::NotAuthorized));
+    }
+
+    #[test]
+    #[should_panic(expected = "does not list")]
+    fn an_unlisted_share_error_fails() {
+        assert_listed(
+            "memories_shares",
+            &Err::<(), _>(ShareError::LinkNotFound { link_id: 1 }),
+        );
     }
 
     /// Records `result`'s error as `method Case` (`method QuotaExceeded
