@@ -146,36 +146,60 @@ fn inspect_message() {
     }
 }
 
+/// Creates a capsule owned by the caller.
+/// Errors: AnonymousCaller, OutOfSpace, InvalidArgument, NotAuthorized,
+/// QuotaExceeded (CapsulesPerOwner).
 #[update]
 fn capsules_create(name: String) -> Result<Capsule, UploadError> {
     with_service(|s| s.create_capsule(caller(), now(), name))
 }
 
+/// A capsule, for its owner and writers.
+/// Errors: CapsuleNotFound, NotAuthorized.
 #[query]
 fn capsules_get(capsule_id: CapsuleId) -> Result<Capsule, UploadError> {
     with_service(|s| s.capsule(caller(), capsule_id))
 }
 
+/// The capsules the caller owns, a page at a time.
 #[query]
 fn capsules_mine(after: Option<CapsuleId>, limit: u32) -> Vec<Capsule> {
     with_service(|s| s.my_capsules(caller(), after, limit))
 }
 
+/// The owner lets a principal upload into the capsule.
+/// Errors: AnonymousCaller, OutOfSpace, CapsuleNotFound, NotAuthorized,
+/// InvalidArgument, QuotaExceeded (WritersPerCapsule).
 #[update]
 fn capsules_grant_write(capsule_id: CapsuleId, writer: Principal) -> Result<Capsule, UploadError> {
     with_service(|s| s.grant_write(caller(), capsule_id, writer))
 }
 
+/// The owner takes a writer's access away.
+/// Errors: AnonymousCaller, OutOfSpace, CapsuleNotFound, NotAuthorized.
 #[update]
 fn capsules_revoke_write(capsule_id: CapsuleId, writer: Principal) -> Result<Capsule, UploadError> {
     with_service(|s| s.revoke_write(caller(), capsule_id, writer))
 }
 
+/// Starts an upload, or returns the session the same idempotency key
+/// already started for the same request.
+/// Errors: AnonymousCaller, OutOfSpace, InvalidArgument,
+/// DeclaredValuesDisagree, CapsuleNotFound, NotAuthorized,
+/// IdempotencyConflict, SessionAborted, SessionExpired, QuotaExceeded
+/// (ChunkBytes, FileBytes, ChunksPerSession, OpenSessionsPerCaller,
+/// ReservedBytesPerCaller, StoredBytesPerCaller, ReservedBytesTotal,
+/// TotalBytes).
 #[update]
 fn uploads_begin(request: BeginUpload) -> Result<UploadStarted, UploadError> {
     with_service(|s| s.begin(caller(), now(), request))
 }
 
+/// Stores one chunk at its place in the upload.
+/// Errors: AnonymousCaller, OutOfSpace, SessionNotFound, NotAuthorized,
+/// SessionExpired, SessionAborted, AlreadyCommitted, InvalidArgument,
+/// ChunkChecksumMismatch, IndexOutOfRange, WrongChunkLength, ChunkConflict,
+/// QuotaExceeded (ChunkBytes).
 #[update]
 fn uploads_put_chunk(request: PutChunk) -> Result<ChunkAccepted, UploadError> {
     let result = with_service(|s| s.put_chunk(caller(), now(), request));
@@ -183,6 +207,12 @@ fn uploads_put_chunk(request: PutChunk) -> Result<ChunkAccepted, UploadError> {
     result
 }
 
+/// Verifies and commits an upload; finishing a committed upload again
+/// returns the same answer.
+/// Errors: AnonymousCaller, OutOfSpace, InvalidArgument, SessionNotFound,
+/// NotAuthorized, DeclaredValuesDisagree, AlreadyCommitted, MemoryNotFound,
+/// SessionExpired, SessionAborted, DeclaredHashesDisagree, Incomplete,
+/// VerificationPending, ChecksumMismatch, QuotaExceeded (RepairRounds).
 #[update]
 fn uploads_finish(request: FinishUpload) -> Result<CommittedUpload, UploadError> {
     let result = with_service(|s| s.finish(caller(), now(), request));
@@ -190,21 +220,31 @@ fn uploads_finish(request: FinishUpload) -> Result<CommittedUpload, UploadError>
     result
 }
 
+/// Abandons an upload and frees its space; aborting twice is harmless.
+/// Errors: AnonymousCaller, SessionNotFound, NotAuthorized,
+/// AlreadyCommitted, SessionExpired.
 #[update]
 fn uploads_abort(session_id: SessionId) -> Result<(), UploadError> {
     with_service(|s| s.abort(caller(), now(), session_id))
 }
 
+/// Where an upload stands, with a page of its missing chunks.
+/// Errors: SessionNotFound, NotAuthorized.
 #[query]
 fn uploads_status(request: StatusRequest) -> Result<UploadStatus, UploadError> {
     with_service(|s| s.status(caller(), now(), request))
 }
 
+/// The caller's pending uploads, so that a reloaded page can resume them.
 #[query]
 fn uploads_mine() -> Vec<OpenUpload> {
     with_service(|s| s.open_uploads(caller(), now()))
 }
 
+/// SHA-256 of a received chunk as stored, to find the chunks to re-send
+/// after a checksum mismatch.
+/// Errors: SessionNotFound, NotAuthorized, IndexOutOfRange,
+/// AlreadyCommitted, SessionAborted, SessionExpired, ChunkNotReceived.
 #[query]
 fn uploads_chunk_sha256(
     session_id: SessionId,
@@ -213,21 +253,31 @@ fn uploads_chunk_sha256(
     with_service(|s| s.chunk_sha256(caller(), now(), session_id, index))
 }
 
+/// A committed memory's record, for its capsule's owner and writers.
+/// Errors: MemoryNotFound, NotAuthorized.
 #[query]
 fn memories_get(memory_id: MemoryItemId) -> Result<MemoryRecord, UploadError> {
     with_service(|s| s.memory(caller(), memory_id))
 }
 
+/// A page of a capsule's memories.
+/// Errors: CapsuleNotFound, NotAuthorized.
 #[query]
 fn memories_list(request: ListMemories) -> Result<MemoriesPage, UploadError> {
     with_service(|s| s.list_memories(caller(), request))
 }
 
+/// A byte range of a committed memory, at most `MAX_READ_BYTES`.
+/// Errors: MemoryNotFound, NotAuthorized, RangeOutOfBounds, QuotaExceeded
+/// (ReadBytes).
 #[query]
 fn memories_read(request: ReadRange) -> Result<serde_bytes::ByteBuf, UploadError> {
     with_service(|s| s.read(caller(), request))
 }
 
+/// Deletes a memory (its uploader, or the capsule's owner) and frees its
+/// space.
+/// Errors: AnonymousCaller, MemoryNotFound, NotAuthorized.
 #[update]
 fn memories_delete(memory_id: MemoryItemId) -> Result<(), UploadError> {
     let result = with_service(|s| s.delete_memory(caller(), memory_id));
@@ -235,6 +285,9 @@ fn memories_delete(memory_id: MemoryItemId) -> Result<(), UploadError> {
     result
 }
 
+/// Creates a share link to a memory (its capsule's owner or its uploader).
+/// Errors: RandomnessUnavailable, AnonymousCaller, MemoryNotFound,
+/// NotAuthorized, InvalidArgument, TooManyLinks, CapacityExhausted.
 #[update]
 async fn memories_share(
     memory_id: MemoryItemId,
@@ -248,11 +301,15 @@ async fn memories_share(
     result
 }
 
+/// A memory's share links (its capsule's owner or its uploader).
+/// Errors: AnonymousCaller, MemoryNotFound, NotAuthorized.
 #[query]
 fn memories_shares(memory_id: MemoryItemId) -> Result<Vec<ShareLink>, ShareError> {
     with_service(|s| s.shares(caller(), memory_id))
 }
 
+/// Revokes a share link: from then on its path answers 404.
+/// Errors: LinkNotFound, AnonymousCaller, NotAuthorized.
 #[update]
 fn memories_unshare(link_id: u64) -> Result<(), ShareError> {
     let result = with_service(|s| s.unshare(caller(), link_id));
@@ -268,11 +325,14 @@ fn http_request(request: HttpRequest) -> HttpResponse {
     with_service(|s| s.http_request(&request, now(), certificate.as_deref()))
 }
 
+/// Totals of the store, its limits, and the caller's usage.
 #[query]
 fn stats() -> Stats {
     with_service(|s| s.stats(caller()))
 }
 
+/// Controllers: every caller's usage, a page at a time.
+/// Errors: NotAuthorized.
 #[query]
 fn admin_usage(
     after: Option<Principal>,
@@ -281,21 +341,32 @@ fn admin_usage(
     with_service(|s| s.admin_usage(caller_is_controller(), after, limit))
 }
 
+/// Controllers: sets the limits.
+/// Errors: NotAuthorized, OutOfSpace, InvalidArgument.
 #[update]
 fn admin_set_limits(limits: Limits) -> Result<(), UploadError> {
     with_service(|s| s.set_limits(caller_is_controller(), limits))
 }
 
+/// Controllers: whether only allowed principals may create capsules from
+/// now on.
+/// Errors: NotAuthorized, OutOfSpace.
 #[update]
 fn admin_set_capsule_creation_restricted(restricted: bool) -> Result<(), UploadError> {
     with_service(|s| s.set_capsule_creation_restricted(caller_is_controller(), restricted))
 }
 
+/// Controllers: allows a principal to create capsules, or stops allowing
+/// it.
+/// Errors: NotAuthorized, OutOfSpace.
 #[update]
 fn admin_allow_capsule_creator(principal: Principal, allowed: bool) -> Result<(), UploadError> {
     with_service(|s| s.allow_capsule_creator(caller_is_controller(), principal, allowed))
 }
 
+/// Controllers: whether capsule creation is restricted, and a page of the
+/// allowed creators.
+/// Errors: NotAuthorized.
 #[query]
 fn admin_capsule_creators(
     after: Option<Principal>,
@@ -308,6 +379,11 @@ ic_cdk::export_candid!();
 
 #[cfg(test)]
 mod tests {
+    use crate::admission::Errors;
+    use candid::types::{Label, Type, TypeEnv, TypeInner};
+    use candid_parser::utils::CandidSource;
+    use std::collections::BTreeMap;
+
     /// `backend.did` is the interface users build against: it must be
     /// exactly what the code exports. `UPDATE_DID=1 cargo test` rewrites it.
     #[test]
@@ -325,5 +401,87 @@ mod tests {
         .unwrap_or_else(|e| {
             panic!("backend.did differs from the code: {e}\nexported:\n{exported}")
         });
+    }
+
+    /// The doc comment above each method of a service's Candid text, its
+    /// lines joined by spaces.
+    fn method_docs(did: &str) -> BTreeMap<String, String> {
+        let start = did.find("\nservice :").expect("a service");
+        let mut docs = BTreeMap::new();
+        let mut comment: Vec<&str> = Vec::new();
+        for line in did[start..].lines().skip(2) {
+            let line = line.trim();
+            if let Some(text) = line.strip_prefix("//") {
+                comment.push(text.trim());
+            } else if let Some((method, _)) = line.split_once(" :") {
+                docs.insert(method.to_string(), comment.join(" "));
+                comment.clear();
+            }
+        }
+        docs
+    }
+
+    /// The name of the error type in `Err` of a method's `Result`, if it
+    /// returns one.
+    fn error_type(env: &TypeEnv, method: &Type) -> Option<String> {
+        let func = env.as_func(method).expect("a method");
+        let [ret] = func.rets.as_slice() else {
+            return None;
+        };
+        let TypeInner::Variant(fields) = env.trace_type(ret).expect("a type").as_ref().clone()
+        else {
+            return None;
+        };
+        let err = fields
+            .iter()
+            .find(|f| *f.id == Label::Named("Err".into()))?;
+        match err.ty.as_ref() {
+            TypeInner::Var(name) => Some(name.to_string()),
+            other => panic!("Err of a method is {other:?}, not a named error type"),
+        }
+    }
+
+    /// The contract: each method's doc comment in `backend.did`, and in the
+    /// interface the code exports, ends with the sentence listing the
+    /// errors `admission::RULES` says it can return (and methods without
+    /// a `Result` list none), and each `Err` is of the type the table says.
+    #[test]
+    fn backend_did_lists_each_methods_errors_as_the_table_does() {
+        let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/backend.did"))
+            .expect("read backend.did");
+        for (source, did) in [
+            ("backend.did", file),
+            ("exported", super::__export_service()),
+        ] {
+            let (env, actor) = CandidSource::Text(&did).load().expect("the did parses");
+            let service = env
+                .as_service(&actor.expect("a service"))
+                .expect("a service")
+                .to_vec();
+            let docs = method_docs(&did);
+            assert_eq!(docs.len(), service.len(), "{source}: one doc per method");
+            for (method, ty) in &service {
+                let rule = crate::admission::rule_of(method)
+                    .unwrap_or_else(|| panic!("{method} is not in admission::RULES"));
+                let doc = &docs[method.as_str()];
+                let listed = doc.find("Errors:").map(|at| &doc[at..]);
+                assert_eq!(
+                    listed,
+                    rule.errors.contract().as_deref(),
+                    "{source}: the errors of {method} (UPDATE_DID=1 regenerates backend.did \
+                     from the entry points' doc comments)"
+                );
+                let expected_type = match rule.errors {
+                    Errors::None => None,
+                    Errors::Upload { .. } => Some("UploadError"),
+                    Errors::Share(_) => Some("ShareError"),
+                };
+                assert_eq!(
+                    error_type(&env, ty).as_deref(),
+                    expected_type,
+                    "{source}: the error type of {method}"
+                );
+            }
+        }
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! `model` is a plain in-memory model of the whole upload service;
 //! `fuzz` holds the bodies of the cargo-fuzz targets and replays their
-//! corpus under `cargo test`.
+//! corpus under `cargo test`; `contract` checks that the errors they see
+//! are the ones each method's contract lists.
 
+pub mod contract;
 pub mod fuzz;
 pub mod model;

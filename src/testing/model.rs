@@ -21,6 +21,7 @@
 //! - each caller's open sessions, reserved and stored bytes are the model's
 //!   and within the limits, and the totals add up.
 
+use crate::testing::contract::assert_listed;
 use crate::upload::blob_store::{
     reserved_bytes, BlobId, Extent, BLOB_BLOCK_BYTES, MAX_EXTENTS_PER_BLOB,
 };
@@ -1045,6 +1046,7 @@ impl Harness {
         );
         let created = self.model.next_sid != sessions_before;
         let actual = self.service.begin(principal(who), self.model.now, request);
+        assert_listed("uploads_begin", &actual);
         self.note("begin", &expected);
         assert_eq!(normalize(actual), expected, "begin by {who}");
         if created {
@@ -1325,6 +1327,7 @@ impl Harness {
                 sha256: chunk_sha,
             },
         );
+        assert_listed("uploads_put_chunk", &actual);
         self.note("put", &expected);
         assert_eq!(
             normalize(actual),
@@ -1473,6 +1476,7 @@ impl Harness {
                 max_ranges,
             },
         );
+        assert_listed("uploads_status", &actual);
         self.note("status", &expected);
         assert_eq!(actual, expected, "status of {sid:?} by {who}");
 
@@ -1505,6 +1509,7 @@ impl Harness {
         let actual = self
             .service
             .chunk_sha256(principal(who), self.model.now, sid, from);
+        assert_listed("uploads_chunk_sha256", &actual);
         self.note("chunk_sha256", &expected);
         assert_eq!(actual, expected, "chunk_sha256 {from} of {sid:?} by {who}");
     }
@@ -1558,6 +1563,7 @@ impl Harness {
                 length,
             },
         );
+        assert_listed("memories_read", &actual);
         self.note("read", &expected);
         assert_eq!(
             actual, expected,
@@ -1589,6 +1595,7 @@ impl Harness {
                 byte_len,
             },
         );
+        assert_listed("uploads_finish", &actual);
         self.note("finish", &expected);
         assert_eq!(normalize(actual), expected, "finish {sid:?} by {who}");
     }
@@ -1741,6 +1748,7 @@ impl Harness {
             }
         })();
         let actual = self.service.abort(principal(who), self.model.now, sid);
+        assert_listed("uploads_abort", &actual);
         self.note("abort", &expected);
         assert_eq!(actual, expected, "abort {sid:?} by {who}");
     }
@@ -1773,6 +1781,7 @@ impl Harness {
             Ok(())
         })();
         let actual = self.service.delete_memory(principal(who), memory_id);
+        assert_listed("memories_delete", &actual);
         self.note("delete", &expected);
         assert_eq!(actual, expected, "delete {memory_id:?} by {who}");
     }
@@ -1821,6 +1830,12 @@ impl Harness {
             self.service
                 .revoke_write(principal(by), capsule_id, principal(writer))
         };
+        let method = if grant {
+            "capsules_grant_write"
+        } else {
+            "capsules_revoke_write"
+        };
+        assert_listed(method, &actual);
         self.note("grant", &expected);
         assert_eq!(
             normalize(actual),
@@ -1901,6 +1916,7 @@ impl Harness {
                     max_ranges: 1_000,
                 },
             );
+            assert_listed("uploads_status", &observed);
             if s.pruned {
                 assert_eq!(
                     observed,
@@ -1938,6 +1954,7 @@ impl Harness {
             let id = memory.record.memory_id;
             let who = principal(memory.uploader);
             let record = service.memory(who, id);
+            assert_listed("memories_get", &record);
             if !memory.live {
                 assert_eq!(
                     record,

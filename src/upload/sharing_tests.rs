@@ -259,3 +259,81 @@ fn the_certified_response_cap_counts_memories_once_and_is_released() {
     f.upgrade();
     assert_eq!(f.service.shares.certified_entries(), 14);
 }
+
+/// Every error the share methods list, each provoked, checked against the
+/// contract (`admission::RULES`) and the set compared with the lists: all
+/// but `RandomnessUnavailable`, which only the canister's `raw_rand` call
+/// gives (`canister::link_secret`).
+#[test]
+fn share_methods_return_each_listed_error() {
+    use crate::admission::{rule_of, Errors};
+    use crate::testing::contract::{assert_listed, case_name};
+    use std::collections::BTreeSet;
+
+    let mut f = Fixture::new();
+    let bob = Principal::from_slice(&[2; 29]);
+    let anonymous = Principal::anonymous();
+    let (memory, _) = f.upload(1_000, 1);
+    let (other, _) = f.upload(1_000, 2);
+    let missing = MemoryItemId(99);
+    let mut seen = BTreeSet::new();
+    let mut observe = |method: &str, error: Option<ShareError>| {
+        let error = error.unwrap_or_else(|| panic!("{method} succeeded"));
+        assert_listed(method, &Err::<(), _>(error.clone()));
+        seen.insert(format!("{method} {}", case_name(&error)));
+    };
+
+    let share = "memories_share";
+    observe(
+        share,
+        f.service.share(anonymous, 5, memory, None, [1; 16]).err(),
+    );
+    observe(
+        share,
+        f.service.share(alice(), 5, missing, None, [1; 16]).err(),
+    );
+    observe(share, f.service.share(bob, 5, memory, None, [1; 16]).err());
+    observe(
+        share,
+        f.service.share(alice(), 5, memory, Some(5), [1; 16]).err(),
+    );
+    let link = f.service.share(alice(), 5, memory, None, [1; 16]).unwrap();
+    for _ in 1..MAX_LINKS_PER_MEMORY {
+        f.service.share(alice(), 5, memory, None, [2; 16]).unwrap();
+    }
+    observe(
+        share,
+        f.service.share(alice(), 5, memory, None, [3; 16]).err(),
+    );
+    f.service
+        .shares
+        .set_entries_cap(f.service.shares.certified_entries());
+    observe(
+        share,
+        f.service.share(alice(), 5, other, None, [4; 16]).err(),
+    );
+
+    let shares = "memories_shares";
+    observe(shares, f.service.shares(anonymous, memory).err());
+    observe(shares, f.service.shares(alice(), missing).err());
+    observe(shares, f.service.shares(bob, memory).err());
+
+    let unshare = "memories_unshare";
+    observe(unshare, f.service.unshare(alice(), 12_345).err());
+    observe(unshare, f.service.unshare(anonymous, link.link_id).err());
+    observe(unshare, f.service.unshare(bob, link.link_id).err());
+
+    let mut listed = BTreeSet::new();
+    for method in [share, shares, unshare] {
+        let Errors::Share(cases) = rule_of(method).expect("a method").errors else {
+            panic!("{method} returns ShareError");
+        };
+        for case in cases
+            .iter()
+            .filter(|case| **case != "RandomnessUnavailable")
+        {
+            listed.insert(format!("{method} {case}"));
+        }
+    }
+    assert_eq!(seen, listed);
+}

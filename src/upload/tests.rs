@@ -4,6 +4,7 @@ use super::limits::{Limits, HASH_BYTES_PER_MESSAGE};
 use super::*;
 use crate::session::{ChunkSpec, SessionPolicy, SessionService};
 use crate::stable_memory::StableMemories;
+use crate::testing::contract::assert_listed;
 use crate::testing::model;
 use candid::Principal;
 use ic_stable_structures::VectorMemory;
@@ -31,6 +32,8 @@ fn sha(data: &[u8]) -> ByteBuf {
     ByteBuf::from(Sha256::digest(data).to_vec())
 }
 
+/// A service with Alice's capsule. Its `begin`, `put` and `finish` check
+/// every error they see against the method's contract (`assert_listed`).
 struct Fixture {
     memory: VectorMemory,
     service: UploadService<VectorMemory>,
@@ -70,7 +73,7 @@ impl Fixture {
         key: &str,
         now: u64,
     ) -> Result<UploadStarted, UploadError> {
-        self.service.begin(
+        let result = self.service.begin(
             who,
             now,
             BeginUpload {
@@ -85,7 +88,9 @@ impl Fixture {
                 expected_chunks: len.div_ceil(chunk as u64) as u32,
                 idempotency_key: key.into(),
             },
-        )
+        );
+        assert_listed("uploads_begin", &result);
+        result
     }
 
     fn put(
@@ -109,7 +114,7 @@ impl Fixture {
         bytes: &[u8],
         now: u64,
     ) -> Result<ChunkAccepted, UploadError> {
-        self.service.put_chunk(
+        let result = self.service.put_chunk(
             who,
             now,
             PutChunk {
@@ -118,7 +123,9 @@ impl Fixture {
                 bytes: ByteBuf::from(bytes.to_vec()),
                 sha256: None,
             },
-        )
+        );
+        assert_listed("uploads_put_chunk", &result);
+        result
     }
 
     fn finish(
@@ -127,7 +134,7 @@ impl Fixture {
         data: &[u8],
         now: u64,
     ) -> Result<CommittedUpload, UploadError> {
-        self.service.finish(
+        let result = self.service.finish(
             alice(),
             now,
             FinishUpload {
@@ -135,7 +142,9 @@ impl Fixture {
                 sha256: sha(data),
                 byte_len: data.len() as u64,
             },
-        )
+        );
+        assert_listed("uploads_finish", &result);
+        result
     }
 
     fn read_all(&self, memory_id: MemoryItemId, len: u64) -> Vec<u8> {
@@ -544,6 +553,11 @@ fn idle_sessions_expire_and_their_space_is_reused() {
     assert_eq!(fx.status(sid, HOUR + idle).status, SessionStatus::Expired);
     assert_eq!(
         fx.put(sid, &data, 10_000, 1, HOUR + idle),
+        Err(UploadError::SessionExpired { session_id: sid })
+    );
+    // The same request under the same key names the expired session.
+    assert_eq!(
+        fx.begin_as(alice(), 50_000, 10_000, "k", HOUR + idle),
         Err(UploadError::SessionExpired { session_id: sid })
     );
     let stats = fx.service.stats(alice());

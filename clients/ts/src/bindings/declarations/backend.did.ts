@@ -518,35 +518,156 @@ export interface UploadStatus {
   'expires_at' : [] | [bigint],
 }
 export interface _SERVICE {
+  /**
+   * Controllers: allows a principal to create capsules, or stops allowing
+   * it.
+   * Errors: NotAuthorized, OutOfSpace.
+   */
   'admin_allow_capsule_creator' : ActorMethod<[Principal, boolean], Result>,
+  /**
+   * Controllers: whether capsule creation is restricted, and a page of the
+   * allowed creators.
+   * Errors: NotAuthorized.
+   */
   'admin_capsule_creators' : ActorMethod<[[] | [Principal], number], Result_1>,
+  /**
+   * Controllers: whether only allowed principals may create capsules from
+   * now on.
+   * Errors: NotAuthorized, OutOfSpace.
+   */
   'admin_set_capsule_creation_restricted' : ActorMethod<[boolean], Result>,
+  /**
+   * Controllers: sets the limits.
+   * Errors: NotAuthorized, OutOfSpace, InvalidArgument.
+   */
   'admin_set_limits' : ActorMethod<[Limits], Result>,
+  /**
+   * Controllers: every caller's usage, a page at a time.
+   * Errors: NotAuthorized.
+   */
   'admin_usage' : ActorMethod<[[] | [Principal], number], Result_2>,
+  /**
+   * Creates a capsule owned by the caller.
+   * Errors: AnonymousCaller, OutOfSpace, InvalidArgument, NotAuthorized,
+   * QuotaExceeded (CapsulesPerOwner).
+   */
   'capsules_create' : ActorMethod<[string], Result_3>,
+  /**
+   * A capsule, for its owner and writers.
+   * Errors: CapsuleNotFound, NotAuthorized.
+   */
   'capsules_get' : ActorMethod<[bigint], Result_3>,
+  /**
+   * The owner lets a principal upload into the capsule.
+   * Errors: AnonymousCaller, OutOfSpace, CapsuleNotFound, NotAuthorized,
+   * InvalidArgument, QuotaExceeded (WritersPerCapsule).
+   */
   'capsules_grant_write' : ActorMethod<[bigint, Principal], Result_3>,
+  /**
+   * The capsules the caller owns, a page at a time.
+   */
   'capsules_mine' : ActorMethod<[[] | [bigint], number], Array<Capsule>>,
+  /**
+   * The owner takes a writer's access away.
+   * Errors: AnonymousCaller, OutOfSpace, CapsuleNotFound, NotAuthorized.
+   */
   'capsules_revoke_write' : ActorMethod<[bigint, Principal], Result_3>,
   /**
    * The HTTP gateway's entry point: serves memories through share links,
    * every response certified (`crate::http`).
    */
   'http_request' : ActorMethod<[HttpRequest], HttpResponse>,
+  /**
+   * Deletes a memory (its uploader, or the capsule's owner) and frees its
+   * space.
+   * Errors: AnonymousCaller, MemoryNotFound, NotAuthorized.
+   */
   'memories_delete' : ActorMethod<[bigint], Result>,
+  /**
+   * A committed memory's record, for its capsule's owner and writers.
+   * Errors: MemoryNotFound, NotAuthorized.
+   */
   'memories_get' : ActorMethod<[bigint], Result_4>,
+  /**
+   * A page of a capsule's memories.
+   * Errors: CapsuleNotFound, NotAuthorized.
+   */
   'memories_list' : ActorMethod<[ListMemories], Result_5>,
+  /**
+   * A byte range of a committed memory, at most `MAX_READ_BYTES`.
+   * Errors: MemoryNotFound, NotAuthorized, RangeOutOfBounds, QuotaExceeded
+   * (ReadBytes).
+   */
   'memories_read' : ActorMethod<[ReadRange], Result_6>,
+  /**
+   * Creates a share link to a memory (its capsule's owner or its uploader).
+   * Errors: RandomnessUnavailable, AnonymousCaller, MemoryNotFound,
+   * NotAuthorized, InvalidArgument, TooManyLinks, CapacityExhausted.
+   */
   'memories_share' : ActorMethod<[bigint, [] | [bigint]], Result_7>,
+  /**
+   * A memory's share links (its capsule's owner or its uploader).
+   * Errors: AnonymousCaller, MemoryNotFound, NotAuthorized.
+   */
   'memories_shares' : ActorMethod<[bigint], Result_8>,
+  /**
+   * Revokes a share link: from then on its path answers 404.
+   * Errors: LinkNotFound, AnonymousCaller, NotAuthorized.
+   */
   'memories_unshare' : ActorMethod<[bigint], Result_9>,
+  /**
+   * Totals of the store, its limits, and the caller's usage.
+   */
   'stats' : ActorMethod<[], Stats>,
+  /**
+   * Abandons an upload and frees its space; aborting twice is harmless.
+   * Errors: AnonymousCaller, SessionNotFound, NotAuthorized,
+   * AlreadyCommitted, SessionExpired.
+   */
   'uploads_abort' : ActorMethod<[bigint], Result>,
+  /**
+   * Starts an upload, or returns the session the same idempotency key
+   * already started for the same request.
+   * Errors: AnonymousCaller, OutOfSpace, InvalidArgument,
+   * DeclaredValuesDisagree, CapsuleNotFound, NotAuthorized,
+   * IdempotencyConflict, SessionAborted, SessionExpired, QuotaExceeded
+   * (ChunkBytes, FileBytes, ChunksPerSession, OpenSessionsPerCaller,
+   * ReservedBytesPerCaller, StoredBytesPerCaller, ReservedBytesTotal,
+   * TotalBytes).
+   */
   'uploads_begin' : ActorMethod<[BeginUpload], Result_10>,
+  /**
+   * SHA-256 of a received chunk as stored, to find the chunks to re-send
+   * after a checksum mismatch.
+   * Errors: SessionNotFound, NotAuthorized, IndexOutOfRange,
+   * AlreadyCommitted, SessionAborted, SessionExpired, ChunkNotReceived.
+   */
   'uploads_chunk_sha256' : ActorMethod<[bigint, number], Result_6>,
+  /**
+   * Verifies and commits an upload; finishing a committed upload again
+   * returns the same answer.
+   * Errors: AnonymousCaller, OutOfSpace, InvalidArgument, SessionNotFound,
+   * NotAuthorized, DeclaredValuesDisagree, AlreadyCommitted, MemoryNotFound,
+   * SessionExpired, SessionAborted, DeclaredHashesDisagree, Incomplete,
+   * VerificationPending, ChecksumMismatch, QuotaExceeded (RepairRounds).
+   */
   'uploads_finish' : ActorMethod<[FinishUpload], Result_11>,
+  /**
+   * The caller's pending uploads, so that a reloaded page can resume them.
+   */
   'uploads_mine' : ActorMethod<[], Array<OpenUpload>>,
+  /**
+   * Stores one chunk at its place in the upload.
+   * Errors: AnonymousCaller, OutOfSpace, SessionNotFound, NotAuthorized,
+   * SessionExpired, SessionAborted, AlreadyCommitted, InvalidArgument,
+   * ChunkChecksumMismatch, IndexOutOfRange, WrongChunkLength, ChunkConflict,
+   * QuotaExceeded (ChunkBytes).
+   */
   'uploads_put_chunk' : ActorMethod<[PutChunk], Result_12>,
+  /**
+   * Where an upload stands, with a page of its missing chunks.
+   * Errors: SessionNotFound, NotAuthorized.
+   */
   'uploads_status' : ActorMethod<[StatusRequest], Result_13>,
 }
 export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
