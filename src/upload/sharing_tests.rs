@@ -3,85 +3,29 @@
 //! to exactly the tree before it.
 
 use super::shares::*;
+use super::tests::{alice, file, Fixture};
 use super::*;
 use crate::http::{HttpRequest, SERVE_CHUNK_BYTES};
 use candid::Principal;
-use ic_stable_structures::VectorMemory;
 use serde_bytes::ByteBuf;
-use sha2::{Digest, Sha256};
 
 const CHUNK: u32 = 1_900_000;
 
-fn alice() -> Principal {
-    Principal::from_slice(&[1; 29])
-}
-
-struct Fixture {
-    memory: VectorMemory,
-    service: UploadService<VectorMemory>,
-    capsule: CapsuleId,
-}
-
+/// The upload tests' fixture, with what serving needs beside it.
 impl Fixture {
-    fn new() -> Self {
-        let memory = VectorMemory::default();
-        let mut service = UploadService::init(memory.clone());
-        let capsule = service
-            .create_capsule(alice(), 0, "c".into())
-            .unwrap()
-            .capsule_id;
-        Self {
-            memory,
-            service,
-            capsule,
-        }
-    }
-
+    /// Uploads and commits a `len`-byte file in full chunks, letting
+    /// maintenance finish the hash when `uploads_finish` waits for it.
     fn upload(&mut self, len: usize, seed: u8) -> (MemoryItemId, Vec<u8>) {
-        let data: Vec<u8> = (0..len)
-            .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[1] ^ seed)
-            .collect();
-        let chunks = len.div_ceil(CHUNK as usize) as u32;
-        let started = self
-            .service
-            .begin(
-                alice(),
-                1,
-                BeginUpload {
-                    capsule_id: self.capsule,
-                    asset: AssetMetadata {
-                        name: format!("f{seed}.webm"),
-                        mime_type: "video/webm".into(),
-                        byte_len: len as u64,
-                        sha256: None,
-                    },
-                    chunk_size: CHUNK,
-                    expected_chunks: chunks,
-                    idempotency_key: format!("k{seed}"),
-                },
-            )
-            .unwrap();
-        for (index, bytes) in data.chunks(CHUNK as usize).enumerate() {
-            self.service
-                .put_chunk(
-                    alice(),
-                    2,
-                    PutChunk {
-                        session_id: started.session_id,
-                        index: index as u32,
-                        bytes: ByteBuf::from(bytes.to_vec()),
-                        sha256: None,
-                    },
-                )
-                .unwrap();
+        let data = file(len, seed);
+        let sid = self
+            .begin(&data, CHUNK, &format!("k{seed}"))
+            .unwrap()
+            .session_id;
+        for index in 0..len.div_ceil(CHUNK as usize) as u32 {
+            self.put(sid, &data, CHUNK, index, 2).unwrap();
         }
-        let request = FinishUpload {
-            session_id: started.session_id,
-            sha256: ByteBuf::from(Sha256::digest(&data).to_vec()),
-            byte_len: len as u64,
-        };
         let committed = loop {
-            match self.service.finish(alice(), 3, request.clone()) {
+            match self.finish(sid, &data, 3) {
                 Ok(done) => break done,
                 Err(UploadError::VerificationPending { .. }) => {
                     self.service.maintenance(3);
@@ -103,11 +47,6 @@ impl Fixture {
             certificate_version: Some(2),
         };
         self.service.http_request(&request, 10, None)
-    }
-
-    /// Re-opens the service on the same stable memory, as an upgrade does.
-    fn upgrade(&mut self) {
-        self.service = UploadService::init(self.memory.clone());
     }
 
     fn ready(&self, memory: MemoryItemId, link_id: u64) -> bool {

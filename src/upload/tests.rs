@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 const HOUR: u64 = 3_600 * 1_000_000_000;
 
-fn alice() -> Principal {
+pub(super) fn alice() -> Principal {
     Principal::from_slice(&[1; 29])
 }
 
@@ -22,7 +22,7 @@ fn bob() -> Principal {
     Principal::from_slice(&[2; 29])
 }
 
-fn file(len: usize, seed: u8) -> Vec<u8> {
+pub(super) fn file(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0] ^ seed)
         .collect()
@@ -34,14 +34,14 @@ fn sha(data: &[u8]) -> ByteBuf {
 
 /// A service with Alice's capsule. Its `begin`, `put` and `finish` check
 /// every error they see against the method's contract (`assert_listed`).
-struct Fixture {
-    memory: VectorMemory,
-    service: UploadService<VectorMemory>,
-    capsule: CapsuleId,
+pub(super) struct Fixture {
+    pub(super) memory: VectorMemory,
+    pub(super) service: UploadService<VectorMemory>,
+    pub(super) capsule: CapsuleId,
 }
 
 impl Fixture {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let memory = VectorMemory::default();
         let mut service = UploadService::init(memory.clone());
         let capsule = service
@@ -57,15 +57,20 @@ impl Fixture {
 
     /// Drops the service and opens it again on the same stable memory, as
     /// an upgrade does (heap gone, stable memory kept).
-    fn upgrade(&mut self) {
+    pub(super) fn upgrade(&mut self) {
         self.service = UploadService::init(self.memory.clone());
     }
 
-    fn begin(&mut self, data: &[u8], chunk: u32, key: &str) -> Result<UploadStarted, UploadError> {
+    pub(super) fn begin(
+        &mut self,
+        data: &[u8],
+        chunk: u32,
+        key: &str,
+    ) -> Result<UploadStarted, UploadError> {
         self.begin_as(alice(), data.len() as u64, chunk, key, 1)
     }
 
-    fn begin_as(
+    pub(super) fn begin_as(
         &mut self,
         who: Principal,
         len: u64,
@@ -93,7 +98,7 @@ impl Fixture {
         result
     }
 
-    fn put(
+    pub(super) fn put(
         &mut self,
         sid: SessionId,
         data: &[u8],
@@ -106,7 +111,7 @@ impl Fixture {
         self.put_as(alice(), sid, index, &data[start..end], now)
     }
 
-    fn put_as(
+    pub(super) fn put_as(
         &mut self,
         who: Principal,
         sid: SessionId,
@@ -128,7 +133,7 @@ impl Fixture {
         result
     }
 
-    fn finish(
+    pub(super) fn finish(
         &mut self,
         sid: SessionId,
         data: &[u8],
@@ -147,7 +152,7 @@ impl Fixture {
         result
     }
 
-    fn read_all(&self, memory_id: MemoryItemId, len: u64) -> Vec<u8> {
+    pub(super) fn read_all(&self, memory_id: MemoryItemId, len: u64) -> Vec<u8> {
         let mut out = Vec::new();
         let step = 1_000_000u64;
         let mut offset = 0;
@@ -170,7 +175,7 @@ impl Fixture {
         out
     }
 
-    fn status(&self, sid: SessionId, now: u64) -> UploadStatus {
+    pub(super) fn status(&self, sid: SessionId, now: u64) -> UploadStatus {
         self.service
             .status(
                 alice(),
