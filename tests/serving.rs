@@ -7,7 +7,6 @@ use backend::http::{HttpRequest, HttpResponse, SERVE_CHUNK_BYTES};
 use backend::upload::shares::{ShareError, ShareLink};
 use backend::upload::*;
 use candid::Principal;
-use serde_bytes::ByteBuf;
 use std::time::Duration;
 use upload_harness::client::{ok, sha256, test_file, UploadClient};
 use upload_harness::{backend_wasm, query, update, user, EmbeddedEnv, IcEnv};
@@ -132,16 +131,7 @@ impl Served {
     }
 
     fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpRequest {
-        HttpRequest {
-            method: method.into(),
-            url: path.into(),
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-            body: ByteBuf::new(),
-            certificate_version: Some(2),
-        }
+        HttpRequest::new(method, path, headers)
     }
 
     /// The raw response of an anonymous `http_request` query (as the

@@ -455,15 +455,7 @@ impl Bench {
     /// and its instructions.
     pub fn http_get(&mut self, path: &str, range: Option<&str>) -> (HttpResponse, u64) {
         let canister = self.canister;
-        let request = HttpRequest {
-            method: "GET".into(),
-            url: path.into(),
-            headers: range
-                .map(|r| vec![("Range".to_string(), r.to_string())])
-                .unwrap_or_default(),
-            body: ByteBuf::new(),
-            certificate_version: Some(2),
-        };
+        let request = HttpRequest::new("GET", path, range.map(|r| ("Range", r)).as_slice());
         let (response,): (HttpResponse,) = upload_harness::query(
             &mut self.env,
             canister,

@@ -35,6 +35,23 @@ pub struct HttpRequest {
     pub certificate_version: Option<u16>,
 }
 
+impl HttpRequest {
+    /// A request as a gateway that verifies certificates of version 2 sends
+    /// it, with no body: what the tests, the fuzzer and the benchmark make.
+    pub fn new(method: &str, url: &str, headers: &[(&str, &str)]) -> Self {
+        Self {
+            method: method.into(),
+            url: url.into(),
+            headers: headers
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            body: ByteBuf::new(),
+            certificate_version: Some(2),
+        }
+    }
+}
+
 /// `http_request`'s reply, as the HTTP gateway expects it.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct HttpResponse {

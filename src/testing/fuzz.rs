@@ -417,13 +417,11 @@ mod tests {
             ("memories_unshare", encode_args((3u64,)).unwrap()),
             (
                 "http_request",
-                encode_args((crate::http::HttpRequest {
-                    method: "GET".into(),
-                    url: "/s/1/2/00000000000000000000000000000000".into(),
-                    headers: vec![("Range".into(), "bytes=0-".into())],
-                    body: ByteBuf::new(),
-                    certificate_version: Some(2),
-                },))
+                encode_args((crate::http::HttpRequest::new(
+                    "GET",
+                    "/s/1/2/00000000000000000000000000000000",
+                    &[("Range", "bytes=0-")],
+                ),))
                 .unwrap(),
             ),
         ];

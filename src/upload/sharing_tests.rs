@@ -37,15 +37,7 @@ impl Fixture {
     }
 
     fn get(&self, path: &str, range: Option<&str>) -> crate::http::HttpResponse {
-        let request = HttpRequest {
-            method: "GET".into(),
-            url: path.into(),
-            headers: range
-                .map(|r| vec![("Range".to_string(), r.to_string())])
-                .unwrap_or_default(),
-            body: ByteBuf::new(),
-            certificate_version: Some(2),
-        };
+        let request = HttpRequest::new("GET", path, range.map(|r| ("Range", r)).as_slice());
         self.service.http_request(&request, 10, None)
     }
 
