@@ -271,15 +271,6 @@ impl IcEnv for OverHttp<'_> {
         assert_eq!(r.status, 200);
     }
     fn tick(&mut self) {}
-    fn last_instructions(&self) -> Option<u64> {
-        None
-    }
-    fn stable_memory_bytes(&self, _canister: Principal) -> Option<u64> {
-        None
-    }
-    fn limit_update_instructions(&mut self, _limit: Option<u64>) -> bool {
-        false
-    }
 }
 
 #[test]

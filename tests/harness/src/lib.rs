@@ -45,14 +45,21 @@ pub trait IcEnv {
     /// Lets due timers run (and the self-calls they make complete).
     fn tick(&mut self);
     /// Instructions the last update or query used, where the environment
-    /// can tell.
-    fn last_instructions(&self) -> Option<u64>;
+    /// can tell (by default it cannot).
+    fn last_instructions(&self) -> Option<u64> {
+        None
+    }
     /// Bytes of stable memory the canister has, where the environment can
-    /// tell.
-    fn stable_memory_bytes(&self, canister: Principal) -> Option<u64>;
+    /// tell (by default it cannot).
+    fn stable_memory_bytes(&self, _canister: Principal) -> Option<u64> {
+        None
+    }
     /// Lowers (or with `None` restores) the per-update instruction limit.
-    /// False where the environment cannot (PocketIC runs the replica's).
-    fn limit_update_instructions(&mut self, limit: Option<u64>) -> bool;
+    /// False where the environment cannot (by default; PocketIC runs the
+    /// replica's).
+    fn limit_update_instructions(&mut self, _limit: Option<u64>) -> bool {
+        false
+    }
 }
 
 /// An update call with Candid arguments and reply.

@@ -106,16 +106,4 @@ impl IcEnv for PocketIcEnv {
             self.pic.tick();
         }
     }
-
-    fn last_instructions(&self) -> Option<u64> {
-        None
-    }
-
-    fn stable_memory_bytes(&self, _canister: Principal) -> Option<u64> {
-        None
-    }
-
-    fn limit_update_instructions(&mut self, _limit: Option<u64>) -> bool {
-        false
-    }
 }
