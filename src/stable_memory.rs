@@ -60,6 +60,11 @@ pub const UPLOAD_REPAIRS: MemoryId = MemoryId::new(21);
 pub const BLOB_BLOCK_TABLE: MemoryId = MemoryId::new(22);
 /// Physical blocks of blob bytes, taken as bytes are written.
 pub const BLOB_BLOCKS: MemoryId = MemoryId::new(23);
+/// Where each written piece of a blob sits in its space
+/// (`upload::blob_store::placement`).
+pub const BLOB_PIECES: MemoryId = MemoryId::new(24);
+/// Freed blobs whose pieces are still to be removed.
+pub const BLOB_PIECES_FORGOTTEN: MemoryId = MemoryId::new(25);
 
 /// Bytes the one `MemoryManager` can hand out across all its memories
 /// (32 768 buckets of 8 MiB): the capacity every other figure is cut from.
@@ -204,8 +209,10 @@ mod tests {
             UPLOAD_REPAIRS,
             BLOB_BLOCK_TABLE,
             BLOB_BLOCKS,
+            BLOB_PIECES,
+            BLOB_PIECES_FORGOTTEN,
         ];
-        let expected: Vec<MemoryId> = (0..24).map(MemoryId::new).collect();
+        let expected: Vec<MemoryId> = (0..26).map(MemoryId::new).collect();
         assert_eq!(ids.to_vec(), expected);
         let sharing = [
             SHARE_LINKS,

@@ -821,10 +821,12 @@ pub struct Harness {
     /// stop at `MAX_EXTENTS_PER_BLOB` and grow the store early.
     fragmented: bool,
     /// Logical blocks of the blob store chunk bytes were ever written to,
-    /// the bytes and the chunks: stable memory must follow them.
+    /// and the bytes: stable memory must follow them.
     written_blocks: std::collections::BTreeSet<u64>,
     written_bytes: u64,
-    written_chunks: u64,
+    /// Bytes placed in each blob's space: a new chunk goes where the
+    /// previous one ended, whatever its index.
+    placed: BTreeMap<crate::upload::BlobId, u64>,
     steps: usize,
     /// Bytes the service hashed before its last reopening.
     hashed_before_upgrades: u64,
@@ -880,7 +882,7 @@ impl Harness {
             fragmented: false,
             written_blocks: Default::default(),
             written_bytes: 0,
-            written_chunks: 0,
+            placed: BTreeMap::new(),
             steps: 0,
             hashed_before_upgrades: 0,
             outcomes: BTreeMap::new(),
@@ -1336,20 +1338,22 @@ impl Harness {
         );
         if let Ok(accepted) = &expected {
             if accepted.newly_stored {
-                self.note_written(sid, index, len);
+                self.note_written(sid, len);
             }
         }
     }
 
     /// Records the logical blocks a stored chunk covers, and the bytes.
-    fn note_written(&mut self, sid: SessionId, index: u32, len: u64) {
+    fn note_written(&mut self, sid: SessionId, len: u64) {
         let s = self
             .model
             .sessions
             .iter()
             .find(|s| s.sid == sid)
             .expect("a stored chunk's session");
-        let offset = u64::from(index) * u64::from(s.chunk_size);
+        let placed = self.placed.entry(s.blob).or_default();
+        let offset = *placed;
+        *placed += len;
         let extents = self
             .service
             .blobs
@@ -1369,7 +1373,6 @@ impl Harness {
             extent_start = extent_end;
         }
         self.written_bytes += len;
-        self.written_chunks += 1;
     }
 
     fn model_put(
@@ -2042,8 +2045,9 @@ impl Harness {
         }
 
         // Stable memory follows the bytes written, whatever their order:
-        // one physical block for each logical block ever written to, so at
-        // most the bytes plus two partial blocks a chunk.
+        // one physical block for each logical block ever written to, and
+        // each blob fills its space from the start, so at most the bytes
+        // plus one partial block a blob.
         let mapped = service.blobs.mapped_blocks();
         assert_eq!(
             mapped,
@@ -2052,7 +2056,10 @@ impl Harness {
         );
         assert!(
             mapped * BLOB_BLOCK_BYTES
-                <= self.written_bytes + 2 * BLOB_BLOCK_BYTES * self.written_chunks
+                <= self.written_bytes + BLOB_BLOCK_BYTES * self.placed.len() as u64,
+            "step {step}: {mapped} blocks mapped for {} bytes in {} blobs",
+            self.written_bytes,
+            self.placed.len()
         );
 
         // Hashing work: each file once, plus once more per repair round,

@@ -81,5 +81,39 @@ impl<M: Memory + Clone> BlobStore<M> {
         let free_blocks: u64 = free.iter().map(|e| e.blocks).sum();
         assert_eq!(header.free_blocks, free_blocks);
         assert_eq!(header.used_blocks, used);
+        self.check_placements();
+    }
+
+    /// Panics unless each placed blob's pieces are disjoint in its stream
+    /// and tile its space `[0, tail)` exactly, within its length, and only
+    /// live blobs or blobs queued to be forgotten have entries.
+    fn check_placements(&self) {
+        let placements = self.placements.borrow();
+        for (blob, forgotten) in placements.blobs_with_entries() {
+            let id = BlobId(blob);
+            let Some(record) = self.blobs.get(&id) else {
+                assert!(forgotten, "{id} is gone but its pieces are not forgotten");
+                continue;
+            };
+            let Some(tail) = placements.tail(id) else {
+                panic!("{id} has pieces but no tail");
+            };
+            assert!(tail <= record.byte_len, "{id} placed past its length");
+            let pieces = placements.pieces_of(id);
+            let mut stream_end = 0;
+            for &(offset, _, len) in &pieces {
+                assert!(len > 0 && offset >= stream_end, "{id}: pieces overlap");
+                stream_end = offset + len;
+            }
+            assert!(stream_end <= record.byte_len);
+            let mut by_place: Vec<(u64, u64)> = pieces.iter().map(|&(_, p, l)| (p, l)).collect();
+            by_place.sort();
+            let mut cursor = 0;
+            for (place, len) in by_place {
+                assert_eq!(place, cursor, "{id}: its space has a gap or overlap");
+                cursor += len;
+            }
+            assert_eq!(cursor, tail, "{id}: pieces do not fill its space");
+        }
     }
 }

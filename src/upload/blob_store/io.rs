@@ -1,6 +1,7 @@
 //! Byte I/O: reading a blob's range and the `StableBlobSink` that writes a
 //! chunk straight to its final place, both walking the blob's extents.
 
+use super::placement::Run;
 use super::*;
 
 /// Calls `piece(address, at, len)` for each piece of the stream range
@@ -52,7 +53,14 @@ impl<M: Memory + Clone> BlobStore<M> {
     pub fn read(&self, id: BlobId, offset: u64, buf: &mut [u8]) -> Result<(), BlobStoreError> {
         let record = self.record(id)?;
         check_range(offset, buf.len() as u64, record.byte_len)?;
-        read_extents(&self.data, &record.extents, offset, buf);
+        let layout = Layout {
+            data: &self.data,
+            placements: &self.placements,
+            id,
+            extents: &record.extents,
+            placed: self.placements.borrow().tail(id).is_some(),
+        };
+        layout.read(offset, buf);
         Ok(())
     }
 
@@ -61,21 +69,28 @@ impl<M: Memory + Clone> BlobStore<M> {
     /// borrows the store immutably.
     pub fn sink(&self, id: BlobId) -> Result<StableBlobSink<'_, M>, BlobStoreError> {
         let record = self.record(id)?;
+        let tail = self.placements.borrow().tail(id);
         Ok(StableBlobSink {
             data: &self.data,
+            placements: &self.placements,
             id,
             byte_len: record.byte_len,
             extents: record.extents,
+            tail,
         })
     }
 }
 
-/// Writes one blob's bytes in place, at offsets of its stream.
+/// Writes one blob's bytes, addressed by their offsets in its stream.
 pub struct StableBlobSink<'a, M: Memory> {
     data: &'a SparseData<M>,
+    placements: &'a RefCell<Placements<M>>,
     id: BlobId,
     byte_len: u64,
     extents: Vec<Extent>,
+    /// Bytes placed so far; `None` for a blob laid out at its stream
+    /// offsets (written before placement existed).
+    tail: Option<u64>,
 }
 
 impl<M: Memory> StableBlobSink<'_, M> {
@@ -96,10 +111,50 @@ impl<M: Memory> StableBlobSink<'_, M> {
             capacity: self.byte_len,
         })
     }
+
+    fn layout(&self) -> Layout<'_, M> {
+        Layout {
+            data: self.data,
+            placements: self.placements,
+            id: self.id,
+            extents: &self.extents,
+            placed: self.tail.is_some(),
+        }
+    }
 }
 
-/// Fills `buf` with the bytes at stream `offset` of a blob laid out in
-/// `extents` (the range is checked by the caller).
+/// What reading a blob needs: its extents, and its pieces if it is placed.
+struct Layout<'a, M: Memory> {
+    data: &'a SparseData<M>,
+    placements: &'a RefCell<Placements<M>>,
+    id: BlobId,
+    extents: &'a [Extent],
+    placed: bool,
+}
+
+impl<M: Memory> Layout<'_, M> {
+    /// Fills `buf` with the bytes at stream `offset` (the range is checked
+    /// by the caller); zeros where a placed blob has nothing yet.
+    fn read(&self, offset: u64, buf: &mut [u8]) {
+        if !self.placed {
+            return read_extents(self.data, self.extents, offset, buf);
+        }
+        let runs = self
+            .placements
+            .borrow()
+            .runs(self.id, offset, buf.len() as u64);
+        for run in runs {
+            let part = &mut buf[run.at as usize..(run.at + run.len) as usize];
+            match run.place {
+                Some(place) => read_extents(self.data, self.extents, place, part),
+                None => part.fill(0),
+            }
+        }
+    }
+}
+
+/// Fills `buf` with the bytes at `offset` of the space laid out in
+/// `extents`.
 fn read_extents<M: Memory>(data: &SparseData<M>, extents: &[Extent], offset: u64, buf: &mut [u8]) {
     for_each_piece(extents, offset, buf.len() as u64, |address, at, len| {
         data.read(address, &mut buf[at..at + len]);
@@ -109,37 +164,53 @@ fn read_extents<M: Memory>(data: &SparseData<M>, extents: &[Extent], offset: u64
 impl<M: Memory> ByteSink for StableBlobSink<'_, M> {
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), SinkError> {
         self.check(offset, bytes.len())?;
+        let len = bytes.len() as u64;
+        // Where each part goes in the blob's space: its stream offset, or
+        // its place.
+        let placed = self
+            .tail
+            .map(|tail| self.placements.borrow().place(self.id, tail, offset, len));
+        let runs = match &placed {
+            Some(write) => write.runs.clone(),
+            None => vec![Run {
+                place: Some(offset),
+                at: 0,
+                len,
+            }],
+        };
         let (mut highest, mut pieces) = (0, 0);
-        for_each_piece(
-            &self.extents,
-            offset,
-            bytes.len() as u64,
-            |address, _, len| {
-                highest = highest.max(address + len as u64);
+        for run in &runs {
+            let place = run.place.expect("bug: a write part has no place");
+            for_each_piece(&self.extents, place, run.len, |address, _, n| {
+                highest = highest.max(address + n as u64);
                 pieces += 1;
-            },
-        );
+            });
+        }
         // Room for every piece first, so that a refusal changes nothing.
         self.data
-            .room_for(highest, bytes.len() as u64, pieces)
+            .room_for(highest, len, pieces)
             .map_err(|_| SinkError::OutOfSpace)?;
         let mut written = Ok(());
-        for_each_piece(
-            &self.extents,
-            offset,
-            bytes.len() as u64,
-            |address, at, len| {
+        for run in &runs {
+            let place = run.place.expect("bug: a write part has no place");
+            let part = &bytes[run.at as usize..(run.at + run.len) as usize];
+            for_each_piece(&self.extents, place, run.len, |address, at, n| {
                 if written.is_ok() {
-                    written = self.data.write(address, &bytes[at..at + len]);
+                    written = self.data.write(address, &part[at..at + n]);
                 }
-            },
-        );
-        written.map_err(|_| SinkError::OutOfSpace)
+            });
+        }
+        written.map_err(|_| SinkError::OutOfSpace)?;
+        if let Some(write) = placed {
+            self.placements.borrow_mut().record(self.id, &write);
+            self.tail = Some(write.tail());
+        }
+        Ok(())
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SinkError> {
         self.check(offset, buf.len())?;
-        read_extents(self.data, &self.extents, offset, buf);
+        self.layout().read(offset, buf);
         Ok(())
     }
 }

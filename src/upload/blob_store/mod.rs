@@ -26,7 +26,8 @@
 //!
 //! The parts: `encoding` (the blob record, the header and the free-list
 //! keys as stored), `allocator` (extents handed out and taken back),
-//! `io` (reading and the `StableBlobSink` that writes chunks in place),
+//! `placement` (where each written piece sits in its blob's space), `io`
+//! (reading and the `StableBlobSink` that writes chunks in place),
 //! `invariants` (layout checks for the tests and the fuzzer) and `tests`.
 
 mod allocator;
@@ -34,10 +35,12 @@ mod encoding;
 #[cfg(any(test, feature = "fuzzing"))]
 mod invariants;
 mod io;
+mod placement;
 #[cfg(test)]
 mod tests;
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 
 use candid::CandidType;
@@ -49,11 +52,13 @@ use super::sparse::SparseData;
 use crate::session::{ByteSink, SinkError};
 use crate::stable_memory::STABLE_MEMORY_CAPACITY_BYTES;
 use crate::stable_memory::{
-    StableMemories, Vm, BLOB_FREE_BY_SIZE, BLOB_FREE_BY_START, BLOB_HEADER, BLOB_TABLE,
+    StableMemories, Vm, BLOB_FREE_BY_SIZE, BLOB_FREE_BY_START, BLOB_HEADER, BLOB_PIECES,
+    BLOB_PIECES_FORGOTTEN, BLOB_TABLE,
 };
 use crate::storable::read_u64;
 use encoding::{BlobRecord, Header};
 pub use io::StableBlobSink;
+use placement::Placements;
 
 /// The unit of space management: blobs occupy whole blocks.
 pub const BLOB_BLOCK_BYTES: u64 = 4096;
@@ -165,6 +170,10 @@ pub struct BlobStoreStats {
 /// Blobs in stable memory: space allocation, reuse, and byte access.
 pub struct BlobStore<M: Memory> {
     data: SparseData<M>,
+    /// In a cell so that a sink, which borrows the store immutably (the
+    /// compat shim builds sinks through a `Fn` factory), can record the
+    /// pieces it places.
+    placements: RefCell<Placements<M>>,
     blobs: StableBTreeMap<BlobId, BlobRecord, Vm<M>>,
     free_by_start: StableBTreeMap<u64, u64, Vm<M>>,
     free_by_size: StableBTreeMap<[u8; 16], (), Vm<M>>,
@@ -177,6 +186,7 @@ impl<M: Memory + Clone> BlobStore<M> {
     pub fn init(memories: &StableMemories<M>) -> Self {
         Self {
             data: SparseData::init(memories),
+            placements: RefCell::new(Placements::init(memories)),
             blobs: StableBTreeMap::init(memories.get(BLOB_TABLE)),
             free_by_start: StableBTreeMap::init(memories.get(BLOB_FREE_BY_START)),
             free_by_size: StableBTreeMap::init(memories.get(BLOB_FREE_BY_SIZE)),
@@ -207,5 +217,11 @@ impl<M: Memory + Clone> BlobStore<M> {
 
     fn record(&self, id: BlobId) -> Result<BlobRecord, BlobStoreError> {
         self.blobs.get(&id).ok_or(BlobStoreError::UnknownBlob(id))
+    }
+
+    /// Removes at most `limit` pieces of freed blobs from the placement
+    /// map; true while some are left (a timer's bounded step).
+    pub fn forget_freed_pieces(&mut self, limit: usize) -> bool {
+        self.placements.get_mut().purge(limit)
     }
 }
