@@ -174,6 +174,13 @@ impl<M: Memory> Placements<M> {
         false
     }
 
+    /// Makes `blob` one laid out at its stream offsets, as blobs written
+    /// before placement are.
+    #[cfg(test)]
+    pub(super) fn lay_out_at_offsets(&mut self, blob: BlobId) {
+        self.pieces.remove(&(blob.0, TAIL));
+    }
+
     /// A placed blob's pieces as `(stream offset, place, len)`, by offset
     /// (for tests and the fuzzer).
     #[cfg(any(test, feature = "fuzzing"))]

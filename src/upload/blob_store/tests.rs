@@ -69,6 +69,97 @@ fn chunks_written_out_of_order_read_back() {
     store.check_invariants();
 }
 
+/// Chunks far apart used to take up to two 4 KiB blocks each, however
+/// small; placed one after another they take the blocks their bytes fill.
+#[test]
+fn small_chunks_sent_far_apart_take_only_the_blocks_they_fill() {
+    let (_, _, mut store) = fresh();
+    let (chunk, chunks) = (1_000usize, 4_096usize);
+    let len = (chunk * chunks) as u64;
+    let id = store.allocate(len, UNLIMITED).unwrap();
+    let bytes = pattern(id, len);
+    let range = |i: usize| i * chunk..(i + 1) * chunk;
+    let put = |store: &Store, indices: &[usize]| {
+        let mut sink = store.sink(id).unwrap();
+        for &i in indices {
+            sink.write_at(range(i).start as u64, &bytes[range(i)])
+                .unwrap();
+        }
+    };
+    // Every eighth chunk, last first.
+    let sparse: Vec<usize> = (0..chunks).step_by(8).rev().collect();
+    put(&store, &sparse);
+    let written = (sparse.len() * chunk) as u64;
+    assert_eq!(store.mapped_blocks(), written.div_ceil(BLOB_BLOCK_BYTES));
+    for &i in &sparse {
+        let mut back = vec![0u8; chunk];
+        store.read(id, range(i).start as u64, &mut back).unwrap();
+        assert_eq!(back, bytes[range(i)]);
+    }
+    // Nothing was sent there: zeros, not another chunk's bytes.
+    let mut gap = vec![7u8; 3 * chunk];
+    store.read(id, chunk as u64, &mut gap).unwrap();
+    assert_eq!(gap, vec![0u8; 3 * chunk]);
+    store.check_invariants();
+
+    // The rest, in a scrambled order: every byte where it belongs, a
+    // block per 4 KiB of the file.
+    let mut rest: Vec<usize> = (0..chunks).filter(|i| i % 8 != 0).collect();
+    rest.sort_by_key(|i| (i * 2_654_435_761) % 4_099);
+    put(&store, &rest);
+    assert_eq!(read_all(&store, id), bytes);
+    assert_eq!(store.mapped_blocks(), blocks_for(len));
+    // A chunk sent again is written where it is, not placed again.
+    let mut sink = store.sink(id).unwrap();
+    sink.write_at(8 * chunk as u64, &vec![9u8; chunk]).unwrap();
+    drop(sink);
+    let mut back = vec![0u8; chunk];
+    store.read(id, 8 * chunk as u64, &mut back).unwrap();
+    assert_eq!(back, vec![9u8; chunk]);
+    assert_eq!(store.mapped_blocks(), blocks_for(len));
+    store.check_invariants();
+}
+
+#[test]
+fn a_freed_blobs_pieces_are_forgotten_in_bounded_steps() {
+    let (_, _, mut store) = fresh();
+    let gone = store.allocate(10_000, UNLIMITED).unwrap();
+    write_reversed(&store, gone, &pattern(gone, 10_000), 1_000);
+    let kept = store.allocate(3_000, UNLIMITED).unwrap();
+    write_reversed(&store, kept, &pattern(kept, 3_000), 3_000);
+    store.free(gone).unwrap();
+    store.check_invariants();
+    // Ten pieces and the tail entry: four at a time.
+    assert!(store.forget_freed_pieces(4));
+    store.check_invariants();
+    assert!(store.forget_freed_pieces(4));
+    assert!(!store.forget_freed_pieces(4));
+    assert!(!store.forget_freed_pieces(4));
+    let placements = store.placements.borrow();
+    assert_eq!(placements.blobs_with_entries(), vec![(kept.0, false)]);
+    assert_eq!(placements.pieces_of(kept), vec![(0, 0, 3_000)]);
+    drop(placements);
+    assert_eq!(read_all(&store, kept), pattern(kept, 3_000));
+    store.check_invariants();
+}
+
+#[test]
+fn a_blob_laid_out_before_placement_keeps_its_bytes_at_their_offsets() {
+    let (_, _, mut store) = fresh();
+    let len = 3 * BLOB_BLOCK_BYTES + 1234;
+    let id = store.allocate(len, UNLIMITED).unwrap();
+    store.placements.get_mut().lay_out_at_offsets(id);
+    let bytes = pattern(id, len);
+    write_reversed(&store, id, &bytes, 1000);
+    assert_eq!(read_all(&store, id), bytes);
+    assert!(store.placements.borrow().pieces_of(id).is_empty());
+    assert_eq!(store.placements.borrow().tail(id), None);
+    // Freed, it leaves nothing to forget.
+    store.free(id).unwrap();
+    assert!(!store.forget_freed_pieces(1));
+    store.check_invariants();
+}
+
 #[test]
 fn fragmented_blob_crosses_extent_boundaries() {
     let (_, _, mut store) = fresh();
