@@ -1,6 +1,7 @@
 //! Capsules, committed memories and administration: the parts of the
 //! upload service that are not about sessions in progress.
 
+use super::blob_store::BLOB_BLOCK_BYTES;
 use super::capsules::MAX_CAPSULE_NAME_BYTES;
 use super::error::{Quota, UploadError};
 use super::limits::{Limits, MAX_PAGE, MAX_READ_BYTES};
@@ -180,6 +181,7 @@ impl<M: Memory + Clone> UploadService<M> {
             used_bytes: blobs.used_bytes,
             free_bytes: blobs.free_bytes,
             high_water_bytes: blobs.high_water_bytes,
+            mapped_bytes: self.blobs.mapped_blocks() * BLOB_BLOCK_BYTES,
             reserved_bytes: ledger.reserved_bytes,
             stored_bytes: ledger.stored_bytes,
             open_sessions: ledger.open_sessions,

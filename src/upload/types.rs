@@ -265,6 +265,9 @@ pub struct Stats {
     pub free_bytes: u64,
     /// Extent of the blob store's memory ever used.
     pub high_water_bytes: u64,
+    /// Stable memory holding blob bytes: a 4 KiB block is taken when bytes
+    /// first arrive in it (kept for reuse, never given back).
+    pub mapped_bytes: u64,
     pub reserved_bytes: u64,
     pub stored_bytes: u64,
     pub open_sessions: u64,

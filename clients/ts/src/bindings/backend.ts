@@ -266,6 +266,11 @@ export interface Stats {
     open_sessions: bigint;
     memories: bigint;
     caller: CallerUsage;
+    /**
+     * Stable memory holding blob bytes: a 4 KiB block is taken when bytes
+     * first arrive in it (kept for reuse, never given back).
+     */
+    mapped_bytes: bigint;
     stored_bytes: bigint;
     session_records: bigint;
     limits: Limits;
@@ -934,6 +939,7 @@ function from_candid_record_n49(value: {
     open_sessions: bigint;
     memories: bigint;
     caller: _CallerUsage;
+    mapped_bytes: bigint;
     stored_bytes: bigint;
     session_records: bigint;
     limits: _Limits;
@@ -945,6 +951,7 @@ function from_candid_record_n49(value: {
     open_sessions: bigint;
     memories: bigint;
     caller: CallerUsage;
+    mapped_bytes: bigint;
     stored_bytes: bigint;
     session_records: bigint;
     limits: Limits;
@@ -957,6 +964,7 @@ function from_candid_record_n49(value: {
         open_sessions: value.open_sessions,
         memories: value.memories,
         caller: value.caller,
+        mapped_bytes: value.mapped_bytes,
         stored_bytes: value.stored_bytes,
         session_records: value.session_records,
         limits: from_candid_Limits_n50(value.limits),

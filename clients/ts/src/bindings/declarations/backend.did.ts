@@ -364,6 +364,11 @@ export interface Stats {
   'open_sessions' : bigint,
   'memories' : bigint,
   'caller' : CallerUsage,
+  /**
+   * Stable memory holding blob bytes: a 4 KiB block is taken when bytes
+   * first arrive in it (kept for reuse, never given back).
+   */
+  'mapped_bytes' : bigint,
   'stored_bytes' : bigint,
   'session_records' : bigint,
   'limits' : Limits,
@@ -858,6 +863,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'open_sessions' : IDL.Nat64,
     'memories' : IDL.Nat64,
     'caller' : CallerUsage,
+    'mapped_bytes' : IDL.Nat64,
     'stored_bytes' : IDL.Nat64,
     'session_records' : IDL.Nat64,
     'limits' : Limits,
