@@ -18,8 +18,11 @@ use std::fmt;
 ///   dense bytes written before kept in place as legacy blocks;
 ///   limits still at the old defaults move to the new ones (a caller's
 ///   reservation and the file size: 8 GiB).
-/// - 4: nothing new is stored; limits still at the defaults of layout 2 or
-///   3 move to today's (a caller's reservation and the file size: 4 GiB).
+/// - 4: blobs begun from now on place each new chunk where the previous one
+///   ended in their space, mapped by `BLOB_PIECES` (new memories, created
+///   when opened); blobs begun before keep their bytes at their offsets;
+///   limits still at the defaults of layout 2 or 3 move to today's (a
+///   caller's reservation and the file size: 4 GiB).
 pub const CURRENT_LAYOUT: u32 = 4;
 
 /// What a canister with state but no version record has.

@@ -4,9 +4,10 @@
 //! an upload begins, so its whole logical space is reserved up front and
 //! each chunk is written straight to its final place through a
 //! [`StableBlobSink`]: no chunk is ever buffered on the heap, staged, or
-//! copied again at commit. Stable memory is taken only for the 4 KiB blocks
-//! bytes are written to ([`super::sparse`]), so a reservation, or a far
-//! chunk sent first, costs only what is written.
+//! copied again at commit. That place is where the previous chunk ended,
+//! in the order chunks arrive (`placement`), and stable memory is taken
+//! only for the 4 KiB blocks bytes are written to ([`super::sparse`]), so a
+//! reservation, or chunks sent far apart, cost only what is written.
 //!
 //! Space is handed out in blocks of [`BLOB_BLOCK_BYTES`]. A blob occupies a short
 //! list of extents (runs of contiguous blocks). Freed extents go to two free

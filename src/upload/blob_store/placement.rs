@@ -6,8 +6,9 @@
 //! times the bytes sent. Instead each new piece of a blob is placed where
 //! the previous one ended, in the order pieces arrive, and a map records
 //! where. The blob's space fills from its start whatever the order of the
-//! chunks, so only its last block is ever partly written; sent in order,
-//! every piece lands at its own offset.
+//! chunks, so only its last block is ever partly written. Sent in order,
+//! every piece lands at its own offset and extends the one before: the
+//! map holds one entry per run of chunks that arrived in order.
 //!
 //! A blob laid out before this has no tail entry: its bytes stay at their
 //! stream offsets.
@@ -138,7 +139,21 @@ impl<M: Memory> Placements<M> {
             return;
         }
         for &(key, place, len) in &write.new_pieces {
-            self.pieces.insert((blob.0, key), (place, len));
+            // A piece that follows its predecessor both in the stream and
+            // in the space extends it: a file sent in order is one piece.
+            let before = self
+                .pieces
+                .range((blob.0, 0)..(blob.0, key))
+                .next_back()
+                .map(|entry| entry.into_pair());
+            match before {
+                Some(((_, start), (at, n))) if start + n == key && at + n == place => {
+                    self.pieces.insert((blob.0, start), (at, n + len));
+                }
+                _ => {
+                    self.pieces.insert((blob.0, key), (place, len));
+                }
+            }
         }
         self.pieces.insert((blob.0, TAIL), (write.tail, 0));
     }

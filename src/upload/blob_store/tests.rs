@@ -724,3 +724,35 @@ fn stored_blob_store_header_layout_is_pinned() {
     assert_eq!(hex(&header.to_bytes()), golden);
     assert_eq!(Header::from_bytes(Cow::Owned(unhex(golden))), header);
 }
+
+/// What placement costs: one entry per run of chunks that arrived in
+/// order, each under 96 bytes of stable memory (the README's figure).
+#[test]
+fn placement_takes_an_entry_per_run_of_chunks_in_order() {
+    let (_, memories, mut store) = fresh();
+    let in_order = store.allocate(20_000, UNLIMITED).unwrap();
+    let scattered = store.allocate(40_000, UNLIMITED).unwrap();
+    let mut sink = store.sink(in_order).unwrap();
+    for i in 0..20_000u64 {
+        sink.write_at(i, &[i as u8]).unwrap();
+    }
+    drop(sink);
+    let placements = store.placements.borrow();
+    assert_eq!(placements.pieces_of(in_order), vec![(0, 0, 20_000)]);
+    drop(placements);
+    // One byte in every other position, last first: no two pieces join.
+    let mut sink = store.sink(scattered).unwrap();
+    for i in (0..20_000u64).rev() {
+        sink.write_at(2 * i, &[1]).unwrap();
+    }
+    drop(sink);
+    let pieces = store.placements.borrow().pieces_of(scattered).len() as u64;
+    assert_eq!(pieces, 20_000);
+    let map_bytes = memories.get(crate::stable_memory::BLOB_PIECES).size() * 65_536;
+    assert!(
+        map_bytes < 96 * pieces,
+        "{} bytes per piece",
+        map_bytes / pieces
+    );
+    store.check_invariants();
+}
