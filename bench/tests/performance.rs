@@ -184,7 +184,8 @@ fn upgrades_are_constant_and_expiry_runs_in_bounded_batches() {
     assert_eq!(sweep.reclaimed, 1_000);
     // 64 sessions a run (SWEEP_BATCH): 16 runs for 1 000.
     assert_eq!(sweep.maintenance_runs, 16);
-    // Measured 98 M a run on average, 102 M at most (1.6 M a session).
+    // Measured 98 M a run on average, 102 M at most (1.6 M a session);
+    // 109 M at most since expiry also forgets a blob's placement entry.
     assert_at_most(
         "expiry: instructions of the largest run",
         sweep.maintenance.max_instructions as f64,

@@ -181,7 +181,7 @@ impl<M: Memory + Clone> UploadService<M> {
             used_bytes: blobs.used_bytes,
             free_bytes: blobs.free_bytes,
             high_water_bytes: blobs.high_water_bytes,
-            mapped_bytes: self.blobs.mapped_blocks() * BLOB_BLOCK_BYTES,
+            mapped_bytes: Some(self.blobs.mapped_blocks() * BLOB_BLOCK_BYTES),
             reserved_bytes: ledger.reserved_bytes,
             stored_bytes: ledger.stored_bytes,
             open_sessions: ledger.open_sessions,

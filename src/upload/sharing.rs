@@ -2,6 +2,7 @@
 //! and revoking links, computing serving-chunk hashes in bounded steps,
 //! and answering `http_request`.
 
+use super::blob_store::READ_RUN_COST_BYTES;
 use super::service::UploadService;
 use super::shares::*;
 use super::types::{MemoryItemId, MemoryRecord};
@@ -181,7 +182,8 @@ impl<M: Memory + Clone> UploadService<M> {
     }
 
     /// Certifies queued chunks for about `budget` bytes of work: a chunk
-    /// whose hash must be computed costs its length, one whose hash is
+    /// whose hash must be computed costs its length and its runs
+    /// (`READ_RUN_COST_BYTES` each), one whose hash is
     /// stored costs `CERTIFY_COST_BYTES`. A memory no longer shared leaves
     /// the queue (its hashes so far are kept for a later link).
     fn certify_queued(&mut self, budget: u64) {
@@ -201,12 +203,13 @@ impl<M: Memory + Clone> UploadService<M> {
             if self.shares.stored_chunk_hash(memory_id, index).is_none() {
                 let (start, end) = http::chunk_bounds(record.byte_len, index);
                 buf.resize((end - start) as usize, 0);
-                self.blobs
+                let runs = self
+                    .blobs
                     .read(record.blob_id, start, &mut buf)
                     .expect("bug: a memory's blob is shorter than the memory");
                 self.shares
                     .store_chunk_hash(memory_id, index, http::sha256(&buf));
-                spent += end - start;
+                spent += end - start + runs * READ_RUN_COST_BYTES;
             }
             self.shares
                 .certify(memory_id, &served(&record), Reply::Chunk(index));

@@ -266,8 +266,10 @@ pub struct Stats {
     /// Extent of the blob store's memory ever used.
     pub high_water_bytes: u64,
     /// Stable memory holding blob bytes: a 4 KiB block is taken when bytes
-    /// first arrive in it (kept for reuse, never given back).
-    pub mapped_bytes: u64,
+    /// first arrive in it (kept for reuse, never given back). Optional in
+    /// Candid only so that clients of this interface can still decode the
+    /// stats of a canister released before it; this build always sets it.
+    pub mapped_bytes: Option<u64>,
     pub reserved_bytes: u64,
     pub stored_bytes: u64,
     pub open_sessions: u64,

@@ -49,8 +49,10 @@ fn check_range(offset: u64, len: u64, byte_len: u64) -> Result<(), BlobStoreErro
 }
 
 impl<M: Memory + Clone> BlobStore<M> {
-    /// Fills `buf` with the blob's bytes at `offset`.
-    pub fn read(&self, id: BlobId, offset: u64, buf: &mut [u8]) -> Result<(), BlobStoreError> {
+    /// Fills `buf` with the blob's bytes at `offset`, and returns the runs
+    /// it read them in (pieces placed apart, each costing about
+    /// [`READ_RUN_COST_BYTES`] beside its bytes).
+    pub fn read(&self, id: BlobId, offset: u64, buf: &mut [u8]) -> Result<u64, BlobStoreError> {
         let record = self.record(id)?;
         check_range(offset, buf.len() as u64, record.byte_len)?;
         let layout = Layout {
@@ -60,8 +62,7 @@ impl<M: Memory + Clone> BlobStore<M> {
             extents: &record.extents,
             placed: self.placements.borrow().tail(id).is_some(),
         };
-        layout.read(offset, buf);
-        Ok(())
+        Ok(layout.read(offset, buf))
     }
 
     /// A sink that writes (and reads) the blob's bytes at stream offsets.
@@ -134,15 +135,18 @@ struct Layout<'a, M: Memory> {
 
 impl<M: Memory> Layout<'_, M> {
     /// Fills `buf` with the bytes at stream `offset` (the range is checked
-    /// by the caller); zeros where a placed blob has nothing yet.
-    fn read(&self, offset: u64, buf: &mut [u8]) {
+    /// by the caller); zeros where a placed blob has nothing yet. Returns
+    /// the runs read.
+    fn read(&self, offset: u64, buf: &mut [u8]) -> u64 {
         if !self.placed {
-            return read_extents(self.data, self.extents, offset, buf);
+            read_extents(self.data, self.extents, offset, buf);
+            return 1;
         }
         let runs = self
             .placements
             .borrow()
             .runs(self.id, offset, buf.len() as u64);
+        let count = runs.len() as u64;
         for run in runs {
             let part = &mut buf[run.at as usize..(run.at + run.len) as usize];
             match run.place {
@@ -150,6 +154,7 @@ impl<M: Memory> Layout<'_, M> {
                 None => part.fill(0),
             }
         }
+        count
     }
 }
 

@@ -159,10 +159,17 @@ impl<M: Memory> Placements<M> {
     }
 
     /// Queues a freed blob's pieces for removal (ids are never reused, so
-    /// nothing reads them meanwhile).
+    /// nothing reads them meanwhile); a blob with none is forgotten now.
     pub(super) fn forget(&mut self, blob: BlobId) {
-        if self.tail(blob).is_some() {
-            self.forgotten.insert(blob.0, ());
+        match self.tail(blob) {
+            // Nothing placed: the tail entry is all there is.
+            Some(0) => {
+                self.pieces.remove(&(blob.0, TAIL));
+            }
+            Some(_) => {
+                self.forgotten.insert(blob.0, ());
+            }
+            None => {}
         }
     }
 

@@ -140,6 +140,13 @@ fn a_freed_blobs_pieces_are_forgotten_in_bounded_steps() {
     assert_eq!(placements.pieces_of(kept), vec![(0, 0, 3_000)]);
     drop(placements);
     assert_eq!(read_all(&store, kept), pattern(kept, 3_000));
+    // A blob freed before any byte arrived leaves nothing to forget.
+    let unwritten = store.allocate(5_000, UNLIMITED).unwrap();
+    store.free(unwritten).unwrap();
+    assert!(!store.forget_freed_pieces(4));
+    let placements = store.placements.borrow();
+    assert_eq!(placements.blobs_with_entries(), vec![(kept.0, false)]);
+    drop(placements);
     store.check_invariants();
 }
 

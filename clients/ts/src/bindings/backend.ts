@@ -268,9 +268,11 @@ export interface Stats {
     caller: CallerUsage;
     /**
      * Stable memory holding blob bytes: a 4 KiB block is taken when bytes
-     * first arrive in it (kept for reuse, never given back).
+     * first arrive in it (kept for reuse, never given back). Optional in
+     * Candid only so that clients of this interface can still decode the
+     * stats of a canister released before it; this build always sets it.
      */
-    mapped_bytes: bigint;
+    mapped_bytes?: bigint;
     stored_bytes: bigint;
     session_records: bigint;
     limits: Limits;
@@ -939,7 +941,7 @@ function from_candid_record_n49(value: {
     open_sessions: bigint;
     memories: bigint;
     caller: _CallerUsage;
-    mapped_bytes: bigint;
+    mapped_bytes: [] | [bigint];
     stored_bytes: bigint;
     session_records: bigint;
     limits: _Limits;
@@ -951,7 +953,7 @@ function from_candid_record_n49(value: {
     open_sessions: bigint;
     memories: bigint;
     caller: CallerUsage;
-    mapped_bytes: bigint;
+    mapped_bytes?: bigint;
     stored_bytes: bigint;
     session_records: bigint;
     limits: Limits;
@@ -964,7 +966,7 @@ function from_candid_record_n49(value: {
         open_sessions: value.open_sessions,
         memories: value.memories,
         caller: value.caller,
-        mapped_bytes: value.mapped_bytes,
+        mapped_bytes: record_opt_to_undefined(from_candid_opt_n34(value.mapped_bytes)),
         stored_bytes: value.stored_bytes,
         session_records: value.session_records,
         limits: from_candid_Limits_n50(value.limits),

@@ -366,9 +366,11 @@ export interface Stats {
   'caller' : CallerUsage,
   /**
    * Stable memory holding blob bytes: a 4 KiB block is taken when bytes
-   * first arrive in it (kept for reuse, never given back).
+   * first arrive in it (kept for reuse, never given back). Optional in
+   * Candid only so that clients of this interface can still decode the
+   * stats of a canister released before it; this build always sets it.
    */
-  'mapped_bytes' : bigint,
+  'mapped_bytes' : [] | [bigint],
   'stored_bytes' : bigint,
   'session_records' : bigint,
   'limits' : Limits,
@@ -863,7 +865,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'open_sessions' : IDL.Nat64,
     'memories' : IDL.Nat64,
     'caller' : CallerUsage,
-    'mapped_bytes' : IDL.Nat64,
+    'mapped_bytes' : IDL.Opt(IDL.Nat64),
     'stored_bytes' : IDL.Nat64,
     'session_records' : IDL.Nat64,
     'limits' : Limits,
