@@ -1317,6 +1317,12 @@ impl Harness {
             }
             PutKind::Huge => (vec![0; MAX_CHUNK_BYTES as usize + 1], None),
         };
+        let received_before = self
+            .model
+            .sessions
+            .iter()
+            .find(|s| s.sid == sid)
+            .map_or(0, |s| s.stored.len() as u32);
         let expected = self.model_put(session, who, index, &bytes, &chunk_sha);
         let len = bytes.len() as u64;
         let actual = self.service.put_chunk(
@@ -1336,8 +1342,10 @@ impl Harness {
             expected,
             "put chunk {index} of {sid:?} by {who}"
         );
+        // A chunk's first arrival is placed; a replaced one is rewritten
+        // where it is.
         if let Ok(accepted) = &expected {
-            if accepted.newly_stored {
+            if accepted.received_chunks > received_before {
                 self.note_written(sid, len);
             }
         }

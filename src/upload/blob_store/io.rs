@@ -70,14 +70,14 @@ impl<M: Memory + Clone> BlobStore<M> {
     /// borrows the store immutably.
     pub fn sink(&self, id: BlobId) -> Result<StableBlobSink<'_, M>, BlobStoreError> {
         let record = self.record(id)?;
-        let tail = self.placements.borrow().tail(id);
+        let placed = self.placements.borrow().tail(id).is_some();
         Ok(StableBlobSink {
             data: &self.data,
             placements: &self.placements,
             id,
             byte_len: record.byte_len,
             extents: record.extents,
-            tail,
+            placed,
         })
     }
 }
@@ -89,9 +89,9 @@ pub struct StableBlobSink<'a, M: Memory> {
     id: BlobId,
     byte_len: u64,
     extents: Vec<Extent>,
-    /// Bytes placed so far; `None` for a blob laid out at its stream
-    /// offsets (written before placement existed).
-    tail: Option<u64>,
+    /// False for a blob laid out at its stream offsets (written before
+    /// placement existed).
+    placed: bool,
 }
 
 impl<M: Memory> StableBlobSink<'_, M> {
@@ -119,7 +119,7 @@ impl<M: Memory> StableBlobSink<'_, M> {
             placements: self.placements,
             id: self.id,
             extents: &self.extents,
-            placed: self.tail.is_some(),
+            placed: self.placed,
         }
     }
 }
@@ -171,10 +171,14 @@ impl<M: Memory> ByteSink for StableBlobSink<'_, M> {
         self.check(offset, bytes.len())?;
         let len = bytes.len() as u64;
         // Where each part goes in the blob's space: its stream offset, or
-        // its place.
-        let placed = self
-            .tail
-            .map(|tail| self.placements.borrow().place(self.id, tail, offset, len));
+        // its place (the tail read afresh, so sinks on one blob agree).
+        let placed = self.placed.then(|| {
+            let placements = self.placements.borrow();
+            let tail = placements
+                .tail(self.id)
+                .expect("bug: a placed blob lost its tail");
+            placements.place(self.id, tail, offset, len)
+        });
         let runs = match &placed {
             Some(write) => write.runs.clone(),
             None => vec![Run {
@@ -208,7 +212,6 @@ impl<M: Memory> ByteSink for StableBlobSink<'_, M> {
         written.map_err(|_| SinkError::OutOfSpace)?;
         if let Some(write) = placed {
             self.placements.borrow_mut().record(self.id, &write);
-            self.tail = Some(write.tail());
         }
         Ok(())
     }

@@ -228,10 +228,3 @@ impl<M: Memory> Placements<M> {
             .collect()
     }
 }
-
-impl PlacedWrite {
-    /// Bytes of the blob's space in use once this write is recorded.
-    pub(super) fn tail(&self) -> u64 {
-        self.tail
-    }
-}

@@ -121,6 +121,26 @@ fn small_chunks_sent_far_apart_take_only_the_blocks_they_fill() {
 }
 
 #[test]
+fn two_sinks_on_one_blob_place_after_each_other() {
+    let (_, _, mut store) = fresh();
+    let id = store.allocate(4_000, UNLIMITED).unwrap();
+    let bytes = pattern(id, 4_000);
+    let mut first = store.sink(id).unwrap();
+    let mut second = store.sink(id).unwrap();
+    for i in (0..4).rev() {
+        let sink = if i % 2 == 0 { &mut first } else { &mut second };
+        sink.write_at(
+            i * 1_000,
+            &bytes[i as usize * 1_000..(i as usize + 1) * 1_000],
+        )
+        .unwrap();
+    }
+    drop((first, second));
+    assert_eq!(read_all(&store, id), bytes);
+    store.check_invariants();
+}
+
+#[test]
 fn a_freed_blobs_pieces_are_forgotten_in_bounded_steps() {
     let (_, _, mut store) = fresh();
     let gone = store.allocate(10_000, UNLIMITED).unwrap();
