@@ -179,16 +179,14 @@ impl<M: Memory> ByteSink for StableBlobSink<'_, M> {
                 .expect("bug: a placed blob lost its tail");
             placements.place(self.id, tail, offset, len)
         });
-        let runs = match &placed {
-            Some(write) => write.runs.clone(),
-            None => vec![Run {
-                place: Some(offset),
-                at: 0,
-                len,
-            }],
-        };
+        let at_offset = [Run {
+            place: Some(offset),
+            at: 0,
+            len,
+        }];
+        let runs: &[Run] = placed.as_ref().map_or(&at_offset, |write| &write.runs);
         let (mut highest, mut pieces) = (0, 0);
-        for run in &runs {
+        for run in runs {
             let place = run.place.expect("bug: a write part has no place");
             for_each_piece(&self.extents, place, run.len, |address, _, n| {
                 highest = highest.max(address + n as u64);
@@ -200,7 +198,7 @@ impl<M: Memory> ByteSink for StableBlobSink<'_, M> {
             .room_for(highest, len, pieces)
             .map_err(|_| SinkError::OutOfSpace)?;
         let mut written = Ok(());
-        for run in &runs {
+        for run in runs {
             let place = run.place.expect("bug: a write part has no place");
             let part = &bytes[run.at as usize..(run.at + run.len) as usize];
             for_each_piece(&self.extents, place, run.len, |address, at, n| {
