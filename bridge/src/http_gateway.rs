@@ -26,6 +26,7 @@ impl HttpCanister for BridgeCanister {
             let mut world = lock(&self.shared.world);
             sync_clock(&self.shared, &mut world);
             world
+                .net
                 .host
                 .query(
                     self.shared.canister,
@@ -39,10 +40,10 @@ impl HttpCanister for BridgeCanister {
     }
 
     fn root_key(&self) -> Vec<u8> {
-        lock(&self.shared.world).host.root_key()
+        lock(&self.shared.world).net.host.root_key()
     }
 
     fn time_ns(&self) -> u64 {
-        lock(&self.shared.world).host.time()
+        lock(&self.shared.world).net.host.time()
     }
 }

@@ -21,7 +21,9 @@
 //! due timers run after every update, as rounds would on a subnet.
 
 mod faults;
+mod http_api;
 mod http_gateway;
+pub mod network;
 
 pub use http_gateway::BridgeCanister;
 
@@ -56,7 +58,7 @@ pub struct Stats {
 }
 
 struct World {
-    host: Host,
+    net: network::World,
     /// Execution order of the calls, for the reorder count.
     executed: u64,
     advanced: Duration,
@@ -71,6 +73,7 @@ struct Shared {
     world: Mutex<World>,
     faults: Mutex<FaultState>,
     stats: Mutex<(Stats, u64)>,
+    keys: network::Keys,
     wasm: Vec<u8>,
     controller: Principal,
     canister: Principal,
@@ -99,8 +102,13 @@ impl Bridge {
         let controller = Principal::from_slice(&[0xC0; 29]);
         let mut host = Host::new();
         host.set_echo_logs(false);
-        let canister = install(&mut host, &wasm, controller)?;
-        let epoch_ns = host.time();
+        // The agents check certificates' times against their own clocks:
+        // the network's clock starts at the wall clock.
+        host.set_time(wall_clock_ns());
+        let keys = network::Keys::new(host.subnet_key());
+        let mut net = network::World::new(host);
+        let canister = install(&mut net, &wasm, controller)?;
+        let epoch_ns = net.host.time();
         let server = Arc::new(tiny_http::Server::http(addr).map_err(|e| e.to_string())?);
         let addr = server
             .server_addr()
@@ -108,7 +116,7 @@ impl Bridge {
             .ok_or("the bridge listens on an IP address")?;
         let shared = Arc::new(Shared {
             world: Mutex::new(World {
-                host,
+                net,
                 executed: 0,
                 advanced: Duration::ZERO,
             }),
@@ -117,6 +125,7 @@ impl Bridge {
                 calls: 0,
             }),
             stats: Mutex::new((Stats::default(), 0)),
+            keys,
             wasm,
             controller,
             canister,
@@ -149,6 +158,12 @@ impl Bridge {
     /// The canister installed at start.
     pub fn canister(&self) -> Principal {
         self.shared.canister
+    }
+
+    /// The network's root key, DER-encoded (the key agents verify
+    /// certificates with: `HttpAgent.create({ rootKey })`).
+    pub fn root_key(&self) -> Vec<u8> {
+        self.shared.keys.root_key_der().to_vec()
     }
 
     /// The controller of every canister the bridge installs.
@@ -189,10 +204,20 @@ impl Drop for Bridge {
     }
 }
 
-fn install(host: &mut Host, wasm: &[u8], controller: Principal) -> Result<Principal, String> {
-    let arg = candid::encode_args(()).map_err(|e| e.to_string())?;
-    host.install(wasm, arg, controller)
-        .map_err(|e| format!("installing the canister: {e}"))
+fn install(
+    net: &mut network::World,
+    wasm: &[u8],
+    controller: Principal,
+) -> Result<Principal, String> {
+    net.install_new(wasm, controller)
+        .map_err(|e| format!("installing the canister: {}", e.message))
+}
+
+fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(embedded_ic_host::DEFAULT_TIME_NS)
 }
 
 type Reply = tiny_http::Response<std::io::Cursor<Vec<u8>>>;
@@ -252,6 +277,10 @@ fn route(shared: &Shared, request: &tiny_http::Request, body: Vec<u8>) -> Reply 
         .map(|h| h.value.as_str().to_string());
     match (request.method(), parts.as_slice()) {
         (Options, _) => text(204, ""),
+        (Get, ["api", "v2", "status"]) => http_api::status(shared),
+        (Post, ["api", version @ ("v2" | "v3" | "v4"), scope @ ("canister" | "subnet"), id, endpoint]) => {
+            http_api::route(shared, version, scope, id, endpoint, body)
+        }
         (Post, ["api", kind @ ("update" | "query"), canister, method]) => {
             match parse_principals(caller.as_deref(), canister) {
                 Ok((caller, canister)) => {
@@ -266,7 +295,7 @@ fn route(shared: &Shared, request: &tiny_http::Request, body: Vec<u8>) -> Reply 
         })),
         (Post, ["admin", "install"]) => {
             let mut world = lock(&shared.world);
-            match install(&mut world.host, &shared.wasm, shared.controller) {
+            match install(&mut world.net, &shared.wasm, shared.controller) {
                 Ok(id) => json(&serde_json::json!({ "canister": id.to_text() })),
                 Err(e) => text(500, e),
             }
@@ -275,7 +304,7 @@ fn route(shared: &Shared, request: &tiny_http::Request, body: Vec<u8>) -> Reply 
             Ok(canister) => {
                 let mut world = lock(&shared.world);
                 let arg = candid::encode_args(()).expect("empty args");
-                match world.host.upgrade(canister, &shared.wasm, arg) {
+                match world.net.host.upgrade(canister, &shared.wasm, arg) {
                     Ok(()) => {
                         lock(&shared.stats).0.upgrades += 1;
                         text(200, "upgraded")
@@ -302,12 +331,58 @@ fn route(shared: &Shared, request: &tiny_http::Request, body: Vec<u8>) -> Reply 
                 let mut world = lock(&shared.world);
                 world.advanced += Duration::from_secs(s);
                 sync_clock(shared, &mut world);
-                world.host.tick();
+                world.net.host.tick();
                 text(200, "advanced")
             }
             Err(e) => text(400, format!("seconds: {e}")),
         },
         _ => text(404, "no such route"),
+    }
+}
+
+impl Shared {
+    /// Counts a call or query and decides its fate.
+    fn fate(&self, method: &str) -> faults::Fate {
+        let fate = {
+            let mut f = lock(&self.faults);
+            f.calls += 1;
+            f.faults.fate(f.calls)
+        };
+        let mut stats = lock(&self.stats);
+        *stats.0.calls.entry(method.to_string()).or_default() += 1;
+        if fate.drop_before {
+            stats.0.dropped_before += 1;
+        }
+        fate
+    }
+
+    /// Books an executed call (the `seq`-th) and holds its reply as its
+    /// fate says.
+    fn after_execution(&self, method: &str, fate: faults::Fate, seq: u64) {
+        {
+            let mut stats = lock(&self.stats);
+            *stats.0.executed.entry(method.to_string()).or_default() += 1;
+            if fate.drop_after {
+                stats.0.dropped_after += 1;
+            }
+        }
+        http_api::hold(fate.hold_ms);
+        let mut stats = lock(&self.stats);
+        let (s, latest) = &mut *stats;
+        if seq < *latest {
+            s.replies_out_of_order += 1;
+        }
+        *latest = (*latest).max(seq);
+    }
+}
+
+/// Flips the last byte of a `memories_read` reply that carries bytes.
+fn corrupt_read(reply: &mut [u8]) -> bool {
+    if is_ok_blob(reply) {
+        faults::corrupt_last_byte(reply);
+        true
+    } else {
+        false
     }
 }
 
@@ -325,8 +400,8 @@ fn parse_principals(
 
 fn sync_clock(shared: &Shared, world: &mut World) {
     let now = shared.epoch_ns + (shared.started.elapsed() + world.advanced).as_nanos() as u64;
-    if now > world.host.time() {
-        world.host.set_time(now);
+    if now > world.net.host.time() {
+        world.net.host.set_time(now);
     }
 }
 
@@ -338,58 +413,31 @@ fn call(
     method: &str,
     arg: Vec<u8>,
 ) -> Reply {
-    let (fate, corrupt_reads) = {
-        let mut f = lock(&shared.faults);
-        f.calls += 1;
-        (f.faults.fate(f.calls), f.faults.corrupt_reads)
-    };
-    *lock(&shared.stats)
-        .0
-        .calls
-        .entry(method.to_string())
-        .or_default() += 1;
+    let fate = shared.fate(method);
+    let corrupt_reads = lock(&shared.faults).faults.corrupt_reads;
     if fate.drop_before {
-        lock(&shared.stats).0.dropped_before += 1;
         return text(503, "dropped before execution by the bridge");
     }
     let (result, seq) = {
         let mut world = lock(&shared.world);
         sync_clock(shared, &mut world);
         let result = if update {
-            let r = world.host.update(canister, caller, method, arg);
-            world.host.tick();
+            let r = world.net.host.update(canister, caller, method, arg);
+            world.net.host.tick();
             r
         } else {
-            world.host.query(canister, caller, method, arg)
+            world.net.host.query(canister, caller, method, arg)
         };
         world.executed += 1;
         (result, world.executed)
     };
-    {
-        let mut stats = lock(&shared.stats);
-        *stats.0.executed.entry(method.to_string()).or_default() += 1;
-        if fate.drop_after {
-            stats.0.dropped_after += 1;
-        }
-    }
-    if fate.hold_ms > 0 {
-        std::thread::sleep(Duration::from_millis(fate.hold_ms));
-    }
-    {
-        let mut stats = lock(&shared.stats);
-        let (s, latest) = &mut *stats;
-        if seq < *latest {
-            s.replies_out_of_order += 1;
-        }
-        *latest = (*latest).max(seq);
-    }
+    shared.after_execution(method, fate, seq);
     if fate.drop_after {
         return text(503, "reply lost after execution by the bridge");
     }
     match result {
         Ok(mut bytes) => {
-            if corrupt_reads && method == "memories_read" && is_ok_blob(&bytes) {
-                faults::corrupt_last_byte(&mut bytes);
+            if corrupt_reads && method == "memories_read" && corrupt_read(&mut bytes) {
                 lock(&shared.stats).0.corrupted_reads += 1;
             }
             reply(200, bytes, "application/octet-stream")

@@ -66,12 +66,17 @@ fn main() {
         "gateway": gateway.url(),
         "canister": bridge.canister().to_text(),
         "controller": bridge.controller().to_text(),
+        "root_key": hex(&bridge.root_key()),
     });
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
     drop(out);
     bridge.wait();
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn fail(message: &str) -> ! {

@@ -171,8 +171,11 @@ pub struct MessageContext {
 pub struct HostState {
     /// `canister_self`.
     pub canister_id: Principal,
-    /// The only controller.
+    /// The controller lifecycle messages run as (the installer).
     pub controller: Principal,
+    /// Every controller `ic0.is_controller` accepts (the installer and
+    /// those [`crate::Host::set_controllers`] names).
+    pub controllers: Vec<Principal>,
     /// Stable memory.
     pub stable: StableMemory,
     /// `certified_data_set` contents.
@@ -259,6 +262,7 @@ impl HostState {
         HostState {
             canister_id,
             controller,
+            controllers: vec![controller],
             stable: StableMemory::default(),
             certified_data: Vec::new(),
             global_timer: 0,

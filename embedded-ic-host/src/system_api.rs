@@ -790,7 +790,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
                 return Err(trap("ic0.is_controller: invalid principal"));
             }
             let bytes = read_bytes(&c, src as u32, size as u32, "is_controller")?;
-            Ok((bytes == c.data().controller.as_slice()) as i32)
+            Ok(c.data().controllers.iter().any(|p| p.as_slice() == bytes) as i32)
         }),
         "in_replicated_execution" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
             charge(&mut c, cost::DEFAULT.of(0))?;

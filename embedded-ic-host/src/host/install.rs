@@ -107,6 +107,32 @@ impl Host {
         controller: Principal,
     ) -> Result<Principal, HostError> {
         let id = canister_id(self.next_id);
+        self.install_at(id, wasm, init_arg, controller)?;
+        self.next_id += 1;
+        Ok(id)
+    }
+
+    /// Allocates the next canister id without installing anything there
+    /// (the management canister's `create_canister`: an empty canister,
+    /// whose module comes later through [`Host::install_at`]).
+    pub fn reserve_canister_id(&mut self) -> Principal {
+        let id = canister_id(self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    /// [`Host::install`] at an id [`Host::reserve_canister_id`] gave (or
+    /// of a canister [`Host::remove_canister`] took out).
+    pub fn install_at(
+        &mut self,
+        id: Principal,
+        wasm: &[u8],
+        init_arg: Vec<u8>,
+        controller: Principal,
+    ) -> Result<(), HostError> {
+        if self.canisters.contains_key(&id) {
+            return Err(HostError::InvalidWasm(format!("canister {id} already has a module")));
+        }
         let state = self.new_state(id, controller);
         let mut c = Canister::new(&self.engine, wasm, state)?;
         c.begin_tx();
@@ -114,9 +140,52 @@ impl Host {
         self.run_install_code(&mut c, Kind::Init, init_arg, controller, budget, budget)?;
         c.commit_tx();
         c.state_mut().canister_version = 1;
-        self.next_id += 1;
         self.canisters.insert(id, c);
-        Ok(id)
+        Ok(())
+    }
+
+    /// Takes a canister out of the host (`uninstall_code`, `delete_canister`):
+    /// its module, heap and stable memory are gone.
+    pub fn remove_canister(&mut self, id: Principal) -> Result<(), HostError> {
+        self.canisters
+            .remove(&id)
+            .map(|_| ())
+            .ok_or(HostError::CanisterNotFound(id))
+    }
+
+    /// Sets who `ic0.is_controller` accepts for this canister.
+    pub fn set_controllers(
+        &mut self,
+        id: Principal,
+        controllers: Vec<Principal>,
+    ) -> Result<(), HostError> {
+        let c = self
+            .canisters
+            .get_mut(&id)
+            .ok_or(HostError::CanisterNotFound(id))?;
+        c.state_mut().controllers = controllers;
+        Ok(())
+    }
+
+    /// The canister's cycle balance.
+    pub fn cycles(&self, id: Principal) -> Option<u128> {
+        self.canisters.get(&id).map(|c| c.state().cycles)
+    }
+
+    /// Adds cycles to the canister's balance.
+    pub fn add_cycles(&mut self, id: Principal, amount: u128) -> Result<(), HostError> {
+        let c = self
+            .canisters
+            .get_mut(&id)
+            .ok_or(HostError::CanisterNotFound(id))?;
+        let state = c.state_mut();
+        state.cycles = state.cycles.saturating_add(amount);
+        Ok(())
+    }
+
+    /// The canister's `canister_version`.
+    pub fn canister_version(&self, id: Principal) -> Option<u64> {
+        self.canisters.get(&id).map(|c| c.state().canister_version)
     }
 
     /// Replaces code and state (heap and stable memory wiped), runs `canister_init(arg)`.
@@ -134,9 +203,11 @@ impl Host {
         let controller = old.state().controller;
         let version = old.state().canister_version;
         let cycles = old.state().cycles;
+        let controllers = old.state().controllers.clone();
         let mut state = self.new_state(canister, controller);
         state.canister_version = version + 1;
         state.cycles = cycles;
+        state.controllers = controllers;
         let mut c = Canister::new(&self.engine, wasm, state)?;
         c.begin_tx();
         let budget = self.limits.upgrade_instructions;
@@ -206,6 +277,7 @@ impl Host {
         let mut state = self.new_state(id, controller);
         state.canister_version = old.state().canister_version + 1;
         state.cycles = old.state().cycles;
+        state.controllers = old.state().controllers.clone();
         state.certified_data = old.state().certified_data.clone();
         let mut new = Canister::new(&self.engine, wasm, state)?;
         new.state_mut().stable = std::mem::take(&mut old.state_mut().stable);

@@ -343,6 +343,13 @@ impl Host {
         state.finish()
     }
 
+    /// The key that signs this host's certificates (the root key's secret
+    /// half), for a network in front of the host that certifies its own
+    /// state tree (request statuses) with the same key.
+    pub fn subnet_key(&self) -> Arc<SubnetKey> {
+        self.subnet_key.clone()
+    }
+
     /// The canister's certified data.
     pub fn certified_data(&self, canister: Principal) -> Vec<u8> {
         self.canisters

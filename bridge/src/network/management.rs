@@ -1,0 +1,421 @@
+//! The management canister (`aaaaa-aa`) as ingress reaches it: the calls a
+//! developer's tools make (create, install, upgrade, stop, start, settings,
+//! status, delete, cycles), authorised by the target's controllers as on
+//! the IC.
+
+use super::errors::Reject;
+use super::{CanisterRecord, RunState, World};
+use candid::{CandidType, Decode, Encode, Nat, Principal};
+use ic_management_canister_types::{
+    CanisterIdRecord, CanisterInstallMode, CanisterSettings, CanisterStatusResult,
+    CanisterStatusType, DefiniteCanisterSettings, InstallCodeArgs, LogVisibility, MemoryMetrics,
+    ProvisionalCreateCanisterWithCyclesArgs, ProvisionalTopUpCanisterArgs, QueryStats,
+    SnapshotVisibility, UpdateSettingsArgs,
+};
+use sha2::{Digest, Sha256};
+
+/// Cycles a canister gets from `provisional_create_canister_with_cycles`
+/// without an amount (as the replica's default).
+pub const DEFAULT_PROVISIONAL_CYCLES: u128 = 100_000_000_000_000;
+/// At most this many controllers (the IC's limit).
+pub const MAX_CONTROLLERS: usize = 10;
+
+fn invalid_arg(method: &str, e: impl std::fmt::Display) -> Reject {
+    Reject::new(
+        4,
+        "IC0406",
+        format!("Error decoding candid of the management canister's {method}: {e}"),
+    )
+}
+
+fn reply(value: &impl CandidType) -> Result<Vec<u8>, Reject> {
+    Encode!(value).map_err(|e| Reject::new(5, "IC0503", format!("encoding the reply: {e}")))
+}
+
+/// The canister a management call is about, for the effective canister id
+/// check (`None`: the call names no canister, e.g. a create).
+pub fn target_of(method: &str, arg: &[u8]) -> Option<Principal> {
+    match method {
+        "install_code" => Decode!(arg, InstallCodeArgs).ok().map(|a| a.canister_id),
+        "update_settings" => Decode!(arg, UpdateSettingsArgs).ok().map(|a| a.canister_id),
+        "provisional_top_up_canister" => Decode!(arg, ProvisionalTopUpCanisterArgs)
+            .ok()
+            .map(|a| a.canister_id),
+        "canister_status" | "stop_canister" | "start_canister" | "delete_canister"
+        | "uninstall_code" => Decode!(arg, CanisterIdRecord).ok().map(|a| a.canister_id),
+        _ => None,
+    }
+}
+
+impl World {
+    /// Executes an ingress call to the management canister.
+    pub fn management_call(
+        &mut self,
+        caller: Principal,
+        method: &str,
+        arg: &[u8],
+    ) -> Result<Vec<u8>, Reject> {
+        match method {
+            "provisional_create_canister_with_cycles" => {
+                let a = Decode!(arg, ProvisionalCreateCanisterWithCyclesArgs)
+                    .map_err(|e| invalid_arg(method, e))?;
+                if a.specified_id.is_some() {
+                    return Err(Reject::new(
+                        5,
+                        "IC0503",
+                        "provisional_create_canister_with_cycles: specified_id is not supported by this network",
+                    ));
+                }
+                let cycles = a
+                    .amount
+                    .map(|n| nat_to_u128(&n))
+                    .unwrap_or(DEFAULT_PROVISIONAL_CYCLES);
+                let id = self.create_canister(caller, a.settings.unwrap_or_default(), cycles)?;
+                reply(&CanisterIdRecord { canister_id: id })
+            }
+            "provisional_top_up_canister" => {
+                let a = Decode!(arg, ProvisionalTopUpCanisterArgs)
+                    .map_err(|e| invalid_arg(method, e))?;
+                let record = self.record_mut(a.canister_id)?;
+                record.cycles = record.cycles.saturating_add(nat_to_u128(&a.amount));
+                self.push_cycles(a.canister_id);
+                reply(&())
+            }
+            "install_code" => {
+                let a = Decode!(arg, InstallCodeArgs).map_err(|e| invalid_arg(method, e))?;
+                self.authorize(caller, a.canister_id)?;
+                self.install_code(caller, a)?;
+                reply(&())
+            }
+            "uninstall_code" => {
+                let a = Decode!(arg, CanisterIdRecord).map_err(|e| invalid_arg(method, e))?;
+                self.authorize(caller, a.canister_id)?;
+                self.uninstall(a.canister_id);
+                reply(&())
+            }
+            "stop_canister" | "start_canister" => {
+                let a = Decode!(arg, CanisterIdRecord).map_err(|e| invalid_arg(method, e))?;
+                self.authorize(caller, a.canister_id)?;
+                self.record_mut(a.canister_id)?.run_state = if method == "stop_canister" {
+                    RunState::Stopped
+                } else {
+                    RunState::Running
+                };
+                reply(&())
+            }
+            "update_settings" => {
+                let a = Decode!(arg, UpdateSettingsArgs).map_err(|e| invalid_arg(method, e))?;
+                self.authorize(caller, a.canister_id)?;
+                self.apply_settings(a.canister_id, a.settings)?;
+                reply(&())
+            }
+            "canister_status" => {
+                let a = Decode!(arg, CanisterIdRecord).map_err(|e| invalid_arg(method, e))?;
+                self.authorize(caller, a.canister_id)?;
+                reply(&self.status(a.canister_id)?)
+            }
+            "delete_canister" => {
+                let a = Decode!(arg, CanisterIdRecord).map_err(|e| invalid_arg(method, e))?;
+                self.authorize(caller, a.canister_id)?;
+                if self.record(a.canister_id)?.run_state != RunState::Stopped {
+                    return Err(Reject::new(
+                        5,
+                        "IC0510",
+                        format!("Canister {} must be stopped before it is deleted.", a.canister_id),
+                    ));
+                }
+                self.uninstall(a.canister_id);
+                self.canisters.remove(&a.canister_id);
+                reply(&())
+            }
+            // On the IC only canisters may call these; ingress is refused.
+            "raw_rand" | "create_canister" | "deposit_cycles" | "http_request" => Err(Reject::new(
+                4,
+                "IC0406",
+                format!("Only canisters can call ic00 method {method}"),
+            )),
+            other => Err(Reject::new(
+                5,
+                "IC0536",
+                format!("Management canister has no method '{other}' on this network"),
+            )),
+        }
+    }
+
+    /// Creates a canister controlled by `controller` and installs `wasm`
+    /// in it with an empty argument, as `provisional_create_canister_with_cycles`
+    /// and `install_code` would.
+    pub fn install_new(&mut self, wasm: &[u8], controller: Principal) -> Result<Principal, Reject> {
+        let id = self.create_canister(controller, CanisterSettings::default(), DEFAULT_PROVISIONAL_CYCLES)?;
+        let args = InstallCodeArgs {
+            mode: CanisterInstallMode::Install,
+            canister_id: id,
+            wasm_module: wasm.to_vec(),
+            arg: Encode!().expect("empty arguments"),
+            sender_canister_version: None,
+        };
+        if let Err(e) = self.install_code(controller, args) {
+            self.canisters.remove(&id);
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    fn record(&self, id: Principal) -> Result<&CanisterRecord, Reject> {
+        self.canisters
+            .get(&id)
+            .ok_or_else(|| Reject::new(3, "IC0301", format!("Canister {id} not found")))
+    }
+
+    fn record_mut(&mut self, id: Principal) -> Result<&mut CanisterRecord, Reject> {
+        self.canisters
+            .get_mut(&id)
+            .ok_or_else(|| Reject::new(3, "IC0301", format!("Canister {id} not found")))
+    }
+
+    fn authorize(&self, caller: Principal, id: Principal) -> Result<(), Reject> {
+        let record = self.record(id)?;
+        if record.settings.controllers.contains(&caller) {
+            return Ok(());
+        }
+        let controllers: Vec<String> = record
+            .settings
+            .controllers
+            .iter()
+            .map(Principal::to_text)
+            .collect();
+        Err(Reject::new(
+            5,
+            "IC0512",
+            format!(
+                "Only the controllers of the canister {id} can control it.\nCanister's controllers: {}\nSender's ID: {caller}",
+                controllers.join(" ")
+            ),
+        ))
+    }
+
+    pub fn create_canister(
+        &mut self,
+        caller: Principal,
+        settings: CanisterSettings,
+        cycles: u128,
+    ) -> Result<Principal, Reject> {
+        let id = self.host.reserve_canister_id();
+        let mut record = CanisterRecord::new(vec![caller], cycles);
+        merge_settings(&mut record.settings, settings)?;
+        self.canisters.insert(id, record);
+        Ok(id)
+    }
+
+    fn apply_settings(&mut self, id: Principal, settings: CanisterSettings) -> Result<(), Reject> {
+        let record = self.record_mut(id)?;
+        merge_settings(&mut record.settings, settings)?;
+        let controllers = record.settings.controllers.clone();
+        if record.module_hash.is_some() {
+            self.host
+                .set_controllers(id, controllers)
+                .map_err(|e| super::errors::reject_of(&id, &e))?;
+        }
+        Ok(())
+    }
+
+    fn install_code(&mut self, caller: Principal, a: InstallCodeArgs) -> Result<(), Reject> {
+        let id = a.canister_id;
+        let module = decompress(&a.wasm_module)
+            .map_err(|e| Reject::new(5, "IC0505", format!("Error from Canister {id}: {e}")))?;
+        let metadata = custom_sections(&module);
+        let has_module = self.record(id)?.module_hash.is_some();
+        let host_error = |e: embedded_ic_host::HostError| super::errors::reject_of(&id, &e);
+        match a.mode {
+            CanisterInstallMode::Install => {
+                if has_module {
+                    return Err(Reject::new(
+                        5,
+                        "IC0538",
+                        format!("Canister {id} cannot be installed because the canister is not empty. Try installing with mode='reinstall' instead."),
+                    ));
+                }
+                self.host
+                    .install_at(id, &module, a.arg, caller)
+                    .map_err(host_error)?;
+            }
+            CanisterInstallMode::Reinstall if has_module => {
+                self.host.reinstall(id, &module, a.arg).map_err(host_error)?;
+            }
+            CanisterInstallMode::Reinstall => {
+                self.host
+                    .install_at(id, &module, a.arg, caller)
+                    .map_err(host_error)?;
+            }
+            CanisterInstallMode::Upgrade(_) => {
+                if !has_module {
+                    return Err(Reject::new(
+                        5,
+                        "IC0537",
+                        format!("Attempted to upgrade canister {id}, but it contains no Wasm module."),
+                    ));
+                }
+                self.host.upgrade(id, &module, a.arg).map_err(host_error)?;
+            }
+        }
+        let record = self.record_mut(id)?;
+        record.module_hash = Some(Sha256::digest(&a.wasm_module).into());
+        record.metadata = metadata;
+        let (controllers, cycles) = (record.settings.controllers.clone(), record.cycles);
+        self.host.set_controllers(id, controllers).map_err(host_error)?;
+        if let Some(now) = self.host.cycles(id) {
+            // The host counts cycles once a module runs; the record holds
+            // them while the canister is empty.
+            if now != cycles {
+                let _ = self.host.add_cycles(id, cycles.saturating_sub(now));
+            }
+        }
+        Ok(())
+    }
+
+    fn uninstall(&mut self, id: Principal) {
+        if let Some(cycles) = self.host.cycles(id) {
+            if let Some(r) = self.canisters.get_mut(&id) {
+                r.cycles = cycles;
+            }
+        }
+        let _ = self.host.remove_canister(id);
+        if let Some(r) = self.canisters.get_mut(&id) {
+            r.module_hash = None;
+            r.metadata.clear();
+        }
+    }
+
+    fn push_cycles(&mut self, id: Principal) {
+        if let (Some(now), Some(r)) = (self.host.cycles(id), self.canisters.get(&id)) {
+            let _ = self.host.add_cycles(id, r.cycles.saturating_sub(now));
+        }
+    }
+
+    fn status(&self, id: Principal) -> Result<CanisterStatusResult, Reject> {
+        let record = self.record(id)?;
+        let stable = self.host.stable_memory_bytes(id);
+        let heap = self.host.heap_bytes(id);
+        let cycles = self.host.cycles(id).unwrap_or(record.cycles);
+        Ok(CanisterStatusResult {
+            status: match record.run_state {
+                RunState::Running => CanisterStatusType::Running,
+                RunState::Stopped => CanisterStatusType::Stopped,
+            },
+            ready_for_migration: false,
+            version: self.host.canister_version(id).unwrap_or(0),
+            settings: record.settings.clone(),
+            module_hash: record.module_hash.map(|h| h.to_vec()),
+            memory_size: Nat::from(stable + heap),
+            memory_metrics: MemoryMetrics {
+                wasm_memory_size: Nat::from(heap),
+                stable_memory_size: Nat::from(stable),
+                global_memory_size: Nat::from(0u8),
+                wasm_binary_size: Nat::from(0u8),
+                custom_sections_size: Nat::from(0u8),
+                canister_history_size: Nat::from(0u8),
+                wasm_chunk_store_size: Nat::from(0u8),
+                snapshots_size: Nat::from(0u8),
+                log_memory_store_size: Nat::from(0u8),
+            },
+            cycles: Nat::from(cycles),
+            reserved_cycles: Nat::from(0u8),
+            idle_cycles_burned_per_day: Nat::from(0u8),
+            query_stats: QueryStats {
+                num_calls_total: Nat::from(0u8),
+                num_instructions_total: Nat::from(0u8),
+                request_payload_bytes_total: Nat::from(0u8),
+                response_payload_bytes_total: Nat::from(0u8),
+            },
+        })
+    }
+}
+
+pub fn default_settings(controllers: Vec<Principal>) -> DefiniteCanisterSettings {
+    DefiniteCanisterSettings {
+        controllers,
+        compute_allocation: Nat::from(0u8),
+        memory_allocation: Nat::from(0u8),
+        freezing_threshold: Nat::from(2_592_000u64),
+        reserved_cycles_limit: Nat::from(5_000_000_000_000u64),
+        log_visibility: LogVisibility::Controllers,
+        log_memory_limit: Nat::from(4096u64),
+        snapshot_visibility: SnapshotVisibility::Controllers,
+        wasm_memory_limit: Nat::from(3_221_225_472u64),
+        wasm_memory_threshold: Nat::from(0u8),
+        environment_variables: Vec::new(),
+    }
+}
+
+fn merge_settings(into: &mut DefiniteCanisterSettings, s: CanisterSettings) -> Result<(), Reject> {
+    if let Some(c) = s.controllers {
+        if c.len() > MAX_CONTROLLERS {
+            return Err(Reject::new(
+                4,
+                "IC0406",
+                format!("Invalid settings: at most {MAX_CONTROLLERS} controllers are allowed, {} given", c.len()),
+            ));
+        }
+        into.controllers = c;
+    }
+    if let Some(v) = s.compute_allocation {
+        into.compute_allocation = v;
+    }
+    if let Some(v) = s.memory_allocation {
+        into.memory_allocation = v;
+    }
+    if let Some(v) = s.freezing_threshold {
+        into.freezing_threshold = v;
+    }
+    if let Some(v) = s.reserved_cycles_limit {
+        into.reserved_cycles_limit = v;
+    }
+    if let Some(v) = s.log_visibility {
+        into.log_visibility = v;
+    }
+    if let Some(v) = s.wasm_memory_limit {
+        into.wasm_memory_limit = v;
+    }
+    if let Some(v) = s.wasm_memory_threshold {
+        into.wasm_memory_threshold = v;
+    }
+    Ok(())
+}
+
+fn nat_to_u128(n: &Nat) -> u128 {
+    u128::try_from(n.0.clone()).unwrap_or(u128::MAX)
+}
+
+/// The module as installed: gzip-compressed modules are unpacked, as the
+/// IC does.
+fn decompress(module: &[u8]) -> Result<Vec<u8>, String> {
+    if module.starts_with(&[0x1f, 0x8b]) {
+        use std::io::Read as _;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(module)
+            .take(100 << 20)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("the gzip-compressed module does not decompress: {e}"))?;
+        Ok(out)
+    } else {
+        Ok(module.to_vec())
+    }
+}
+
+/// `icp:public <name>` and `icp:private <name>` custom sections: the
+/// canister's metadata, by name, with whether anyone may read it.
+fn custom_sections(module: &[u8]) -> std::collections::BTreeMap<String, (bool, Vec<u8>)> {
+    let mut out = std::collections::BTreeMap::new();
+    for payload in wasmparser::Parser::new(0).parse_all(module) {
+        let Ok(wasmparser::Payload::CustomSection(section)) = payload else {
+            continue;
+        };
+        let name = section.name();
+        if let Some(n) = name.strip_prefix("icp:public ") {
+            out.insert(n.to_string(), (true, section.data().to_vec()));
+        } else if let Some(n) = name.strip_prefix("icp:private ") {
+            out.insert(n.to_string(), (false, section.data().to_vec()));
+        }
+    }
+    out
+}
