@@ -42,7 +42,14 @@ pub fn status(shared: &Shared) -> Reply {
 }
 
 /// Routes `/api/<version>/<canister|subnet>/<id>/<endpoint>`.
-pub fn route(shared: &Shared, version: &str, scope: &str, id: &str, endpoint: &str, body: Vec<u8>) -> Reply {
+pub fn route(
+    shared: &Shared,
+    version: &str,
+    scope: &str,
+    id: &str,
+    endpoint: &str,
+    body: Vec<u8>,
+) -> Reply {
     if body.len() > MAX_REQUEST_BYTES {
         return text(
             413,
@@ -55,14 +62,59 @@ pub fn route(shared: &Shared, version: &str, scope: &str, id: &str, endpoint: &s
     let Ok(id) = Principal::from_text(id) else {
         return text(400, format!("`{id}` is not a principal"));
     };
-    match (version, scope, endpoint) {
+    let response = match (version, scope, endpoint) {
         ("v2", "canister", "call") => call(shared, id, &body, false),
         ("v3" | "v4", "canister", "call") => call(shared, id, &body, true),
         ("v2" | "v3", "canister", "query") => query(shared, id, &body),
         ("v2" | "v3", "canister", "read_state") => read_state(shared, Target::Canister(id), &body),
         ("v2" | "v3", "subnet", "read_state") => read_state(shared, Target::Subnet(id), &body),
-        _ => text(404, format!("no endpoint /api/{version}/{scope}/<id>/{endpoint}")),
+        _ => text(
+            404,
+            format!("no endpoint /api/{version}/{scope}/<id>/{endpoint}"),
+        ),
+    };
+    if std::env::var_os("UPLOAD_BRIDGE_TRACE").is_some() {
+        trace(
+            &format!("/api/{version}/{scope}/{id}/{endpoint}"),
+            endpoint,
+            &body,
+            &response,
+        );
     }
+    response
+}
+
+/// `UPLOAD_BRIDGE_TRACE=1`: one line on stderr per request, what a tool
+/// asked of the network (`canister method` or the read_state paths) and
+/// the HTTP status it got.
+fn trace(path: &str, endpoint: &str, body: &[u8], response: &Reply) {
+    let label = |l: &Vec<u8>| match Principal::try_from_slice(l) {
+        Ok(p) if l.len() == 10 || l.len() == 29 => p.to_text(),
+        _ if l.iter().all(|b| b.is_ascii_graphic()) => String::from_utf8_lossy(l).into_owned(),
+        _ => l.iter().map(|b| format!("{b:02x}")).collect(),
+    };
+    let kind = match endpoint {
+        "call" => "call",
+        "query" => "query",
+        _ => "read_state",
+    };
+    let what = match envelope::decode(body, kind) {
+        Ok(e) => match e.content {
+            envelope::Content::Call(c) | envelope::Content::Query(c) => {
+                format!("{} {}", c.canister_id, c.method_name)
+            }
+            envelope::Content::ReadState { paths } => paths
+                .iter()
+                .map(|p| p.iter().map(label).collect::<Vec<_>>().join("/"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        },
+        Err(e) => format!("undecodable: {}", e.0),
+    };
+    eprintln!(
+        "upload-bridge: POST {path}: {what} -> {}",
+        response.status_code().0
+    );
 }
 
 fn decoded(body: &[u8], kind: &'static str) -> Result<Envelope, Reply> {
@@ -91,15 +143,19 @@ fn call(shared: &Shared, effective: Principal, body: &[u8], synchronous: bool) -
         sync_clock(shared, &mut world);
         let result = world.net.call(&envelope, effective);
         world.executed += 1;
+        world.changes += 1;
         let certificate = match (&result, synchronous) {
-            (Ok(CallResult::Certified), true) => {
-                Some(world.net.call_certificate(&envelope.request_id, &shared.keys))
-            }
+            (Ok(CallResult::Certified { .. }), true) => Some(
+                world
+                    .net
+                    .call_certificate(&envelope.request_id, &shared.keys),
+            ),
             _ => None,
         };
         (result, world.executed, certificate)
     };
-    shared.after_execution(&method, fate, seq);
+    let executed = matches!(result, Ok(CallResult::Certified { repeat: false }));
+    shared.after_execution(&method, executed, fate, seq);
     if fate.drop_after {
         return text(503, "reply lost after execution by the local network");
     }
@@ -114,7 +170,7 @@ fn call(shared: &Shared, effective: Principal, body: &[u8], synchronous: bool) -
                 error_code: r.error_code,
             },
         ),
-        Ok(CallResult::Certified) => match certificate {
+        Ok(CallResult::Certified { .. }) => match certificate {
             Some(certificate) => cbor_reply(
                 200,
                 &SyncReply {
@@ -160,13 +216,15 @@ fn query(shared: &Shared, effective: Principal, body: &[u8]) -> Reply {
     let (result, seq) = {
         let mut world = lock(&shared.world);
         sync_clock(shared, &mut world);
-        let result = world.net.query(&envelope, effective, &shared.keys, |method, reply| {
-            corrupt_reads && method == "memories_read" && crate::corrupt_read(reply)
-        });
+        let result = world
+            .net
+            .query(&envelope, effective, &shared.keys, |method, reply| {
+                corrupt_reads && method == "memories_read" && crate::corrupt_read(reply)
+            });
         world.executed += 1;
         (result, world.executed)
     };
-    shared.after_execution(&method, fate, seq);
+    shared.after_execution(&method, result.is_ok(), fate, seq);
     if fate.drop_after {
         return text(503, "reply lost after execution by the local network");
     }
@@ -205,4 +263,3 @@ pub fn hold(ms: u64) {
         std::thread::sleep(Duration::from_millis(ms));
     }
 }
-

@@ -11,7 +11,8 @@
 //!   rejected or trapped; header `x-reject-code`, body the message. `503`:
 //!   a transport failure injected by the faults.
 //! - `GET /admin/info`: the default canister and its controller (JSON).
-//! - `POST /admin/install`: a fresh canister (JSON `{"canister": ...}`).
+//! - `POST /admin/install`: a fresh canister (JSON `{"canister": ...}`);
+//!   body `{"controller": "<principal>"}` to name its controller.
 //! - `POST /admin/upgrade/{canister}`: upgrades it to the same `.wasm`.
 //! - `POST /admin/faults`: sets the [`Faults`] (JSON) and restarts their count.
 //! - `GET /admin/stats`, `POST /admin/stats/reset`: what the bridge saw ([`Stats`]).
@@ -62,6 +63,34 @@ struct World {
     /// Execution order of the calls, for the reorder count.
     executed: u64,
     advanced: Duration,
+    /// Bumped by whatever may change a canister (for `--state`).
+    changes: u64,
+}
+
+/// How often a network with `--state` is saved when something changed.
+pub const SAVE_EVERY: Duration = Duration::from_secs(2);
+
+/// Writes the state folder if anything changed since the last save.
+fn save(shared: &Shared) -> Result<(), String> {
+    let Some(dir) = &shared.state else {
+        return Ok(());
+    };
+    let mut saved = lock(&shared.saved_changes);
+    let (pending, changes) = {
+        let world = lock(&shared.world);
+        if world.changes == *saved {
+            return Ok(());
+        }
+        let (listen, gateway) = lock(&shared.addresses).clone();
+        let mut pending = world.net.prepare_save(listen, gateway);
+        pending.set_default_canister(shared.canister);
+        (pending, world.changes)
+    };
+    pending
+        .write(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    *saved = changes;
+    Ok(())
 }
 
 struct FaultState {
@@ -79,6 +108,12 @@ struct Shared {
     canister: Principal,
     started: Instant,
     epoch_ns: u64,
+    /// `--state DIR`.
+    state: Option<std::path::PathBuf>,
+    /// `changes` at the last save.
+    saved_changes: Mutex<u64>,
+    stopping: std::sync::atomic::AtomicBool,
+    addresses: Mutex<(Option<String>, Option<String>)>,
 }
 
 /// A running bridge; stops when dropped.
@@ -99,6 +134,19 @@ impl Bridge {
     /// Installs `wasm` in a fresh canister and serves on `addr` (port 0:
     /// any free port).
     pub fn start(addr: &str, wasm: Vec<u8>) -> Result<Bridge, String> {
+        Self::start_with_state(addr, wasm, None)
+    }
+
+    /// [`Bridge::start`], keeping the network in `state` (see
+    /// [`network::persist`]): a save found there is restored instead of a
+    /// fresh canister installed, and the network is saved while it runs
+    /// (every [`SAVE_EVERY`] when something changed, and by
+    /// [`Bridge::save`]).
+    pub fn start_with_state(
+        addr: &str,
+        wasm: Vec<u8>,
+        state: Option<std::path::PathBuf>,
+    ) -> Result<Bridge, String> {
         let controller = Principal::from_slice(&[0xC0; 29]);
         let mut host = Host::new();
         host.set_echo_logs(false);
@@ -107,7 +155,21 @@ impl Bridge {
         host.set_time(wall_clock_ns());
         let keys = network::Keys::new(host.subnet_key());
         let mut net = network::World::new(host);
-        let canister = install(&mut net, &wasm, controller)?;
+        let saved = match &state {
+            Some(dir) => network::persist::read(dir)?,
+            None => None,
+        };
+        let canister = match (&saved, &state) {
+            (Some(saved), Some(dir)) => {
+                net.restore(dir, saved)?;
+                let first = saved
+                    .default_canister
+                    .as_deref()
+                    .ok_or("the save names no canister")?;
+                Principal::from_text(first).map_err(|e| e.to_string())?
+            }
+            _ => install(&mut net, &wasm, controller)?,
+        };
         let epoch_ns = net.host.time();
         let server = Arc::new(tiny_http::Server::http(addr).map_err(|e| e.to_string())?);
         let addr = server
@@ -119,6 +181,7 @@ impl Bridge {
                 net,
                 executed: 0,
                 advanced: Duration::ZERO,
+                changes: 1,
             }),
             faults: Mutex::new(FaultState {
                 faults: Faults::default(),
@@ -131,6 +194,10 @@ impl Bridge {
             canister,
             started: Instant::now(),
             epoch_ns,
+            state,
+            saved_changes: Mutex::new(0),
+            addresses: Mutex::new((None, None)),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         let workers = (0..WORKERS)
             .map(|_| {
@@ -142,13 +209,36 @@ impl Bridge {
                     }
                 })
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut workers = workers;
+        if shared.state.is_some() {
+            let shared = shared.clone();
+            workers.push(std::thread::spawn(move || {
+                while !shared.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(SAVE_EVERY);
+                    if let Err(e) = save(&shared) {
+                        eprintln!("upload-bridge: saving the state: {e}");
+                    }
+                }
+            }));
+        }
         Ok(Bridge {
             server,
             shared,
             workers,
             addr,
         })
+    }
+
+    /// Saves the network into its state folder now (nothing without
+    /// `--state`), e.g. before the process exits.
+    pub fn save(&self) -> Result<(), String> {
+        save(&self.shared)
+    }
+
+    /// Records the addresses a restart should listen on again.
+    pub fn set_addresses(&self, listen: String, gateway: String) {
+        *lock(&self.shared.addresses) = (Some(listen), Some(gateway));
     }
 
     pub fn url(&self) -> String {
@@ -194,6 +284,9 @@ impl Bridge {
 
 impl Drop for Bridge {
     fn drop(&mut self) {
+        self.shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.server.unblock();
         for _ in 1..WORKERS {
             self.server.unblock();
@@ -278,9 +371,10 @@ fn route(shared: &Shared, request: &tiny_http::Request, body: Vec<u8>) -> Reply 
     match (request.method(), parts.as_slice()) {
         (Options, _) => text(204, ""),
         (Get, ["api", "v2", "status"]) => http_api::status(shared),
-        (Post, ["api", version @ ("v2" | "v3" | "v4"), scope @ ("canister" | "subnet"), id, endpoint]) => {
-            http_api::route(shared, version, scope, id, endpoint, body)
-        }
+        (
+            Post,
+            ["api", version @ ("v2" | "v3" | "v4"), scope @ ("canister" | "subnet"), id, endpoint],
+        ) => http_api::route(shared, version, scope, id, endpoint, body),
         (Post, ["api", kind @ ("update" | "query"), canister, method]) => {
             match parse_principals(caller.as_deref(), canister) {
                 Ok((caller, canister)) => {
@@ -294,8 +388,24 @@ fn route(shared: &Shared, request: &tiny_http::Request, body: Vec<u8>) -> Reply 
             "controller": shared.controller.to_text(),
         })),
         (Post, ["admin", "install"]) => {
+            // `{"controller": "<principal>"}` names a controller that can
+            // sign (a test's identity); without it, the network's own.
+            #[derive(serde::Deserialize)]
+            struct Install {
+                controller: Option<String>,
+            }
+            let controller = match serde_json::from_slice::<Install>(&body) {
+                Ok(Install {
+                    controller: Some(c),
+                }) => match Principal::from_text(&c) {
+                    Ok(p) => p,
+                    Err(e) => return text(400, format!("controller: {e}")),
+                },
+                _ => shared.controller,
+            };
             let mut world = lock(&shared.world);
-            match install(&mut world.net, &shared.wasm, shared.controller) {
+            world.changes += 1;
+            match install(&mut world.net, &shared.wasm, controller) {
                 Ok(id) => json(&serde_json::json!({ "canister": id.to_text() })),
                 Err(e) => text(500, e),
             }
@@ -303,6 +413,7 @@ fn route(shared: &Shared, request: &tiny_http::Request, body: Vec<u8>) -> Reply 
         (Post, ["admin", "upgrade", canister]) => match Principal::from_text(canister) {
             Ok(canister) => {
                 let mut world = lock(&shared.world);
+                world.changes += 1;
                 let arg = candid::encode_args(()).expect("empty args");
                 match world.net.host.upgrade(canister, &shared.wasm, arg) {
                     Ok(()) => {
@@ -329,6 +440,7 @@ fn route(shared: &Shared, request: &tiny_http::Request, body: Vec<u8>) -> Reply 
         (Post, ["admin", "advance_time", seconds]) => match seconds.parse::<u64>() {
             Ok(s) => {
                 let mut world = lock(&shared.world);
+                world.changes += 1;
                 world.advanced += Duration::from_secs(s);
                 sync_clock(shared, &mut world);
                 world.net.host.tick();
@@ -356,12 +468,15 @@ impl Shared {
         fate
     }
 
-    /// Books an executed call (the `seq`-th) and holds its reply as its
-    /// fate says.
-    fn after_execution(&self, method: &str, fate: faults::Fate, seq: u64) {
+    /// Books a call that reached the canister (the `seq`-th; `executed`:
+    /// it ran, rather than being refused or repeating a request already
+    /// run) and holds its reply as its fate says.
+    fn after_execution(&self, method: &str, executed: bool, fate: faults::Fate, seq: u64) {
         {
             let mut stats = lock(&self.stats);
-            *stats.0.executed.entry(method.to_string()).or_default() += 1;
+            if executed {
+                *stats.0.executed.entry(method.to_string()).or_default() += 1;
+            }
             if fate.drop_after {
                 stats.0.dropped_after += 1;
             }
@@ -422,6 +537,7 @@ fn call(
         let mut world = lock(&shared.world);
         sync_clock(shared, &mut world);
         let result = if update {
+            world.changes += 1;
             let r = world.net.host.update(canister, caller, method, arg);
             world.net.host.tick();
             r
@@ -431,7 +547,7 @@ fn call(
         world.executed += 1;
         (result, world.executed)
     };
-    shared.after_execution(method, fate, seq);
+    shared.after_execution(method, true, fate, seq);
     if fate.drop_after {
         return text(503, "reply lost after execution by the bridge");
     }

@@ -10,6 +10,10 @@ await build({
   target: 'es2022',
   outfile: 'dist/main.js',
   sourcemap: true,
+  // The page and the client share one copy of @icp-sdk/core (the client's):
+  // two copies would make the client's `instanceof AgentError` miss the
+  // page agent's errors.
+  nodePaths: ['../ts/node_modules'],
   logLevel: 'warning',
 });
 copyFileSync('index.html', 'dist/index.html');

@@ -43,7 +43,7 @@ pub mod state;
 pub mod system_api;
 
 pub use candid::Principal;
-pub use host::{Host, MessageStats, DEFAULT_TIME_NS};
+pub use host::{CanisterSnapshot, Host, MessageStats, DEFAULT_TIME_NS};
 pub use limits::Limits;
 
 use std::fmt;

@@ -169,6 +169,28 @@ impl StableMemory {
         }
     }
 
+    /// The written 64 KiB pages, by index (for a snapshot on disk).
+    pub fn written_pages(&self) -> Vec<(u64, &[u8])> {
+        let mut out: Vec<(u64, &[u8])> = self.pages.iter().map(|(i, p)| (*i, &p[..])).collect();
+        out.sort_unstable_by_key(|(i, _)| *i);
+        out
+    }
+
+    /// Stable memory of `size_pages` holding `pages` (a snapshot read back).
+    pub fn from_pages(size_pages: u64, pages: impl IntoIterator<Item = (u64, Vec<u8>)>) -> Self {
+        let mut m = StableMemory {
+            size_pages,
+            ..StableMemory::default()
+        };
+        for (idx, bytes) in pages {
+            let mut page = zero_page();
+            let n = bytes.len().min(WASM_PAGE as usize);
+            page[..n].copy_from_slice(&bytes[..n]);
+            m.pages.insert(idx, page);
+        }
+        m
+    }
+
     /// Feeds size and contents to `state` (absent pages as zeros).
     pub fn hash_contents(&self, state: &mut impl std::hash::Hasher) {
         state.write_u64(self.size_pages);

@@ -91,7 +91,9 @@ fn verify(der: &[u8], domain: &[u8], message: &[u8], signature: &[u8]) -> Result
 pub fn authenticate(envelope: &Envelope, now_ns: u64, target: &Principal) -> Result<(), Refused> {
     if envelope.sender == Principal::anonymous() {
         if envelope.sender_pubkey.is_some() || envelope.sender_sig.is_some() {
-            return Err(refused("an anonymous request carries no key and no signature"));
+            return Err(refused(
+                "an anonymous request carries no key and no signature",
+            ));
         }
         if !envelope.delegations.is_empty() {
             return Err(refused("an anonymous request carries no delegation"));

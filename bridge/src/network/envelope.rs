@@ -124,7 +124,8 @@ pub fn decode(body: &[u8], expected: &'static str) -> Result<Envelope, Malformed
     let value: Value = serde_cbor::from_slice(body)
         .map_err(|e| malformed(format!("the body is not a CBOR envelope: {e}")))?;
     let envelope = as_map(value, "the envelope")?;
-    let content_value = field(&envelope, "content").ok_or_else(|| malformed("missing field `content`"))?;
+    let content_value =
+        field(&envelope, "content").ok_or_else(|| malformed("missing field `content`"))?;
     let content = as_map(content_value, "`content`")?;
     let request_id = hash_map(content.iter())
         .map_err(|e| malformed(format!("`content` has no request id: {}", e.0)))?;
@@ -138,7 +139,9 @@ pub fn decode(body: &[u8], expected: &'static str) -> Result<Envelope, Malformed
     let ingress_expiry = nat(&content, "ingress_expiry")?;
     let content = match expected {
         "read_state" => Content::ReadState {
-            paths: paths(field(&content, "paths").ok_or_else(|| malformed("missing field `paths`"))?)?,
+            paths: paths(
+                field(&content, "paths").ok_or_else(|| malformed("missing field `paths`"))?,
+            )?,
         },
         kind => {
             let call = CanisterCall {
@@ -194,7 +197,8 @@ fn paths(value: Value) -> Result<Vec<Vec<Vec<u8>>>, Malformed> {
 fn delegation(value: Value) -> Result<SignedDelegation, Malformed> {
     let signed = as_map(value, "a signed delegation")?;
     let inner = as_map(
-        field(&signed, "delegation").ok_or_else(|| malformed("a signed delegation has no `delegation`"))?,
+        field(&signed, "delegation")
+            .ok_or_else(|| malformed("a signed delegation has no `delegation`"))?,
         "`delegation`",
     )?;
     let hash = hash_map(inner.iter())

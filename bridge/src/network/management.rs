@@ -7,8 +7,8 @@ use super::errors::Reject;
 use super::{CanisterRecord, RunState, World};
 use candid::{CandidType, Decode, Encode, Nat, Principal};
 use ic_management_canister_types::{
-    CanisterIdRecord, CanisterInstallMode, CanisterSettings, CanisterStatusResult,
-    CanisterStatusType, DefiniteCanisterSettings, InstallCodeArgs, LogVisibility, MemoryMetrics,
+    CanisterIdRecord, CanisterInstallMode, CanisterSettings, CanisterStatusType,
+    DefiniteCanisterSettings, EnvironmentVariable, InstallCodeArgs, LogVisibility, MemoryMetrics,
     ProvisionalCreateCanisterWithCyclesArgs, ProvisionalTopUpCanisterArgs, QueryStats,
     SnapshotVisibility, UpdateSettingsArgs,
 };
@@ -121,7 +121,10 @@ impl World {
                     return Err(Reject::new(
                         5,
                         "IC0510",
-                        format!("Canister {} must be stopped before it is deleted.", a.canister_id),
+                        format!(
+                            "Canister {} must be stopped before it is deleted.",
+                            a.canister_id
+                        ),
                     ));
                 }
                 self.uninstall(a.canister_id);
@@ -146,7 +149,11 @@ impl World {
     /// in it with an empty argument, as `provisional_create_canister_with_cycles`
     /// and `install_code` would.
     pub fn install_new(&mut self, wasm: &[u8], controller: Principal) -> Result<Principal, Reject> {
-        let id = self.create_canister(controller, CanisterSettings::default(), DEFAULT_PROVISIONAL_CYCLES)?;
+        let id = self.create_canister(
+            controller,
+            CanisterSettings::default(),
+            DEFAULT_PROVISIONAL_CYCLES,
+        )?;
         let args = InstallCodeArgs {
             mode: CanisterInstallMode::Install,
             canister_id: id,
@@ -240,7 +247,9 @@ impl World {
                     .map_err(host_error)?;
             }
             CanisterInstallMode::Reinstall if has_module => {
-                self.host.reinstall(id, &module, a.arg).map_err(host_error)?;
+                self.host
+                    .reinstall(id, &module, a.arg)
+                    .map_err(host_error)?;
             }
             CanisterInstallMode::Reinstall => {
                 self.host
@@ -252,7 +261,9 @@ impl World {
                     return Err(Reject::new(
                         5,
                         "IC0537",
-                        format!("Attempted to upgrade canister {id}, but it contains no Wasm module."),
+                        format!(
+                            "Attempted to upgrade canister {id}, but it contains no Wasm module."
+                        ),
                     ));
                 }
                 self.host.upgrade(id, &module, a.arg).map_err(host_error)?;
@@ -260,9 +271,12 @@ impl World {
         }
         let record = self.record_mut(id)?;
         record.module_hash = Some(Sha256::digest(&a.wasm_module).into());
+        record.installed_module = Some(a.wasm_module.clone());
         record.metadata = metadata;
         let (controllers, cycles) = (record.settings.controllers.clone(), record.cycles);
-        self.host.set_controllers(id, controllers).map_err(host_error)?;
+        self.host
+            .set_controllers(id, controllers)
+            .map_err(host_error)?;
         if let Some(now) = self.host.cycles(id) {
             // The host counts cycles once a module runs; the record holds
             // them while the canister is empty.
@@ -283,6 +297,7 @@ impl World {
         if let Some(r) = self.canisters.get_mut(&id) {
             r.module_hash = None;
             r.metadata.clear();
+            r.installed_module = None;
         }
     }
 
@@ -292,19 +307,19 @@ impl World {
         }
     }
 
-    fn status(&self, id: Principal) -> Result<CanisterStatusResult, Reject> {
+    fn status(&self, id: Principal) -> Result<StatusReply, Reject> {
         let record = self.record(id)?;
         let stable = self.host.stable_memory_bytes(id);
         let heap = self.host.heap_bytes(id);
         let cycles = self.host.cycles(id).unwrap_or(record.cycles);
-        Ok(CanisterStatusResult {
+        Ok(StatusReply {
             status: match record.run_state {
                 RunState::Running => CanisterStatusType::Running,
                 RunState::Stopped => CanisterStatusType::Stopped,
             },
             ready_for_migration: false,
             version: self.host.canister_version(id).unwrap_or(0),
-            settings: record.settings.clone(),
+            settings: StatusSettings::from(record.settings.clone()),
             module_hash: record.module_hash.map(|h| h.to_vec()),
             memory_size: Nat::from(stable + heap),
             memory_metrics: MemoryMetrics {
@@ -331,6 +346,71 @@ impl World {
     }
 }
 
+/// `canister_status`'s reply as the IC gives it today: the crate's
+/// `CanisterStatusResult` (0.8) with the two settings it lacks and that
+/// current agents require (icp-cli 1.5, ic-utils 0.49:
+/// `minimum_incoming_canister_call_cycles`, `status_visibility`). Older
+/// agents decode it as before: a record's extra fields are skipped.
+#[derive(CandidType)]
+struct StatusReply {
+    status: CanisterStatusType,
+    ready_for_migration: bool,
+    version: u64,
+    settings: StatusSettings,
+    module_hash: Option<Vec<u8>>,
+    memory_size: Nat,
+    memory_metrics: MemoryMetrics,
+    cycles: Nat,
+    reserved_cycles: Nat,
+    idle_cycles_burned_per_day: Nat,
+    query_stats: QueryStats,
+}
+
+#[derive(CandidType)]
+struct StatusSettings {
+    controllers: Vec<Principal>,
+    compute_allocation: Nat,
+    memory_allocation: Nat,
+    freezing_threshold: Nat,
+    reserved_cycles_limit: Nat,
+    log_visibility: LogVisibility,
+    log_memory_limit: Nat,
+    snapshot_visibility: SnapshotVisibility,
+    wasm_memory_limit: Nat,
+    wasm_memory_threshold: Nat,
+    environment_variables: Vec<EnvironmentVariable>,
+    minimum_incoming_canister_call_cycles: Nat,
+    status_visibility: StatusVisibility,
+}
+
+/// Who may read `canister_status`: here only controllers (the one case
+/// this network has; a variant with fewer cases decodes as the full one).
+#[derive(CandidType, serde::Serialize)]
+enum StatusVisibility {
+    #[serde(rename = "controllers")]
+    Controllers,
+}
+
+impl From<DefiniteCanisterSettings> for StatusSettings {
+    fn from(s: DefiniteCanisterSettings) -> Self {
+        StatusSettings {
+            controllers: s.controllers,
+            compute_allocation: s.compute_allocation,
+            memory_allocation: s.memory_allocation,
+            freezing_threshold: s.freezing_threshold,
+            reserved_cycles_limit: s.reserved_cycles_limit,
+            log_visibility: s.log_visibility,
+            log_memory_limit: s.log_memory_limit,
+            snapshot_visibility: s.snapshot_visibility,
+            wasm_memory_limit: s.wasm_memory_limit,
+            wasm_memory_threshold: s.wasm_memory_threshold,
+            environment_variables: s.environment_variables,
+            minimum_incoming_canister_call_cycles: Nat::from(0u8),
+            status_visibility: StatusVisibility::Controllers,
+        }
+    }
+}
+
 pub fn default_settings(controllers: Vec<Principal>) -> DefiniteCanisterSettings {
     DefiniteCanisterSettings {
         controllers,
@@ -353,7 +433,10 @@ fn merge_settings(into: &mut DefiniteCanisterSettings, s: CanisterSettings) -> R
             return Err(Reject::new(
                 4,
                 "IC0406",
-                format!("Invalid settings: at most {MAX_CONTROLLERS} controllers are allowed, {} given", c.len()),
+                format!(
+                    "Invalid settings: at most {MAX_CONTROLLERS} controllers are allowed, {} given",
+                    c.len()
+                ),
             ));
         }
         into.controllers = c;
@@ -388,7 +471,7 @@ fn nat_to_u128(n: &Nat) -> u128 {
 
 /// The module as installed: gzip-compressed modules are unpacked, as the
 /// IC does.
-fn decompress(module: &[u8]) -> Result<Vec<u8>, String> {
+pub(super) fn decompress(module: &[u8]) -> Result<Vec<u8>, String> {
     if module.starts_with(&[0x1f, 0x8b]) {
         use std::io::Read as _;
         let mut out = Vec::new();
@@ -404,7 +487,7 @@ fn decompress(module: &[u8]) -> Result<Vec<u8>, String> {
 
 /// `icp:public <name>` and `icp:private <name>` custom sections: the
 /// canister's metadata, by name, with whether anyone may read it.
-fn custom_sections(module: &[u8]) -> std::collections::BTreeMap<String, (bool, Vec<u8>)> {
+pub(super) fn custom_sections(module: &[u8]) -> std::collections::BTreeMap<String, (bool, Vec<u8>)> {
     let mut out = std::collections::BTreeMap::new();
     for payload in wasmparser::Parser::new(0).parse_all(module) {
         let Ok(wasmparser::Payload::CustomSection(section)) = payload else {

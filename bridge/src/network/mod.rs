@@ -9,6 +9,7 @@ pub mod certify;
 pub mod envelope;
 pub mod errors;
 pub mod management;
+pub mod persist;
 pub mod request_id;
 
 use self::certify::{cbor, leb, Path, TreeBuilder};
@@ -17,6 +18,7 @@ use self::errors::{reject_of, HttpRefusal, Reject};
 use self::request_id::RequestId;
 use candid::Principal;
 use embedded_ic_host::certification::SubnetKey;
+use embedded_ic_host::state::Kind;
 use embedded_ic_host::Host;
 use ic_management_canister_types::DefiniteCanisterSettings;
 use serde::Serialize;
@@ -99,6 +101,8 @@ pub struct CanisterRecord {
     /// The balance while the canister is empty (the host holds it once a
     /// module runs).
     pub cycles: u128,
+    /// The module as installed (for `--state`: a restart re-instantiates it).
+    pub installed_module: Option<Vec<u8>>,
 }
 
 impl CanisterRecord {
@@ -109,6 +113,7 @@ impl CanisterRecord {
             module_hash: None,
             metadata: BTreeMap::new(),
             cycles,
+            installed_module: None,
         }
     }
 }
@@ -177,8 +182,9 @@ pub struct NodeSignature {
 
 /// What a canister call became.
 pub enum CallResult {
-    /// Executed (now or before): the outcome is in `request_status`.
-    Certified,
+    /// Executed (now, or before when `repeat`: the same request id again,
+    /// not run twice): the outcome is in `request_status`.
+    Certified { repeat: bool },
     /// Refused by `canister_inspect_message` before execution (not
     /// recorded: the same request may be sent again).
     NonReplicatedRejection(Reject),
@@ -224,7 +230,7 @@ impl World {
         self.forget_expired();
         if self.requests.contains_key(&envelope.request_id) {
             // The same request again: executed once, its outcome kept.
-            return Ok(CallResult::Certified);
+            return Ok(CallResult::Certified { repeat: true });
         }
         let outcome = if call.canister_id == Principal::management_canister() {
             match self.management_call(envelope.sender, &call.method_name, &call.arg) {
@@ -241,6 +247,8 @@ impl World {
                 &call.method_name,
                 call.arg.clone(),
             );
+            // Read before the tick: the timers it runs are messages too.
+            let last_ran = self.host.last_message_stats().kind;
             self.host.tick();
             match result {
                 Ok(reply) => Outcome::Replied(reply),
@@ -250,7 +258,7 @@ impl World {
                         format!("Request of {size} bytes is larger than the ingress limit of {limit} bytes"),
                     ));
                 }
-                Err(e) if is_inspect_rejection(&e) => {
+                Err(e) if is_inspect_rejection(&e, last_ran) => {
                     return Ok(CallResult::NonReplicatedRejection(reject_of(
                         &call.canister_id,
                         &e,
@@ -267,7 +275,7 @@ impl World {
                 outcome,
             },
         );
-        Ok(CallResult::Certified)
+        Ok(CallResult::Certified { repeat: false })
     }
 
     /// A query posted to `/api/v*/canister/<effective>/query`; `corrupt`
@@ -289,12 +297,20 @@ impl World {
             Err(Reject::new(
                 5,
                 "IC0536",
-                format!("Management canister has no query method '{}'", call.method_name),
+                format!(
+                    "Management canister has no query method '{}'",
+                    call.method_name
+                ),
             ))
         } else {
             self.check_runnable(&call.canister_id).and_then(|()| {
                 self.host
-                    .query(call.canister_id, envelope.sender, &call.method_name, call.arg.clone())
+                    .query(
+                        call.canister_id,
+                        envelope.sender,
+                        &call.method_name,
+                        call.arg.clone(),
+                    )
                     .map(|mut reply| {
                         corrupted = corrupt(&call.method_name, &mut reply);
                         reply
@@ -308,7 +324,10 @@ impl World {
             })
         };
         let timestamp = self.host.time();
-        Ok((sign_query(keys, &envelope.request_id, timestamp, result), corrupted))
+        Ok((
+            sign_query(keys, &envelope.request_id, timestamp, result),
+            corrupted,
+        ))
     }
 
     /// A `read_state` posted for `target`: the certificate of the paths.
@@ -346,7 +365,10 @@ impl World {
                 }
                 (Target::Canister(effective), [b"canister", id, rest @ ..]) => {
                     let id = Principal::try_from_slice(id).map_err(|e| {
-                        HttpRefusal::new(400, format!("a canister id in a path is not a principal: {e}"))
+                        HttpRefusal::new(
+                            400,
+                            format!("a canister id in a path is not a principal: {e}"),
+                        )
                     })?;
                     if id != effective {
                         return Err(HttpRefusal::new(
@@ -390,7 +412,11 @@ impl World {
         tree.certificate(self.host.time(), &[path], &keys.subnet)
     }
 
-    fn check_effective(&self, call: &CanisterCall, effective: Principal) -> Result<(), HttpRefusal> {
+    fn check_effective(
+        &self,
+        call: &CanisterCall,
+        effective: Principal,
+    ) -> Result<(), HttpRefusal> {
         let target = if call.canister_id == Principal::management_canister() {
             match management::target_of(&call.method_name, &call.arg) {
                 Some(t) => t,
@@ -422,7 +448,11 @@ impl World {
             ));
         }
         if record.run_state == RunState::Stopped {
-            return Err(Reject::new(5, "IC0508", format!("Canister {id} is stopped")));
+            return Err(Reject::new(
+                5,
+                "IC0508",
+                format!("Canister {id} is stopped"),
+            ));
         }
         Ok(())
     }
@@ -438,7 +468,10 @@ impl World {
 
     fn subnet_entries(&self, tree: &mut TreeBuilder, keys: &Keys) {
         let subnet = keys.subnet_id.as_slice();
-        tree.insert(&[b"subnet", subnet, b"public_key"], keys.root_key_der().to_vec());
+        tree.insert(
+            &[b"subnet", subnet, b"public_key"],
+            keys.root_key_der().to_vec(),
+        );
         // One range holds every id the host allocates (counter ‖ 0x01 0x01).
         let low = Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 1]);
         let high = Principal::from_slice(&[0, 0, 0, 0, 0, 0x0f, 0xff, 0xff, 1, 1]);
@@ -448,7 +481,13 @@ impl World {
         )];
         tree.insert(&[b"subnet", subnet, b"canister_ranges"], cbor(&ranges));
         tree.insert(
-            &[b"subnet", subnet, b"node", keys.node_id.as_slice(), b"public_key"],
+            &[
+                b"subnet",
+                subnet,
+                b"node",
+                keys.node_id.as_slice(),
+                b"public_key",
+            ],
             keys.node_der.clone(),
         );
     }
@@ -459,7 +498,10 @@ impl World {
         id: &[u8],
         reader: Principal,
     ) -> Result<(), HttpRefusal> {
-        let Some(record) = <[u8; 32]>::try_from(id).ok().and_then(|id| self.requests.get(&id)) else {
+        let Some(record) = <[u8; 32]>::try_from(id)
+            .ok()
+            .and_then(|id| self.requests.get(&id))
+        else {
             return Ok(()); // unknown: the certificate proves its absence
         };
         if record.sender != reader {
@@ -509,11 +551,17 @@ impl World {
                         format!("Custom section {name} can only be requested by the controllers of the canister."),
                     ));
                 }
-                tree.insert(&[b"canister", c, b"metadata", name.as_bytes()], bytes.clone());
+                tree.insert(
+                    &[b"canister", c, b"metadata", name.as_bytes()],
+                    bytes.clone(),
+                );
             }
             return Ok(());
         }
-        tree.insert(&[b"canister", c, b"certified_data"], self.host.certified_data(id));
+        tree.insert(
+            &[b"canister", c, b"certified_data"],
+            self.host.certified_data(id),
+        );
         let controllers: Vec<serde_bytes::ByteBuf> = record
             .settings
             .controllers
@@ -528,10 +576,18 @@ impl World {
     }
 }
 
-/// Whether the host refused an ingress update in `canister_inspect_message`.
-fn is_inspect_rejection(e: &embedded_ic_host::HostError) -> bool {
-    matches!(e, embedded_ic_host::HostError::CanisterRejected { code: 4, message }
-        if message.contains("did not accept the message"))
+/// Whether the host refused an ingress update in `canister_inspect_message`
+/// (it did not accept the message, or it trapped: both are refusals before
+/// execution on the IC, never certified), given the kind of the last
+/// message the host ran. The errors of the checks before the inspect
+/// leave that kind as it was, so they are excluded.
+fn is_inspect_rejection(e: &embedded_ic_host::HostError, last_ran: Kind) -> bool {
+    use embedded_ic_host::HostError::{CanisterNotFound, IngressTooLarge, MethodNotFound};
+    last_ran == Kind::InspectMessage
+        && !matches!(
+            e,
+            IngressTooLarge { .. } | CanisterNotFound(_) | MethodNotFound(_)
+        )
 }
 
 fn sign_query(

@@ -82,11 +82,11 @@ mod tests {
     fn the_specifications_example() {
         let mut m = BTreeMap::new();
         m.insert(text("request_type"), text("call"));
+        m.insert(text("sender"), Value::Bytes(vec![0x04]));
         m.insert(
-            text("sender"),
-            Value::Bytes(vec![0x04]),
+            text("ingress_expiry"),
+            Value::Integer(1_685_570_400_000_000_000),
         );
-        m.insert(text("ingress_expiry"), Value::Integer(1_685_570_400_000_000_000));
         m.insert(
             text("canister_id"),
             Value::Bytes(vec![0, 0, 0, 0, 0, 0, 0x04, 0xD2]),

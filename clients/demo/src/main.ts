@@ -1,13 +1,14 @@
 // The demo page: a locally generated identity, capsules, an upload with a
 // progress bar that resumes after a reload, the capsule's memories, and a
-// verified download. Query parameters: `bridge` (the upload-bridge's URL),
-// `canister` (its id), optional `chunkBytes` and `inFlight`.
+// verified download. Query parameters: `network` (the IC HTTP interface:
+// the local network's URL, or a replica's), `canister` (its id), optional
+// `chunkBytes` and `inFlight`.
 
+import { HttpAgent } from '@icp-sdk/core/agent';
+import { loadOrCreateIdentity } from './identity';
 import {
-  BridgeAgent,
   createActor,
   download,
-  loadOrCreateIdentity,
   resumableUploads,
   upload,
   UploadAborted,
@@ -17,7 +18,7 @@ import {
 } from '../../ts/src/index';
 
 const params = new URLSearchParams(location.search);
-const bridgeUrl = params.get('bridge') ?? 'http://127.0.0.1:4944';
+const networkUrl = params.get('network') ?? params.get('bridge') ?? 'http://127.0.0.1:4943';
 const canisterId = params.get('canister') ?? '';
 const chunkBytes = params.has('chunkBytes') ? Number(params.get('chunkBytes')) : undefined;
 const inFlight = params.has('inFlight') ? Number(params.get('inFlight')) : undefined;
@@ -56,8 +57,20 @@ function describeError(error: unknown): string {
 // The identity lives in this browser's storage: a reload keeps it, so the
 // same caller finds its capsules and unfinished uploads again.
 const identity = loadOrCreateIdentity(localStorage, 'upload-demo-identity');
-const actor: Backend = createActor(canisterId, { agent: new BridgeAgent({ url: bridgeUrl, identity }) });
-$('who').innerHTML = `Signed in locally as <code>${identity.getPrincipal().toText()}</code>`;
+// A local network's root key is fetched, as a dapp does against a local
+// replica; on mainnet the agent knows the IC's root key.
+const agent = HttpAgent.createSync({ host: networkUrl, identity });
+const actor: Backend = createActor(canisterId, { agent });
+{
+  const who = $('who');
+  const code = document.createElement('code');
+  code.textContent = identity.getPrincipal().toText();
+  who.replaceChildren('Signed in locally as ', code);
+}
+
+function isMainnet(url: string): boolean {
+  return /(^|\.)(icp0\.io|ic0\.app|icp-api\.io)$/.test(new URL(url).hostname);
+}
 
 function selectedCapsule(): bigint | undefined {
   return capsules.value ? BigInt(capsules.value) : undefined;
@@ -79,11 +92,22 @@ async function refreshCapsules(select?: bigint): Promise<void> {
 
 async function refreshUnfinished(): Promise<void> {
   const open = await resumableUploads(actor);
-  $('unfinished').innerHTML = open.length
-    ? `<p>Unfinished: ${open
-        .map((u) => `<b>${u.name}</b> (${u.received_chunks}/${u.expected_chunks} chunks)`)
-        .join(', ')}. Choose the same file again to resume: only the missing chunks are sent.</p>`
-    : '';
+  const box = $('unfinished');
+  if (open.length === 0) {
+    box.replaceChildren();
+    return;
+  }
+  // Names are the user's: text nodes only, never markup.
+  const line = document.createElement('p');
+  line.append('Unfinished: ');
+  open.forEach((u, i) => {
+    if (i > 0) line.append(', ');
+    const name = document.createElement('b');
+    name.textContent = u.name;
+    line.append(name, ` (${u.received_chunks}/${u.expected_chunks} chunks)`);
+  });
+  line.append('. Choose the same file again to resume: only the missing chunks are sent.');
+  box.replaceChildren(line);
 }
 
 async function refreshMemories(): Promise<void> {
@@ -179,9 +203,10 @@ uploadButton.onclick = () => void startUpload();
 abortButton.onclick = () => controller?.abort();
 
 try {
+  if (!isMainnet(networkUrl)) await agent.fetchRootKey();
   await refreshCapsules();
   await refreshUnfinished();
   document.body.dataset.ready = 'true';
 } catch (error) {
-  say(`Cannot reach the canister at ${bridgeUrl}: ${describeError(error)}`, 'error');
+  say(`Cannot reach the canister at ${networkUrl}: ${describeError(error)}`, 'error');
 }

@@ -84,7 +84,7 @@ before(async () => {
   server = await serveDist();
   const { port } = server.address();
   pageUrl =
-    `http://127.0.0.1:${port}/index.html?bridge=${encodeURIComponent(bridge.url)}` +
+    `http://127.0.0.1:${port}/index.html?network=${encodeURIComponent(bridge.url)}` +
     `&canister=${bridge.canister}&chunkBytes=${CHUNK}&inFlight=2`;
   mkdirSync(SHOTS, { recursive: true });
   files = mkdtempSync(join(tmpdir(), 'demo-files-'));

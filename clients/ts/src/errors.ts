@@ -1,7 +1,7 @@
 // Typed failures: every `UploadError` of the canister surfaces as an
 // `UploadFailed` whose `error.__kind__` the caller can switch on.
 
-import { AgentError, ErrorKindEnum } from '@icp-sdk/core/agent';
+import { AgentError, ErrorKindEnum, HttpErrorCode, TimeoutWaitingForResponseErrorCode } from '@icp-sdk/core/agent';
 import type { UploadError } from './bindings/backend';
 
 export type UploadErrorKind = UploadError['__kind__'];
@@ -89,14 +89,48 @@ export class RetriesExhausted extends Error {
 }
 
 /**
+ * The identity's delegation expired (Internet Identity's session ended):
+ * the network refused the call before it ran. Sign in again and call
+ * `upload` with the same file: it resumes where this one stopped.
+ */
+export class DelegationExpired extends Error {
+  override readonly name = 'DelegationExpired';
+  constructor(
+    readonly method: string,
+    override readonly cause: unknown,
+  ) {
+    super(`${method}: the sign-in (delegation) expired; sign in again to continue`);
+  }
+}
+
+/**
  * Whether a thrown error is a transport failure: the call may or may not
  * have executed, so only an idempotent call may be sent again. Rejects
- * and traps are not: the canister answered.
+ * and traps are not: the canister answered. A 5xx or 429 from the
+ * boundary (after the agent's own retries) and a call whose status the
+ * agent stopped polling for are transport failures too.
  */
 export function isTransportFailure(error: unknown): boolean {
-  if (error instanceof AgentError) return error.kind === ErrorKindEnum.Transport;
+  if (error instanceof AgentError) {
+    if (error.kind === ErrorKindEnum.Transport) return true;
+    if (error.hasCode(HttpErrorCode)) {
+      const { status } = error.code as HttpErrorCode;
+      return status >= 500 || status === 429;
+    }
+    return error.hasCode(TimeoutWaitingForResponseErrorCode);
+  }
   // `fetch` itself throws a TypeError when the connection fails.
   return error instanceof TypeError && /fetch|network/i.test(error.message);
+}
+
+/** Whether the IC refused a request because its delegation expired. */
+export function isDelegationExpiry(error: unknown): boolean {
+  return (
+    error instanceof AgentError &&
+    error.hasCode(HttpErrorCode) &&
+    (error.code as HttpErrorCode).status === 400 &&
+    /Invalid delegation expiry/.test((error.code as HttpErrorCode).bodyText ?? '')
+  );
 }
 
 export function hex(bytes: Uint8Array): string {

@@ -4,5 +4,3 @@ export * from './errors';
 export { type RetryPolicy, DEFAULT_RETRY, backoffMs } from './retry';
 export { createActor, Backend } from './bindings/backend';
 export type * from './bindings/backend';
-export { loadOrCreateIdentity, type KeyValueStorage } from './identity';
-export { BridgeAgent, type BridgeAgentOptions } from './bridge-agent';

@@ -1,7 +1,7 @@
 // Retries with exponential backoff and full jitter, for transport failures
 // and `VerificationPending` only.
 
-import { RetriesExhausted, UploadAborted, isTransportFailure } from './errors';
+import { DelegationExpired, RetriesExhausted, UploadAborted, isDelegationExpiry, isTransportFailure } from './errors';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
@@ -59,6 +59,7 @@ export async function withRetry<T>(
       if (result !== AGAIN) return result;
       lastFailure = 'asked to call again';
     } catch (error) {
+      if (isDelegationExpiry(error)) throw new DelegationExpired(method, error);
       if (!isTransportFailure(error)) throw error;
       lastFailure = error;
     }

@@ -1,41 +1,54 @@
-// Test support: a bridge process running the canister's release `.wasm`,
-// and actors made with the real generated bindings over a `BridgeAgent`.
+// Test support: the local network (`upload-bridge`) running the canister's
+// release `.wasm` behind the IC's HTTP interface, and actors made with the
+// real generated bindings over the real `HttpAgent`, as a dapp makes them
+// against a local replica: the network's root key given, query signatures
+// verified, calls signed.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { Cbor, HttpAgent, type Identity } from '@icp-sdk/core/agent';
 import { Ed25519KeyIdentity } from '@icp-sdk/core/identity';
-import { Principal } from '@icp-sdk/core/principal';
 import { createActor, type Backend } from '../src/bindings/backend';
-import { BridgeAgent } from '../src/bridge-agent';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
-const BRIDGE = process.env.UPLOAD_BRIDGE ?? `${root}target/debug/upload-bridge`;
+const NETWORK = process.env.UPLOAD_BRIDGE ?? `${root}target/debug/upload-bridge`;
 const WASM = process.env.BACKEND_WASM ?? `${root}target/canister-wasm/wasm32-unknown-unknown/release/backend.wasm`;
 
-export interface BridgeProcess {
+export interface NetworkProcess {
+  /** The IC HTTP interface (and the test-only `/admin/…` routes). */
   url: string;
-  controller: string;
+  gateway: string;
+  rootKey: Uint8Array;
+  /** Controls every canister `freshCanister` installs. */
+  controller: Ed25519KeyIdentity;
   process: ChildProcess;
   stop(): void;
 }
 
-/** Starts the bridge (built by `npm test` with cargo) on a free port. */
-export async function startBridge(): Promise<BridgeProcess> {
-  const child = spawn(BRIDGE, ['--wasm', WASM], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Starts the network (built by `npm test` with cargo) on a free port. */
+export async function startNetwork(): Promise<NetworkProcess> {
+  const child = spawn(NETWORK, ['--wasm', WASM], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const first = await new Promise<string>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`upload-bridge exited with ${code}; run \`cargo build -p upload-bridge\``)));
     lines.once('line', resolve);
   });
-  const info = JSON.parse(first) as { url: string; controller: string };
-  return { ...info, process: child, stop: () => child.kill() };
+  const info = JSON.parse(first) as { url: string; gateway: string; root_key: string };
+  return {
+    url: info.url,
+    gateway: info.gateway,
+    rootKey: Uint8Array.from(Buffer.from(info.root_key, 'hex')),
+    controller: Ed25519KeyIdentity.generate(),
+    process: child,
+    stop: () => child.kill(),
+  };
 }
 
-export async function admin(bridge: BridgeProcess, path: string, body?: unknown): Promise<unknown> {
-  const method = body === undefined && !/install|upgrade|reset/.test(path) ? 'GET' : 'POST';
-  const response = await fetch(`${bridge.url}/admin/${path}`, {
+export async function admin(net: NetworkProcess, path: string, body?: unknown): Promise<unknown> {
+  const method = body === undefined && !/install|upgrade|reset|advance_time/.test(path) ? 'GET' : 'POST';
+  const response = await fetch(`${net.url}/admin/${path}`, {
     method,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
@@ -44,7 +57,7 @@ export async function admin(bridge: BridgeProcess, path: string, body?: unknown)
   return text.startsWith('{') ? JSON.parse(text) : text;
 }
 
-export interface BridgeStats {
+export interface NetworkStats {
   calls: Record<string, number>;
   executed: Record<string, number>;
   dropped_before: number;
@@ -54,11 +67,13 @@ export interface BridgeStats {
   corrupted_reads: number;
 }
 
-export const stats = (bridge: BridgeProcess) => admin(bridge, 'stats') as Promise<BridgeStats>;
+export const stats = (net: NetworkProcess) => admin(net, 'stats') as Promise<NetworkStats>;
 
-/** A fresh canister for one test. */
-export async function freshCanister(bridge: BridgeProcess): Promise<string> {
-  const { canister } = (await admin(bridge, 'install')) as { canister: string };
+/** A fresh canister for one test, controlled by `net.controller`. */
+export async function freshCanister(net: NetworkProcess): Promise<string> {
+  const { canister } = (await admin(net, 'install', { controller: net.controller.getPrincipal().toText() })) as {
+    canister: string;
+  };
   return canister;
 }
 
@@ -66,16 +81,38 @@ export function newIdentity(): Ed25519KeyIdentity {
   return Ed25519KeyIdentity.generate();
 }
 
-export interface ActorOptions {
-  identity?: Ed25519KeyIdentity;
-  caller?: Principal;
+export interface AgentOptions {
+  /** Anonymous when absent. */
+  identity?: Identity;
   fetch?: typeof fetch;
+  /** The agent's own retries of a failed HTTP request (its default: 3). */
+  retryTimes?: number;
 }
 
-/** The generated actor for `canister`, its calls sent to the bridge. */
-export function actorFor(bridge: BridgeProcess, canister: string, options: ActorOptions = {}): Backend {
-  const agent = new BridgeAgent({ url: bridge.url, identity: options.identity, caller: options.caller, fetch: options.fetch });
-  return createActor(canister, { agent });
+/** An `HttpAgent` for the network, as a dapp makes one for a local replica. */
+export function agentFor(net: NetworkProcess, options: AgentOptions = {}): HttpAgent {
+  return HttpAgent.createSync({
+    host: net.url,
+    rootKey: net.rootKey,
+    identity: options.identity,
+    fetch: options.fetch,
+    retryTimes: options.retryTimes,
+  });
+}
+
+/** The generated actor for `canister` over an `HttpAgent`. */
+export function actorFor(net: NetworkProcess, canister: string, options: AgentOptions = {}): Backend {
+  return createActor(canister, { agent: agentFor(net, options) });
+}
+
+/** The canister method a request posted to the IC's HTTP interface calls. */
+export function methodOf(input: RequestInfo | URL, init?: RequestInit): string | undefined {
+  const url = String(input instanceof Request ? input.url : input);
+  if (!/\/(call|query)$/.test(url) || !(init?.body instanceof Uint8Array || init?.body instanceof ArrayBuffer)) {
+    return undefined;
+  }
+  const envelope = Cbor.decode<{ content: { method_name?: string } }>(new Uint8Array(init.body as ArrayBuffer));
+  return envelope.content.method_name;
 }
 
 /** Deterministic pseudo-random bytes (xorshift), so failures reproduce. */

@@ -1,4 +1,4 @@
-// The client against the real canister `.wasm` on the loopback bridge.
+// The client against the real canister `.wasm` on the loopback net.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -18,33 +18,34 @@ import {
 } from '../src/index';
 import { SessionStatus } from '../src/bindings/backend';
 import {
-  type BridgeProcess,
+  type NetworkProcess,
   actorFor,
   admin,
   freshCanister,
+  methodOf,
   newIdentity,
   sameBytes,
-  startBridge,
+  startNetwork,
   stats,
   testBytes,
 } from './support';
 
-let bridge: BridgeProcess;
+let net: NetworkProcess;
 before(async () => {
-  bridge = await startBridge();
+  net = await startNetwork();
 });
-after(() => bridge.stop());
+after(() => net.stop());
 
 /** A fresh canister, a signed-in user and a capsule of theirs. */
-async function setup(options: { fetch?: typeof fetch } = {}) {
-  const canister = await freshCanister(bridge);
+async function setup(options: { fetch?: typeof fetch; retryTimes?: number } = {}) {
+  const canister = await freshCanister(net);
   const identity = newIdentity();
-  const actor = actorFor(bridge, canister, { identity, fetch: options.fetch });
+  const actor = actorFor(net, canister, { identity, ...options });
   const created = await actor.capsules_create('test');
   assert.equal(created.__kind__, 'Ok');
   const capsuleId = (created as { Ok: { capsule_id: bigint } }).Ok.capsule_id;
-  await admin(bridge, 'stats/reset');
-  await admin(bridge, 'faults', {});
+  await admin(net, 'stats/reset');
+  await admin(net, 'faults', {});
   return { canister, identity, actor, capsuleId };
 }
 
@@ -60,7 +61,7 @@ function countingFetch() {
     maxInFlight: 0,
     calls: new Map<string, number>(),
     fetch: (async (input: RequestInfo | URL, init?: RequestInit) => {
-      const method = String(input).split('/').pop()!;
+      const method = methodOf(input, init) ?? 'other';
       counter.calls.set(method, (counter.calls.get(method) ?? 0) + 1);
       inFlight++;
       counter.maxInFlight = Math.max(counter.maxInFlight, inFlight);
@@ -141,17 +142,17 @@ describe('resume', () => {
     // call fails in transport, and nothing retries.
     let chunkCallsBeforeDeath = 0;
     const dying = (async (input: RequestInfo | URL, init?: RequestInit) => {
-      if (String(input).endsWith('/uploads_put_chunk') && ++chunkCallsBeforeDeath > 20) {
+      if (methodOf(input, init) === 'uploads_put_chunk' && ++chunkCallsBeforeDeath > 20) {
         throw new TypeError('fetch failed: the tab was closed');
       }
       return fetch(input, init);
     }) as typeof fetch;
-    const first = actorFor(bridge, canister, { identity, fetch: dying });
+    const first = actorFor(net, canister, { identity, fetch: dying });
     await assert.rejects(
       upload(first, capsuleId, data, { name: 'f', chunkBytes, inFlight: 4, retry: { attempts: 1 } }),
       /transport failed/,
     );
-    const actor = actorFor(bridge, canister, { identity });
+    const actor = actorFor(net, canister, { identity });
     const open = await resumableUploads(actor);
     assert.equal(open.length, 1);
     const stored = open[0]!.received_chunks;
@@ -159,9 +160,9 @@ describe('resume', () => {
     const { missing } = await sessionStatus(actor, open[0]!.session_id);
     assert.equal(missing.length, chunks - stored);
 
-    await admin(bridge, 'stats/reset');
+    await admin(net, 'stats/reset');
     const result = await upload(actor, capsuleId, data, { name: 'f', chunkBytes });
-    const s = await stats(bridge);
+    const s = await stats(net);
     assert.equal(s.calls.uploads_put_chunk, chunks - stored, 'only the missing chunks are sent');
     assert.equal(result.chunkCalls, chunks - stored);
     assert.equal(result.resumedChunks, stored);
@@ -174,16 +175,19 @@ describe('resume', () => {
     const { actor, capsuleId } = await setup();
     const data = testBytes(3000, 9);
     const first = await upload(actor, capsuleId, data, { name: 'again', chunkBytes: 1000 });
-    await admin(bridge, 'stats/reset');
+    await admin(net, 'stats/reset');
     const second = await upload(actor, capsuleId, data, { name: 'again', chunkBytes: 1000 });
     assert.equal(second.memory_id, first.memory_id);
-    assert.equal((await stats(bridge)).calls.uploads_put_chunk, undefined);
+    assert.equal((await stats(net)).calls.uploads_put_chunk, undefined);
   });
 });
 
 describe('faults', () => {
   test('every 7th call dropped before or after execution, replies reordered: byte-exact, no chunk stored twice', async () => {
-    const { actor, capsuleId } = await setup();
+    // The agent's own retries off: each failure reaches the client, which
+    // sends the chunk again as a new request (the canister's idempotency is
+    // what keeps it stored once).
+    const { actor, capsuleId } = await setup({ retryTimes: 0 });
     const chunkBytes = 32 * 1024;
     const data = testBytes(60 * chunkBytes + 5, 77);
     // Which chunks the canister said it newly stored, per reply that arrived.
@@ -194,15 +198,15 @@ describe('faults', () => {
       if (reply.__kind__ === 'Ok' && reply.Ok.newly_stored) newlyStored.push(arg.index);
       return reply;
     };
-    await admin(bridge, 'faults', { drop_every: 7, drop_point: 'alternate', reorder_ms: 25 });
+    await admin(net, 'faults', { drop_every: 7, drop_point: 'alternate', reorder_ms: 25 });
     const result = await upload(actor, capsuleId, data, {
       name: 'faulty',
       chunkBytes,
       retry: { baseDelayMs: 5, maxDelayMs: 50 },
     });
     const downloaded = await downloadedBytes(actor, result.memory_id);
-    await admin(bridge, 'faults', {});
-    const s = await stats(bridge);
+    await admin(net, 'faults', {});
+    const s = await stats(net);
     assert.ok(s.dropped_before > 0 && s.dropped_after > 0, JSON.stringify(s));
     assert.ok(s.replies_out_of_order > 0, JSON.stringify(s));
     assert.ok(sameBytes(downloaded, data));
@@ -218,6 +222,22 @@ describe('faults', () => {
     assert.equal(canister.memories, 1n);
   });
 
+  test("a reply lost after execution: the agent resends the same request, which runs once", async () => {
+    const { actor, capsuleId } = await setup();
+    const chunkBytes = 16 * 1024;
+    const data = testBytes(12 * chunkBytes, 23);
+    await admin(net, 'faults', { drop_every: 3, drop_point: 'after' });
+    const result = await upload(actor, capsuleId, data, { chunkBytes, inFlight: 1 });
+    await admin(net, 'faults', {});
+    const s = await stats(net);
+    assert.ok(s.dropped_after > 0, JSON.stringify(s));
+    // The client saw no failure: every resend was the agent's.
+    assert.equal(result.chunkCalls, 12);
+    assert.ok(s.calls.uploads_put_chunk! > 12, JSON.stringify(s));
+    assert.equal(s.executed.uploads_put_chunk, 12, 'a resent request ran again');
+    assert.ok(sameBytes(await downloadedBytes(actor, result.memory_id), data));
+  });
+
   test('an upgrade mid-upload: the upload carries on and finishes', async () => {
     const { canister, actor, capsuleId } = await setup();
     const chunkBytes = 64 * 1024;
@@ -227,11 +247,11 @@ describe('faults', () => {
       chunkBytes,
       inFlight: 4,
       onProgress: (p) => {
-        if (!upgraded && p.confirmedBytes >= data.length / 2) upgraded = admin(bridge, `upgrade/${canister}`);
+        if (!upgraded && p.confirmedBytes >= data.length / 2) upgraded = admin(net, `upgrade/${canister}`);
       },
     });
     await upgraded;
-    assert.equal((await stats(bridge)).upgrades, 1);
+    assert.equal((await stats(net)).upgrades, 1);
     assert.ok(sameBytes(await downloadedBytes(actor, result.memory_id), data));
   });
 
@@ -265,7 +285,7 @@ describe('faults', () => {
     const { actor, capsuleId } = await setup();
     const data = testBytes(5000, 17);
     const result = await upload(actor, capsuleId, data, { chunkBytes: 1000 });
-    await admin(bridge, 'faults', { corrupt_reads: true });
+    await admin(net, 'faults', { corrupt_reads: true });
     try {
       await assert.rejects(download(actor, result.memory_id, { rangeBytes: 1000 }), (e: unknown) => {
         assert.ok(e instanceof DownloadCorrupted);
@@ -273,8 +293,8 @@ describe('faults', () => {
         return true;
       });
     } finally {
-      await admin(bridge, 'faults', {});
+      await admin(net, 'faults', {});
     }
-    assert.ok((await stats(bridge)).corrupted_reads > 0);
+    assert.ok((await stats(net)).corrupted_reads > 0);
   });
 });

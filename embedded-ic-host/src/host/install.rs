@@ -4,6 +4,16 @@
 
 use super::*;
 
+/// A canister's state as a snapshot keeps it: everything but the heap.
+pub struct CanisterSnapshot {
+    pub controller: Principal,
+    pub controllers: Vec<Principal>,
+    pub canister_version: u64,
+    pub cycles: u128,
+    pub certified_data: Vec<u8>,
+    pub stable: crate::stable_memory::StableMemory,
+}
+
 impl Host {
     pub(super) fn new_state(&self, id: Principal, controller: Principal) -> HostState {
         HostState::new(id, controller, self.limits.max_stable_bytes / WASM_PAGE)
@@ -142,6 +152,64 @@ impl Host {
         c.state_mut().canister_version = 1;
         self.canisters.insert(id, c);
         Ok(())
+    }
+
+    /// Brings back a canister from a snapshot (a network restarted with
+    /// its state kept): `wasm` instantiated at `id` over `stable`, then
+    /// `canister_post_upgrade(arg)`, as after an upgrade. The heap is not
+    /// part of a snapshot: a canister whose state lives in stable memory
+    /// comes back whole.
+    pub fn restore_at(
+        &mut self,
+        id: Principal,
+        wasm: &[u8],
+        snapshot: CanisterSnapshot,
+        arg: Vec<u8>,
+    ) -> Result<(), HostError> {
+        if self.canisters.contains_key(&id) {
+            return Err(HostError::InvalidWasm(format!("canister {id} already has a module")));
+        }
+        let mut state = self.new_state(id, snapshot.controller);
+        state.controllers = snapshot.controllers;
+        state.canister_version = snapshot.canister_version;
+        state.cycles = snapshot.cycles;
+        state.certified_data = snapshot.certified_data;
+        state.stable = snapshot.stable;
+        let mut c = Canister::new(&self.engine, wasm, state)?;
+        c.begin_tx();
+        let budget = self.limits.upgrade_instructions;
+        let controller = c.state().controller;
+        self.run_install_code(&mut c, Kind::PostUpgrade, arg, controller, budget, budget)?;
+        c.commit_tx();
+        self.canisters.insert(id, c);
+        Ok(())
+    }
+
+    /// What [`Host::restore_at`] needs of a canister, taken now.
+    pub fn snapshot(&self, id: Principal) -> Option<CanisterSnapshot> {
+        let c = self.canisters.get(&id)?;
+        let s = c.state();
+        Some(CanisterSnapshot {
+            controller: s.controller,
+            controllers: s.controllers.clone(),
+            canister_version: s.canister_version,
+            cycles: s.cycles,
+            certified_data: s.certified_data.clone(),
+            stable: crate::stable_memory::StableMemory::from_pages(
+                s.stable.size_pages(),
+                s.stable.written_pages().into_iter().map(|(i, p)| (i, p.to_vec())),
+            ),
+        })
+    }
+
+    /// The index the next canister id is made from (kept across restarts,
+    /// so ids are never given twice).
+    pub fn next_canister_index(&self) -> u64 {
+        self.next_id
+    }
+
+    pub fn set_next_canister_index(&mut self, next: u64) {
+        self.next_id = self.next_id.max(next);
     }
 
     /// Takes a canister out of the host (`uninstall_code`, `delete_canister`):

@@ -13,6 +13,7 @@
 mod delivery;
 mod ingress;
 mod install;
+pub use install::CanisterSnapshot;
 mod timers;
 
 use crate::canister::{Canister, Entry};
