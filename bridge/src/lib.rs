@@ -230,6 +230,11 @@ impl Bridge {
         })
     }
 
+    /// The network's clock, in nanoseconds since the epoch.
+    pub fn time_ns(&self) -> u64 {
+        lock(&self.shared.world).net.host.time()
+    }
+
     /// Saves the network into its state folder now (nothing without
     /// `--state`), e.g. before the process exits.
     pub fn save(&self) -> Result<(), String> {
