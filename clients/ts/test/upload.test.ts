@@ -198,7 +198,9 @@ describe('faults', () => {
       if (reply.__kind__ === 'Ok' && reply.Ok.newly_stored) newlyStored.push(arg.index);
       return reply;
     };
-    await admin(net, 'faults', { drop_every: 7, drop_point: 'alternate', reorder_ms: 25 });
+    // Signed requests leave the agent tens of milliseconds apart (each is
+    // hashed and signed), so replies are held up to 200 ms to overtake.
+    await admin(net, 'faults', { drop_every: 7, drop_point: 'alternate', reorder_ms: 200 });
     const result = await upload(actor, capsuleId, data, {
       name: 'faulty',
       chunkBytes,
