@@ -39,7 +39,8 @@ fn main() {
             }
             "--state" => {
                 state = Some(std::path::PathBuf::from(
-                    args.next().unwrap_or_else(|| fail("--state needs a folder")),
+                    args.next()
+                        .unwrap_or_else(|| fail("--state needs a folder")),
                 ))
             }
             "--wasm" => {

@@ -7,7 +7,14 @@ use std::net::TcpStream;
 use upload_bridge::Bridge;
 
 /// A raw Candid call on the bridge's test route (`x-caller` as the caller).
-fn raw_call(url: &str, kind: &str, canister: Principal, method: &str, caller: Principal, arg: &[u8]) -> Vec<u8> {
+fn raw_call(
+    url: &str,
+    kind: &str,
+    canister: Principal,
+    method: &str,
+    caller: Principal,
+    arg: &[u8],
+) -> Vec<u8> {
     let addr = url.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).expect("connect");
     write!(
@@ -21,8 +28,15 @@ fn raw_call(url: &str, kind: &str, canister: Principal, method: &str, caller: Pr
     s.write_all(arg).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
-    assert!(raw.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&raw));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
     raw[split + 4..].to_vec()
 }
 
@@ -51,13 +65,24 @@ fn a_restarted_network_has_its_canisters_stable_memory_and_clock_back() {
 
     let first = Bridge::start_with_state("127.0.0.1:0", wasm.clone(), Some(dir.clone())).unwrap();
     let canister = first.canister();
-    raw_call(&first.url(), "update", canister, "capsules_create", owner, &Encode!(&"kept").unwrap());
+    raw_call(
+        &first.url(),
+        "update",
+        canister,
+        "capsules_create",
+        owner,
+        &Encode!(&"kept").unwrap(),
+    );
     first.save().unwrap();
     let time_before = first.time_ns();
     drop(first);
 
     let second = Bridge::start_with_state("127.0.0.1:0", wasm.clone(), Some(dir.clone())).unwrap();
-    assert_eq!(second.canister(), canister, "the same canister, not a fresh one");
+    assert_eq!(
+        second.canister(),
+        canister,
+        "the same canister, not a fresh one"
+    );
     assert_eq!(capsule_names(&second, owner), vec!["kept".to_string()]);
     assert!(second.time_ns() >= time_before, "the clock went back");
     drop(second);

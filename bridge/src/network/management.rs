@@ -487,7 +487,9 @@ pub(super) fn decompress(module: &[u8]) -> Result<Vec<u8>, String> {
 
 /// `icp:public <name>` and `icp:private <name>` custom sections: the
 /// canister's metadata, by name, with whether anyone may read it.
-pub(super) fn custom_sections(module: &[u8]) -> std::collections::BTreeMap<String, (bool, Vec<u8>)> {
+pub(super) fn custom_sections(
+    module: &[u8],
+) -> std::collections::BTreeMap<String, (bool, Vec<u8>)> {
     let mut out = std::collections::BTreeMap::new();
     for payload in wasmparser::Parser::new(0).parse_all(module) {
         let Ok(wasmparser::Payload::CustomSection(section)) = payload else {

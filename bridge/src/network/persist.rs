@@ -62,7 +62,10 @@ fn unhex(s: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-fn write_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> std::io::Result<()> {
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let tmp = path.with_extension("partial");
     let mut f = std::fs::File::create(&tmp)?;
     write(&mut f)?;
@@ -82,9 +85,10 @@ impl World {
         let mut canisters = Vec::new();
         let mut modules = Vec::new();
         for (id, record) in &self.canisters {
-            let snapshot = record.installed_module.as_ref().and_then(|m| {
-                self.host.snapshot(*id).map(|s| (m.clone(), s))
-            });
+            let snapshot = record
+                .installed_module
+                .as_ref()
+                .and_then(|m| self.host.snapshot(*id).map(|s| (m.clone(), s)));
             let module = snapshot.as_ref().map(|(_, s)| SavedModule {
                 installer: s.controller.to_text(),
                 canister_version: s.canister_version,
@@ -122,13 +126,21 @@ impl World {
             self.host.set_time(saved.time_ns);
         }
         for c in &saved.canisters {
-            let id = Principal::from_text(&c.id).map_err(|e| format!("canister id {}: {e}", c.id))?;
+            let id =
+                Principal::from_text(&c.id).map_err(|e| format!("canister id {}: {e}", c.id))?;
             let settings = Decode!(&unhex(&c.settings)?, DefiniteCanisterSettings)
                 .map_err(|e| format!("settings of {id}: {e}"))?;
-            let cycles: u128 = c.cycles.parse().map_err(|e| format!("cycles of {id}: {e}"))?;
+            let cycles: u128 = c
+                .cycles
+                .parse()
+                .map_err(|e| format!("cycles of {id}: {e}"))?;
             let mut record = CanisterRecord::new(settings.controllers.clone(), cycles);
             record.settings = settings;
-            record.run_state = if c.stopped { RunState::Stopped } else { RunState::Running };
+            record.run_state = if c.stopped {
+                RunState::Stopped
+            } else {
+                RunState::Running
+            };
             if let Some(m) = &c.module {
                 let wasm = std::fs::read(dir.join(format!("{id}.wasm")))
                     .map_err(|e| format!("module of {id}: {e}"))?;
