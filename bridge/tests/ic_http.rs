@@ -534,6 +534,21 @@ async fn agent_calls_queries_and_reads_state() {
         .await
         .unwrap();
     assert_eq!(controllers, vec![bridge.controller()]);
+
+    // The subnet's state, through the subnet's own endpoint: its canister
+    // ranges hold the canister (the subnet id is the root key's principal:
+    // one subnet, the root subnet).
+    let subnet = Principal::self_authenticating(bridge.root_key());
+    let ranges = agent
+        .read_state_subnet_canister_ranges(subnet)
+        .await
+        .unwrap();
+    assert!(
+        ranges
+            .iter()
+            .any(|(low, high)| *low <= canister && canister <= *high),
+        "{ranges:?}"
+    );
 }
 
 /// The agent's checks are real: with another network's root key neither

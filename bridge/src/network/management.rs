@@ -462,6 +462,9 @@ fn merge_settings(into: &mut DefiniteCanisterSettings, s: CanisterSettings) -> R
     if let Some(v) = s.wasm_memory_threshold {
         into.wasm_memory_threshold = v;
     }
+    if let Some(v) = s.environment_variables {
+        into.environment_variables = v;
+    }
     Ok(())
 }
 

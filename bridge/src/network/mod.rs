@@ -353,6 +353,9 @@ impl World {
             match (target, labels.as_slice()) {
                 (_, [b"time"]) => {}
                 (_, [b"subnet", ..]) => {}
+                // The ranges by subnet, in one shard (agent-js reads only
+                // the first shard of several).
+                (_, [b"canister_ranges", ..]) => {}
                 (Target::Canister(_), [b"request_status", id, ..]) => {
                     if status_id.is_some_and(|s| s != *id) {
                         return Err(HttpRefusal::new(
@@ -480,6 +483,7 @@ impl World {
             serde_bytes::ByteBuf::from(high.as_slice().to_vec()),
         )];
         tree.insert(&[b"subnet", subnet, b"canister_ranges"], cbor(&ranges));
+        tree.insert(&[b"canister_ranges", subnet, low.as_slice()], cbor(&ranges));
         tree.insert(
             &[
                 b"subnet",
