@@ -1,25 +1,29 @@
-//! A loopback bridge: the upload canister's release `.wasm`, run in the
-//! embedded IC host, served over HTTP on 127.0.0.1 so the TypeScript client
-//! and the demo page can be tested against the real canister.
+//! The local network: the upload canister's release `.wasm`, run in the
+//! embedded IC host, behind the IC's public HTTP interface on 127.0.0.1
+//! ([`network`], routed by `http_api`), so the IC's own clients
+//! (`HttpAgent`, `ic-agent`, `icp`, `ic-http-gateway`) reach it unmodified.
 //!
-//! Calls carry raw Candid in and out; the caller and the canister are given
-//! per call:
-//!
-//! - `POST /api/update/{canister}/{method}` and `POST /api/query/{canister}/{method}`,
-//!   header `x-caller: <principal>` (absent: anonymous), body the Candid
-//!   argument. `200`: the body is the Candid reply. `400`: the call was
-//!   rejected or trapped; header `x-reject-code`, body the message. `503`:
-//!   a transport failure injected by the faults.
+//! Routes:
+//! - `GET /api/v2/status`; `POST /api/v2|v3|v4/canister/{id}/call`,
+//!   `/api/v2|v3/canister/{id}/query`, `/api/v2|v3/canister|subnet/{id}/read_state`:
+//!   the IC's interface (see [`network`]).
+//! - Only with `--raw-candid` (the binary) or the library's default (Rust
+//!   tests): `POST /api/update/{canister}/{method}` and
+//!   `POST /api/query/{canister}/{method}`, unsigned, header
+//!   `x-caller: <principal>` (absent: anonymous), body the Candid argument.
+//!   `200`: the body is the Candid reply. `400`: the call was rejected or
+//!   trapped; header `x-reject-code`, body the message. `503`: a transport
+//!   failure injected by the faults.
 //! - `GET /admin/info`: the default canister and its controller (JSON).
 //! - `POST /admin/install`: a fresh canister (JSON `{"canister": ...}`);
 //!   body `{"controller": "<principal>"}` to name its controller.
 //! - `POST /admin/upgrade/{canister}`: upgrades it to the same `.wasm`.
 //! - `POST /admin/faults`: sets the [`Faults`] (JSON) and restarts their count.
-//! - `GET /admin/stats`, `POST /admin/stats/reset`: what the bridge saw ([`Stats`]).
-//! - `POST /admin/advance_time/{seconds}`: moves the canister's clock on.
+//! - `GET /admin/stats`, `POST /admin/stats/reset`: what the network saw ([`Stats`]).
+//! - `POST /admin/advance_time/{seconds}`: moves the network's clock on.
 //!
-//! The canister's clock follows the wall clock (plus what was advanced);
-//! due timers run after every update, as rounds would on a subnet.
+//! The clock follows the wall clock (plus what was advanced); due timers
+//! run after every update, as rounds would on a subnet.
 
 mod faults;
 mod http_api;
@@ -113,6 +117,8 @@ struct Shared {
     /// `changes` at the last save.
     saved_changes: Mutex<u64>,
     stopping: std::sync::atomic::AtomicBool,
+    /// Whether the unsigned raw-Candid routes answer (tests in Rust).
+    raw_routes: std::sync::atomic::AtomicBool,
     addresses: Mutex<(Option<String>, Option<String>)>,
 }
 
@@ -198,6 +204,7 @@ impl Bridge {
             saved_changes: Mutex::new(0),
             addresses: Mutex::new((None, None)),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            raw_routes: std::sync::atomic::AtomicBool::new(true),
         });
         let workers = (0..WORKERS)
             .map(|_| {
@@ -239,6 +246,16 @@ impl Bridge {
     /// `--state`), e.g. before the process exits.
     pub fn save(&self) -> Result<(), String> {
         save(&self.shared)
+    }
+
+    /// Turns off the unsigned raw-Candid routes (`/api/update|query/…`,
+    /// the caller named by a header): the binary serves only the IC's
+    /// interface unless asked (`--raw-candid`), so no local process can
+    /// act as any principal, controllers included.
+    pub fn disable_raw_routes(&self) {
+        self.shared
+            .raw_routes
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Records the addresses a restart should listen on again.
@@ -380,7 +397,9 @@ fn route(shared: &Shared, request: &tiny_http::Request, body: Vec<u8>) -> Reply 
             Post,
             ["api", version @ ("v2" | "v3" | "v4"), scope @ ("canister" | "subnet"), id, endpoint],
         ) => http_api::route(shared, version, scope, id, endpoint, body),
-        (Post, ["api", kind @ ("update" | "query"), canister, method]) => {
+        (Post, ["api", kind @ ("update" | "query"), canister, method])
+            if shared.raw_routes.load(std::sync::atomic::Ordering::Relaxed) =>
+        {
             match parse_principals(caller.as_deref(), canister) {
                 Ok((caller, canister)) => {
                     call(shared, *kind == "update", canister, caller, method, body)

@@ -8,20 +8,23 @@
 use std::io::Write;
 
 const USAGE: &str =
-    "usage: upload-bridge [--listen 127.0.0.1:PORT] [--gateway 127.0.0.1:PORT] [--wasm PATH] [--state DIR]
+    "usage: upload-bridge [--listen 127.0.0.1:PORT] [--gateway 127.0.0.1:PORT] [--wasm PATH] [--state DIR] [--raw-candid]
 Serves the upload canister's release .wasm, run in the embedded IC host, on
 HTTP (raw Candid in and out), with fault injection for tests, and the local
 HTTP gateway (share links, every response verified) in front of the same
 canister. Port 0 (the default) picks a free port; the first line on stdout
 says which, as JSON. --state DIR keeps the network across restarts
 (canisters, stable memory, the clock, the ports): it is saved every two
-seconds when something changed and on Ctrl-C, and restored at start.";
+seconds when something changed and on Ctrl-C, and restored at start.
+--raw-candid also serves the unsigned test routes /api/update|query/<canister>/<method>
+(the caller named by an x-caller header).";
 
 fn main() {
     let mut listen = None;
     let mut gateway_listen = None;
     let mut wasm_path = None;
     let mut state = None;
+    let mut raw_candid = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -37,6 +40,7 @@ fn main() {
                         .unwrap_or_else(|| fail("--gateway needs an address")),
                 )
             }
+            "--raw-candid" => raw_candid = true,
             "--state" => {
                 state = Some(std::path::PathBuf::from(
                     args.next()
@@ -87,6 +91,9 @@ fn main() {
     let gateway = local_gateway::Gateway::new(std::sync::Arc::new(bridge.http_canister()))
         .spawn(gateway_addr)
         .unwrap_or_else(|e| fail(&format!("gateway on {gateway_addr}: {e}")));
+    if !raw_candid {
+        bridge.disable_raw_routes();
+    }
     if state.is_some() {
         let gateway_url = gateway.url();
         bridge.set_addresses(
