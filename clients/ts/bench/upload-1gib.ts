@@ -22,6 +22,8 @@ const total = MIB * 1024 * 1024;
 function nullCanister(): UploadActor {
   let received = 0;
   const actor = {
+    // The default chunk size comes from the canister's limits.
+    stats: async () => ({ limits: { max_chunk_bytes: 1_900_000 } }),
     uploads_begin: async (b: { chunk_size: number; expected_chunks: number }) => ({
       __kind__: 'Ok',
       Ok: { session_id: 1n, provisional_memory_id: 1n, chunk_size: b.chunk_size, expected_chunks: b.expected_chunks, expires_at: 0n },

@@ -1,11 +1,13 @@
-// Fails when src/bindings is not what @icp-sdk/bindgen makes of
-// ../../backend.did today. Fix with `npm run bindgen`.
+// Fails when src/bindings is not what `npm run bindgen` makes of
+// ../../backend.did today (@icp-sdk/bindgen, then the `.js` extensions of
+// scripts/bindings-esm.mjs). Fix with `npm run bindgen`.
 
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { rewriteDir } from './bindings-esm.mjs';
 
 const here = fileURLToPath(new URL('..', import.meta.url));
 const committed = join(here, 'src/bindings');
@@ -30,6 +32,7 @@ try {
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
+  rewriteDir(fresh);
   const want = new Map(files(fresh).map((f) => [relative(fresh, f), readFileSync(f, 'utf8')]));
   const have = new Map(files(committed).map((f) => [relative(committed, f), readFileSync(f, 'utf8')]));
   const stale = [...new Set([...want.keys(), ...have.keys()])].filter((f) => want.get(f) !== have.get(f));

@@ -1,12 +1,12 @@
 // Download a memory: ranges read in parallel, the whole checked against
 // the SHA-256 the canister recorded at commit.
 
-import { newSha256 } from './sha256';
-import type { MemoryRecord } from './bindings/backend';
-import { DownloadCorrupted } from './errors';
-import { Pool } from './pool';
-import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry';
-import { type UploadActor, DEFAULT_IN_FLIGHT, unwrap } from './upload';
+import { newSha256 } from './sha256.js';
+import type { MemoryRecord } from './bindings/backend.js';
+import { DownloadCorrupted } from './errors.js';
+import { Pool } from './pool.js';
+import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
+import { type UploadActor, DEFAULT_IN_FLIGHT, unwrap } from './upload.js';
 
 /** The canister's largest read (`MAX_READ_BYTES` in `src/upload/limits.rs`). */
 export const MAX_READ_BYTES = 1_900_000;

@@ -1,8 +1,9 @@
 // Typed failures: every `UploadError` of the canister surfaces as an
-// `UploadFailed` whose `error.__kind__` the caller can switch on.
+// `UploadFailed`, every `ShareError` as a `ShareFailed`, whose
+// `error.__kind__` the caller can switch on.
 
 import { AgentError, ErrorKindEnum, HttpErrorCode, TimeoutWaitingForResponseErrorCode } from '@icp-sdk/core/agent';
-import type { UploadError } from './bindings/backend';
+import type { ShareError, UploadError } from './bindings/backend.js';
 
 export type UploadErrorKind = UploadError['__kind__'];
 
@@ -52,6 +53,43 @@ export class UploadFailed extends Error {
   }
 
   get kind(): UploadErrorKind {
+    return this.error.__kind__;
+  }
+}
+
+export type ShareErrorKind = ShareError['__kind__'];
+
+/**
+ * Every `ShareError` case (the answers of `memories_share`,
+ * `memories_shares` and `memories_unshare`) and what the client does
+ * about it; a case added to `backend.did` fails `tsc` here too.
+ */
+export const SHARE_ERROR_HANDLING = {
+  // `share` asks again with backoff: no link was made.
+  RandomnessUnavailable: 'retried',
+  // The caller's to decide: thrown as `ShareFailed`.
+  TooManyLinks: 'thrown',
+  NotAuthorized: 'thrown',
+  LinkNotFound: 'thrown',
+  InvalidArgument: 'thrown',
+  MemoryNotFound: 'thrown',
+  CapacityExhausted: 'thrown',
+  AnonymousCaller: 'thrown',
+} as const satisfies Record<ShareErrorKind, 'retried' | 'thrown'>;
+
+/** The canister answered a share call with one of its `ShareError` cases. */
+export class ShareFailed extends Error {
+  override readonly name = 'ShareFailed';
+  constructor(
+    /** The canister's error, a tagged union: switch on `error.__kind__`. */
+    readonly error: ShareError,
+    /** The canister method that answered it. */
+    readonly method: string,
+  ) {
+    super(`${method}: ${describe(error)}`);
+  }
+
+  get kind(): ShareErrorKind {
     return this.error.__kind__;
   }
 }
@@ -137,7 +175,7 @@ export function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-function describe(error: UploadError): string {
+function describe(error: UploadError | ShareError): string {
   const { __kind__, ...rest } = error as { __kind__: string } & Record<string, unknown>;
   const detail = rest[__kind__];
   if (detail === null || detail === undefined) return __kind__;

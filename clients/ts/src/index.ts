@@ -1,6 +1,8 @@
-export * from './upload';
-export * from './download';
-export * from './errors';
-export { type RetryPolicy, DEFAULT_RETRY, backoffMs } from './retry';
-export { createActor, Backend } from './bindings/backend';
-export type * from './bindings/backend';
+export * from './upload.js';
+export * from './download.js';
+export * from './sharing.js';
+export * from './memories.js';
+export * from './errors.js';
+export { type RetryPolicy, DEFAULT_RETRY, backoffMs } from './retry.js';
+export { createActor, Backend } from './bindings/backend.js';
+export type * from './bindings/backend.js';

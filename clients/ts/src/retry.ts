@@ -1,7 +1,7 @@
 // Retries with exponential backoff and full jitter, for transport failures
 // and `VerificationPending` only.
 
-import { DelegationExpired, RetriesExhausted, UploadAborted, isDelegationExpiry, isTransportFailure } from './errors';
+import { DelegationExpired, RetriesExhausted, UploadAborted, isDelegationExpiry, isTransportFailure } from './errors.js';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
@@ -65,4 +65,18 @@ export async function withRetry<T>(
     }
   }
   throw new RetriesExhausted(method, policy.attempts, lastFailure);
+}
+
+/**
+ * Runs `call` once, for a call that must not be sent again as a new
+ * request (the agent's own resends of the same request still happen);
+ * a delegation's expiry becomes `DelegationExpired` as in `withRetry`.
+ */
+export async function once<T>(method: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (isDelegationExpiry(error)) throw new DelegationExpired(method, error);
+    throw error;
+  }
 }

@@ -1,8 +1,15 @@
-// Upload a file to the canister: chunks of `MAX_CHUNK_BYTES`, `inFlight`
-// calls at once, one streaming SHA-256 of the whole file in file order,
-// resume by an idempotency key derived from the file and the capsule.
+// Upload a file to the canister: chunks of the canister's largest chunk
+// size (`MAX_CHUNK_BYTES`, or the lower `max_chunk_bytes` its controllers
+// set), `inFlight` calls at once, one streaming SHA-256 of the whole file
+// in file order, resume by an idempotency key derived from the file and
+// the capsule.
+//
+// `upload` runs in phases: plan (sizes, names, key: no update call yet),
+// begin (the session, new or resumed), resume status (what the canister
+// still needs), send chunks (and hash the whole file), finish (verify and
+// commit).
 
-import { newSha256, sha256 } from './sha256';
+import { newSha256, sha256 } from './sha256.js';
 import type {
   backendInterface,
   CommittedUpload,
@@ -10,10 +17,10 @@ import type {
   UploadError,
   UploadStarted,
   UploadStatus,
-} from './bindings/backend';
-import { UploadAborted, UploadFailed, hex } from './errors';
-import { Pool } from './pool';
-import { AGAIN, DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry';
+} from './bindings/backend.js';
+import { UploadAborted, UploadFailed, hex } from './errors.js';
+import { Pool } from './pool.js';
+import { AGAIN, DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
 
 /** The canister's largest chunk (`MAX_CHUNK_BYTES` in `src/upload/limits.rs`). */
 export const MAX_CHUNK_BYTES = 1_900_000;
@@ -52,7 +59,11 @@ export interface UploadOptions {
   mimeType?: string;
   /** Calls in flight (default 12). */
   inFlight?: number;
-  /** Chunk size, at most (and by default) `MAX_CHUNK_BYTES`. */
+  /**
+   * Chunk size, at most `MAX_CHUNK_BYTES`. By default the canister's
+   * largest: `min(MAX_CHUNK_BYTES, stats().limits.max_chunk_bytes)`, asked
+   * once per upload.
+   */
   chunkBytes?: number;
   /**
    * Also send each chunk's SHA-256 (default false): a bad chunk is then
@@ -172,25 +183,72 @@ export async function abortUpload(actor: UploadActor, sessionId: bigint, retry?:
   );
 }
 
-async function beginSession(
+/**
+ * The chunk size `upload` uses by default: the largest the canister takes
+ * now, `min(MAX_CHUNK_BYTES, stats().limits.max_chunk_bytes)` (a `stats`
+ * query, transport failures retried).
+ */
+export async function defaultChunkBytes(
+  actor: UploadActor,
+  options: { retry?: Partial<RetryPolicy>; signal?: AbortSignal } = {},
+): Promise<number> {
+  const { limits } = await withRetry('stats', { ...DEFAULT_RETRY, ...options.retry }, options.signal, () => actor.stats());
+  return Math.min(MAX_CHUNK_BYTES, limits.max_chunk_bytes);
+}
+
+/** What one `upload` call sends, fixed before any update call. */
+interface UploadPlan {
+  capsuleId: bigint;
+  file: UploadSource;
+  total: number;
+  chunkBytes: number;
+  chunks: number;
+  name: string;
+  mimeType: string;
+  /** The idempotency key of generation 0. */
+  key: string;
+  policy: RetryPolicy;
+  finishPolicy: RetryPolicy;
+  signal: AbortSignal | undefined;
+}
+
+/** Phase 1, plan: chunk size, name, type and idempotency key of the file. */
+async function planUpload(
   actor: UploadActor,
   capsuleId: bigint,
-  total: number,
-  chunkBytes: number,
-  name: string,
-  mimeType: string,
-  baseKey: string,
-  policy: RetryPolicy,
-  signal: AbortSignal | undefined,
-): Promise<UploadStarted> {
+  file: UploadSource,
+  options: UploadOptions,
+): Promise<UploadPlan> {
+  const { signal } = options;
+  const policy = { ...DEFAULT_RETRY, ...options.retry };
+  const finishPolicy = { ...DEFAULT_RETRY, attempts: 60, maxDelayMs: 2_000, ...options.finishRetry };
+  const chunkBytes = options.chunkBytes ?? (await defaultChunkBytes(actor, { retry: policy, signal }));
+  if (!Number.isInteger(chunkBytes) || chunkBytes < 1 || chunkBytes > MAX_CHUNK_BYTES) {
+    throw new RangeError(`chunkBytes must be in 1..=${MAX_CHUNK_BYTES}`);
+  }
+  const total = byteLength(file);
+  const chunks = chunkCount(total, chunkBytes);
+  const name = options.name ?? (typeof File !== 'undefined' && file instanceof File ? file.name : 'upload');
+  const mimeType = options.mimeType || (file instanceof Blob && file.type) || 'application/octet-stream';
+  const key = await idempotencyKey(capsuleId, file, name, mimeType, chunkBytes, options.fileIdentity);
+  return { capsuleId, file, total, chunkBytes, chunks, name, mimeType, key, policy, finishPolicy, signal };
+}
+
+/**
+ * Phase 2, begin: the session of the plan's key, new or resumed. When an
+ * earlier session of the file was aborted or expired, the next generation
+ * of the key.
+ */
+async function beginSession(actor: UploadActor, plan: UploadPlan): Promise<UploadStarted> {
+  const { capsuleId, total, chunkBytes, chunks, name, mimeType, policy, signal } = plan;
   for (let generation = 0; ; generation++) {
-    const key = generation === 0 ? baseKey : `${baseKey}-${generation}`;
+    const key = generation === 0 ? plan.key : `${plan.key}-${generation}`;
     const result = await withRetry('uploads_begin', policy, signal, () =>
       actor.uploads_begin({
         capsule_id: capsuleId,
         asset: { sha256: undefined, name, byte_len: BigInt(total), mime_type: mimeType },
         chunk_size: chunkBytes,
-        expected_chunks: chunkCount(total, chunkBytes),
+        expected_chunks: chunks,
         idempotency_key: key,
       }),
     );
@@ -201,6 +259,124 @@ async function beginSession(
     const finished = kind === 'SessionAborted' || kind === 'SessionExpired';
     if (!finished || generation + 1 >= KEY_GENERATIONS) throw new UploadFailed(result.Err, 'uploads_begin');
   }
+}
+
+/** What the canister holds of a session when this run begins. */
+type ResumeState =
+  /** The same file was uploaded before: that memory is the answer. */
+  | { committed: CommittedUpload }
+  /** `toSend[i]` is 1 for each chunk the canister still needs. */
+  | { committed: undefined; toSend: Uint8Array };
+
+/** Phase 3, resume status: the chunks still missing, or the committed memory. */
+async function resumeStatus(actor: UploadActor, plan: UploadPlan, sessionId: bigint): Promise<ResumeState> {
+  const { status, missing } = await sessionStatus(actor, sessionId, { retry: plan.policy, signal: plan.signal });
+  if (status.committed) return { committed: status.committed };
+  const toSend = new Uint8Array(plan.chunks);
+  for (const i of missing) toSend[i] = 1;
+  return { committed: undefined, toSend };
+}
+
+/**
+ * Phase 4, send chunks: reads the file in order, hashes all of it, and
+ * sends the chunks in `toSend` through `pool`; returns the whole file's
+ * SHA-256 once every chunk sent was answered.
+ */
+async function sendChunks(
+  actor: UploadActor,
+  plan: UploadPlan,
+  sessionId: bigint,
+  toSend: Uint8Array,
+  pool: Pool,
+  counters: { chunkCalls: number },
+  options: UploadOptions,
+): Promise<{ digest: Uint8Array; resumedChunks: number }> {
+  const { file, total, chunkBytes, chunks, policy, signal } = plan;
+  const started = performance.now();
+  const progress: UploadProgress = {
+    totalBytes: total,
+    sentBytes: 0,
+    confirmedBytes: 0,
+    resumedBytes: 0,
+    bytesPerSecond: 0,
+    secondsLeft: undefined,
+  };
+  const report = () => {
+    const seconds = (performance.now() - started) / 1000;
+    const thisRun = progress.confirmedBytes - progress.resumedBytes;
+    progress.bytesPerSecond = seconds > 0 ? thisRun / seconds : 0;
+    progress.secondsLeft =
+      progress.bytesPerSecond > 0 ? (total - progress.confirmedBytes) / progress.bytesPerSecond : undefined;
+    options.onProgress?.({ ...progress });
+  };
+  let resumedChunks = 0;
+  const hasher = await newSha256();
+  const read = (i: number) => readRange(file, i * chunkBytes, Math.min(total, (i + 1) * chunkBytes));
+  // One chunk read ahead: the disk works while this one is hashed.
+  let ahead = chunks > 0 ? read(0) : undefined;
+  for (let i = 0; i < chunks; i++) {
+    if (aborted(signal)) throw new UploadAborted(sessionId);
+    const bytes = await ahead!;
+    ahead = i + 1 < chunks ? read(i + 1) : undefined;
+    // A read left behind by a failure must not become an unhandled rejection.
+    ahead?.catch(() => undefined);
+    // In file order: the whole-file digest streams with the reading.
+    hasher.update(bytes);
+    if (toSend[i] === 0) {
+      resumedChunks++;
+      progress.confirmedBytes += bytes.length;
+      progress.resumedBytes += bytes.length;
+      report();
+      continue;
+    }
+    await pool.slot();
+    if (aborted(signal)) throw new UploadAborted(sessionId);
+    const chunkSha = options.chunkHashes ? await sha256(bytes) : undefined;
+    progress.sentBytes += bytes.length;
+    report();
+    pool.run(async () => {
+      await withRetry('uploads_put_chunk', policy, signal, async () => {
+        counters.chunkCalls++;
+        return unwrap(
+          'uploads_put_chunk',
+          await actor.uploads_put_chunk({ session_id: sessionId, index: i, bytes, sha256: chunkSha }),
+        );
+      });
+      progress.confirmedBytes += bytes.length;
+      report();
+    });
+  }
+  await pool.drain();
+  return { digest: hasher.digest(), resumedChunks };
+}
+
+/**
+ * Phase 5, finish: the canister verifies the whole file's SHA-256 and
+ * commits the memory (asked again while its hashing catches up).
+ */
+async function finishSession(
+  actor: UploadActor,
+  plan: UploadPlan,
+  sessionId: bigint,
+  digest: Uint8Array,
+): Promise<CommittedUpload> {
+  const { total, policy, finishPolicy, signal } = plan;
+  return withRetry('uploads_finish', finishPolicy, signal, async () => {
+    const result = await actor.uploads_finish({ session_id: sessionId, sha256: digest, byte_len: BigInt(total) });
+    if (result.__kind__ === 'Ok') return result.Ok;
+    switch (result.Err.__kind__) {
+      case 'VerificationPending':
+        return AGAIN;
+      case 'AlreadyCommitted': {
+        // An earlier finish executed but its reply was lost.
+        const { status } = await sessionStatus(actor, sessionId, { retry: policy, signal });
+        if (status.committed) return status.committed;
+        throw new UploadFailed(result.Err, 'uploads_finish');
+      }
+      default:
+        throw new UploadFailed(result.Err, 'uploads_finish');
+    }
+  });
 }
 
 /**
@@ -215,108 +391,25 @@ export async function upload(
 ): Promise<UploadResult> {
   const { signal } = options;
   if (aborted(signal)) throw new UploadAborted(undefined);
-  const policy = { ...DEFAULT_RETRY, ...options.retry };
-  const finishPolicy = { ...DEFAULT_RETRY, attempts: 60, maxDelayMs: 2_000, ...options.finishRetry };
-  const chunkBytes = options.chunkBytes ?? MAX_CHUNK_BYTES;
-  if (!Number.isInteger(chunkBytes) || chunkBytes < 1 || chunkBytes > MAX_CHUNK_BYTES) {
-    throw new RangeError(`chunkBytes must be in 1..=${MAX_CHUNK_BYTES}`);
-  }
-  const total = byteLength(file);
-  const chunks = chunkCount(total, chunkBytes);
-  const name = options.name ?? (typeof File !== 'undefined' && file instanceof File ? file.name : 'upload');
-  const mimeType = options.mimeType || (file instanceof Blob && file.type) || 'application/octet-stream';
-  const key = await idempotencyKey(capsuleId, file, name, mimeType, chunkBytes, options.fileIdentity);
-
-  const session = await beginSession(actor, capsuleId, total, chunkBytes, name, mimeType, key, policy, signal);
+  const plan = await planUpload(actor, capsuleId, file, options);
+  const session = await beginSession(actor, plan);
   const sessionId = session.session_id;
   options.onSession?.(session);
   const pool = new Pool(options.inFlight ?? DEFAULT_IN_FLIGHT);
-  let chunkCalls = 0;
+  const counters = { chunkCalls: 0 };
   try {
-    const { status, missing } = await sessionStatus(actor, sessionId, { retry: policy, signal });
-    // The same file was uploaded before: that memory is the answer.
-    if (status.committed) return { ...status.committed, sessionId, chunkCalls, resumedChunks: chunks };
-    const toSend = new Uint8Array(chunks);
-    for (const i of missing) toSend[i] = 1;
-
-    const started = performance.now();
-    const progress: UploadProgress = {
-      totalBytes: total,
-      sentBytes: 0,
-      confirmedBytes: 0,
-      resumedBytes: 0,
-      bytesPerSecond: 0,
-      secondsLeft: undefined,
-    };
-    const report = () => {
-      const seconds = (performance.now() - started) / 1000;
-      const thisRun = progress.confirmedBytes - progress.resumedBytes;
-      progress.bytesPerSecond = seconds > 0 ? thisRun / seconds : 0;
-      progress.secondsLeft =
-        progress.bytesPerSecond > 0 ? (total - progress.confirmedBytes) / progress.bytesPerSecond : undefined;
-      options.onProgress?.({ ...progress });
-    };
-    let resumedChunks = 0;
-    const hasher = await newSha256();
-    const read = (i: number) => readRange(file, i * chunkBytes, Math.min(total, (i + 1) * chunkBytes));
-    // One chunk read ahead: the disk works while this one is hashed.
-    let ahead = chunks > 0 ? read(0) : undefined;
-    for (let i = 0; i < chunks; i++) {
-      if (aborted(signal)) throw new UploadAborted(sessionId);
-      const bytes = await ahead!;
-      ahead = i + 1 < chunks ? read(i + 1) : undefined;
-      // A read left behind by a failure must not become an unhandled rejection.
-      ahead?.catch(() => undefined);
-      // In file order: the whole-file digest streams with the reading.
-      hasher.update(bytes);
-      if (toSend[i] === 0) {
-        resumedChunks++;
-        progress.confirmedBytes += bytes.length;
-        progress.resumedBytes += bytes.length;
-        report();
-        continue;
-      }
-      await pool.slot();
-      if (aborted(signal)) throw new UploadAborted(sessionId);
-      const chunkSha = options.chunkHashes ? await sha256(bytes) : undefined;
-      progress.sentBytes += bytes.length;
-      report();
-      pool.run(async () => {
-        await withRetry('uploads_put_chunk', policy, signal, async () => {
-          chunkCalls++;
-          return unwrap(
-            'uploads_put_chunk',
-            await actor.uploads_put_chunk({ session_id: sessionId, index: i, bytes, sha256: chunkSha }),
-          );
-        });
-        progress.confirmedBytes += bytes.length;
-        report();
-      });
+    const resume = await resumeStatus(actor, plan, sessionId);
+    if (resume.committed) {
+      return { ...resume.committed, sessionId, chunkCalls: counters.chunkCalls, resumedChunks: plan.chunks };
     }
-    await pool.drain();
-    const digest = hasher.digest();
-    const committed = await withRetry('uploads_finish', finishPolicy, signal, async () => {
-      const result = await actor.uploads_finish({ session_id: sessionId, sha256: digest, byte_len: BigInt(total) });
-      if (result.__kind__ === 'Ok') return result.Ok;
-      switch (result.Err.__kind__) {
-        case 'VerificationPending':
-          return AGAIN;
-        case 'AlreadyCommitted': {
-          // An earlier finish executed but its reply was lost.
-          const { status } = await sessionStatus(actor, sessionId, { retry: policy, signal });
-          if (status.committed) return status.committed;
-          throw new UploadFailed(result.Err, 'uploads_finish');
-        }
-        default:
-          throw new UploadFailed(result.Err, 'uploads_finish');
-      }
-    });
-    return { ...committed, sessionId, chunkCalls, resumedChunks };
+    const { digest, resumedChunks } = await sendChunks(actor, plan, sessionId, resume.toSend, pool, counters, options);
+    const committed = await finishSession(actor, plan, sessionId, digest);
+    return { ...committed, sessionId, chunkCalls: counters.chunkCalls, resumedChunks };
   } catch (error) {
     // Nothing of this upload may still run once its promise settles.
     await pool.settle();
     if (aborted(signal)) {
-      await abortUpload(actor, sessionId, policy);
+      await abortUpload(actor, sessionId, plan.policy);
       throw new UploadAborted(sessionId);
     }
     throw error;

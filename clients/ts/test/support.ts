@@ -18,7 +18,13 @@ const WASM = process.env.BACKEND_WASM ?? `${root}target/canister-wasm/wasm32-unk
 export interface NetworkProcess {
   /** The IC HTTP interface (and the test-only `/admin/…` routes). */
   url: string;
+  /**
+   * The local HTTP gateway: it serves share links (`/s/...`) of the
+   * network's default canister only.
+   */
   gateway: string;
+  /** The network's default canister (the one `gateway` serves). */
+  canister: string;
   rootKey: Uint8Array;
   /** Controls every canister `freshCanister` installs. */
   controller: Ed25519KeyIdentity;
@@ -35,10 +41,11 @@ export async function startNetwork(): Promise<NetworkProcess> {
     child.once('exit', (code) => reject(new Error(`upload-bridge exited with ${code}; run \`cargo build -p upload-bridge\``)));
     lines.once('line', resolve);
   });
-  const info = JSON.parse(first) as { url: string; gateway: string; root_key: string };
+  const info = JSON.parse(first) as { url: string; gateway: string; canister: string; root_key: string };
   return {
     url: info.url,
     gateway: info.gateway,
+    canister: info.canister,
     rootKey: Uint8Array.from(Buffer.from(info.root_key, 'hex')),
     controller: Ed25519KeyIdentity.generate(),
     process: child,

@@ -10,6 +10,7 @@ import {
   MAX_CHUNK_BYTES,
   UploadAborted,
   UploadFailed,
+  defaultChunkBytes,
   download,
   resumableUploads,
   sessionStatus,
@@ -129,6 +130,41 @@ describe('sizes', () => {
     assert.ok(seen.every((b, i) => i === 0 || b >= seen[i - 1]!), 'confirmed bytes never go back');
     assert.deepEqual(result.sha256, sha256(data));
     assert.ok(sameBytes(await downloadedBytes(actor, result.memory_id), data));
+  });
+});
+
+describe('limits', () => {
+  test("a controller's lower max_chunk_bytes: a default upload takes it as its chunk size (one stats query)", async () => {
+    const { canister, actor, capsuleId } = await setup();
+    const controller = actorFor(net, canister, { identity: net.controller });
+    const { limits } = await controller.stats();
+    const lowered = 256 * 1024;
+    const set = await controller.admin_set_limits({ ...limits, max_chunk_bytes: lowered });
+    assert.equal(set.__kind__, 'Ok');
+    assert.equal(await defaultChunkBytes(actor), lowered);
+
+    await admin(net, 'stats/reset');
+    const data = testBytes(4 * lowered + 99, 44);
+    let chunkSize: number | undefined;
+    const result = await upload(actor, capsuleId, data, { onSession: (s) => (chunkSize = s.chunk_size) });
+    assert.equal(chunkSize, lowered);
+    assert.equal(result.chunkCalls, 5);
+    assert.equal((await stats(net)).calls.stats, 1, 'one stats query for the upload');
+    assert.ok(sameBytes(await downloadedBytes(actor, result.memory_id), data));
+
+    // A chunk size given by the caller is taken as it is: no stats query.
+    await admin(net, 'stats/reset');
+    await upload(actor, capsuleId, testBytes(1000, 45), { chunkBytes: 100 });
+    assert.equal((await stats(net)).calls.stats, undefined);
+    await assert.rejects(
+      upload(actor, capsuleId, testBytes(lowered + 1, 46), { chunkBytes: lowered + 1 }),
+      (e: unknown) => e instanceof UploadFailed && e.kind === 'QuotaExceeded',
+    );
+  });
+
+  test('by default the chunk size is MAX_CHUNK_BYTES', async () => {
+    const { actor } = await setup();
+    assert.equal(await defaultChunkBytes(actor), MAX_CHUNK_BYTES);
   });
 });
 

@@ -8,7 +8,7 @@
 
 import { Actor, HttpAgent, type HttpAgentOptions, type ActorConfig, type Agent, type ActorSubclass } from "@icp-sdk/core/agent";
 import type { Principal } from "@icp-sdk/core/principal";
-import { idlFactory, type _SERVICE } from "./declarations/backend.did";
+import { idlFactory, type _SERVICE } from "./declarations/backend.did.js";
 export interface Some<T> {
     __kind__: "Some";
     value: T;
@@ -664,7 +664,7 @@ export interface backendInterface {
     uploads_put_chunk(arg0: PutChunk): Promise<Result_12>;
     uploads_status(arg0: StatusRequest): Promise<Result_13>;
 }
-import type { AssetMetadata as _AssetMetadata, BeginUpload as _BeginUpload, CallerUsage as _CallerUsage, Capsule as _Capsule, CapsuleCreators as _CapsuleCreators, ChunkAccepted as _ChunkAccepted, ChunkRange as _ChunkRange, CommittedUpload as _CommittedUpload, HttpRequest as _HttpRequest, HttpResponse as _HttpResponse, Limits as _Limits, ListMemories as _ListMemories, MemoriesPage as _MemoriesPage, MemoryRecord as _MemoryRecord, PutChunk as _PutChunk, Quota as _Quota, Result as _Result, Result_1 as _Result_1, Result_10 as _Result_10, Result_11 as _Result_11, Result_12 as _Result_12, Result_13 as _Result_13, Result_2 as _Result_2, Result_3 as _Result_3, Result_4 as _Result_4, Result_5 as _Result_5, Result_6 as _Result_6, Result_7 as _Result_7, Result_8 as _Result_8, Result_9 as _Result_9, SessionStatus as _SessionStatus, ShareError as _ShareError, ShareLink as _ShareLink, Stats as _Stats, UploadError as _UploadError, UploadStarted as _UploadStarted, UploadStatus as _UploadStatus } from "./declarations/backend.did";
+import type { AssetMetadata as _AssetMetadata, BeginUpload as _BeginUpload, CallerUsage as _CallerUsage, Capsule as _Capsule, CapsuleCreators as _CapsuleCreators, ChunkAccepted as _ChunkAccepted, ChunkRange as _ChunkRange, CommittedUpload as _CommittedUpload, HttpRequest as _HttpRequest, HttpResponse as _HttpResponse, Limits as _Limits, ListMemories as _ListMemories, MemoriesPage as _MemoriesPage, MemoryRecord as _MemoryRecord, PutChunk as _PutChunk, Quota as _Quota, Result as _Result, Result_1 as _Result_1, Result_10 as _Result_10, Result_11 as _Result_11, Result_12 as _Result_12, Result_13 as _Result_13, Result_2 as _Result_2, Result_3 as _Result_3, Result_4 as _Result_4, Result_5 as _Result_5, Result_6 as _Result_6, Result_7 as _Result_7, Result_8 as _Result_8, Result_9 as _Result_9, SessionStatus as _SessionStatus, ShareError as _ShareError, ShareLink as _ShareLink, Stats as _Stats, UploadError as _UploadError, UploadStarted as _UploadStarted, UploadStatus as _UploadStatus } from "./declarations/backend.did.js";
 export class Backend implements backendInterface {
     constructor(private actor: ActorSubclass<_SERVICE>){}
     async admin_allow_capsule_creator(arg0: Principal, arg1: boolean): Promise<Result> {
