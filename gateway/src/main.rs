@@ -10,7 +10,7 @@ use std::sync::Arc;
 use upload_harness::IcEnv;
 
 const USAGE: &str =
-    "usage: local-gateway [--listen 127.0.0.1:8080] [--wasm backend.wasm] [--upload FILE]...
+    "usage: local-gateway [--listen 127.0.0.1:4945] [--wasm backend.wasm] [--upload FILE]...
 
 Installs the upload canister (the given .wasm, or the workspace's release
 build) in an embedded IC host and serves its http_request interface on the
@@ -19,7 +19,7 @@ address, verifying every response against the host's root key. Each
 link is printed. Requests and verification results are logged on stderr.";
 
 fn main() {
-    let mut listen: SocketAddr = ([127, 0, 0, 1], 8080).into();
+    let mut listen: SocketAddr = ([127, 0, 0, 1], 4945).into();
     let mut wasm_path = None;
     let mut uploads = Vec::new();
     let mut args = std::env::args().skip(1);
