@@ -7,12 +7,12 @@
 //! chunk of a longer body": the gateway reads `Content-Range: bytes
 //! a-b/total` and asks again with the client's headers plus `Range:
 //! bytes=N-` (N the next byte) until it has `total` bytes, and hands the
-//! client one body of `total` bytes. Unlike `ic-http-gateway`, which (as
-//! of its 0.x sources) leaves the follow-up responses unverified, every
-//! follow-up here is verified like the first, and must continue exactly
-//! where the previous one ended (certified `Content-Range`, same total,
-//! body of the announced length). A client that sends `Range` itself gets
-//! the canister's verified 206 as it is (a video element seeking).
+//! client one body of `total` bytes. Every follow-up is verified like the
+//! first (as `ic-http-gateway` 0.4 does too) and, stricter than the crate,
+//! must be a 206 continuing exactly where the previous one ended (certified
+//! `Content-Range`, same total, body of the announced length). A client
+//! that sends `Range` itself gets the canister's verified 206 as it is (a
+//! video element seeking).
 
 use crate::canister::{CanisterResponse, HttpCanister};
 use http::StatusCode;
