@@ -141,7 +141,9 @@ impl Host {
         controller: Principal,
     ) -> Result<(), HostError> {
         if self.canisters.contains_key(&id) {
-            return Err(HostError::InvalidWasm(format!("canister {id} already has a module")));
+            return Err(HostError::InvalidWasm(format!(
+                "canister {id} already has a module"
+            )));
         }
         let state = self.new_state(id, controller);
         let mut c = Canister::new(&self.engine, wasm, state)?;
@@ -167,7 +169,9 @@ impl Host {
         arg: Vec<u8>,
     ) -> Result<(), HostError> {
         if self.canisters.contains_key(&id) {
-            return Err(HostError::InvalidWasm(format!("canister {id} already has a module")));
+            return Err(HostError::InvalidWasm(format!(
+                "canister {id} already has a module"
+            )));
         }
         let mut state = self.new_state(id, snapshot.controller);
         state.controllers = snapshot.controllers;
@@ -197,7 +201,10 @@ impl Host {
             certified_data: s.certified_data.clone(),
             stable: crate::stable_memory::StableMemory::from_pages(
                 s.stable.size_pages(),
-                s.stable.written_pages().into_iter().map(|(i, p)| (i, p.to_vec())),
+                s.stable
+                    .written_pages()
+                    .into_iter()
+                    .map(|(i, p)| (i, p.to_vec())),
             ),
         })
     }
