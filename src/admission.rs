@@ -8,6 +8,7 @@
 //! things again and answers with a precise `UploadError`.
 
 use crate::upload::limits::MAX_CHUNK_BYTES;
+use crate::upload::thumbnails::MAX_THUMBNAIL_BYTES;
 use candid::Principal;
 use std::fmt;
 
@@ -23,10 +24,18 @@ pub enum Callers {
 /// Room for the Candid header, type table and the small fields beside a
 /// chunk's bytes (a full `uploads_put_chunk` uses under 300 bytes of it).
 pub const CHUNK_ARG_OVERHEAD_BYTES: usize = 1024;
-/// Largest argument of every method but `uploads_put_chunk`: the longest
-/// valid `uploads_begin` (name, MIME type, key and digest at their maxima)
-/// encodes to under 2 KiB.
+/// Largest argument of every method but those that carry bytes
+/// (`uploads_put_chunk`, and `uploads_begin` and `memories_set_thumbnail`
+/// with a thumbnail): the longest valid `uploads_begin` without a
+/// thumbnail (name, MIME type, key and digest at their maxima) encodes to
+/// under 2 KiB.
 pub const SMALL_ARG_BYTES: usize = 8 * 1024;
+/// Largest `uploads_begin` argument: the rest of the record as for any
+/// small argument, and a thumbnail.
+pub const BEGIN_ARG_BYTES: usize = SMALL_ARG_BYTES + MAX_THUMBNAIL_BYTES;
+/// Room for the Candid header, type table, memory id and MIME type beside
+/// a thumbnail's bytes (a full `memories_set_thumbnail` uses under 100).
+pub const THUMBNAIL_ARG_OVERHEAD_BYTES: usize = 1024;
 
 /// What a method admits, and what it can answer in its `Err`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,33 +159,36 @@ pub const RULES: &[Rule] = &[
             &[],
         ),
     ),
-    rule(
-        "uploads_begin",
-        Callers::SignedIn,
-        upload(
-            &[
-                "AnonymousCaller",
-                "OutOfSpace",
-                "InvalidArgument",
-                "DeclaredValuesDisagree",
-                "CapsuleNotFound",
-                "NotAuthorized",
-                "IdempotencyConflict",
-                "SessionAborted",
-                "SessionExpired",
-            ],
-            &[
-                "ChunkBytes",
-                "FileBytes",
-                "ChunksPerSession",
-                "OpenSessionsPerCaller",
-                "ReservedBytesPerCaller",
-                "StoredBytesPerCaller",
-                "ReservedBytesTotal",
-                "TotalBytes",
-            ],
-        ),
-    ),
+    Rule {
+        max_arg_bytes: BEGIN_ARG_BYTES,
+        ..rule(
+            "uploads_begin",
+            Callers::SignedIn,
+            upload(
+                &[
+                    "AnonymousCaller",
+                    "OutOfSpace",
+                    "InvalidArgument",
+                    "DeclaredValuesDisagree",
+                    "CapsuleNotFound",
+                    "NotAuthorized",
+                    "IdempotencyConflict",
+                    "SessionAborted",
+                    "SessionExpired",
+                ],
+                &[
+                    "ChunkBytes",
+                    "FileBytes",
+                    "ChunksPerSession",
+                    "OpenSessionsPerCaller",
+                    "ReservedBytesPerCaller",
+                    "StoredBytesPerCaller",
+                    "ReservedBytesTotal",
+                    "TotalBytes",
+                ],
+            ),
+        )
+    },
     Rule {
         max_arg_bytes: MAX_CHUNK_BYTES as usize + CHUNK_ARG_OVERHEAD_BYTES,
         ..rule(
@@ -283,6 +295,23 @@ pub const RULES: &[Rule] = &[
         Callers::SignedIn,
         upload(&["AnonymousCaller", "MemoryNotFound", "NotAuthorized"], &[]),
     ),
+    Rule {
+        max_arg_bytes: MAX_THUMBNAIL_BYTES + THUMBNAIL_ARG_OVERHEAD_BYTES,
+        ..rule(
+            "memories_set_thumbnail",
+            Callers::SignedIn,
+            upload(
+                &[
+                    "AnonymousCaller",
+                    "OutOfSpace",
+                    "InvalidArgument",
+                    "MemoryNotFound",
+                    "NotAuthorized",
+                ],
+                &["StoredBytesPerCaller", "TotalBytes"],
+            ),
+        )
+    },
     rule(
         "memories_share",
         Callers::SignedIn,
@@ -392,7 +421,9 @@ pub fn admit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upload::{AssetMetadata, BeginUpload, CapsuleId, PutChunk, SessionId};
+    use crate::upload::{
+        AssetMetadata, BeginUpload, CapsuleId, MemoryItemId, PutChunk, SessionId, Thumbnail,
+    };
     use serde_bytes::ByteBuf;
 
     fn user() -> Principal {
@@ -495,10 +526,17 @@ mod tests {
         );
         assert_eq!(admit("admin_set_limits", &user(), 10, || true), Ok(()));
         assert_eq!(
-            admit("uploads_begin", &user(), SMALL_ARG_BYTES + 1, || false),
+            admit("uploads_abort", &user(), SMALL_ARG_BYTES + 1, || false),
             Err(Refusal::ArgumentTooLarge {
                 limit: SMALL_ARG_BYTES,
                 actual: SMALL_ARG_BYTES + 1
+            })
+        );
+        assert_eq!(
+            admit("uploads_begin", &user(), BEGIN_ARG_BYTES + 1, || false),
+            Err(Refusal::ArgumentTooLarge {
+                limit: BEGIN_ARG_BYTES,
+                actual: BEGIN_ARG_BYTES + 1
             })
         );
     }
@@ -536,6 +574,54 @@ mod tests {
         assert_eq!(
             admit("uploads_begin", &user(), begin.len(), || false),
             Ok(())
+        );
+
+        let thumbnail = Thumbnail {
+            mime_type: "image/webp".into(),
+            bytes: ByteBuf::from(vec![0; MAX_THUMBNAIL_BYTES]),
+        };
+        let begin = candid::encode_one(
+            BeginUpload {
+                capsule_id: CapsuleId(u64::MAX),
+                asset: AssetMetadata {
+                    name: "n".repeat(1024),
+                    mime_type: "m".repeat(256),
+                    byte_len: u64::MAX,
+                    sha256: Some(ByteBuf::from(vec![0; 32])),
+                },
+                chunk_size: u32::MAX,
+                expected_chunks: u32::MAX,
+                idempotency_key: "k".repeat(128),
+            }
+            .with_thumbnail(Some(thumbnail.clone())),
+        )
+        .expect("encode");
+        assert!(begin.len() < 2048 + MAX_THUMBNAIL_BYTES, "{}", begin.len());
+        assert_eq!(
+            admit("uploads_begin", &user(), begin.len(), || false),
+            Ok(())
+        );
+        let set = candid::encode_args((MemoryItemId(u64::MAX), Some(thumbnail))).expect("encode");
+        assert!(set.len() < MAX_THUMBNAIL_BYTES + 100, "{}", set.len());
+        assert_eq!(
+            admit("memories_set_thumbnail", &user(), set.len(), || false),
+            Ok(())
+        );
+        assert!(admit(
+            "memories_set_thumbnail",
+            &user(),
+            set.len() + THUMBNAIL_ARG_OVERHEAD_BYTES,
+            || false
+        )
+        .is_err());
+        assert_eq!(
+            admit(
+                "memories_set_thumbnail",
+                &Principal::anonymous(),
+                10,
+                || false
+            ),
+            Err(Refusal::AnonymousCaller)
         );
     }
 }

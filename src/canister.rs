@@ -191,7 +191,7 @@ fn capsules_revoke_write(capsule_id: CapsuleId, writer: Principal) -> Result<Cap
 /// ReservedBytesPerCaller, StoredBytesPerCaller, ReservedBytesTotal,
 /// TotalBytes).
 #[update]
-fn uploads_begin(request: BeginUpload) -> Result<UploadStarted, UploadError> {
+fn uploads_begin(request: BeginUploadRequest) -> Result<UploadStarted, UploadError> {
     with_service(|s| s.begin(caller(), now(), request))
 }
 
@@ -253,14 +253,17 @@ fn uploads_chunk_sha256(
     with_service(|s| s.chunk_sha256(caller(), now(), session_id, index))
 }
 
-/// A committed memory's record, for its capsule's owner and writers.
+/// A committed memory's record, thumbnail included, for its capsule's
+/// owner and writers.
 /// Errors: MemoryNotFound, NotAuthorized.
 #[query]
 fn memories_get(memory_id: MemoryItemId) -> Result<MemoryRecord, UploadError> {
     with_service(|s| s.memory(caller(), memory_id))
 }
 
-/// A page of a capsule's memories.
+/// A page of a capsule's memories with their thumbnails: at most `limit`,
+/// fewer when more would not fit in about 1.5 MiB; `next_after` says where
+/// the next page starts.
 /// Errors: CapsuleNotFound, NotAuthorized.
 #[query]
 fn memories_list(request: ListMemories) -> Result<MemoriesPage, UploadError> {
@@ -276,13 +279,26 @@ fn memories_read(request: ReadRange) -> Result<serde_bytes::ByteBuf, UploadError
 }
 
 /// Deletes a memory (its uploader, or the capsule's owner) and frees its
-/// space.
+/// space, its thumbnail's too.
 /// Errors: AnonymousCaller, MemoryNotFound, NotAuthorized.
 #[update]
 fn memories_delete(memory_id: MemoryItemId) -> Result<(), UploadError> {
     let result = with_service(|s| s.delete_memory(caller(), memory_id));
     certify();
     result
+}
+
+/// Sets a memory's thumbnail (a JPEG or WebP of at most 32 KiB), or
+/// removes it (`null`): its uploader or its capsule's owner. It counts
+/// against the caller's stored bytes; the one replaced is released.
+/// Errors: AnonymousCaller, OutOfSpace, InvalidArgument, MemoryNotFound,
+/// NotAuthorized, QuotaExceeded (StoredBytesPerCaller, TotalBytes).
+#[update]
+fn memories_set_thumbnail(
+    memory_id: MemoryItemId,
+    thumbnail: Option<Thumbnail>,
+) -> Result<(), UploadError> {
+    with_service(|s| s.set_thumbnail(caller(), memory_id, thumbnail))
 }
 
 /// Creates a share link to a memory (its capsule's owner or its uploader).

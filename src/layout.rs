@@ -23,7 +23,13 @@ use std::fmt;
 ///   when opened); blobs begun before keep their bytes at their offsets;
 ///   limits still at the defaults of layout 2 or 3 move to today's (a
 ///   caller's reservation and the file size: 4 GiB).
-pub const CURRENT_LAYOUT: u32 = 4;
+/// - 5: memory thumbnails in `THUMBNAILS`, and the thumbnail each upload
+///   was begun with in `UPLOAD_THUMBNAILS` (new memories, created when
+///   opened; a memory or session without an entry has none, so no record
+///   is rewritten), charged to the stored bytes of the principal who gave
+///   them. A build of layout 4 would not release a thumbnail's quota when
+///   its memory is deleted, so it must not open this layout.
+pub const CURRENT_LAYOUT: u32 = 5;
 
 /// What a canister with state but no version record has.
 const UNRECORDED_LAYOUT: u32 = 1;

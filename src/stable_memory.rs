@@ -65,6 +65,16 @@ pub const BLOB_BLOCKS: MemoryId = MemoryId::new(23);
 pub const BLOB_PIECES: MemoryId = MemoryId::new(24);
 /// Freed blobs whose pieces are still to be removed.
 pub const BLOB_PIECES_FORGOTTEN: MemoryId = MemoryId::new(25);
+/// Memory id -> the memory's thumbnail (`upload::thumbnails`); an upload
+/// begun with one keeps it under its provisional memory id until it
+/// commits, is aborted or expires.
+pub const THUMBNAILS: MemoryId = MemoryId::new(26);
+/// Session id -> the thumbnail (type, length, SHA-256) an upload was begun
+/// with, until its record is pruned: what a retried `uploads_begin` is
+/// compared with, and what the upload is charged for it. Beside the
+/// session record, not in it, so that the record every chunk decodes
+/// stays as it was.
+pub const UPLOAD_THUMBNAILS: MemoryId = MemoryId::new(27);
 
 /// Bytes the one `MemoryManager` can hand out across all its memories
 /// (32 768 buckets of 8 MiB): the capacity every other figure is cut from.
@@ -82,7 +92,8 @@ pub const BLOB_STORE_CAPACITY_BYTES: u64 = STABLE_MEMORY_CAPACITY_BYTES - (8 << 
 /// the same message.
 pub const HEADROOM_BUCKETS: u64 = 4;
 
-// 20..30 are left to the upload domain's own growth; sharing starts at 30.
+// 20..30 are left to the upload domain's own growth (28 and 29 are still
+// free); sharing starts at 30.
 
 /// Share links by link id (`upload::shares`).
 pub const SHARE_LINKS: MemoryId = MemoryId::new(30);
@@ -211,8 +222,10 @@ mod tests {
             BLOB_BLOCKS,
             BLOB_PIECES,
             BLOB_PIECES_FORGOTTEN,
+            THUMBNAILS,
+            UPLOAD_THUMBNAILS,
         ];
-        let expected: Vec<MemoryId> = (0..26).map(MemoryId::new).collect();
+        let expected: Vec<MemoryId> = (0..28).map(MemoryId::new).collect();
         assert_eq!(ids.to_vec(), expected);
         let sharing = [
             SHARE_LINKS,

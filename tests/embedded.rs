@@ -23,13 +23,14 @@ on_embedded_host!(
     large_file_within_message_limits,
     writers_upload_until_revoked,
     checksum_mismatch_then_repair,
+    thumbnails_make_a_gallery_page_a_query,
 );
 
 #[test]
 fn every_scenario_runs_here() {
     assert_eq!(
         scenarios::ALL.len(),
-        9,
+        10,
         "add new scenarios to the list above"
     );
 }

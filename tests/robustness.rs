@@ -92,6 +92,19 @@ fn upgrade_from_the_released_wasm_keeps_every_session_and_blob() {
         kept
     );
     assert_eq!(alice.missing_chunks(open_sid).expect("status"), vec![2, 3]);
+    // A memory from v0.1.0 has no thumbnail, and takes one.
+    assert_eq!(ok(alice.memory(committed.memory_id)).thumbnail, None);
+    let mut bytes = test_file(20_000, 9);
+    bytes[..12].copy_from_slice(b"RIFF\x00\x00\x00\x00WEBP");
+    let thumbnail = Thumbnail {
+        mime_type: "image/webp".into(),
+        bytes: serde_bytes::ByteBuf::from(bytes),
+    };
+    ok(alice.set_thumbnail(committed.memory_id, Some(thumbnail.clone())));
+    assert_eq!(
+        alice.stats().expect("stats").stored_bytes,
+        stats_before.stored_bytes + 20_480
+    );
     for index in [2, 3] {
         ok(alice.put_chunk_of(open_sid, &open, chunk, index));
     }
@@ -108,6 +121,17 @@ fn upgrade_from_the_released_wasm_keeps_every_session_and_blob() {
     assert_eq!(
         ok(alice.memory(second.memory_id)).byte_len,
         open.len() as u64
+    );
+    let page = ok(alice.list_memories(capsule, None, 10));
+    assert_eq!(
+        page.memories
+            .iter()
+            .map(|m| (m.memory_id, m.thumbnail.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (committed.memory_id, Some(thumbnail)),
+            (second.memory_id, None)
+        ]
     );
 }
 
@@ -179,6 +203,8 @@ enum Step {
     Status { who: u8, file: usize },
     Read { who: u8, file: usize },
     Delete { who: u8, file: usize },
+    Thumbnail { who: u8, file: usize },
+    Get { who: u8, file: usize },
     Stats,
 }
 
@@ -281,6 +307,11 @@ impl Workload {
                 file: 0,
             },
             Finish { who: BOB, file: 1 },
+            Thumbnail {
+                who: ALICE,
+                file: 1,
+            },
+            Thumbnail { who: BOB, file: 0 },
             Revoke {
                 owner: ALICE,
                 writer: BOB,
@@ -300,6 +331,10 @@ impl Workload {
                 file: 0,
             },
             Read {
+                who: ALICE,
+                file: 1,
+            },
+            Get {
                 who: ALICE,
                 file: 1,
             },
@@ -422,6 +457,26 @@ impl Workload {
                 UploadClient::new(env, canister, who(w))
                     .delete_memory(self.memories[file].unwrap_or(MemoryItemId(999)))
             ),
+            Step::Thumbnail { who: w, file } => {
+                let mut bytes = test_file(100, file as u64);
+                bytes[..3].copy_from_slice(&[0xFF, 0xD8, 0xFF]);
+                let thumbnail = Thumbnail {
+                    mime_type: "image/jpeg".into(),
+                    bytes: serde_bytes::ByteBuf::from(bytes),
+                };
+                format!(
+                    "{:?}",
+                    UploadClient::new(env, canister, who(w)).set_thumbnail(
+                        self.memories[file].unwrap_or(MemoryItemId(999)),
+                        Some(thumbnail)
+                    )
+                )
+            }
+            Step::Get { who: w, file } => format!(
+                "{:?}",
+                UploadClient::new(env, canister, who(w))
+                    .memory(self.memories[file].unwrap_or(MemoryItemId(999)))
+            ),
             Step::Stats => {
                 let stats = UploadClient::new(env, canister, who(ALICE))
                     .stats()
@@ -477,6 +532,7 @@ fn an_upgrade_between_any_two_calls_changes_no_reply() {
         "read 0 intact: true",
         "read 1 intact: true",
         "MemoryNotFound",
+        "thumbnail: Some(Thumbnail",
     ] {
         assert!(text.contains(expected), "{expected} missing from\n{text}");
     }
@@ -590,6 +646,19 @@ fn a_trap_anywhere_in_any_update_leaves_no_trace() {
             .expect("read"),
         data
     );
+    for len in [32 * 1024, 5_000] {
+        let mut bytes = test_file(len, len as u64);
+        bytes[..3].copy_from_slice(&[0xFF, 0xD8, 0xFF]);
+        let thumbnail = Thumbnail {
+            mime_type: "image/jpeg".into(),
+            bytes: serde_bytes::ByteBuf::from(bytes),
+        };
+        let (thumbnailed, n) = cut_anywhere(&mut env, c, |env| {
+            UploadClient::new(env, c, alice).set_thumbnail(memory, Some(thumbnail.clone()))
+        });
+        thumbnailed.expect("thumbnail");
+        total(n);
+    }
     let (deleted, n) = cut_anywhere(&mut env, c, |env| {
         UploadClient::new(env, c, alice).delete_memory(memory)
     });
@@ -900,11 +969,30 @@ fn inspect_message_refuses_hopeless_ingress_cheaply() {
         },
         chunk_size: 10,
         expected_chunks: 1,
-        idempotency_key: "x".repeat(9_000),
+        // Room for a thumbnail (32 KiB) beside the rest, no more.
+        idempotency_key: "x".repeat(41_000),
     })
     .unwrap();
     let message = refused(&mut env, user(ALICE), "uploads_begin", begin.clone());
-    assert!(message.contains("takes at most 8192"), "{message}");
+    assert!(message.contains("takes at most 40960"), "{message}");
+    let thumbnail = candid::encode_args((
+        MemoryItemId(1),
+        Some(Thumbnail {
+            mime_type: "image/jpeg".into(),
+            bytes: serde_bytes::ByteBuf::from(vec![0xFF; 40_000]),
+        }),
+    ))
+    .unwrap();
+    let message = refused(&mut env, user(ALICE), "memories_set_thumbnail", thumbnail);
+    assert!(message.contains("takes at most 33792"), "{message}");
+    let small = candid::encode_args((MemoryItemId(1), None::<Thumbnail>)).unwrap();
+    let message = refused(
+        &mut env,
+        Principal::anonymous(),
+        "memories_set_thumbnail",
+        small,
+    );
+    assert!(message.contains("anonymous"), "{message}");
     let small = candid::encode_one(SessionId(1)).unwrap();
     let message = refused(&mut env, Principal::anonymous(), "uploads_abort", small);
     assert!(message.contains("anonymous"), "{message}");
@@ -1255,6 +1343,18 @@ fn a_subnet_out_of_stable_memory_gets_out_of_space_and_nothing_changes() {
     let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
     let sid = ok(alice.begin(capsule, "f", data.len() as u64, chunk, "f")).session_id;
     ok(alice.put_chunk_of(sid, &data, chunk, 0));
+    let small = ok(alice.begin(capsule, "t", 3, 3, "t")).session_id;
+    ok(alice.put_chunk(small, 0, b"abc"));
+    let small = ok(alice.finish(small, b"abc")).memory_id;
+    let jpeg = |seed: u64| {
+        let mut bytes = test_file(30_000, seed);
+        bytes[..3].copy_from_slice(&[0xFF, 0xD8, 0xFF]);
+        Some(Thumbnail {
+            mime_type: "image/jpeg".into(),
+            bytes: serde_bytes::ByteBuf::from(bytes),
+        })
+    };
+    ok(alice.set_thumbnail(small, jpeg(1)));
     let size = env.host().stable_memory_bytes(canister);
     let normal = env.host().limits();
     let mut full = normal;
@@ -1282,7 +1382,13 @@ fn a_subnet_out_of_stable_memory_gets_out_of_space_and_nothing_changes() {
     let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
     let other = alice.begin(capsule, "g", 1, 1, "g").expect("an answer");
     assert_eq!(other, Err(UploadError::OutOfSpace));
+    let thumbnail = alice.set_thumbnail(small, jpeg(2)).expect("an answer");
+    assert_eq!(thumbnail, Err(UploadError::OutOfSpace));
     assert_eq!(stable_state(&mut env, canister), before);
+    // Removing a thumbnail takes no stable memory: it works.
+    let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
+    ok(alice.set_thumbnail(small, None));
+    assert_eq!(ok(alice.memory(small)).thumbnail, None);
     env.set_limits(normal);
     let mut alice = UploadClient::new(&mut env, canister, user(ALICE));
     for index in index..40 {

@@ -1,7 +1,9 @@
 //! Headless Chromium through the gateway: a page shows an uploaded PNG
 //! (its pixels checked in a screenshot), plays an uploaded WebM video and
-//! seeks into its middle (the gateway's log shows the `Range` requests),
-//! and an uploaded HTML or SVG file is downloaded, never rendered.
+//! seeks into its middle (the gateway's log shows the `Range` requests);
+//! the WebM and an Ogg audio file opened directly (a share link followed)
+//! play and seek, the photo shows; and an uploaded HTML or SVG file is
+//! downloaded, never rendered.
 //!
 //! Needs Debian's `chromium`, `ffmpeg`, node and `npm install` in
 //! `gateway/tests/browser` (`.ci/run` installs them), so it is ignored by
@@ -13,7 +15,7 @@ mod media;
 
 use local_gateway::publish::{create_capsule, share, upload};
 use local_gateway::{Gateway, HostCanister, SharedHost};
-use media::{browser_dir, close, quadrant_png, webm, COLOURS, PAGE, PAGE_HTML};
+use media::{browser_dir, close, ogg, quadrant_png, webm, COLOURS, PAGE, PAGE_HTML};
 use serde_json::Value;
 use std::process::Command;
 use std::sync::Arc;
@@ -41,6 +43,7 @@ fn chromium_shows_the_photo_plays_and_seeks_the_video_and_downloads_html_and_svg
     };
     let img = publish("quadrants.png", "image/png", &quadrant_png());
     let clip = publish("clip.webm", "video/webm", &video);
+    let tone = publish("tone.ogg", "audio/ogg", &ogg(&dir));
     let html = publish(
         "page.html",
         "text/html",
@@ -61,7 +64,15 @@ fn chromium_shows_the_photo_plays_and_seeks_the_video_and_downloads_html_and_svg
     let out = Command::new("node")
         .current_dir(browser_dir())
         .arg("check.mjs")
-        .args([running.url().as_str(), PAGE, &img, &clip, &html, &svg])
+        .args([
+            running.url().as_str(),
+            PAGE,
+            &img,
+            &clip,
+            &html,
+            &svg,
+            &tone,
+        ])
         .output()
         .expect("node must be installed");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -111,6 +122,22 @@ fn chromium_shows_the_photo_plays_and_seeks_the_video_and_downloads_html_and_svg
                 && l.ends_with("verified")),
         "no verified range past the first chunk: {context}"
     );
+
+    // Opened directly, as a person following a share link does: the WebM
+    // and the Ogg play and seek, the photo shows.
+    for kind in ["webm", "ogg"] {
+        let d = &report["direct"][kind];
+        assert!(
+            d.get("failed").is_none(),
+            "{kind} opened directly: {context}"
+        );
+        assert!(d["played"].as_f64().unwrap() > 0.5, "{kind}: {context}");
+        assert!(
+            (d["seekedTo"].as_f64().unwrap() - d["target"].as_f64().unwrap()).abs() < 0.1,
+            "{kind}: {context}"
+        );
+    }
+    assert_eq!(report["direct"]["photo"]["naturalWidth"], 120, "{context}");
 
     // HTML and SVG: downloads, their scripts never ran.
     for (kind, name) in [("html", "page.html"), ("svg", "drawing.svg")] {

@@ -200,12 +200,23 @@ pub fn body_range(reply: Reply, byte_len: u64) -> Option<(u64, u64)> {
 pub fn headers(reply: Reply, served: Option<&Served>, cel: &str) -> Vec<(String, String)> {
     let mut headers = vec![
         ("X-Content-Type-Options".into(), "nosniff".into()),
-        (
-            "Content-Security-Policy".into(),
-            safety::CONTENT_SECURITY_POLICY.into(),
-        ),
         (CERTIFICATE_EXPRESSION_HEADER_NAME.into(), cel.into()),
     ];
+    let content_type = served
+        .filter(|_| {
+            !matches!(
+                reply,
+                Reply::NotFound | Reply::MethodNotAllowed | Reply::Unsatisfiable
+            )
+        })
+        .map(|s| safety::content_type(s.mime_type));
+    // Our own text (404, 405, 416) and every type but plain media: sandboxed.
+    if let Some(csp) = content_type.as_deref().map_or(
+        Some(safety::CONTENT_SECURITY_POLICY),
+        safety::content_security_policy,
+    ) {
+        headers.push(("Content-Security-Policy".into(), csp.into()));
+    }
     let served = match (reply, served) {
         (Reply::NotFound | Reply::MethodNotAllowed, _) | (_, None) => {
             headers.push(("Content-Type".into(), "text/plain; charset=utf-8".into()));
@@ -218,6 +229,13 @@ pub fn headers(reply: Reply, served: Option<&Served>, cel: &str) -> Vec<(String,
         }
         (_, Some(served)) => served,
     };
+    // A file's replies (not the canister's own 404 and 405, certified at
+    // every upgrade) may be embedded or fetched by another origin's page.
+    headers.extend(
+        safety::CROSS_ORIGIN_HEADERS
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string())),
+    );
     let len = served.byte_len;
     headers.push(("ETag".into(), etag(served.sha256)));
     headers.push(("Cache-Control".into(), CACHE_CONTROL.into()));
@@ -231,7 +249,7 @@ pub fn headers(reply: Reply, served: Option<&Served>, cel: &str) -> Vec<(String,
         ));
         return headers;
     }
-    let content_type = safety::content_type(served.mime_type);
+    let content_type = content_type.unwrap_or_else(|| safety::content_type(served.mime_type));
     headers.push((
         "Content-Disposition".into(),
         safety::content_disposition(&content_type, served.name),
@@ -323,9 +341,9 @@ mod tests {
         assert_eq!(header(&h, "Accept-Ranges"), Some("bytes"));
         assert_eq!(header(&h, "Content-Type"), Some("video/webm"));
         assert_eq!(header(&h, "X-Content-Type-Options"), Some("nosniff"));
-        assert!(header(&h, "Content-Security-Policy")
-            .unwrap()
-            .contains("sandbox"));
+        // A video opened on its own must load itself: no CSP for plain media.
+        assert_eq!(header(&h, "Content-Security-Policy"), None);
+        assert_eq!(header(&h, "Access-Control-Allow-Origin"), Some("*"));
         assert!(header(&h, "Cache-Control").unwrap().contains("immutable"));
         assert_eq!(header(&h, "ETag").unwrap().len(), 66);
         let last = headers(Reply::Chunk(2), Some(&served(5_000_000)), "cel");

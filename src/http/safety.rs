@@ -7,6 +7,40 @@
 /// page are unaffected: CSP applies to documents.)
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
 
+/// The CSP a file of `content_type` is served with, if any. Plain media
+/// (images other than SVG, audio, video) get none: opened on its own, such
+/// a file becomes a document the browser builds around it, and that
+/// document must load the file itself, which `default-src 'none'` forbids
+/// (a video then sits black at 0:00). Those types cannot run anything (the
+/// browser renders them only as media, `nosniff` keeps it from guessing
+/// another type), so the policy protects nothing there. Everything else,
+/// text and PDF included, keeps the sandbox.
+pub fn content_security_policy(content_type: &str) -> Option<&'static str> {
+    (!is_plain_media(content_type)).then_some(CONTENT_SECURITY_POLICY)
+}
+
+/// Images other than SVG, audio and video.
+pub fn is_plain_media(content_type: &str) -> bool {
+    let (kind, sub) = content_type.split_once('/').unwrap_or((content_type, ""));
+    match kind {
+        "image" => !sub.starts_with("svg"),
+        "audio" | "video" => true,
+        _ => false,
+    }
+}
+
+/// Headers that let a page of another origin embed or fetch a share link
+/// (`<video src>`, `<img>`, `fetch` of a range): the link is a capability
+/// anyone holding it may read, so no origin is kept out.
+pub const CROSS_ORIGIN_HEADERS: [(&str, &str); 3] = [
+    ("Access-Control-Allow-Origin", "*"),
+    (
+        "Access-Control-Expose-Headers",
+        "Content-Length, Content-Range, Accept-Ranges, ETag, Content-Disposition",
+    ),
+    ("Cross-Origin-Resource-Policy", "cross-origin"),
+];
+
 /// The `Content-Type` served for a stored MIME type: the declared
 /// `type/subtype` in lower case when it is a valid token pair, otherwise
 /// `application/octet-stream`. Parameters are dropped.
@@ -22,14 +56,9 @@ pub fn content_type(declared: &str) -> String {
 /// audio, video, plain text and PDF. Everything else, HTML and SVG above
 /// all, is downloaded.
 pub fn is_inline(content_type: &str) -> bool {
-    let (kind, sub) = content_type.split_once('/').unwrap_or((content_type, ""));
-    match kind {
-        "image" => !sub.starts_with("svg"),
-        "audio" | "video" => true,
-        "text" => sub == "plain",
-        "application" => sub == "pdf",
-        _ => false,
-    }
+    is_plain_media(content_type)
+        || content_type == "text/plain"
+        || content_type == "application/pdf"
 }
 
 /// `Content-Disposition` for a file named `name` of `content_type`: inline
@@ -124,6 +153,33 @@ mod tests {
             "multipart/related",
         ] {
             assert!(!is_inline(attachment), "{attachment}");
+        }
+    }
+
+    #[test]
+    fn plain_media_alone_is_served_without_a_policy() {
+        for media in [
+            "image/png",
+            "image/jpeg",
+            "image/webp",
+            "video/webm",
+            "video/mp4",
+            "audio/ogg",
+        ] {
+            assert_eq!(content_security_policy(media), None, "{media}");
+        }
+        for active in [
+            "text/html",
+            "image/svg+xml",
+            "application/pdf",
+            "text/plain",
+            "application/octet-stream",
+        ] {
+            assert_eq!(
+                content_security_policy(active),
+                Some(CONTENT_SECURITY_POLICY),
+                "{active}"
+            );
         }
     }
 

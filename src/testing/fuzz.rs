@@ -72,7 +72,7 @@ endpoints! {
     capsules_mine: (Option<CapsuleId>, u32);
     capsules_grant_write: (CapsuleId, Principal);
     capsules_revoke_write: (CapsuleId, Principal);
-    uploads_begin: (BeginUpload);
+    uploads_begin: (BeginUploadRequest);
     uploads_put_chunk: (PutChunk);
     uploads_finish: (FinishUpload);
     uploads_abort: (SessionId);
@@ -93,6 +93,7 @@ endpoints! {
     memories_shares: (MemoryItemId);
     memories_unshare: (u64);
     http_request: (crate::http::HttpRequest);
+    memories_set_thumbnail: (MemoryItemId, Option<Thumbnail>);
 }
 
 /// Fuzz target `candid_args`: the first byte picks an endpoint, the rest
@@ -346,7 +347,11 @@ mod tests {
                     chunk_size: 4,
                     expected_chunks: 2,
                     idempotency_key: "k".into(),
-                },))
+                }
+                .with_thumbnail(Some(Thumbnail {
+                    mime_type: "image/webp".into(),
+                    bytes: ByteBuf::from(b"RIFF\x04\0\0\0WEBP".to_vec()),
+                })),))
                 .unwrap(),
             ),
             (
@@ -415,6 +420,17 @@ mod tests {
             ),
             ("memories_shares", encode_args((MemoryItemId(1),)).unwrap()),
             ("memories_unshare", encode_args((3u64,)).unwrap()),
+            (
+                "memories_set_thumbnail",
+                encode_args((
+                    MemoryItemId(1),
+                    Some(Thumbnail {
+                        mime_type: "image/jpeg".into(),
+                        bytes: ByteBuf::from(vec![0xFF, 0xD8, 0xFF, 0xE0]),
+                    }),
+                ))
+                .unwrap(),
+            ),
             (
                 "http_request",
                 encode_args((crate::http::HttpRequest::new(

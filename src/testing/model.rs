@@ -6,9 +6,11 @@
 //! Several principals begin uploads, send chunks in any order (with
 //! duplicates, corrupt bytes, wrong lengths and wrong checksums), ask for
 //! status, finish with right and wrong hashes, abort, delete memories, grant
-//! and revoke write access, let time pass, run maintenance and upgrade (the
-//! service is reopened on the same stable memory). The model predicts every
-//! reply exactly. After each step the harness checks that:
+//! and revoke write access, set, replace and remove thumbnails (with the
+//! upload and after it, of every wrong kind too), let time pass, run
+//! maintenance and upgrade (the service is reopened on the same stable
+//! memory). The model predicts every reply exactly. After each step the
+//! harness checks that:
 //!
 //! - every session's status, chunks, hash progress and deadline are the
 //!   model's, and its state only moves forward
@@ -18,8 +20,11 @@
 //!   overlap, blob and free extents tile the used area, and freed space is
 //!   reused before the store grows (the high-water mark never passes the
 //!   peak of bytes in use);
-//! - each caller's open sessions, reserved and stored bytes are the model's
-//!   and within the limits, and the totals add up.
+//! - each caller's open sessions, reserved and stored bytes (thumbnails
+//!   included) are the model's and within the limits, and the totals add up;
+//! - memory records (thumbnails included) and list pages are the model's,
+//!   and the thumbnail store holds exactly the thumbnails of live memories
+//!   and open uploads.
 
 use crate::testing::contract::assert_listed;
 use crate::upload::blob_store::{
@@ -30,6 +35,7 @@ use crate::upload::limits::{
     charged_bytes, Limits, MAX_CHUNK_BYTES, MAX_READ_BYTES, MAX_REPAIR_ROUNDS,
 };
 use crate::upload::service::UploadService;
+use crate::upload::thumbnails::MAX_THUMBNAIL_BYTES;
 use crate::upload::types::*;
 use candid::Principal;
 use ic_stable_structures::memory_manager::MemoryManager;
@@ -102,6 +108,77 @@ fn content(who: usize, key: u8, len: u64) -> Vec<u8> {
         .collect()
 }
 
+/// A thumbnail of `len` bytes that starts as `magic` says (`b"jpeg"`,
+/// `b"webp"`, or anything else for no image at all), declared `mime_type`.
+fn thumbnail(mime_type: &str, magic: &[u8], len: usize, seed: u64) -> Thumbnail {
+    let mut bytes = content(seed as usize, (seed >> 8) as u8, len as u64);
+    match magic {
+        b"jpeg" => bytes[..3].copy_from_slice(&[0xFF, 0xD8, 0xFF]),
+        b"webp" => {
+            bytes[..4].copy_from_slice(b"RIFF");
+            bytes[8..12].copy_from_slice(b"WEBP");
+        }
+        _ => {}
+    }
+    Thumbnail {
+        mime_type: mime_type.into(),
+        bytes: ByteBuf::from(bytes),
+    }
+}
+
+/// A thumbnail `selector` picks, of every size and kind: `None`, small
+/// and large valid ones, one past the size limit, and of the wrong type.
+fn any_thumbnail(selector: u8, seed: u64) -> Option<Thumbnail> {
+    let seed = seed << 16 | u64::from(selector / 8);
+    Some(match selector % 8 {
+        0 => return None,
+        1 => thumbnail("image/jpeg", b"jpeg", 100, seed),
+        2 => thumbnail("image/webp", b"webp", 600, seed),
+        3 => thumbnail("image/jpeg", b"jpeg", 4_097, seed),
+        4 => thumbnail("image/jpeg", b"jpeg", MAX_THUMBNAIL_BYTES, seed),
+        5 => thumbnail("image/webp", b"webp", MAX_THUMBNAIL_BYTES + 1, seed),
+        6 => match selector / 8 % 4 {
+            0 => thumbnail("image/png", b"jpeg", 100, seed),
+            1 => thumbnail("image/jpeg", b"webp", 100, seed),
+            2 => thumbnail("image/webp", b"jpeg", 100, seed),
+            _ => thumbnail("image/jpeg", b"none", 2, seed),
+        },
+        _ => thumbnail("image/webp", b"webp", 12, seed),
+    })
+}
+
+/// The thumbnail an upload begins with: mostly the one its principal and
+/// key always send (so retries look like retries), now and then any.
+fn begin_thumbnail(selector: u8, who: usize, key: u8) -> Option<Thumbnail> {
+    if selector.is_multiple_of(8) {
+        return any_thumbnail(selector / 8, 1_000 + who as u64);
+    }
+    let seed = (who as u64) << 8 | u64::from(key);
+    match (key, who % 3) {
+        (3, 0) => Some(thumbnail("image/jpeg", b"jpeg", 100, seed)),
+        (3, 1) => Some(thumbnail("image/webp", b"webp", 600, seed)),
+        (3, _) => Some(thumbnail("image/jpeg", b"jpeg", 4_097, seed)),
+        _ => None,
+    }
+}
+
+/// The rule, as the interface states it: at most 32 KiB, a JPEG declared
+/// `image/jpeg` or a WebP declared `image/webp`.
+fn thumbnail_is_valid(t: &Thumbnail) -> bool {
+    let b = t.bytes.as_slice();
+    b.len() <= MAX_THUMBNAIL_BYTES
+        && match t.mime_type.as_str() {
+            "image/jpeg" => b.starts_with(&[0xFF, 0xD8, 0xFF]),
+            "image/webp" => b.len() >= 12 && &b[..4] == b"RIFF" && &b[8..12] == b"WEBP",
+            _ => false,
+        }
+}
+
+fn thumbnail_charge(t: &Option<Thumbnail>) -> u64 {
+    t.as_ref()
+        .map_or(0, |t| charged_bytes(t.bytes.len() as u64))
+}
+
 /// A SHA-256 declared at `uploads_begin` or sent to `uploads_finish`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hash {
@@ -150,6 +227,8 @@ pub enum Op {
         extra_chunk: bool,
         key: u8,
         declared: Hash,
+        /// Picks the thumbnail (`begin_thumbnail`).
+        thumbnail: u8,
     },
     Put {
         session: u8,
@@ -213,6 +292,12 @@ pub enum Op {
     },
     Maintenance,
     Upgrade,
+    /// Sets (or removes) a memory's thumbnail (`any_thumbnail`).
+    SetThumbnail {
+        memory: u8,
+        who: u8,
+        thumbnail: u8,
+    },
 }
 
 impl Op {
@@ -226,7 +311,7 @@ impl Op {
         };
         let tag = next()?;
         let mut arg = || next().unwrap_or(0);
-        Some(match tag % 18 {
+        Some(match tag % 19 {
             0..=1 => Op::Begin {
                 who: arg(),
                 capsule: arg(),
@@ -241,6 +326,7 @@ impl Op {
                     Hash::Wrong,
                     Hash::Short,
                 ][usize::from(arg() % 5)],
+                thumbnail: arg(),
             },
             2..=6 => Op::Put {
                 session: arg(),
@@ -327,6 +413,11 @@ impl Op {
                 session: arg(),
                 index: arg(),
             },
+            18 => Op::SetThumbnail {
+                memory: arg(),
+                who: arg(),
+                thumbnail: arg(),
+            },
             _ => Op::Read {
                 memory: arg(),
                 who: arg(),
@@ -354,6 +445,7 @@ impl Op {
                 extra_chunk,
                 key,
                 declared,
+                thumbnail,
             } => out.extend([
                 0,
                 who,
@@ -363,6 +455,7 @@ impl Op {
                 u8::from(!extra_chunk),
                 key,
                 hash(declared),
+                thumbnail,
             ]),
             Op::Put {
                 session,
@@ -424,6 +517,11 @@ impl Op {
                 length,
             } => out.extend([16, memory, who, offset, length]),
             Op::Repair { session, index } => out.extend([17, session, index]),
+            Op::SetThumbnail {
+                memory,
+                who,
+                thumbnail,
+            } => out.extend([18, memory, who, thumbnail]),
         }
     }
 
@@ -443,8 +541,8 @@ pub fn op_strategy() -> impl proptest::strategy::Strategy<Value = Op> {
     let byte = any::<u8>;
     prop_oneof![
         4 => (byte(), byte(), byte(), byte(), proptest::bool::weighted(0.05), byte(),
-              prop_oneof![6 => Just(Hash::Absent), 2 => Just(Hash::Right), 1 => Just(Hash::Wrong), 1 => Just(Hash::Short)])
-            .prop_map(|(who, capsule, size, chunk, extra_chunk, key, declared)| Op::Begin { who, capsule, size, chunk, extra_chunk, key, declared }),
+              prop_oneof![6 => Just(Hash::Absent), 2 => Just(Hash::Right), 1 => Just(Hash::Wrong), 1 => Just(Hash::Short)], byte())
+            .prop_map(|(who, capsule, size, chunk, extra_chunk, key, declared, thumbnail)| Op::Begin { who, capsule, size, chunk, extra_chunk, key, declared, thumbnail }),
         14 => (byte(), byte(), byte(), prop_oneof![
                 12 => Just(PutKind::Right), 2 => Just(PutKind::RightWithSha), 2 => Just(PutKind::Corrupt),
                 1 => Just(PutKind::WrongSha), 1 => Just(PutKind::ShortSha), 1 => Just(PutKind::OneByteLong),
@@ -466,6 +564,7 @@ pub fn op_strategy() -> impl proptest::strategy::Strategy<Value = Op> {
         2 => (byte(), byte()).prop_map(|(session, index)| Op::Repair { session, index }),
         1 => Just(Op::Maintenance),
         1 => Just(Op::Upgrade),
+        2 => (byte(), byte(), byte()).prop_map(|(memory, who, thumbnail)| Op::SetThumbnail { memory, who, thumbnail }),
     ]
 }
 
@@ -478,6 +577,8 @@ struct ModelSession {
     data: Vec<u8>,
     chunk_size: u32,
     declared: Option<ByteBuf>,
+    /// The thumbnail begun with: reserved while open, the memory's after.
+    thumbnail: Option<Thumbnail>,
     memory_id: MemoryItemId,
     blob: BlobId,
     /// Chunks received, with the bytes stored.
@@ -556,19 +657,24 @@ impl ModelSession {
         len: u64,
         chunk: u32,
         declared: &Option<ByteBuf>,
+        thumbnail: &Option<Thumbnail>,
     ) -> bool {
         self.capsule == capsule
             && self.data.len() as u64 == len
             && self.chunk_size == chunk
             && self.declared == *declared
+            && self.thumbnail == *thumbnail
     }
 }
 
 #[derive(Debug, Clone)]
 struct ModelMemory {
+    /// Its thumbnail included.
     record: MemoryRecord,
     data: Vec<u8>,
     uploader: usize,
+    /// Whose stored bytes the thumbnail counts in.
+    thumbnail_charged_to: usize,
     live: bool,
 }
 
@@ -629,12 +735,33 @@ impl Model {
             .filter(|s| s.caller == who && s.holds_blob())
         {
             usage.open_sessions += 1;
-            usage.reserved_bytes += charged_bytes(s.data.len() as u64);
+            usage.reserved_bytes +=
+                charged_bytes(s.data.len() as u64) + thumbnail_charge(&s.thumbnail);
         }
-        for m in self.memories.iter().filter(|m| m.live && m.uploader == who) {
-            usage.stored_bytes += charged_bytes(m.record.byte_len);
+        for m in self.memories.iter().filter(|m| m.live) {
+            if m.uploader == who {
+                usage.stored_bytes += charged_bytes(m.record.byte_len);
+            }
+            if m.thumbnail_charged_to == who {
+                usage.stored_bytes += thumbnail_charge(&m.record.thumbnail);
+            }
         }
         usage
+    }
+
+    /// Thumbnails the service must hold: live memories' and open uploads'.
+    fn thumbnails_held(&self) -> u64 {
+        let sessions = self
+            .sessions
+            .iter()
+            .filter(|s| s.holds_blob() && s.thumbnail.is_some())
+            .count();
+        let memories = self
+            .memories
+            .iter()
+            .filter(|m| m.live && m.record.thumbnail.is_some())
+            .count();
+        (sessions + memories) as u64
     }
 
     /// Whether session `i` committed a memory that has been deleted since.
@@ -934,7 +1061,17 @@ impl Harness {
                 extra_chunk,
                 key,
                 declared,
-            } => self.begin(who, capsule, size, chunk, extra_chunk, key, declared),
+                thumbnail,
+            } => self.begin(
+                who,
+                capsule,
+                size,
+                chunk,
+                extra_chunk,
+                key,
+                declared,
+                thumbnail,
+            ),
             Op::Put {
                 session,
                 who,
@@ -980,6 +1117,11 @@ impl Harness {
                 self.hashed_before_upgrades += self.service.hashing.absorbed;
                 self.service = UploadService::init(self.memory.clone());
             }
+            Op::SetThumbnail {
+                memory,
+                who,
+                thumbnail,
+            } => self.set_thumbnail(memory, who, thumbnail),
         }
     }
 
@@ -1003,6 +1145,7 @@ impl Harness {
         extra_chunk: bool,
         key: u8,
         declared: Hash,
+        thumbnail: u8,
     ) {
         let who = [0, 0, 0, 0, 1, 1, 1, 2, 2, ANONYMOUS][usize::from(who % 10)];
         let capsule_id = self.capsule_id(capsule, who);
@@ -1022,7 +1165,8 @@ impl Harness {
             len.div_ceil(u64::from(chunk_size))
         };
         let expected_chunks = derived as u32 + u32::from(extra_chunk);
-        let request = BeginUpload {
+        let thumbnail = begin_thumbnail(thumbnail, who, key);
+        let request = BeginUploadRequest {
             capsule_id,
             asset: AssetMetadata {
                 name: format!("file {key}"),
@@ -1033,6 +1177,7 @@ impl Harness {
             chunk_size,
             expected_chunks,
             idempotency_key: format!("key {key}"),
+            thumbnail: thumbnail.clone(),
         };
         let before = self.service.blobs.stats();
         let free_extents_before = self.service.blobs.free_extents().len();
@@ -1045,6 +1190,7 @@ impl Harness {
             expected_chunks,
             key,
             declared,
+            thumbnail,
         );
         let created = self.model.next_sid != sessions_before;
         let actual = self.service.begin(principal(who), self.model.now, request);
@@ -1075,6 +1221,7 @@ impl Harness {
         expected_chunks: u32,
         key: u8,
         declared: Option<ByteBuf>,
+        thumbnail: Option<Thumbnail>,
     ) -> Result<UploadStarted, UploadError> {
         let m = &mut self.model;
         let limits = m.limits();
@@ -1083,6 +1230,9 @@ impl Harness {
             return Err(UploadError::AnonymousCaller);
         }
         if declared.as_ref().is_some_and(|d| d.len() != 32) {
+            return Err(invalid());
+        }
+        if thumbnail.as_ref().is_some_and(|t| !thumbnail_is_valid(t)) {
             return Err(invalid());
         }
         if chunk_size > limits.max_chunk_bytes {
@@ -1126,7 +1276,7 @@ impl Harness {
             .position(|s| !s.pruned && !s.key_released && s.caller == who && s.key == key);
         if let Some(i) = existing {
             let s = &m.sessions[i];
-            if !s.same_request(capsule_id, len, chunk_size, &declared) {
+            if !s.same_request(capsule_id, len, chunk_size, &declared, &thumbnail) {
                 return Err(UploadError::IdempotencyConflict { session_id: s.sid });
             }
             return match s.status_at(m.now) {
@@ -1141,7 +1291,7 @@ impl Harness {
                 SessionStatus::Expired => Err(UploadError::SessionExpired { session_id: s.sid }),
             };
         }
-        let charged = charged_bytes(len);
+        let charged = charged_bytes(len) + thumbnail_charge(&thumbnail);
         let usage = m.usage(who);
         if usage.open_sessions >= limits.max_open_sessions_per_caller {
             return Err(exceeded(
@@ -1193,6 +1343,7 @@ impl Harness {
             data,
             chunk_size,
             declared,
+            thumbnail,
             memory_id: MemoryItemId(m.next_memory_id),
             blob: BlobId(m.next_blob_id),
             stored: BTreeMap::new(),
@@ -1719,11 +1870,13 @@ impl Harness {
             blob_id: s.blob,
             uploaded_by: principal(who),
             created_at: now,
+            thumbnail: s.thumbnail.clone(),
         };
         m.memories.push(ModelMemory {
             record,
             data: stored,
             uploader: who,
+            thumbnail_charged_to: who,
             live: true,
         });
         Ok(committed)
@@ -1795,6 +1948,79 @@ impl Harness {
         assert_listed("memories_delete", &actual);
         self.note("delete", &expected);
         assert_eq!(actual, expected, "delete {memory_id:?} by {who}");
+    }
+
+    fn set_thumbnail(&mut self, memory: u8, who: u8, selector: u8) {
+        let m = &mut self.model;
+        let picked = (!m.memories.is_empty()).then(|| usize::from(memory) % m.memories.len());
+        let (memory_id, who) = match picked {
+            Some(i) => (
+                m.memories[i].record.memory_id,
+                Model::pick_who(who, m.memories[i].uploader),
+            ),
+            None => (MISSING_MEMORY, usize::from(who % 4)),
+        };
+        let thumbnail = any_thumbnail(selector, u64::from(memory));
+        let limits = m.limits();
+        let expected = (|| {
+            if who == ANONYMOUS {
+                return Err(UploadError::AnonymousCaller);
+            }
+            if thumbnail.as_ref().is_some_and(|t| !thumbnail_is_valid(t)) {
+                return Err(invalid());
+            }
+            let i = picked
+                .filter(|i| m.memories[*i].live)
+                .ok_or(UploadError::MemoryNotFound { memory_id })?;
+            // As for deleting: the uploader, or the capsule's owner.
+            if who != m.memories[i].uploader {
+                let owner = m.writable(m.memories[i].record.capsule_id, who)?.owner;
+                if who != owner {
+                    return Err(UploadError::NotAuthorized);
+                }
+            }
+            let freed = thumbnail_charge(&m.memories[i].record.thumbnail);
+            let added = thumbnail_charge(&thumbnail);
+            if thumbnail.is_some() {
+                let usage = m.usage(who);
+                let own_freed = if m.memories[i].thumbnail_charged_to == who {
+                    freed
+                } else {
+                    0
+                };
+                let held = usage.reserved_bytes + usage.stored_bytes - own_freed + added;
+                if held > limits.max_stored_bytes_per_caller {
+                    return Err(exceeded(
+                        Quota::StoredBytesPerCaller,
+                        limits.max_stored_bytes_per_caller,
+                        held,
+                    ));
+                }
+                let everyone: u64 = (0..ANONYMOUS)
+                    .map(|p| {
+                        let u = m.usage(p);
+                        u.reserved_bytes + u.stored_bytes
+                    })
+                    .sum();
+                let total = everyone - freed + added;
+                if total > limits.max_total_bytes {
+                    return Err(exceeded(Quota::TotalBytes, limits.max_total_bytes, total));
+                }
+            }
+            m.memories[i].record.thumbnail = thumbnail.clone();
+            m.memories[i].thumbnail_charged_to = who;
+            Ok(())
+        })();
+        let actual = self
+            .service
+            .set_thumbnail(principal(who), memory_id, thumbnail);
+        assert_listed("memories_set_thumbnail", &actual);
+        self.note("set_thumbnail", &expected);
+        assert_eq!(
+            normalize(actual),
+            expected,
+            "set the thumbnail of {memory_id:?} by {who}"
+        );
     }
 
     fn grant(&mut self, capsule: u8, by: u8, writer: u8, grant: bool) {
@@ -2016,6 +2242,23 @@ impl Harness {
             expected.sort_by_key(|m| m.memory_id);
             assert_eq!(page.memories, expected, "step {step}");
         }
+
+        // Thumbnails: those of live memories and open uploads, no others;
+        // what each upload was begun with, until its record is pruned.
+        assert_eq!(
+            service.thumbnails.len(),
+            model.thumbnails_held(),
+            "step {step}: thumbnails held"
+        );
+        assert_eq!(
+            service.thumbnails.sessions_len(),
+            model
+                .sessions
+                .iter()
+                .filter(|s| !s.pruned && s.thumbnail.is_some())
+                .count() as u64,
+            "step {step}: uploads' thumbnails remembered"
+        );
 
         // Blobs: exactly the live ones, disjoint, freed space reused.
         service.blobs.check_invariants();

@@ -2,7 +2,7 @@
 //! place.
 
 use super::error::{Quota, UploadError};
-use super::limits::{charged_bytes, Limits};
+use super::limits::Limits;
 use super::types::{CallerUsage, CapsuleId, MemoryItemId};
 use crate::candid_storable;
 use crate::stable_memory::{self, StableMemories, Vm};
@@ -135,11 +135,10 @@ impl<M: Memory> Accounting<M> {
         MemoryItemId(id)
     }
 
-    /// Checks that `caller` may open one more session for a file of
-    /// `byte_len` bytes. Quotas count `charged_bytes`: whole blocks, at
-    /// least one, as the blob store hands out space.
-    pub fn check_reserve(&self, caller: &Principal, byte_len: u64) -> Result<(), UploadError> {
-        let bytes = charged_bytes(byte_len);
+    /// Checks that `caller` may open one more session that reserves
+    /// `bytes` (its file's `charged_bytes`, plus its thumbnail's): whole
+    /// blocks, at least one, as the blob store hands out space.
+    pub fn check_reserve(&self, caller: &Principal, bytes: u64) -> Result<(), UploadError> {
         let limits = self.limits();
         let usage = self.usage(caller);
         let ledger = self.ledger();
@@ -179,9 +178,41 @@ impl<M: Memory> Accounting<M> {
         Ok(())
     }
 
-    /// A session opened for a file of `byte_len` bytes.
-    pub fn reserve(&mut self, caller: Principal, byte_len: u64) {
-        let bytes = charged_bytes(byte_len);
+    /// Checks that `caller` may store `bytes` more (a thumbnail) once
+    /// `freed` (the thumbnail it replaces, charged to that principal) is
+    /// released: what the caller holds, reserved and stored, and the total.
+    pub fn check_store(
+        &self,
+        caller: &Principal,
+        bytes: u64,
+        freed: Option<(Principal, u64)>,
+    ) -> Result<(), UploadError> {
+        let limits = self.limits();
+        let usage = self.usage(caller);
+        let ledger = self.ledger();
+        let (freed_by, freed_bytes) = freed.unwrap_or((*caller, 0));
+        let own_freed = if freed_by == *caller { freed_bytes } else { 0 };
+        let held = (usage.reserved_bytes + usage.stored_bytes)
+            .saturating_sub(own_freed)
+            .saturating_add(bytes);
+        if held > limits.max_stored_bytes_per_caller {
+            return Err(exceeded(
+                Quota::StoredBytesPerCaller,
+                limits.max_stored_bytes_per_caller,
+                held,
+            ));
+        }
+        let total = (ledger.reserved_bytes + ledger.stored_bytes)
+            .saturating_sub(freed_bytes)
+            .saturating_add(bytes);
+        if total > limits.max_total_bytes {
+            return Err(exceeded(Quota::TotalBytes, limits.max_total_bytes, total));
+        }
+        Ok(())
+    }
+
+    /// A session opened, reserving `bytes`.
+    pub fn reserve(&mut self, caller: Principal, bytes: u64) {
         self.update_usage(caller, |u| {
             u.open_sessions += 1;
             u.reserved_bytes += bytes;
@@ -192,9 +223,9 @@ impl<M: Memory> Accounting<M> {
         });
     }
 
-    /// A session ended without a memory: its reservation is released.
-    pub fn release(&mut self, caller: Principal, byte_len: u64) {
-        let bytes = charged_bytes(byte_len);
+    /// A session that reserved `bytes` ended without a memory: its
+    /// reservation is released.
+    pub fn release(&mut self, caller: Principal, bytes: u64) {
         self.update_usage(caller, |u| {
             u.open_sessions -= 1;
             u.reserved_bytes -= bytes;
@@ -205,9 +236,9 @@ impl<M: Memory> Accounting<M> {
         });
     }
 
-    /// A session committed: its reservation becomes stored bytes.
-    pub fn commit(&mut self, caller: Principal, byte_len: u64) {
-        let bytes = charged_bytes(byte_len);
+    /// A session that reserved `bytes` committed: its reservation becomes
+    /// stored bytes.
+    pub fn commit(&mut self, caller: Principal, bytes: u64) {
         self.update_usage(caller, |u| {
             u.open_sessions -= 1;
             u.reserved_bytes -= bytes;
@@ -220,10 +251,16 @@ impl<M: Memory> Accounting<M> {
         });
     }
 
-    /// A memory of `byte_len` bytes uploaded by `uploader` was deleted.
-    pub fn unstore(&mut self, uploader: Principal, byte_len: u64) {
-        let bytes = charged_bytes(byte_len);
-        self.update_usage(uploader, |u| u.stored_bytes -= bytes);
+    /// `bytes` more stored by `caller` (a thumbnail set on a memory).
+    pub fn store(&mut self, caller: Principal, bytes: u64) {
+        self.update_usage(caller, |u| u.stored_bytes += bytes);
+        self.update(|l| l.stored_bytes += bytes);
+    }
+
+    /// `bytes` stored by `holder` were freed (a memory deleted, a
+    /// thumbnail removed or replaced).
+    pub fn unstore(&mut self, holder: Principal, bytes: u64) {
+        self.update_usage(holder, |u| u.stored_bytes -= bytes);
         self.update(|l| l.stored_bytes -= bytes);
     }
 

@@ -34,6 +34,11 @@ pub const SWEEP_BATCH: usize = 64;
 /// Most ranges or records one paginated reply carries.
 pub const MAX_PAGE: u32 = 1_000;
 
+/// Most bytes of memory records (thumbnails included) one `memories_list`
+/// page carries: replies may be 2 MiB, and this leaves room for the rest
+/// of the reply and for the estimate's slack.
+pub const MAX_LIST_REPLY_BYTES: usize = 1_536 * 1024;
+
 /// Chunks a session may ever have: bounds the bitmap a session keeps (and
 /// clears when pruned) to 256 blocks.
 pub const MAX_CHUNKS_PER_SESSION: u32 = 1 << 20;

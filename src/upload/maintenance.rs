@@ -43,6 +43,7 @@ impl<M: Memory + Clone> UploadService<M> {
             } else {
                 self.sessions.remove(sid);
                 self.hashing.remove(sid);
+                self.thumbnails.forget_session(sid);
                 report.pruned += 1;
             }
         }

@@ -1,6 +1,6 @@
 //! The upload domain: capsules, upload sessions on top of the generic
 //! session service, the stable blob store their bytes go to, incremental
-//! SHA-256 verification, and committed memories.
+//! SHA-256 verification, committed memories and their thumbnails.
 
 pub mod accounting;
 pub mod blob_store;
@@ -17,12 +17,15 @@ pub mod service;
 pub mod shares;
 pub mod sharing;
 pub mod sparse;
+pub mod thumbnails;
 pub mod types;
 
 #[cfg(test)]
 mod sharing_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod thumbnail_tests;
 
 pub use blob_store::{BlobId, BlobStore, StableBlobSink};
 pub use compat::SessionCompat;

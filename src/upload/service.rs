@@ -8,9 +8,12 @@ use super::capsules::CapsuleStore;
 use super::compat::request_key;
 use super::error::{Quota, UploadError};
 use super::hashing::{HashProgress, HashSource, HashTracker};
-use super::limits::{Limits, HASH_BYTES_PER_MESSAGE, MAX_CHUNK_BYTES, MAX_PAGE, MAX_REPAIR_ROUNDS};
+use super::limits::{
+    charged_bytes, Limits, HASH_BYTES_PER_MESSAGE, MAX_CHUNK_BYTES, MAX_PAGE, MAX_REPAIR_ROUNDS,
+};
 use super::memories::MemoryStore;
 use super::shares::ShareStore;
+use super::thumbnails::{self, StoredThumbnail, ThumbnailRef, ThumbnailStore};
 use super::types::*;
 use crate::layout::{self, Found, LayoutError, CURRENT_LAYOUT};
 use crate::session::{
@@ -39,6 +42,7 @@ pub struct UploadService<M: Memory> {
     pub(super) accounting: Accounting<M>,
     headroom: Headroom<M>,
     pub(super) shares: ShareStore<M>,
+    pub(crate) thumbnails: ThumbnailStore<M>,
 }
 
 pub(super) fn policy(limits: &Limits) -> SessionPolicy {
@@ -137,6 +141,7 @@ impl<M: Memory + Clone> UploadService<M> {
             accounting,
             headroom: memories.headroom(),
             shares: ShareStore::init(&memories),
+            thumbnails: ThumbnailStore::init(&memories),
         };
         // The certification tree is heap state: bounded rebuild.
         service.certify_all_links();
@@ -155,23 +160,24 @@ impl<M: Memory + Clone> UploadService<M> {
     }
 
     /// Starts an upload, or returns the session the same idempotency key
-    /// already started for the same request.
+    /// already started for the same request (its thumbnail included).
     pub fn begin(
         &mut self,
         caller: Principal,
         now: u64,
-        request: BeginUpload,
+        request: impl Into<BeginUploadRequest>,
     ) -> Result<UploadStarted, UploadError> {
         signed_in(caller)?;
         self.ensure_room()?;
         let limits = self.accounting.limits().clone();
-        let BeginUpload {
+        let BeginUploadRequest {
             capsule_id,
             asset,
             chunk_size,
             expected_chunks,
             idempotency_key,
-        } = request;
+            thumbnail,
+        } = request.into();
         check_text("asset name", &asset.name, MAX_NAME_BYTES)?;
         check_text("MIME type", &asset.mime_type, MAX_MIME_BYTES)?;
         check_text(
@@ -186,6 +192,9 @@ impl<M: Memory + Clone> UploadService<M> {
         }
         if let Some(digest) = &asset.sha256 {
             check_digest("asset.sha256", digest)?;
+        }
+        if let Some(thumbnail) = &thumbnail {
+            thumbnails::check(thumbnail)?;
         }
         if chunk_size > limits.max_chunk_bytes {
             return Err(UploadError::QuotaExceeded {
@@ -221,6 +230,9 @@ impl<M: Memory + Clone> UploadService<M> {
             blob_id: BlobId(0),
         };
         let byte_len = meta.asset.byte_len;
+        let thumbnail_ref = thumbnail.as_ref().map(ThumbnailRef::of);
+        let charge =
+            charged_bytes(byte_len) + thumbnail_ref.as_ref().map_or(0, ThumbnailRef::charge);
         // Worked out once: the spec above and this key are what the
         // session is created (or found again) with.
         let key = request_key(&caller, &meta.idempotency_key);
@@ -232,6 +244,13 @@ impl<M: Memory + Clone> UploadService<M> {
                     .sessions
                     .get(existing)
                     .expect("bug: idempotency key without session");
+                // The thumbnail is part of the request too (kept beside
+                // the session record, so compared here).
+                if self.thumbnails.begun_with(existing) != thumbnail_ref {
+                    return Err(UploadError::IdempotencyConflict {
+                        session_id: existing,
+                    });
+                }
                 meta.provisional_memory_id = session.meta.provisional_memory_id;
                 meta.blob_id = session.meta.blob_id;
                 existing
@@ -240,7 +259,7 @@ impl<M: Memory + Clone> UploadService<M> {
                 // The key's upload was committed and its memory deleted
                 // since: a begin under it uploads the file again, so the
                 // old session lets go of the key.
-                self.check_new_upload(&caller, byte_len)?;
+                self.accounting.check_reserve(&caller, charge)?;
                 meta.blob_id = self.blobs.allocate(byte_len, BLOB_STORE_CAPACITY_BYTES)?;
                 if let Some(existing) = found {
                     self.sessions.release_key(existing);
@@ -253,7 +272,20 @@ impl<M: Memory + Clone> UploadService<M> {
         let session = self.session(outcome.session_id())?;
         match outcome {
             CreateOutcome::Created(sid) => {
-                self.accounting.reserve(caller, byte_len);
+                self.accounting.reserve(caller, charge);
+                if let (Some(thumbnail), Some(thumbnail_ref)) = (thumbnail, thumbnail_ref) {
+                    // Kept under the provisional id: the memory's once the
+                    // upload commits, dropped if it does not.
+                    self.thumbnails.set_begun_with(sid, thumbnail_ref);
+                    let previous = self.thumbnails.insert(
+                        session.meta.provisional_memory_id,
+                        StoredThumbnail {
+                            thumbnail,
+                            charged_to: caller,
+                        },
+                    );
+                    assert!(previous.is_none(), "bug: a new memory id had a thumbnail");
+                }
                 self.open_by_caller.insert(scoped_key(&caller, sid.0), ());
                 self.hashing.start(sid);
             }
@@ -381,7 +413,6 @@ impl<M: Memory + Clone> UploadService<M> {
             }
         }
         self.capsules.writable_by(session.capsule_id(), caller)?;
-        let declared_len = session.meta.asset.byte_len;
         check_declared_len(&session, request.byte_len)?;
         if let Some(at_begin) = &session.meta.asset.sha256 {
             if *at_begin != request.sha256 {
@@ -427,6 +458,8 @@ impl<M: Memory + Clone> UploadService<M> {
         }
         let session = self.sessions.complete(sid, now)?;
         let committed = self.committed(&session);
+        // The thumbnail it was begun with, if any, already waits under the
+        // memory's id; its reservation turns into stored bytes below.
         self.memories.insert(MemoryRecord {
             memory_id: committed.memory_id,
             capsule_id: committed.capsule_id,
@@ -437,8 +470,11 @@ impl<M: Memory + Clone> UploadService<M> {
             blob_id: committed.blob_id,
             uploaded_by: caller,
             created_at: now,
+            thumbnail: None,
         });
-        self.accounting.commit(caller, declared_len);
+        let thumbnail = self.thumbnails.begun_with(sid);
+        self.accounting
+            .commit(caller, upload_charge(&session, thumbnail.as_ref()));
         self.open_by_caller.remove(&scoped_key(&caller, sid.0));
         Ok(committed)
     }
@@ -603,11 +639,6 @@ impl<M: Memory + Clone> UploadService<M> {
         })
     }
 
-    /// Quotas for one more upload of `byte_len` bytes by `caller`.
-    fn check_new_upload(&self, caller: &Principal, byte_len: u64) -> Result<(), UploadError> {
-        self.accounting.check_reserve(caller, byte_len)
-    }
-
     pub(super) fn advance_hashing(
         &mut self,
         session: &UploadSession,
@@ -655,12 +686,24 @@ impl<M: Memory + Clone> UploadService<M> {
         self.blobs
             .free(session.meta.blob_id)
             .expect("bug: an open session's blob was already freed");
+        let thumbnail = self.thumbnails.begun_with(session.id);
         self.accounting
-            .release(session.caller(), session.spec.total_bytes());
+            .release(session.caller(), upload_charge(session, thumbnail.as_ref()));
+        if thumbnail.is_some() {
+            // The thumbnail it was begun with goes with the upload.
+            self.thumbnails.remove(session.meta.provisional_memory_id);
+        }
         self.open_by_caller
             .remove(&scoped_key(&session.caller(), session.id.0));
         self.hashing.remove(session.id);
     }
+}
+
+/// Bytes an upload counts against the quotas while open and once
+/// committed: its file's and the thumbnail's it was begun with, each in
+/// whole blocks.
+fn upload_charge(session: &UploadSession, thumbnail: Option<&ThumbnailRef>) -> u64 {
+    charged_bytes(session.spec.total_bytes()) + thumbnail.map_or(0, ThumbnailRef::charge)
 }
 
 fn check_declared_len(session: &UploadSession, byte_len: u64) -> Result<(), UploadError> {

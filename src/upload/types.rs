@@ -85,7 +85,10 @@ impl Session<UploadSessionMeta> {
     }
 }
 
-/// `uploads_begin` argument.
+/// `uploads_begin`'s argument without a thumbnail: the record as clients
+/// built before thumbnails send it, and what Rust code that sends none
+/// builds. It converts into the argument the canister takes,
+/// [`BeginUploadRequest`] (`with_thumbnail` adds one).
 #[derive(CandidType, Deserialize, Clone, Debug)]
 pub struct BeginUpload {
     pub capsule_id: CapsuleId,
@@ -95,6 +98,72 @@ pub struct BeginUpload {
     pub expected_chunks: u32,
     /// Same key (and same request) again returns the same session.
     pub idempotency_key: String,
+}
+
+impl BeginUpload {
+    /// The request with `thumbnail` for the memory.
+    pub fn with_thumbnail(self, thumbnail: Option<Thumbnail>) -> BeginUploadRequest {
+        let BeginUpload {
+            capsule_id,
+            asset,
+            chunk_size,
+            expected_chunks,
+            idempotency_key,
+        } = self;
+        BeginUploadRequest {
+            capsule_id,
+            asset,
+            chunk_size,
+            expected_chunks,
+            idempotency_key,
+            thumbnail,
+        }
+    }
+}
+
+impl From<BeginUpload> for BeginUploadRequest {
+    fn from(request: BeginUpload) -> Self {
+        request.with_thumbnail(None)
+    }
+}
+
+/// The Candid record `BeginUpload` as `uploads_begin` takes it. It is a
+/// second Rust type (named `BeginUpload` too, which names the Candid type)
+/// so that Rust code building the record without a thumbnail, which the
+/// v0.1.0 interface had not, keeps compiling: [`BeginUpload`] converts
+/// into it.
+pub mod begin_request {
+    use super::{AssetMetadata, CapsuleId, Thumbnail};
+    use candid::CandidType;
+    use serde::Deserialize;
+
+    /// `uploads_begin` argument.
+    #[derive(CandidType, Deserialize, Clone, Debug)]
+    pub struct BeginUpload {
+        pub capsule_id: CapsuleId,
+        pub asset: AssetMetadata,
+        pub chunk_size: u32,
+        /// Must equal `ceil(asset.byte_len / chunk_size)`.
+        pub expected_chunks: u32,
+        /// Same key (and same request) again returns the same session.
+        pub idempotency_key: String,
+        /// The memory's thumbnail (a JPEG or WebP of at most 32 KiB): part
+        /// of the request (a retry must send the same one), counted in the
+        /// upload's reservation, and the memory's when the upload commits.
+        pub thumbnail: Option<Thumbnail>,
+    }
+}
+
+pub use begin_request::BeginUpload as BeginUploadRequest;
+
+/// A small image of a memory, for gallery pages.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Thumbnail {
+    /// `image/jpeg` or `image/webp`, and the bytes must be one: a JPEG
+    /// starts `FF D8 FF`, a WebP `RIFF <4 bytes> WEBP`.
+    pub mime_type: String,
+    /// At most 32 KiB (`MAX_THUMBNAIL_BYTES`).
+    pub bytes: ByteBuf,
 }
 
 /// `uploads_begin` reply.
@@ -222,6 +291,8 @@ pub struct MemoryRecord {
     pub blob_id: BlobId,
     pub uploaded_by: Principal,
     pub created_at: u64,
+    /// The memory's thumbnail, if it has one.
+    pub thumbnail: Option<Thumbnail>,
 }
 
 /// `memories_list` argument.
@@ -229,14 +300,19 @@ pub struct MemoryRecord {
 pub struct ListMemories {
     pub capsule_id: CapsuleId,
     pub after: Option<MemoryItemId>,
+    /// At most 1 000 records; a page may hold fewer (see `MemoriesPage`).
     pub limit: u32,
 }
 
-/// A page of a capsule's memories.
+/// A page of a capsule's memories, thumbnails included: at most `limit`,
+/// and no more than fit in about 1.5 MiB (`MAX_LIST_REPLY_BYTES`), so a
+/// page of memories with thumbnails stays well under the 2 MiB reply
+/// limit; a gallery page takes one query.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct MemoriesPage {
     pub memories: Vec<MemoryRecord>,
-    /// Pass as `after` for the next page.
+    /// Where the next page starts: pass as `after`. Set whenever more
+    /// memories follow, whether the page stopped at `limit` or at its size.
     pub next_after: Option<MemoryItemId>,
 }
 

@@ -50,6 +50,10 @@ pub const ALL: &[(&str, Scenario)] = &[
         "checksum_mismatch_then_repair",
         checksum_mismatch_then_repair,
     ),
+    (
+        "thumbnails_make_a_gallery_page_a_query",
+        thumbnails_make_a_gallery_page_a_query,
+    ),
 ];
 
 const ALICE: u8 = 1;
@@ -649,5 +653,123 @@ pub fn checksum_mismatch_then_repair(env: &mut dyn IcEnv) -> Outcome {
             .expect("read"),
         data
     );
+    Ok(())
+}
+
+/// A JPEG-looking thumbnail of `len` bytes.
+fn jpeg_thumbnail(len: usize, seed: u64) -> Thumbnail {
+    let mut bytes = test_file(len, seed);
+    bytes[..3].copy_from_slice(&[0xFF, 0xD8, 0xFF]);
+    Thumbnail {
+        mime_type: "image/jpeg".into(),
+        bytes: serde_bytes::ByteBuf::from(bytes),
+    }
+}
+
+/// The gallery: 130 photos with 32 KiB thumbnails, half given with
+/// the upload and half set after it, come back from `memories_list` in
+/// pages that each fit the reply limit (the real one, on the real
+/// canister), all 130 across the pages; thumbnails survive an upgrade,
+/// are replaced and removed, and their quota is released with them.
+pub fn thumbnails_make_a_gallery_page_a_query(env: &mut dyn IcEnv) -> Outcome {
+    const PHOTOS: u64 = 130;
+    const THUMBNAIL: usize = 32 * 1024;
+    let (canister, capsule) = setup(env);
+    let mut alice = UploadClient::new(env, canister, user(ALICE));
+    let mut ids = Vec::new();
+    for i in 0..PHOTOS {
+        let data = test_file(1_000, 100 + i);
+        let thumbnail = jpeg_thumbnail(THUMBNAIL, i);
+        let request = BeginUpload {
+            capsule_id: capsule,
+            asset: AssetMetadata {
+                name: format!("photo-{i:03}.jpg"),
+                mime_type: "image/jpeg".into(),
+                byte_len: data.len() as u64,
+                sha256: None,
+            },
+            chunk_size: 1_000,
+            expected_chunks: 1,
+            idempotency_key: format!("photo-{i}"),
+        };
+        let with_upload = i % 2 == 0;
+        let request = request.with_thumbnail(with_upload.then(|| thumbnail.clone()));
+        let started = ok(alice.begin_request(request));
+        ok(alice.put_chunk(started.session_id, 0, &data));
+        let memory = ok(alice.finish(started.session_id, &data)).memory_id;
+        if !with_upload {
+            ok(alice.set_thumbnail(memory, Some(thumbnail.clone())));
+        }
+        ids.push(memory);
+    }
+    let first = ok(alice.memory(ids[0]));
+    assert_eq!(first.thumbnail, Some(jpeg_thumbnail(THUMBNAIL, 0)));
+    let stats = alice.stats()?;
+    assert_eq!(
+        stats.caller.stored_bytes,
+        PHOTOS * (4_096 + THUMBNAIL as u64),
+        "each photo's block and its thumbnail's eight"
+    );
+
+    let pages = |alice: &mut UploadClient| -> Result<usize, String> {
+        let mut seen = Vec::new();
+        let mut after = None;
+        let mut pages = 0;
+        loop {
+            let arg = candid::encode_one(ListMemories {
+                capsule_id: capsule,
+                after,
+                limit: 1_000,
+            })
+            .map_err(|e| e.to_string())?;
+            let reply = alice
+                .env
+                .query_raw(alice.canister, alice.caller, "memories_list", arg)?;
+            assert!(
+                reply.len() < 2 * 1024 * 1024 * 4 / 5,
+                "a page is {} bytes",
+                reply.len()
+            );
+            let page: Result<MemoriesPage, UploadError> =
+                candid::decode_one(&reply).map_err(|e| e.to_string())?;
+            let page = page.expect("the owner lists");
+            assert!(page.memories.iter().all(|m| m.thumbnail.is_some()));
+            seen.extend(page.memories.iter().map(|m| m.memory_id));
+            pages += 1;
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ids, "every photo once, in order");
+        Ok(pages)
+    };
+    assert!(pages(&mut alice)? > 1, "4.3 MB of thumbnails in one page");
+
+    alice.env.upgrade(canister, backend_wasm())?;
+    let mut alice = UploadClient::new(env, canister, user(ALICE));
+    assert!(pages(&mut alice)? > 1);
+    let small = jpeg_thumbnail(100, 7);
+    ok(alice.set_thumbnail(ids[1], Some(small.clone())));
+    assert_eq!(ok(alice.memory(ids[1])).thumbnail, Some(small));
+    ok(alice.set_thumbnail(ids[2], None));
+    assert_eq!(ok(alice.memory(ids[2])).thumbnail, None);
+    let png = Thumbnail {
+        mime_type: "image/png".into(),
+        bytes: serde_bytes::ByteBuf::from(b"\x89PNG\r\n\x1a\n".to_vec()),
+    };
+    assert!(matches!(
+        err(alice.set_thumbnail(ids[3], Some(png))),
+        UploadError::InvalidArgument { .. }
+    ));
+    assert_eq!(
+        err(alice.as_caller(user(BOB)).set_thumbnail(ids[3], None)),
+        UploadError::NotAuthorized
+    );
+    for memory in &ids {
+        ok(alice.delete_memory(*memory));
+    }
+    let stats = alice.stats()?;
+    assert_eq!((stats.stored_bytes, stats.caller.stored_bytes), (0, 0));
     Ok(())
 }

@@ -1,212 +1,238 @@
-// The demo page: a locally generated identity, capsules, an upload with a
-// progress bar that resumes after a reload, the capsule's memories, and a
-// verified download. Query parameters: `network` (the IC HTTP interface:
-// the local network's URL, or a replica's), `canister` (its id), optional
-// `chunkBytes` and `inFlight`.
+// The demo page: a small gallery on the upload canister. A locally
+// generated identity, capsules, an upload queue (two at a time, progress,
+// abort, resume after a reload, thumbnails made in the browser), the
+// capsule's memories page by page, a viewer through short-lived share
+// links, share links with an expiry, delete, and the client's verified
+// download.
+//
+// Query parameters:
+// - `network`: the IC HTTP interface (the local network's `url`, or a
+//   replica's; `bridge` is still accepted), default http://127.0.0.1:4943;
+// - `canister`: the upload canister's id (required);
+// - `gateway`: the share links' base URL (the local network's `gateway`;
+//   on mainnet `https://<canister>.icp0.io`, the default there); without
+//   it, nothing is shared and the viewer reads by verified download;
+// - optional `chunkBytes` and `inFlight` (passed to `upload`), and
+//   `session` (seconds): sign in through a delegation that ends then, as
+//   an Internet Identity session does.
 
 import { HttpAgent } from '@icp-sdk/core/agent';
-import { loadOrCreateIdentity } from './identity';
-import {
-  createActor,
-  download,
-  resumableUploads,
-  upload,
-  UploadAborted,
-  UploadFailed,
-  type Backend,
-  type UploadProgress,
-} from '../../ts/src/index';
+import { Principal } from '@icp-sdk/core/principal';
+import { createActor, resumableUploads, unwrap, type Backend } from '../../ts/src/index';
+import type { PageContext } from './context';
+import { byId, el } from './dom';
+import { Gallery } from './gallery';
+import { loadOrCreateIdentity, signIn } from './identity';
+import { explain, type Where } from './messages';
+import { UploadQueue } from './queue';
+import { Viewer } from './viewer';
+import { DelegationExpired, isDelegationExpiry } from '../../ts/src/index';
 
 const params = new URLSearchParams(location.search);
-const networkUrl = params.get('network') ?? params.get('bridge') ?? 'http://127.0.0.1:4943';
-const canisterId = params.get('canister') ?? '';
-const chunkBytes = params.has('chunkBytes') ? Number(params.get('chunkBytes')) : undefined;
-const inFlight = params.has('inFlight') ? Number(params.get('inFlight')) : undefined;
+const where: Where = {
+  network: params.get('network') ?? params.get('bridge') ?? 'http://127.0.0.1:4943',
+  canister: (params.get('canister') ?? '').trim(),
+};
 
-const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const capsules = $<HTMLSelectElement>('capsules');
-const fileInput = $<HTMLInputElement>('file');
-const uploadButton = $<HTMLButtonElement>('upload');
-const abortButton = $<HTMLButtonElement>('abort');
-const progressBar = $<HTMLProgressElement>('progress');
-const progressText = $<HTMLParagraphElement>('progress-text');
-const statusLine = $<HTMLParagraphElement>('status');
+const statusLine = byId<HTMLParagraphElement>('status');
+const capsules = byId<HTMLSelectElement>('capsules');
+const fileInput = byId<HTMLInputElement>('file');
+const uploadButton = byId<HTMLButtonElement>('upload');
+const createButton = byId<HTMLButtonElement>('create-capsule');
+const signInAgain = byId<HTMLButtonElement>('sign-in-again');
 
 function say(text: string, kind: 'ok' | 'error' | '' = ''): void {
   statusLine.textContent = text;
   statusLine.className = kind;
 }
 
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+function report(error: unknown): string {
+  console.error(error);
+  const sentence = explain(error, where);
+  say(sentence, 'error');
+  if (error instanceof DelegationExpired || isDelegationExpiry(error)) signInAgain.hidden = false;
+  return sentence;
 }
 
-function formatSeconds(s: number | undefined): string {
-  if (s === undefined || !Number.isFinite(s)) return '…';
-  return s < 90 ? `${Math.ceil(s)} s` : `${Math.ceil(s / 60)} min`;
+/** The page cannot start: one sentence, and the controls stay off. */
+function fail(sentence: string): void {
+  say(sentence, 'error');
+  document.body.dataset.failed = 'true';
 }
 
-function describeError(error: unknown): string {
-  if (error instanceof UploadFailed) return `The canister said ${error.kind}: ${error.message}`;
-  if (error instanceof UploadAborted) return 'Upload aborted.';
-  return error instanceof Error ? error.message : String(error);
-}
-
-// The identity lives in this browser's storage: a reload keeps it, so the
-// same caller finds its capsules and unfinished uploads again.
-const identity = loadOrCreateIdentity(localStorage, 'upload-demo-identity');
-// A local network's root key is fetched, as a dapp does against a local
-// replica; on mainnet the agent knows the IC's root key.
-const agent = HttpAgent.createSync({ host: networkUrl, identity });
-const actor: Backend = createActor(canisterId, { agent });
-{
-  const who = $('who');
-  const code = document.createElement('code');
-  code.textContent = identity.getPrincipal().toText();
-  who.replaceChildren('Signed in locally as ', code);
+/** A whole positive number parameter, or undefined when absent. */
+function numberParam(name: string): number | undefined {
+  const raw = params.get(name);
+  if (raw === null || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`The ${name} parameter must be a whole number above 0 (it is “${raw}”): fix it in the page’s address.`);
+  return n;
 }
 
 function isMainnet(url: string): boolean {
   return /(^|\.)(icp0\.io|ic0\.app|icp-api\.io)$/.test(new URL(url).hostname);
 }
 
-function selectedCapsule(): bigint | undefined {
-  return capsules.value ? BigInt(capsules.value) : undefined;
-}
-
-async function refreshCapsules(select?: bigint): Promise<void> {
-  const mine = await actor.capsules_mine(null, 100);
-  const keep = select ?? selectedCapsule() ?? BigInt(localStorage.getItem('upload-demo-capsule') ?? '-1');
-  capsules.replaceChildren(
-    ...mine.map((c) => {
-      const option = new Option(`${c.name} (#${c.capsule_id})`, c.capsule_id.toString());
-      option.selected = c.capsule_id === keep;
-      return option;
-    }),
-  );
-  uploadButton.disabled = mine.length === 0;
-  await refreshMemories();
-}
-
-async function refreshUnfinished(): Promise<void> {
-  const open = await resumableUploads(actor);
-  const box = $('unfinished');
-  if (open.length === 0) {
-    box.replaceChildren();
-    return;
+function gatewayFor(canister: string): string | undefined {
+  const given = params.get('gateway');
+  if (given) {
+    new URL(given); // Throws for a gateway that is not an absolute URL.
+    return given;
   }
-  // Names are the user's: text nodes only, never markup.
-  const line = document.createElement('p');
-  line.append('Unfinished: ');
-  open.forEach((u, i) => {
-    if (i > 0) line.append(', ');
-    const name = document.createElement('b');
-    name.textContent = u.name;
-    line.append(name, ` (${u.received_chunks}/${u.expected_chunks} chunks)`);
-  });
-  line.append('. Choose the same file again to resume: only the missing chunks are sent.');
-  box.replaceChildren(line);
+  return isMainnet(where.network) ? `https://${canister}.icp0.io` : undefined;
 }
 
-async function refreshMemories(): Promise<void> {
-  const capsule = selectedCapsule();
-  const list = $<HTMLUListElement>('memories');
-  if (capsule === undefined) {
-    list.replaceChildren();
-    return;
-  }
-  localStorage.setItem('upload-demo-capsule', capsule.toString());
-  const page = await actor.memories_list({ capsule_id: capsule, after: undefined, limit: 100 });
-  if (page.__kind__ === 'Err') throw new UploadFailed(page.Err, 'memories_list');
-  list.replaceChildren(
-    ...page.Ok.memories.map((m) => {
-      const item = document.createElement('li');
-      item.dataset.memoryId = m.memory_id.toString();
-      item.append(`${m.name} · ${formatBytes(Number(m.byte_len))} `);
-      const button = document.createElement('button');
-      button.textContent = 'Download and check';
-      button.onclick = () => void downloadAndCheck(m.memory_id, item);
-      item.append(button);
-      return item;
-    }),
-  );
-}
-
-async function downloadAndCheck(memoryId: bigint, item: HTMLLIElement): Promise<void> {
-  say(`Downloading memory ${memoryId}…`);
+async function boot(): Promise<void> {
+  let chunkBytes: number | undefined;
+  let inFlight: number | undefined;
+  let sessionSeconds: number | undefined;
+  let gateway: string | undefined;
   try {
-    const { blob, record } = await download(actor, memoryId);
-    const link = document.createElement('a');
-    link.href = URL.createObjectURL(blob);
-    link.download = record.name;
-    link.textContent = 'save';
-    item.append(' ', link);
-    say(`Memory ${memoryId}: ${formatBytes(blob.size)} downloaded, SHA-256 verified.`, 'ok');
+    chunkBytes = numberParam('chunkBytes');
+    inFlight = numberParam('inFlight');
+    sessionSeconds = numberParam('session');
   } catch (error) {
-    say(describeError(error), 'error');
-  }
-}
-
-let controller: AbortController | undefined;
-
-async function startUpload(): Promise<void> {
-  const file = fileInput.files?.[0];
-  const capsule = selectedCapsule();
-  if (!file || capsule === undefined) {
-    say('Choose a capsule and a file first.', 'error');
+    fail((error as Error).message);
     return;
   }
-  controller = new AbortController();
-  uploadButton.disabled = true;
-  abortButton.disabled = false;
-  say(`Uploading ${file.name}…`);
-  progressBar.value = 0;
-  progressText.textContent = 'Starting…';
-  const show = (p: UploadProgress) => {
-    const percent = p.totalBytes === 0 ? 100 : Math.floor((100 * p.confirmedBytes) / p.totalBytes);
-    progressBar.value = percent;
-    const resumed = p.resumedBytes > 0 ? ` · ${formatBytes(p.resumedBytes)} were already there` : '';
-    progressText.textContent =
-      `${percent} % · ${formatBytes(p.confirmedBytes)} of ${formatBytes(p.totalBytes)} · ` +
-      `${formatBytes(p.bytesPerSecond)}/s · ${formatSeconds(p.secondsLeft)} left${resumed}`;
+  try {
+    new URL(where.network);
+  } catch {
+    fail(`The network parameter “${where.network}” is not a URL: give the network’s address, e.g. ?network=http://127.0.0.1:4943.`);
+    return;
+  }
+  try {
+    gateway = gatewayFor(where.canister);
+  } catch {
+    fail(`The gateway parameter “${params.get('gateway')}” is not a URL: give the gateway’s address, e.g. &gateway=http://127.0.0.1:4945.`);
+    return;
+  }
+
+  // The identity lives in this browser's storage: a reload keeps it, so the
+  // same caller finds its capsules and unfinished uploads again.
+  const user = loadOrCreateIdentity(localStorage, 'upload-demo-identity');
+  let session = await signIn(user, sessionSeconds);
+  const who = byId('who');
+  const showWho = () =>
+    who.replaceChildren(
+      'Signed in locally as ',
+      el('code', { textContent: user.getPrincipal().toText() }),
+      session.expiresAt ? ` (this sign-in ends at ${session.expiresAt.toLocaleTimeString()})` : '',
+    );
+  showWho();
+
+  if (!where.canister) {
+    fail('No canister given: add ?canister=<canister id> to this page’s address (the local network prints it as “canister”).');
+    return;
+  }
+  try {
+    Principal.fromText(where.canister);
+  } catch {
+    fail(`“${where.canister}” is not a canister id: check the page’s canister parameter.`);
+    return;
+  }
+
+  const agent = HttpAgent.createSync({ host: where.network, identity: session.identity });
+  const actor: Backend = createActor(where.canister, { agent });
+  const ctx: PageContext = { actor, where, gateway, chunkBytes, inFlight, say, report };
+  const viewer = new Viewer(ctx);
+  const gallery = new Gallery(ctx, viewer);
+
+  const selected = (): bigint | undefined => (capsules.value ? BigInt(capsules.value) : undefined);
+
+  const refreshUnfinished = async (): Promise<void> => {
+    const open = await resumableUploads(actor);
+    const box = byId('unfinished');
+    if (open.length === 0) {
+      box.replaceChildren();
+      return;
+    }
+    // Names are the user's: text nodes only, never markup.
+    const line = el('p', {}, 'Unfinished: ');
+    open.forEach((u, i) => {
+      if (i > 0) line.append(', ');
+      line.append(el('b', { textContent: u.name }), ` (${u.received_chunks}/${u.expected_chunks} chunks)`);
+    });
+    line.append('. Choose the same file again to resume: only the missing chunks are sent.');
+    box.replaceChildren(line);
   };
-  try {
-    const result = await upload(actor, capsule, file, { signal: controller.signal, onProgress: show, chunkBytes, inFlight });
-    progressBar.value = 100;
-    progressText.textContent =
-      `100 % · ${formatBytes(Number(result.byte_len))} stored · ` +
-      `${result.chunkCalls} chunks sent, ${result.resumedChunks} resumed`;
-    say(`Stored as memory ${result.memory_id}.`, 'ok');
-  } catch (error) {
-    say(describeError(error), 'error');
-  } finally {
-    uploadButton.disabled = false;
-    abortButton.disabled = true;
-    await refreshUnfinished();
-    await refreshMemories();
-  }
-}
 
-$('create-capsule').onclick = async () => {
-  const created = await actor.capsules_create($<HTMLInputElement>('capsule-name').value || 'My capsule');
-  if (created.__kind__ === 'Err') {
-    say(describeError(new UploadFailed(created.Err, 'capsules_create')), 'error');
+  const refreshCapsules = async (select?: bigint): Promise<void> => {
+    const mine = await actor.capsules_mine(null, 100);
+    const keep = select ?? selected() ?? BigInt(localStorage.getItem('upload-demo-capsule') ?? '-1');
+    capsules.replaceChildren(
+      ...mine.map((c) => {
+        const option = new Option(`${c.name} (#${c.capsule_id})`, c.capsule_id.toString());
+        option.selected = c.capsule_id === keep;
+        return option;
+      }),
+    );
+    uploadButton.disabled = mine.length === 0;
+    if (mine.length === 0) say('Create a capsule to start: memories are kept in capsules.');
+    const capsule = selected();
+    if (capsule !== undefined) localStorage.setItem('upload-demo-capsule', capsule.toString());
+    await gallery.show(capsule);
+  };
+
+  const queue = new UploadQueue(
+    ctx,
+    (record) => gallery.added(record),
+    () => void refreshUnfinished().catch((error) => console.warn('listing unfinished uploads', error)),
+  );
+
+  createButton.onclick = async () => {
+    createButton.disabled = true;
+    try {
+      const name = byId<HTMLInputElement>('capsule-name').value.trim() || 'My capsule';
+      const created = unwrap('capsules_create', await actor.capsules_create(name));
+      await refreshCapsules(created.capsule_id);
+      say(`Capsule “${created.name}” created.`, 'ok');
+    } catch (error) {
+      report(error);
+    } finally {
+      createButton.disabled = false;
+    }
+  };
+  capsules.onchange = () => {
+    const capsule = selected();
+    if (capsule !== undefined) localStorage.setItem('upload-demo-capsule', capsule.toString());
+    gallery.show(capsule).catch(report);
+  };
+  uploadButton.onclick = () => {
+    const files = [...(fileInput.files ?? [])];
+    const capsule = selected();
+    if (files.length === 0 || capsule === undefined) {
+      say('Choose a capsule and one or more files first.', 'error');
+      return;
+    }
+    queue.add(files, capsule);
+    fileInput.value = '';
+    say(files.length === 1 ? `Uploading ${files[0].name}…` : `Uploading ${files.length} files, two at a time…`);
+  };
+  signInAgain.onclick = async () => {
+    session = await signIn(user, sessionSeconds);
+    agent.replaceIdentity(session.identity);
+    showWho();
+    signInAgain.hidden = true;
+    say('Signed in again: choose the same file to continue an upload where it stopped.', 'ok');
+  };
+
+  try {
+    // A local network's root key is fetched, as a dapp does against a local
+    // replica; on mainnet the agent knows the IC's root key.
+    if (!isMainnet(where.network)) await agent.fetchRootKey();
+    await refreshCapsules();
+    await refreshUnfinished();
+  } catch (error) {
+    report(error);
+    document.body.dataset.failed = 'true';
     return;
   }
-  await refreshCapsules(created.Ok.capsule_id);
-  say(`Capsule ${created.Ok.capsule_id} created.`, 'ok');
-};
-capsules.onchange = () => void refreshMemories();
-uploadButton.onclick = () => void startUpload();
-abortButton.onclick = () => controller?.abort();
-
-try {
-  if (!isMainnet(networkUrl)) await agent.fetchRootKey();
-  await refreshCapsules();
-  await refreshUnfinished();
+  createButton.disabled = false;
   document.body.dataset.ready = 'true';
-} catch (error) {
-  say(`Cannot reach the canister at ${networkUrl}: ${describeError(error)}`, 'error');
 }
+
+boot().catch((error) => {
+  report(error);
+  document.body.dataset.failed = 'true';
+});

@@ -14,12 +14,14 @@ import type {
   backendInterface,
   CommittedUpload,
   OpenUpload,
+  Thumbnail,
   UploadError,
   UploadStarted,
   UploadStatus,
 } from './bindings/backend.js';
 import { UploadAborted, UploadFailed, hex } from './errors.js';
 import { Pool } from './pool.js';
+import { makeThumbnail } from './thumbnail.js';
 import { AGAIN, DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
 
 /** The canister's largest chunk (`MAX_CHUNK_BYTES` in `src/upload/limits.rs`). */
@@ -83,6 +85,15 @@ export interface UploadOptions {
    * last modification and the SHA-256 of its first and last chunks).
    */
   fileIdentity?: string;
+  /**
+   * A small picture of the file for gallery pages, stored with the memory:
+   * `true` makes one in the browser (`makeThumbnail`: an image scaled on a
+   * canvas, a video's frame at one second; none for other types or outside
+   * a browser), or give one (a JPEG or WebP of at most 32 KiB). Only the
+   * first `uploads_begin` of a file sets it: a resumed upload keeps the
+   * thumbnail it began with.
+   */
+  thumbnail?: boolean | Thumbnail;
 }
 
 export interface UploadResult extends CommittedUpload {
@@ -210,6 +221,7 @@ interface UploadPlan {
   policy: RetryPolicy;
   finishPolicy: RetryPolicy;
   signal: AbortSignal | undefined;
+  thumbnail: Thumbnail | undefined;
 }
 
 /** Phase 1, plan: chunk size, name, type and idempotency key of the file. */
@@ -231,7 +243,13 @@ async function planUpload(
   const name = options.name ?? (typeof File !== 'undefined' && file instanceof File ? file.name : 'upload');
   const mimeType = options.mimeType || (file instanceof Blob && file.type) || 'application/octet-stream';
   const key = await idempotencyKey(capsuleId, file, name, mimeType, chunkBytes, options.fileIdentity);
-  return { capsuleId, file, total, chunkBytes, chunks, name, mimeType, key, policy, finishPolicy, signal };
+  const thumbnail =
+    options.thumbnail === true
+      ? file instanceof Blob
+        ? await makeThumbnail(file)
+        : undefined
+      : options.thumbnail || undefined;
+  return { capsuleId, file, total, chunkBytes, chunks, name, mimeType, key, policy, finishPolicy, signal, thumbnail };
 }
 
 /**
@@ -250,6 +268,7 @@ async function beginSession(actor: UploadActor, plan: UploadPlan): Promise<Uploa
         chunk_size: chunkBytes,
         expected_chunks: chunks,
         idempotency_key: key,
+        thumbnail: plan.thumbnail,
       }),
     );
     if (result.__kind__ === 'Ok') return result.Ok;

@@ -3,13 +3,15 @@
 // screenshot, the video playing and seeking, and what happens when an HTML
 // or SVG file is opened. gateway/tests/browser.rs judges the result.
 //
-// usage: node check.mjs <gateway url> <page path> <image path> <video path> <html path> <svg path>
+// usage: node check.mjs <gateway url> <page path> <image path> <video path> <html path> <svg path> [<audio path>]
+// With an audio path, the photo, the video and the audio are also opened
+// directly, each in its own tab, as a person opening a share link does.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const [base, page, imgPath, videoPath, htmlPath, svgPath] = process.argv.slice(2);
+const [base, page, imgPath, videoPath, htmlPath, svgPath, audioPath] = process.argv.slice(2);
 const profile = mkdtempSync(join(tmpdir(), 'gateway-chromium-'));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -82,6 +84,60 @@ try {
       return { failed: String(e), error: errorText(), readyState: v.readyState };
     }
   });
+
+  // Opened directly: the document the browser builds around the file must
+  // be able to load it (a policy forbidding that leaves a player at 0:00).
+  if (audioPath) {
+    result.direct = {};
+    for (const [kind, path] of [['webm', videoPath], ['ogg', audioPath]]) {
+      const t = await context.newPage();
+      await t.goto(`${base}${path}`, { waitUntil: 'commit' });
+      // A file the page may not load leaves play() pending for ever, and a
+      // sandboxed document may run no script at all: each check has its
+      // own deadline, in the page and here.
+      const deadline = new Promise((resolve) => setTimeout(() => resolve({ failed: 'no answer from the page within 60 s' }), 60000));
+      result.direct[kind] = await Promise.race([deadline, t.evaluate(async () => Promise.race([
+        new Promise((resolve) => setTimeout(() => resolve({ failed: 'no playback within 45 s' }), 45000)),
+        (async () => {
+        const m = document.querySelector('video, audio');
+        if (!m) return { failed: 'no media element', body: document.body?.innerText?.slice(0, 200) };
+        const until = (event, ok, ms) => new Promise((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`timeout waiting for ${event}`)), ms);
+          const check = () => { if (ok()) { clearTimeout(timer); m.removeEventListener(event, check); resolve(); } };
+          m.addEventListener(event, check);
+          check();
+        });
+        const errorText = () => (m.error ? `media error ${m.error.code}: ${m.error.message}` : null);
+        try {
+          await until('loadedmetadata', () => m.readyState >= 1, 30000);
+          m.muted = true;
+          await m.play();
+          const start = m.currentTime;
+          await until('timeupdate', () => m.currentTime > start + 0.5, 30000);
+          const played = m.currentTime;
+          m.pause();
+          const target = m.duration / 2;
+          m.currentTime = target;
+          await until('seeked', () => !m.seeking && Math.abs(m.currentTime - target) < 0.1, 30000);
+          return { duration: m.duration, played, target, seekedTo: m.currentTime, error: errorText() };
+        } catch (e) {
+          return { failed: String(e), error: errorText(), readyState: m.readyState };
+        }
+        })(),
+      ]))]);
+      await t.close();
+    }
+    const t = await context.newPage();
+    await t.goto(`${base}${imgPath}`, { waitUntil: 'commit' });
+    const deadline = new Promise((resolve) => setTimeout(() => resolve({ failed: 'no answer from the page within 30 s' }), 30000));
+    result.direct.photo = await Promise.race([deadline, t.evaluate(async () => {
+      const img = document.querySelector('img');
+      if (!img) return { failed: 'no image element' };
+      await img.decode().catch(() => {});
+      return { naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight };
+    })]);
+    await t.close();
+  }
 
   // HTML and SVG: downloaded, never rendered.
   result.downloads = {};

@@ -80,6 +80,20 @@ pub fn webm(dir: &Path) -> Vec<u8> {
     std::fs::read(&out).unwrap()
 }
 
+/// Eight seconds of a 440 Hz tone, Ogg Vorbis (audio/ogg), by ffmpeg.
+pub fn ogg(dir: &Path) -> Vec<u8> {
+    let out = dir.join("tone.ogg");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("sine=frequency=440:duration=8")
+        .args(["-c:a", "libvorbis", "-q:a", "4"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg (Debian's ffmpeg package) must be installed");
+    assert!(status.success(), "ffmpeg failed");
+    std::fs::read(&out).unwrap()
+}
+
 pub fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }

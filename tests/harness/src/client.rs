@@ -96,8 +96,13 @@ impl<'a> UploadClient<'a> {
         })
     }
 
-    pub fn begin_request(&mut self, request: BeginUpload) -> Reply<UploadStarted> {
-        self.update("uploads_begin", (request,))
+    /// `uploads_begin` with a request of either shape: [`BeginUpload`]
+    /// (no thumbnail) or [`BeginUploadRequest`].
+    pub fn begin_request(
+        &mut self,
+        request: impl Into<BeginUploadRequest>,
+    ) -> Reply<UploadStarted> {
+        self.update("uploads_begin", (request.into(),))
     }
 
     pub fn put_chunk(
@@ -225,6 +230,28 @@ impl<'a> UploadClient<'a> {
 
     pub fn delete_memory(&mut self, memory: MemoryItemId) -> Reply<()> {
         self.update("memories_delete", (memory,))
+    }
+
+    pub fn set_thumbnail(
+        &mut self,
+        memory: MemoryItemId,
+        thumbnail: Option<Thumbnail>,
+    ) -> Reply<()> {
+        self.update("memories_set_thumbnail", (memory, thumbnail))
+    }
+
+    pub fn list_memories(
+        &mut self,
+        capsule: CapsuleId,
+        after: Option<MemoryItemId>,
+        limit: u32,
+    ) -> Reply<MemoriesPage> {
+        let request = ListMemories {
+            capsule_id: capsule,
+            after,
+            limit,
+        };
+        self.query("memories_list", (request,))
     }
 
     pub fn stats(&mut self) -> Result<Stats, String> {

@@ -325,10 +325,17 @@ export type Result_4 = {
 export interface ListMemories {
     after?: bigint;
     capsule_id: bigint;
+    /**
+     * At most 1 000 records; a page may hold fewer (see `MemoriesPage`).
+     */
     limit: number;
 }
 export interface MemoryRecord {
     sha256: Uint8Array;
+    /**
+     * The memory's thumbnail, if it has one.
+     */
+    thumbnail?: Thumbnail;
     capsule_id: bigint;
     blob_id: bigint;
     name: string;
@@ -339,6 +346,12 @@ export interface MemoryRecord {
     uploaded_by: Principal;
 }
 export interface BeginUpload {
+    /**
+     * The memory's thumbnail (a JPEG or WebP of at most 32 KiB): part
+     * of the request (a retry must send the same one), counted in the
+     * upload's reservation, and the memory's when the upload commits.
+     */
+    thumbnail?: Thumbnail;
     asset: AssetMetadata;
     capsule_id: bigint;
     /**
@@ -484,9 +497,21 @@ export type Result_9 = {
 export interface MemoriesPage {
     memories: Array<MemoryRecord>;
     /**
-     * Pass as `after` for the next page.
+     * Where the next page starts: pass as `after`. Set whenever more
+     * memories follow, whether the page stopped at `limit` or at its size.
      */
     next_after?: bigint;
+}
+export interface Thumbnail {
+    /**
+     * `image/jpeg` or `image/webp`, and the bytes must be one: a JPEG
+     * starts `FF D8 FF`, a WebP `RIFF <4 bytes> WEBP`.
+     */
+    mime_type: string;
+    /**
+     * At most 32 KiB (`MAX_THUMBNAIL_BYTES`).
+     */
+    bytes: Uint8Array;
 }
 export type Result = {
     __kind__: "Ok";
@@ -652,6 +677,7 @@ export interface backendInterface {
     memories_get(arg0: bigint): Promise<Result_4>;
     memories_list(arg0: ListMemories): Promise<Result_5>;
     memories_read(arg0: ReadRange): Promise<Result_6>;
+    memories_set_thumbnail(arg0: bigint, arg1: Thumbnail | null): Promise<Result>;
     memories_share(arg0: bigint, arg1: bigint | null): Promise<Result_7>;
     memories_shares(arg0: bigint): Promise<Result_8>;
     memories_unshare(arg0: bigint): Promise<Result_9>;
@@ -664,7 +690,7 @@ export interface backendInterface {
     uploads_put_chunk(arg0: PutChunk): Promise<Result_12>;
     uploads_status(arg0: StatusRequest): Promise<Result_13>;
 }
-import type { AssetMetadata as _AssetMetadata, BeginUpload as _BeginUpload, CallerUsage as _CallerUsage, Capsule as _Capsule, CapsuleCreators as _CapsuleCreators, ChunkAccepted as _ChunkAccepted, ChunkRange as _ChunkRange, CommittedUpload as _CommittedUpload, HttpRequest as _HttpRequest, HttpResponse as _HttpResponse, Limits as _Limits, ListMemories as _ListMemories, MemoriesPage as _MemoriesPage, MemoryRecord as _MemoryRecord, PutChunk as _PutChunk, Quota as _Quota, Result as _Result, Result_1 as _Result_1, Result_10 as _Result_10, Result_11 as _Result_11, Result_12 as _Result_12, Result_13 as _Result_13, Result_2 as _Result_2, Result_3 as _Result_3, Result_4 as _Result_4, Result_5 as _Result_5, Result_6 as _Result_6, Result_7 as _Result_7, Result_8 as _Result_8, Result_9 as _Result_9, SessionStatus as _SessionStatus, ShareError as _ShareError, ShareLink as _ShareLink, Stats as _Stats, UploadError as _UploadError, UploadStarted as _UploadStarted, UploadStatus as _UploadStatus } from "./declarations/backend.did.js";
+import type { AssetMetadata as _AssetMetadata, BeginUpload as _BeginUpload, CallerUsage as _CallerUsage, Capsule as _Capsule, CapsuleCreators as _CapsuleCreators, ChunkAccepted as _ChunkAccepted, ChunkRange as _ChunkRange, CommittedUpload as _CommittedUpload, HttpRequest as _HttpRequest, HttpResponse as _HttpResponse, Limits as _Limits, ListMemories as _ListMemories, MemoriesPage as _MemoriesPage, MemoryRecord as _MemoryRecord, PutChunk as _PutChunk, Quota as _Quota, Result as _Result, Result_1 as _Result_1, Result_10 as _Result_10, Result_11 as _Result_11, Result_12 as _Result_12, Result_13 as _Result_13, Result_2 as _Result_2, Result_3 as _Result_3, Result_4 as _Result_4, Result_5 as _Result_5, Result_6 as _Result_6, Result_7 as _Result_7, Result_8 as _Result_8, Result_9 as _Result_9, SessionStatus as _SessionStatus, ShareError as _ShareError, ShareLink as _ShareLink, Stats as _Stats, Thumbnail as _Thumbnail, UploadError as _UploadError, UploadStarted as _UploadStarted, UploadStatus as _UploadStatus } from "./declarations/backend.did.js";
 export class Backend implements backendInterface {
     constructor(private actor: ActorSubclass<_SERVICE>){}
     async admin_allow_capsule_creator(arg0: Principal, arg1: boolean): Promise<Result> {
@@ -720,56 +746,60 @@ export class Backend implements backendInterface {
         return from_candid_Result_4_n26(result);
     }
     async memories_list(arg0: ListMemories): Promise<Result_5> {
-        const result = await this.actor.memories_list(to_candid_ListMemories_n28(arg0));
-        return from_candid_Result_5_n30(result);
+        const result = await this.actor.memories_list(to_candid_ListMemories_n31(arg0));
+        return from_candid_Result_5_n33(result);
     }
     async memories_read(arg0: ReadRange): Promise<Result_6> {
         const result = await this.actor.memories_read(arg0);
-        return from_candid_Result_6_n35(result);
+        return from_candid_Result_6_n39(result);
+    }
+    async memories_set_thumbnail(arg0: bigint, arg1: Thumbnail | null): Promise<Result> {
+        const result = await this.actor.memories_set_thumbnail(arg0, to_candid_opt_n41(arg1));
+        return from_candid_Result_n1(result);
     }
     async memories_share(arg0: bigint, arg1: bigint | null): Promise<Result_7> {
         const result = await this.actor.memories_share(arg0, to_candid_opt_n20(arg1));
-        return from_candid_Result_7_n37(result);
+        return from_candid_Result_7_n42(result);
     }
     async memories_shares(arg0: bigint): Promise<Result_8> {
         const result = await this.actor.memories_shares(arg0);
-        return from_candid_Result_8_n43(result);
+        return from_candid_Result_8_n48(result);
     }
     async memories_unshare(arg0: bigint): Promise<Result_9> {
         const result = await this.actor.memories_unshare(arg0);
-        return from_candid_Result_9_n46(result);
+        return from_candid_Result_9_n51(result);
     }
     async stats(): Promise<Stats> {
         const result = await this.actor.stats();
-        return from_candid_Stats_n48(result);
+        return from_candid_Stats_n53(result);
     }
     async uploads_abort(arg0: bigint): Promise<Result> {
         const result = await this.actor.uploads_abort(arg0);
         return from_candid_Result_n1(result);
     }
     async uploads_begin(arg0: BeginUpload): Promise<Result_10> {
-        const result = await this.actor.uploads_begin(to_candid_BeginUpload_n52(arg0));
-        return from_candid_Result_10_n56(result);
+        const result = await this.actor.uploads_begin(to_candid_BeginUpload_n57(arg0));
+        return from_candid_Result_10_n61(result);
     }
     async uploads_chunk_sha256(arg0: bigint, arg1: number): Promise<Result_6> {
         const result = await this.actor.uploads_chunk_sha256(arg0, arg1);
-        return from_candid_Result_6_n35(result);
+        return from_candid_Result_6_n39(result);
     }
     async uploads_finish(arg0: FinishUpload): Promise<Result_11> {
         const result = await this.actor.uploads_finish(arg0);
-        return from_candid_Result_11_n58(result);
+        return from_candid_Result_11_n63(result);
     }
     async uploads_mine(): Promise<Array<OpenUpload>> {
         const result = await this.actor.uploads_mine();
         return result;
     }
     async uploads_put_chunk(arg0: PutChunk): Promise<Result_12> {
-        const result = await this.actor.uploads_put_chunk(to_candid_PutChunk_n60(arg0));
-        return from_candid_Result_12_n62(result);
+        const result = await this.actor.uploads_put_chunk(to_candid_PutChunk_n65(arg0));
+        return from_candid_Result_12_n67(result);
     }
     async uploads_status(arg0: StatusRequest): Promise<Result_13> {
         const result = await this.actor.uploads_status(arg0);
-        return from_candid_Result_13_n64(result);
+        return from_candid_Result_13_n69(result);
     }
 }
 function from_candid_CapsuleCreators_n11(value: _CapsuleCreators): CapsuleCreators {
@@ -778,26 +808,29 @@ function from_candid_CapsuleCreators_n11(value: _CapsuleCreators): CapsuleCreato
 function from_candid_HttpResponse_n23(value: _HttpResponse): HttpResponse {
     return from_candid_record_n24(value);
 }
-function from_candid_Limits_n50(value: _Limits): Limits {
-    return from_candid_record_n51(value);
+function from_candid_Limits_n55(value: _Limits): Limits {
+    return from_candid_record_n56(value);
 }
-function from_candid_MemoriesPage_n32(value: _MemoriesPage): MemoriesPage {
-    return from_candid_record_n33(value);
+function from_candid_MemoriesPage_n35(value: _MemoriesPage): MemoriesPage {
+    return from_candid_record_n36(value);
+}
+function from_candid_MemoryRecord_n28(value: _MemoryRecord): MemoryRecord {
+    return from_candid_record_n29(value);
 }
 function from_candid_Quota_n6(value: _Quota): Quota {
     return from_candid_variant_n7(value);
 }
-function from_candid_Result_10_n56(value: _Result_10): Result_10 {
-    return from_candid_variant_n57(value);
+function from_candid_Result_10_n61(value: _Result_10): Result_10 {
+    return from_candid_variant_n62(value);
 }
-function from_candid_Result_11_n58(value: _Result_11): Result_11 {
-    return from_candid_variant_n59(value);
+function from_candid_Result_11_n63(value: _Result_11): Result_11 {
+    return from_candid_variant_n64(value);
 }
-function from_candid_Result_12_n62(value: _Result_12): Result_12 {
-    return from_candid_variant_n63(value);
+function from_candid_Result_12_n67(value: _Result_12): Result_12 {
+    return from_candid_variant_n68(value);
 }
-function from_candid_Result_13_n64(value: _Result_13): Result_13 {
-    return from_candid_variant_n65(value);
+function from_candid_Result_13_n69(value: _Result_13): Result_13 {
+    return from_candid_variant_n70(value);
 }
 function from_candid_Result_1_n9(value: _Result_1): Result_1 {
     return from_candid_variant_n10(value);
@@ -811,41 +844,41 @@ function from_candid_Result_3_n18(value: _Result_3): Result_3 {
 function from_candid_Result_4_n26(value: _Result_4): Result_4 {
     return from_candid_variant_n27(value);
 }
-function from_candid_Result_5_n30(value: _Result_5): Result_5 {
-    return from_candid_variant_n31(value);
+function from_candid_Result_5_n33(value: _Result_5): Result_5 {
+    return from_candid_variant_n34(value);
 }
-function from_candid_Result_6_n35(value: _Result_6): Result_6 {
-    return from_candid_variant_n36(value);
+function from_candid_Result_6_n39(value: _Result_6): Result_6 {
+    return from_candid_variant_n40(value);
 }
-function from_candid_Result_7_n37(value: _Result_7): Result_7 {
-    return from_candid_variant_n38(value);
+function from_candid_Result_7_n42(value: _Result_7): Result_7 {
+    return from_candid_variant_n43(value);
 }
-function from_candid_Result_8_n43(value: _Result_8): Result_8 {
-    return from_candid_variant_n44(value);
+function from_candid_Result_8_n48(value: _Result_8): Result_8 {
+    return from_candid_variant_n49(value);
 }
-function from_candid_Result_9_n46(value: _Result_9): Result_9 {
-    return from_candid_variant_n47(value);
+function from_candid_Result_9_n51(value: _Result_9): Result_9 {
+    return from_candid_variant_n52(value);
 }
 function from_candid_Result_n1(value: _Result): Result {
     return from_candid_variant_n2(value);
 }
-function from_candid_SessionStatus_n68(value: _SessionStatus): SessionStatus {
-    return from_candid_variant_n69(value);
+function from_candid_SessionStatus_n73(value: _SessionStatus): SessionStatus {
+    return from_candid_variant_n74(value);
 }
-function from_candid_ShareError_n41(value: _ShareError): ShareError {
-    return from_candid_variant_n42(value);
+function from_candid_ShareError_n46(value: _ShareError): ShareError {
+    return from_candid_variant_n47(value);
 }
-function from_candid_ShareLink_n39(value: _ShareLink): ShareLink {
-    return from_candid_record_n40(value);
+function from_candid_ShareLink_n44(value: _ShareLink): ShareLink {
+    return from_candid_record_n45(value);
 }
-function from_candid_Stats_n48(value: _Stats): Stats {
-    return from_candid_record_n49(value);
+function from_candid_Stats_n53(value: _Stats): Stats {
+    return from_candid_record_n54(value);
 }
 function from_candid_UploadError_n3(value: _UploadError): UploadError {
     return from_candid_variant_n4(value);
 }
-function from_candid_UploadStatus_n66(value: _UploadStatus): UploadStatus {
-    return from_candid_record_n67(value);
+function from_candid_UploadStatus_n71(value: _UploadStatus): UploadStatus {
+    return from_candid_record_n72(value);
 }
 function from_candid_opt_n13(value: [] | [Principal]): Principal | null {
     return value.length === 0 ? null : value[0];
@@ -853,13 +886,16 @@ function from_candid_opt_n13(value: [] | [Principal]): Principal | null {
 function from_candid_opt_n25(value: [] | [boolean]): boolean | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n34(value: [] | [bigint]): bigint | null {
+function from_candid_opt_n30(value: [] | [_Thumbnail]): Thumbnail | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n70(value: [] | [_CommittedUpload]): CommittedUpload | null {
+function from_candid_opt_n38(value: [] | [bigint]): bigint | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n71(value: [] | [number]): number | null {
+function from_candid_opt_n75(value: [] | [_CommittedUpload]): CommittedUpload | null {
+    return value.length === 0 ? null : value[0];
+}
+function from_candid_opt_n76(value: [] | [number]): number | null {
     return value.length === 0 ? null : value[0];
 }
 function from_candid_record_n12(value: {
@@ -895,7 +931,43 @@ function from_candid_record_n24(value: {
         status_code: value.status_code
     };
 }
-function from_candid_record_n33(value: {
+function from_candid_record_n29(value: {
+    sha256: Uint8Array;
+    thumbnail: [] | [_Thumbnail];
+    capsule_id: bigint;
+    blob_id: bigint;
+    name: string;
+    byte_len: bigint;
+    mime_type: string;
+    created_at: bigint;
+    memory_id: bigint;
+    uploaded_by: Principal;
+}): {
+    sha256: Uint8Array;
+    thumbnail?: Thumbnail;
+    capsule_id: bigint;
+    blob_id: bigint;
+    name: string;
+    byte_len: bigint;
+    mime_type: string;
+    created_at: bigint;
+    memory_id: bigint;
+    uploaded_by: Principal;
+} {
+    return {
+        sha256: value.sha256,
+        thumbnail: record_opt_to_undefined(from_candid_opt_n30(value.thumbnail)),
+        capsule_id: value.capsule_id,
+        blob_id: value.blob_id,
+        name: value.name,
+        byte_len: value.byte_len,
+        mime_type: value.mime_type,
+        created_at: value.created_at,
+        memory_id: value.memory_id,
+        uploaded_by: value.uploaded_by
+    };
+}
+function from_candid_record_n36(value: {
     memories: Array<_MemoryRecord>;
     next_after: [] | [bigint];
 }): {
@@ -903,11 +975,11 @@ function from_candid_record_n33(value: {
     next_after?: bigint;
 } {
     return {
-        memories: value.memories,
-        next_after: record_opt_to_undefined(from_candid_opt_n34(value.next_after))
+        memories: from_candid_vec_n37(value.memories),
+        next_after: record_opt_to_undefined(from_candid_opt_n38(value.next_after))
     };
 }
-function from_candid_record_n40(value: {
+function from_candid_record_n45(value: {
     link_id: bigint;
     path: string;
     created_at: bigint;
@@ -930,11 +1002,26 @@ function from_candid_record_n40(value: {
         created_at: value.created_at,
         created_by: value.created_by,
         memory_id: value.memory_id,
-        expires_at: record_opt_to_undefined(from_candid_opt_n34(value.expires_at)),
+        expires_at: record_opt_to_undefined(from_candid_opt_n38(value.expires_at)),
         ready: value.ready
     };
 }
-function from_candid_record_n49(value: {
+function from_candid_record_n5(value: {
+    requested: bigint;
+    quota: _Quota;
+    limit: bigint;
+}): {
+    requested: bigint;
+    quota: Quota;
+    limit: bigint;
+} {
+    return {
+        requested: value.requested,
+        quota: from_candid_Quota_n6(value.quota),
+        limit: value.limit
+    };
+}
+function from_candid_record_n54(value: {
     used_bytes: bigint;
     high_water_bytes: bigint;
     free_bytes: bigint;
@@ -966,29 +1053,14 @@ function from_candid_record_n49(value: {
         open_sessions: value.open_sessions,
         memories: value.memories,
         caller: value.caller,
-        mapped_bytes: record_opt_to_undefined(from_candid_opt_n34(value.mapped_bytes)),
+        mapped_bytes: record_opt_to_undefined(from_candid_opt_n38(value.mapped_bytes)),
         stored_bytes: value.stored_bytes,
         session_records: value.session_records,
-        limits: from_candid_Limits_n50(value.limits),
+        limits: from_candid_Limits_n55(value.limits),
         reserved_bytes: value.reserved_bytes
     };
 }
-function from_candid_record_n5(value: {
-    requested: bigint;
-    quota: _Quota;
-    limit: bigint;
-}): {
-    requested: bigint;
-    quota: Quota;
-    limit: bigint;
-} {
-    return {
-        requested: value.requested,
-        quota: from_candid_Quota_n6(value.quota),
-        limit: value.limit
-    };
-}
-function from_candid_record_n51(value: {
+function from_candid_record_n56(value: {
     finished_retention_ns: bigint;
     max_chunks_per_session: number;
     max_stored_bytes_per_caller: bigint;
@@ -1024,13 +1096,13 @@ function from_candid_record_n51(value: {
         max_writers_per_capsule: value.max_writers_per_capsule,
         max_total_bytes: value.max_total_bytes,
         max_capsules_per_owner: value.max_capsules_per_owner,
-        max_reserved_bytes_total: record_opt_to_undefined(from_candid_opt_n34(value.max_reserved_bytes_total)),
+        max_reserved_bytes_total: record_opt_to_undefined(from_candid_opt_n38(value.max_reserved_bytes_total)),
         max_open_sessions_per_caller: value.max_open_sessions_per_caller,
         max_reserved_bytes_per_caller: value.max_reserved_bytes_per_caller,
         session_idle_timeout_ns: value.session_idle_timeout_ns
     };
 }
-function from_candid_record_n67(value: {
+function from_candid_record_n72(value: {
     status: _SessionStatus;
     hashed_bytes: bigint;
     session_id: bigint;
@@ -1062,7 +1134,7 @@ function from_candid_record_n67(value: {
     expires_at?: bigint;
 } {
     return {
-        status: from_candid_SessionStatus_n68(value.status),
+        status: from_candid_SessionStatus_n73(value.status),
         hashed_bytes: value.hashed_bytes,
         session_id: value.session_id,
         missing: value.missing,
@@ -1071,11 +1143,11 @@ function from_candid_record_n67(value: {
         repairing: value.repairing,
         received_chunks: value.received_chunks,
         byte_len: value.byte_len,
-        committed: record_opt_to_undefined(from_candid_opt_n70(value.committed)),
-        next_from_chunk: record_opt_to_undefined(from_candid_opt_n71(value.next_from_chunk)),
+        committed: record_opt_to_undefined(from_candid_opt_n75(value.committed)),
+        next_from_chunk: record_opt_to_undefined(from_candid_opt_n76(value.next_from_chunk)),
         provisional_memory_id: value.provisional_memory_id,
         chunk_size: value.chunk_size,
-        expires_at: record_opt_to_undefined(from_candid_opt_n34(value.expires_at))
+        expires_at: record_opt_to_undefined(from_candid_opt_n38(value.expires_at))
     };
 }
 function from_candid_variant_n10(value: {
@@ -1167,13 +1239,13 @@ function from_candid_variant_n27(value: {
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
-        Ok: value.Ok
+        Ok: from_candid_MemoryRecord_n28(value.Ok)
     } : "Err" in value ? {
         __kind__: "Err",
         Err: from_candid_UploadError_n3(value.Err)
     } : value;
 }
-function from_candid_variant_n31(value: {
+function from_candid_variant_n34(value: {
     Ok: _MemoriesPage;
 } | {
     Err: _UploadError;
@@ -1186,48 +1258,10 @@ function from_candid_variant_n31(value: {
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
-        Ok: from_candid_MemoriesPage_n32(value.Ok)
+        Ok: from_candid_MemoriesPage_n35(value.Ok)
     } : "Err" in value ? {
         __kind__: "Err",
         Err: from_candid_UploadError_n3(value.Err)
-    } : value;
-}
-function from_candid_variant_n36(value: {
-    Ok: Uint8Array;
-} | {
-    Err: _UploadError;
-}): {
-    __kind__: "Ok";
-    Ok: Uint8Array;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: value.Ok
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_UploadError_n3(value.Err)
-    } : value;
-}
-function from_candid_variant_n38(value: {
-    Ok: _ShareLink;
-} | {
-    Err: _ShareError;
-}): {
-    __kind__: "Ok";
-    Ok: ShareLink;
-} | {
-    __kind__: "Err";
-    Err: ShareError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: from_candid_ShareLink_n39(value.Ok)
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_ShareError_n41(value.Err)
     } : value;
 }
 function from_candid_variant_n4(value: {
@@ -1523,7 +1557,45 @@ function from_candid_variant_n4(value: {
         Incomplete: value.Incomplete
     } : value;
 }
-function from_candid_variant_n42(value: {
+function from_candid_variant_n40(value: {
+    Ok: Uint8Array;
+} | {
+    Err: _UploadError;
+}): {
+    __kind__: "Ok";
+    Ok: Uint8Array;
+} | {
+    __kind__: "Err";
+    Err: UploadError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_UploadError_n3(value.Err)
+    } : value;
+}
+function from_candid_variant_n43(value: {
+    Ok: _ShareLink;
+} | {
+    Err: _ShareError;
+}): {
+    __kind__: "Ok";
+    Ok: ShareLink;
+} | {
+    __kind__: "Err";
+    Err: ShareError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: from_candid_ShareLink_n44(value.Ok)
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_ShareError_n46(value.Err)
+    } : value;
+}
+function from_candid_variant_n47(value: {
     RandomnessUnavailable: {
         reason: string;
     };
@@ -1616,7 +1688,7 @@ function from_candid_variant_n42(value: {
         AnonymousCaller: value.AnonymousCaller
     } : value;
 }
-function from_candid_variant_n44(value: {
+function from_candid_variant_n49(value: {
     Ok: Array<_ShareLink>;
 } | {
     Err: _ShareError;
@@ -1629,13 +1701,13 @@ function from_candid_variant_n44(value: {
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
-        Ok: from_candid_vec_n45(value.Ok)
+        Ok: from_candid_vec_n50(value.Ok)
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_ShareError_n41(value.Err)
+        Err: from_candid_ShareError_n46(value.Err)
     } : value;
 }
-function from_candid_variant_n47(value: {
+function from_candid_variant_n52(value: {
     Ok: null;
 } | {
     Err: _ShareError;
@@ -1651,10 +1723,10 @@ function from_candid_variant_n47(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_ShareError_n41(value.Err)
+        Err: from_candid_ShareError_n46(value.Err)
     } : value;
 }
-function from_candid_variant_n57(value: {
+function from_candid_variant_n62(value: {
     Ok: _UploadStarted;
 } | {
     Err: _UploadError;
@@ -1673,7 +1745,7 @@ function from_candid_variant_n57(value: {
         Err: from_candid_UploadError_n3(value.Err)
     } : value;
 }
-function from_candid_variant_n59(value: {
+function from_candid_variant_n64(value: {
     Ok: _CommittedUpload;
 } | {
     Err: _UploadError;
@@ -1692,7 +1764,7 @@ function from_candid_variant_n59(value: {
         Err: from_candid_UploadError_n3(value.Err)
     } : value;
 }
-function from_candid_variant_n63(value: {
+function from_candid_variant_n68(value: {
     Ok: _ChunkAccepted;
 } | {
     Err: _UploadError;
@@ -1710,36 +1782,6 @@ function from_candid_variant_n63(value: {
         __kind__: "Err",
         Err: from_candid_UploadError_n3(value.Err)
     } : value;
-}
-function from_candid_variant_n65(value: {
-    Ok: _UploadStatus;
-} | {
-    Err: _UploadError;
-}): {
-    __kind__: "Ok";
-    Ok: UploadStatus;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: from_candid_UploadStatus_n66(value.Ok)
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_UploadError_n3(value.Err)
-    } : value;
-}
-function from_candid_variant_n69(value: {
-    Committed: null;
-} | {
-    Expired: null;
-} | {
-    Aborted: null;
-} | {
-    Pending: null;
-}): SessionStatus {
-    return "Committed" in value ? SessionStatus.Committed : "Expired" in value ? SessionStatus.Expired : "Aborted" in value ? SessionStatus.Aborted : "Pending" in value ? SessionStatus.Pending : value;
 }
 function from_candid_variant_n7(value: {
     ChunkBytes: null;
@@ -1768,14 +1810,47 @@ function from_candid_variant_n7(value: {
 }): Quota {
     return "ChunkBytes" in value ? Quota.ChunkBytes : "ChunksPerSession" in value ? Quota.ChunksPerSession : "ReservedBytesTotal" in value ? Quota.ReservedBytesTotal : "ReadBytes" in value ? Quota.ReadBytes : "OpenSessionsPerCaller" in value ? Quota.OpenSessionsPerCaller : "FileBytes" in value ? Quota.FileBytes : "WritersPerCapsule" in value ? Quota.WritersPerCapsule : "StoredBytesPerCaller" in value ? Quota.StoredBytesPerCaller : "TotalBytes" in value ? Quota.TotalBytes : "CapsulesPerOwner" in value ? Quota.CapsulesPerOwner : "ReservedBytesPerCaller" in value ? Quota.ReservedBytesPerCaller : "RepairRounds" in value ? Quota.RepairRounds : value;
 }
-function from_candid_vec_n45(value: Array<_ShareLink>): Array<ShareLink> {
-    return value.map((x)=>from_candid_ShareLink_n39(x));
+function from_candid_variant_n70(value: {
+    Ok: _UploadStatus;
+} | {
+    Err: _UploadError;
+}): {
+    __kind__: "Ok";
+    Ok: UploadStatus;
+} | {
+    __kind__: "Err";
+    Err: UploadError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: from_candid_UploadStatus_n71(value.Ok)
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_UploadError_n3(value.Err)
+    } : value;
 }
-function to_candid_AssetMetadata_n54(value: AssetMetadata): _AssetMetadata {
-    return to_candid_record_n55(value);
+function from_candid_variant_n74(value: {
+    Committed: null;
+} | {
+    Expired: null;
+} | {
+    Aborted: null;
+} | {
+    Pending: null;
+}): SessionStatus {
+    return "Committed" in value ? SessionStatus.Committed : "Expired" in value ? SessionStatus.Expired : "Aborted" in value ? SessionStatus.Aborted : "Pending" in value ? SessionStatus.Pending : value;
 }
-function to_candid_BeginUpload_n52(value: BeginUpload): _BeginUpload {
-    return to_candid_record_n53(value);
+function from_candid_vec_n37(value: Array<_MemoryRecord>): Array<MemoryRecord> {
+    return value.map((x)=>from_candid_MemoryRecord_n28(x));
+}
+function from_candid_vec_n50(value: Array<_ShareLink>): Array<ShareLink> {
+    return value.map((x)=>from_candid_ShareLink_n44(x));
+}
+function to_candid_AssetMetadata_n59(value: AssetMetadata): _AssetMetadata {
+    return to_candid_record_n60(value);
+}
+function to_candid_BeginUpload_n57(value: BeginUpload): _BeginUpload {
+    return to_candid_record_n58(value);
 }
 function to_candid_HttpRequest_n21(value: HttpRequest): _HttpRequest {
     return to_candid_record_n22(value);
@@ -1783,13 +1858,16 @@ function to_candid_HttpRequest_n21(value: HttpRequest): _HttpRequest {
 function to_candid_Limits_n14(value: Limits): _Limits {
     return to_candid_record_n15(value);
 }
-function to_candid_ListMemories_n28(value: ListMemories): _ListMemories {
-    return to_candid_record_n29(value);
+function to_candid_ListMemories_n31(value: ListMemories): _ListMemories {
+    return to_candid_record_n32(value);
 }
-function to_candid_PutChunk_n60(value: PutChunk): _PutChunk {
-    return to_candid_record_n61(value);
+function to_candid_PutChunk_n65(value: PutChunk): _PutChunk {
+    return to_candid_record_n66(value);
 }
 function to_candid_opt_n20(value: bigint | null): [] | [bigint] {
+    return value === null ? candid_none() : candid_some(value);
+}
+function to_candid_opt_n41(value: Thumbnail | null): [] | [_Thumbnail] {
     return value === null ? candid_none() : candid_some(value);
 }
 function to_candid_opt_n8(value: Principal | null): [] | [Principal] {
@@ -1858,7 +1936,7 @@ function to_candid_record_n22(value: {
         certificate_version: value.certificate_version ? candid_some(value.certificate_version) : candid_none()
     };
 }
-function to_candid_record_n29(value: {
+function to_candid_record_n32(value: {
     after?: bigint;
     capsule_id: bigint;
     limit: number;
@@ -1873,13 +1951,15 @@ function to_candid_record_n29(value: {
         limit: value.limit
     };
 }
-function to_candid_record_n53(value: {
+function to_candid_record_n58(value: {
+    thumbnail?: Thumbnail;
     asset: AssetMetadata;
     capsule_id: bigint;
     expected_chunks: number;
     chunk_size: number;
     idempotency_key: string;
 }): {
+    thumbnail: [] | [_Thumbnail];
     asset: _AssetMetadata;
     capsule_id: bigint;
     expected_chunks: number;
@@ -1887,14 +1967,15 @@ function to_candid_record_n53(value: {
     idempotency_key: string;
 } {
     return {
-        asset: to_candid_AssetMetadata_n54(value.asset),
+        thumbnail: value.thumbnail ? candid_some(value.thumbnail) : candid_none(),
+        asset: to_candid_AssetMetadata_n59(value.asset),
         capsule_id: value.capsule_id,
         expected_chunks: value.expected_chunks,
         chunk_size: value.chunk_size,
         idempotency_key: value.idempotency_key
     };
 }
-function to_candid_record_n55(value: {
+function to_candid_record_n60(value: {
     sha256?: Uint8Array;
     name: string;
     byte_len: bigint;
@@ -1912,7 +1993,7 @@ function to_candid_record_n55(value: {
         mime_type: value.mime_type
     };
 }
-function to_candid_record_n61(value: {
+function to_candid_record_n66(value: {
     sha256?: Uint8Array;
     session_id: bigint;
     bytes: Uint8Array;

@@ -24,6 +24,12 @@ export interface AssetMetadata {
  * `uploads_begin` argument.
  */
 export interface BeginUpload {
+  /**
+   * The memory's thumbnail (a JPEG or WebP of at most 32 KiB): part
+   * of the request (a retry must send the same one), counted in the
+   * upload's reservation, and the memory's when the upload commits.
+   */
+  'thumbnail' : [] | [Thumbnail],
   'asset' : AssetMetadata,
   'capsule_id' : bigint,
   /**
@@ -176,15 +182,22 @@ export interface Limits {
 export interface ListMemories {
   'after' : [] | [bigint],
   'capsule_id' : bigint,
+  /**
+   * At most 1 000 records; a page may hold fewer (see `MemoriesPage`).
+   */
   'limit' : number,
 }
 /**
- * A page of a capsule's memories.
+ * A page of a capsule's memories, thumbnails included: at most `limit`,
+ * and no more than fit in about 1.5 MiB (`MAX_LIST_REPLY_BYTES`), so a
+ * page of memories with thumbnails stays well under the 2 MiB reply
+ * limit; a gallery page takes one query.
  */
 export interface MemoriesPage {
   'memories' : Array<MemoryRecord>,
   /**
-   * Pass as `after` for the next page.
+   * Where the next page starts: pass as `after`. Set whenever more
+   * memories follow, whether the page stopped at `limit` or at its size.
    */
   'next_after' : [] | [bigint],
 }
@@ -193,6 +206,10 @@ export interface MemoriesPage {
  */
 export interface MemoryRecord {
   'sha256' : Uint8Array,
+  /**
+   * The memory's thumbnail, if it has one.
+   */
+  'thumbnail' : [] | [Thumbnail],
   'capsule_id' : bigint,
   'blob_id' : bigint,
   'name' : string,
@@ -383,6 +400,20 @@ export interface StatusRequest {
   'session_id' : bigint,
   'from_chunk' : number,
   'max_ranges' : number,
+}
+/**
+ * A small image of a memory, for gallery pages.
+ */
+export interface Thumbnail {
+  /**
+   * `image/jpeg` or `image/webp`, and the bytes must be one: a JPEG
+   * starts `FF D8 FF`, a WebP `RIFF <4 bytes> WEBP`.
+   */
+  'mime_type' : string,
+  /**
+   * At most 32 KiB (`MAX_THUMBNAIL_BYTES`).
+   */
+  'bytes' : Uint8Array,
 }
 /**
  * Why a call failed. User mistakes are reported here, never by trapping.
@@ -586,17 +617,20 @@ export interface _SERVICE {
   'http_request' : ActorMethod<[HttpRequest], HttpResponse>,
   /**
    * Deletes a memory (its uploader, or the capsule's owner) and frees its
-   * space.
+   * space, its thumbnail's too.
    * Errors: AnonymousCaller, MemoryNotFound, NotAuthorized.
    */
   'memories_delete' : ActorMethod<[bigint], Result>,
   /**
-   * A committed memory's record, for its capsule's owner and writers.
+   * A committed memory's record, thumbnail included, for its capsule's
+   * owner and writers.
    * Errors: MemoryNotFound, NotAuthorized.
    */
   'memories_get' : ActorMethod<[bigint], Result_4>,
   /**
-   * A page of a capsule's memories.
+   * A page of a capsule's memories with their thumbnails: at most `limit`,
+   * fewer when more would not fit in about 1.5 MiB; `next_after` says where
+   * the next page starts.
    * Errors: CapsuleNotFound, NotAuthorized.
    */
   'memories_list' : ActorMethod<[ListMemories], Result_5>,
@@ -606,6 +640,14 @@ export interface _SERVICE {
    * (ReadBytes).
    */
   'memories_read' : ActorMethod<[ReadRange], Result_6>,
+  /**
+   * Sets a memory's thumbnail (a JPEG or WebP of at most 32 KiB), or
+   * removes it (`null`): its uploader or its capsule's owner. It counts
+   * against the caller's stored bytes; the one replaced is released.
+   * Errors: AnonymousCaller, OutOfSpace, InvalidArgument, MemoryNotFound,
+   * NotAuthorized, QuotaExceeded (StoredBytesPerCaller, TotalBytes).
+   */
+  'memories_set_thumbnail' : ActorMethod<[bigint, [] | [Thumbnail]], Result>,
   /**
    * Creates a share link to a memory (its capsule's owner or its uploader).
    * Errors: RandomnessUnavailable, AnonymousCaller, MemoryNotFound,
@@ -799,8 +841,13 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'upgrade' : IDL.Opt(IDL.Bool),
     'status_code' : IDL.Nat16,
   });
+  const Thumbnail = IDL.Record({
+    'mime_type' : IDL.Text,
+    'bytes' : IDL.Vec(IDL.Nat8),
+  });
   const MemoryRecord = IDL.Record({
     'sha256' : IDL.Vec(IDL.Nat8),
+    'thumbnail' : IDL.Opt(Thumbnail),
     'capsule_id' : IDL.Nat64,
     'blob_id' : IDL.Nat64,
     'name' : IDL.Text,
@@ -878,6 +925,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'mime_type' : IDL.Text,
   });
   const BeginUpload = IDL.Record({
+    'thumbnail' : IDL.Opt(Thumbnail),
     'asset' : AssetMetadata,
     'capsule_id' : IDL.Nat64,
     'expected_chunks' : IDL.Nat32,
@@ -1007,6 +1055,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'memories_get' : IDL.Func([IDL.Nat64], [Result_4], ['query']),
     'memories_list' : IDL.Func([ListMemories], [Result_5], ['query']),
     'memories_read' : IDL.Func([ReadRange], [Result_6], ['query']),
+    'memories_set_thumbnail' : IDL.Func(
+        [IDL.Nat64, IDL.Opt(Thumbnail)],
+        [Result],
+        [],
+      ),
     'memories_share' : IDL.Func(
         [IDL.Nat64, IDL.Opt(IDL.Nat64)],
         [Result_7],
