@@ -160,18 +160,21 @@ impl PendingCertificate {
     pub fn bytes(&self) -> &[u8] {
         self.bytes.get_or_init(|| {
             debug_assert_eq!(self.tree.digest(), self.root_hash);
-            let certificate = Certificate {
+            to_cbor(&Certificate {
                 tree: self.tree.clone(),
                 signature: self.key.sign_root_hash(&self.root_hash).to_vec(),
                 delegation: None,
-            };
-            let mut out = Vec::new();
-            let mut ser = serde_cbor::Serializer::new(&mut out);
-            ser.self_describe().expect("writing to a Vec");
-            certificate
-                .serialize(&mut ser)
-                .expect("a certificate always encodes");
-            out
+            })
         })
     }
+}
+
+/// CBOR behind the self-describing tag, as the IC encodes certificates and
+/// the values of its state tree.
+pub fn to_cbor(value: &impl Serialize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut ser = serde_cbor::Serializer::new(&mut out);
+    ser.self_describe().expect("writing to a Vec");
+    value.serialize(&mut ser).expect("the value encodes");
+    out
 }

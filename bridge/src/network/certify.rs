@@ -11,7 +11,6 @@
 
 use embedded_ic_host::certification::{encode_time, SubnetKey};
 use ic_certification::{certificate::Certificate, AsHashTree, HashTree, NestedTree};
-use serde::Serialize;
 
 pub type Path = Vec<Vec<u8>>;
 
@@ -41,23 +40,12 @@ impl TreeBuilder {
         let tree = witness.expect("at least /time");
         let root_hash = self.tree.root_hash();
         debug_assert_eq!(tree.digest(), root_hash);
-        encode_certificate(&Certificate {
+        cbor(&Certificate {
             tree,
             signature: key.sign_root_hash(&root_hash).to_vec(),
             delegation: None,
         })
     }
-}
-
-/// CBOR with the self-describing tag, as the IC sends certificates.
-pub fn encode_certificate(certificate: &Certificate<Vec<u8>>) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut ser = serde_cbor::Serializer::new(&mut out);
-    ser.self_describe().expect("writing to a Vec");
-    certificate
-        .serialize(&mut ser)
-        .expect("a certificate always encodes");
-    out
 }
 
 /// A natural number as the state tree holds it (unsigned LEB128).
@@ -66,11 +54,6 @@ pub fn leb(n: u64) -> Vec<u8> {
 }
 
 /// CBOR with the self-describing tag of any serializable value (the
-/// `controllers` and `canister_ranges` entries, HTTP reply bodies).
-pub fn cbor(value: &impl Serialize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut ser = serde_cbor::Serializer::new(&mut out);
-    ser.self_describe().expect("writing to a Vec");
-    value.serialize(&mut ser).expect("the value encodes");
-    out
-}
+/// certificates, the `controllers` and `canister_ranges` entries, HTTP
+/// reply bodies).
+pub use embedded_ic_host::certification::to_cbor as cbor;
