@@ -134,15 +134,8 @@ fn call(shared: &Shared, effective: Principal, body: &[u8], synchronous: bool) -
         Err(r) => return r,
     };
     let method = method_of(&envelope);
-    let fate = shared.fate(&method);
-    if fate.drop_before {
-        return text(503, "dropped before execution by the local network");
-    }
-    let (result, seq, certificate) = {
-        let mut world = lock(&shared.world);
-        sync_clock(shared, &mut world);
+    let run = |world: &mut crate::World| {
         let result = world.net.call(&envelope, effective);
-        world.executed += 1;
         world.changes += 1;
         let certificate = match (&result, synchronous) {
             (Ok(CallResult::Certified { .. }), true) => Some(
@@ -152,13 +145,14 @@ fn call(shared: &Shared, effective: Principal, body: &[u8], synchronous: bool) -
             ),
             _ => None,
         };
-        (result, world.executed, certificate)
+        (result, certificate)
     };
-    let executed = matches!(result, Ok(CallResult::Certified { repeat: false }));
-    shared.after_execution(&method, executed, fate, seq);
-    if fate.drop_after {
-        return text(503, "reply lost after execution by the local network");
-    }
+    // A repeated request id reached the network but did not run again.
+    let ran = |(result, _): &(_, _)| matches!(result, Ok(CallResult::Certified { repeat: false }));
+    let (result, certificate) = match shared.through_faults(&method, run, ran) {
+        Ok(outcome) => outcome,
+        Err(fault) => return fault,
+    };
     match result {
         Err(r) => refusal(r),
         Ok(CallResult::NonReplicatedRejection(r)) => cbor_reply(
@@ -208,26 +202,18 @@ fn query(shared: &Shared, effective: Principal, body: &[u8]) -> Reply {
         Err(r) => return r,
     };
     let method = method_of(&envelope);
-    let fate = shared.fate(&method);
-    if fate.drop_before {
-        return text(503, "dropped before execution by the local network");
-    }
     let corrupt_reads = lock(&shared.faults).faults.corrupt_reads;
-    let (result, seq) = {
-        let mut world = lock(&shared.world);
-        sync_clock(shared, &mut world);
-        let result = world
+    let run = |world: &mut crate::World| {
+        world
             .net
             .query(&envelope, effective, &shared.keys, |method, reply| {
                 corrupt_reads && method == "memories_read" && crate::corrupt_read(reply)
-            });
-        world.executed += 1;
-        (result, world.executed)
+            })
     };
-    shared.after_execution(&method, result.is_ok(), fate, seq);
-    if fate.drop_after {
-        return text(503, "reply lost after execution by the local network");
-    }
+    let result = match shared.through_faults(&method, run, Result::is_ok) {
+        Ok(result) => result,
+        Err(fault) => return fault,
+    };
     match result {
         Ok((reply, corrupted)) => {
             if corrupted {

@@ -492,6 +492,34 @@ impl Shared {
         fate
     }
 
+    /// Runs one call or query as the faults say: dropped before it runs
+    /// (503), or run on the world (`run`, its clock synced) and booked
+    /// (`executed` says whether it really ran), its reply held, then maybe
+    /// lost (503). The result is what `run` gave, unless a fault answered.
+    fn through_faults<R>(
+        &self,
+        method: &str,
+        run: impl FnOnce(&mut World) -> R,
+        executed: impl FnOnce(&R) -> bool,
+    ) -> Result<R, Reply> {
+        let fate = self.fate(method);
+        if fate.drop_before {
+            return Err(text(503, "dropped before execution by the local network"));
+        }
+        let (result, seq) = {
+            let mut world = lock(&self.world);
+            sync_clock(self, &mut world);
+            let result = run(&mut world);
+            world.executed += 1;
+            (result, world.executed)
+        };
+        self.after_execution(method, executed(&result), fate, seq);
+        if fate.drop_after {
+            return Err(text(503, "reply lost after execution by the local network"));
+        }
+        Ok(result)
+    }
+
     /// Books a call that reached the canister (the `seq`-th; `executed`:
     /// it ran, rather than being refused or repeating a request already
     /// run) and holds its reply as its fate says.
@@ -552,29 +580,21 @@ fn call(
     method: &str,
     arg: Vec<u8>,
 ) -> Reply {
-    let fate = shared.fate(method);
     let corrupt_reads = lock(&shared.faults).faults.corrupt_reads;
-    if fate.drop_before {
-        return text(503, "dropped before execution by the bridge");
-    }
-    let (result, seq) = {
-        let mut world = lock(&shared.world);
-        sync_clock(shared, &mut world);
-        let result = if update {
+    let run = |world: &mut World| {
+        if update {
             world.changes += 1;
             let r = world.net.host.update(canister, caller, method, arg);
             world.net.host.tick();
             r
         } else {
             world.net.host.query(canister, caller, method, arg)
-        };
-        world.executed += 1;
-        (result, world.executed)
+        }
     };
-    shared.after_execution(method, true, fate, seq);
-    if fate.drop_after {
-        return text(503, "reply lost after execution by the bridge");
-    }
+    let result = match shared.through_faults(method, run, |_| true) {
+        Ok(result) => result,
+        Err(fault) => return fault,
+    };
     match result {
         Ok(mut bytes) => {
             if corrupt_reads && method == "memories_read" && corrupt_read(&mut bytes) {
