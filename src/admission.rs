@@ -1,14 +1,17 @@
-//! The one table of endpoints, `RULES`: for every method of `backend.did`,
-//! which ingress calls the canister agrees to execute, decided in
-//! `canister_inspect_message` before it pays for them, and which errors
-//! the method can answer (the contract `backend.did` states).
+//! The ingress filter: for every method of `backend.did`, who may call it
+//! and how large its argument may be, decided in
+//! `canister_inspect_message` before the canister pays to execute the
+//! call (`RULES`). What each method can answer is its error type's
+//! business (`crate::error`), not this table's.
 //!
 //! Admission is a cheap first filter, not a security boundary (one replica
 //! runs it, and calls from canisters skip it): every update checks the same
-//! things again and answers with a precise `UploadError`.
+//! things again and answers with a precise error.
 
-use crate::upload::limits::MAX_CHUNK_BYTES;
-use crate::upload::thumbnails::MAX_THUMBNAIL_BYTES;
+use crate::limits::{
+    BEGIN_ARG_BYTES, CHUNK_ARG_OVERHEAD_BYTES, MAX_CHUNK_BYTES, MAX_THUMBNAIL_BYTES,
+    SMALL_ARG_BYTES, THUMBNAIL_ARG_OVERHEAD_BYTES,
+};
 use candid::Principal;
 use std::fmt;
 
@@ -21,82 +24,20 @@ pub enum Callers {
     Controllers,
 }
 
-/// Room for the Candid header, type table and the small fields beside a
-/// chunk's bytes (a full `uploads_put_chunk` uses under 300 bytes of it).
-pub const CHUNK_ARG_OVERHEAD_BYTES: usize = 1024;
-/// Largest argument of every method but those that carry bytes
-/// (`uploads_put_chunk`, and `uploads_begin` and `memories_set_thumbnail`
-/// with a thumbnail): the longest valid `uploads_begin` without a
-/// thumbnail (name, MIME type, key and digest at their maxima) encodes to
-/// under 2 KiB.
-pub const SMALL_ARG_BYTES: usize = 8 * 1024;
-/// Largest `uploads_begin` argument: the rest of the record as for any
-/// small argument, and a thumbnail.
-pub const BEGIN_ARG_BYTES: usize = SMALL_ARG_BYTES + MAX_THUMBNAIL_BYTES;
-/// Room for the Candid header, type table, memory id and MIME type beside
-/// a thumbnail's bytes (a full `memories_set_thumbnail` uses under 100).
-pub const THUMBNAIL_ARG_OVERHEAD_BYTES: usize = 1024;
-
-/// What a method admits, and what it can answer in its `Err`.
+/// Who may call a method, and its largest argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
     pub method: &'static str,
     pub callers: Callers,
     pub max_arg_bytes: usize,
-    pub errors: Errors,
 }
 
-/// The error cases a method can return, by their Candid names: what its
-/// code can answer (read from its code paths, and checked against every
-/// error the model and fuzz tests observe), not every case its error type
-/// has. Each method's doc comment in `backend.did` lists them
-/// (`Errors::contract`), and a test keeps the two equal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Errors {
-    /// The method returns no `Result`.
-    None,
-    /// `Result<_, UploadError>`.
-    Upload {
-        /// `UploadError` cases other than `QuotaExceeded`.
-        cases: &'static [&'static str],
-        /// The `Quota`s of the `QuotaExceeded` it can return; empty when
-        /// it returns none.
-        quotas: &'static [&'static str],
-    },
-    /// `Result<_, ShareError>`.
-    Share(&'static [&'static str]),
-}
-
-impl Errors {
-    /// The sentence of the method's doc comment that lists its errors, as
-    /// `backend.did` has it: `Errors: A, B, QuotaExceeded (X, Y).`
-    pub fn contract(&self) -> Option<String> {
-        let names = match *self {
-            Errors::None => return None,
-            Errors::Upload { cases, quotas } => {
-                let mut names: Vec<String> = cases.iter().map(|c| c.to_string()).collect();
-                if !quotas.is_empty() {
-                    names.push(format!("QuotaExceeded ({})", quotas.join(", ")));
-                }
-                names
-            }
-            Errors::Share(cases) => cases.iter().map(|c| c.to_string()).collect(),
-        };
-        Some(format!("Errors: {}.", names.join(", ")))
-    }
-}
-
-const fn rule(method: &'static str, callers: Callers, errors: Errors) -> Rule {
+const fn rule(method: &'static str, callers: Callers) -> Rule {
     Rule {
         method,
         callers,
         max_arg_bytes: SMALL_ARG_BYTES,
-        errors,
     }
-}
-
-const fn upload(cases: &'static [&'static str], quotas: &'static [&'static str]) -> Errors {
-    Errors::Upload { cases, quotas }
 }
 
 /// The rule of `method`, if it is one of the canister's.
@@ -106,264 +47,48 @@ pub fn rule_of(method: &str) -> Option<&'static Rule> {
 
 /// Every method of `backend.did` (queries too: they may be called as
 /// updates for a subnet-agreed answer). A test keeps it equal to the did.
-///
-/// Cases the types allow but no path reaches are left out: capsules are
-/// never deleted, so a session's or memory's capsule is always found
-/// (`CapsuleNotFound` only where the caller names the capsule), and a
-/// memory's links go with it (`memories_unshare` finds the memory of any
-/// link it finds).
 pub const RULES: &[Rule] = &[
-    rule(
-        "capsules_create",
-        Callers::SignedIn,
-        upload(
-            &[
-                "AnonymousCaller",
-                "OutOfSpace",
-                "InvalidArgument",
-                "NotAuthorized",
-            ],
-            &["CapsulesPerOwner"],
-        ),
-    ),
-    rule(
-        "capsules_get",
-        Callers::Anyone,
-        upload(&["CapsuleNotFound", "NotAuthorized"], &[]),
-    ),
-    rule("capsules_mine", Callers::Anyone, Errors::None),
-    rule(
-        "capsules_grant_write",
-        Callers::SignedIn,
-        upload(
-            &[
-                "AnonymousCaller",
-                "OutOfSpace",
-                "CapsuleNotFound",
-                "NotAuthorized",
-                "InvalidArgument",
-            ],
-            &["WritersPerCapsule"],
-        ),
-    ),
-    rule(
-        "capsules_revoke_write",
-        Callers::SignedIn,
-        upload(
-            &[
-                "AnonymousCaller",
-                "OutOfSpace",
-                "CapsuleNotFound",
-                "NotAuthorized",
-            ],
-            &[],
-        ),
-    ),
+    rule("capsules_create", Callers::SignedIn),
+    rule("capsules_get", Callers::Anyone),
+    rule("capsules_mine", Callers::Anyone),
+    rule("capsules_grant_write", Callers::SignedIn),
+    rule("capsules_revoke_write", Callers::SignedIn),
     Rule {
         max_arg_bytes: BEGIN_ARG_BYTES,
-        ..rule(
-            "uploads_begin",
-            Callers::SignedIn,
-            upload(
-                &[
-                    "AnonymousCaller",
-                    "OutOfSpace",
-                    "InvalidArgument",
-                    "DeclaredValuesDisagree",
-                    "CapsuleNotFound",
-                    "NotAuthorized",
-                    "IdempotencyConflict",
-                    "SessionAborted",
-                    "SessionExpired",
-                ],
-                &[
-                    "ChunkBytes",
-                    "FileBytes",
-                    "ChunksPerSession",
-                    "OpenSessionsPerCaller",
-                    "ReservedBytesPerCaller",
-                    "StoredBytesPerCaller",
-                    "ReservedBytesTotal",
-                    "TotalBytes",
-                ],
-            ),
-        )
+        ..rule("uploads_begin", Callers::SignedIn)
     },
     Rule {
         max_arg_bytes: MAX_CHUNK_BYTES as usize + CHUNK_ARG_OVERHEAD_BYTES,
-        ..rule(
-            "uploads_put_chunk",
-            Callers::SignedIn,
-            upload(
-                &[
-                    "AnonymousCaller",
-                    "OutOfSpace",
-                    "SessionNotFound",
-                    "NotAuthorized",
-                    "SessionExpired",
-                    "SessionAborted",
-                    "AlreadyCommitted",
-                    "InvalidArgument",
-                    "ChunkChecksumMismatch",
-                    "IndexOutOfRange",
-                    "WrongChunkLength",
-                    "ChunkConflict",
-                ],
-                &["ChunkBytes"],
-            ),
-        )
+        ..rule("uploads_put_chunk", Callers::SignedIn)
     },
-    rule(
-        "uploads_finish",
-        Callers::SignedIn,
-        upload(
-            &[
-                "AnonymousCaller",
-                "OutOfSpace",
-                "InvalidArgument",
-                "SessionNotFound",
-                "NotAuthorized",
-                "DeclaredValuesDisagree",
-                "AlreadyCommitted",
-                "MemoryNotFound",
-                "SessionExpired",
-                "SessionAborted",
-                "DeclaredHashesDisagree",
-                "Incomplete",
-                "VerificationPending",
-                "ChecksumMismatch",
-            ],
-            &["RepairRounds"],
-        ),
-    ),
-    rule(
-        "uploads_abort",
-        Callers::SignedIn,
-        upload(
-            &[
-                "AnonymousCaller",
-                "SessionNotFound",
-                "NotAuthorized",
-                "AlreadyCommitted",
-                "SessionExpired",
-            ],
-            &[],
-        ),
-    ),
-    rule(
-        "uploads_status",
-        Callers::Anyone,
-        upload(&["SessionNotFound", "NotAuthorized"], &[]),
-    ),
-    rule("uploads_mine", Callers::Anyone, Errors::None),
-    rule(
-        "uploads_chunk_sha256",
-        Callers::Anyone,
-        upload(
-            &[
-                "SessionNotFound",
-                "NotAuthorized",
-                "IndexOutOfRange",
-                "AlreadyCommitted",
-                "SessionAborted",
-                "SessionExpired",
-                "ChunkNotReceived",
-            ],
-            &[],
-        ),
-    ),
-    rule(
-        "memories_get",
-        Callers::Anyone,
-        upload(&["MemoryNotFound", "NotAuthorized"], &[]),
-    ),
-    rule(
-        "memories_list",
-        Callers::Anyone,
-        upload(&["CapsuleNotFound", "NotAuthorized"], &[]),
-    ),
-    rule(
-        "memories_read",
-        Callers::Anyone,
-        upload(
-            &["MemoryNotFound", "NotAuthorized", "RangeOutOfBounds"],
-            &["ReadBytes"],
-        ),
-    ),
-    rule(
-        "memories_delete",
-        Callers::SignedIn,
-        upload(&["AnonymousCaller", "MemoryNotFound", "NotAuthorized"], &[]),
-    ),
+    rule("uploads_finish", Callers::SignedIn),
+    rule("uploads_abort", Callers::SignedIn),
+    rule("uploads_status", Callers::Anyone),
+    rule("uploads_mine", Callers::Anyone),
+    rule("uploads_chunk_sha256", Callers::Anyone),
+    rule("memories_get", Callers::Anyone),
+    rule("memories_list", Callers::Anyone),
+    rule("memories_read", Callers::Anyone),
+    rule("memories_delete", Callers::SignedIn),
     Rule {
         max_arg_bytes: MAX_THUMBNAIL_BYTES + THUMBNAIL_ARG_OVERHEAD_BYTES,
-        ..rule(
-            "memories_set_thumbnail",
-            Callers::SignedIn,
-            upload(
-                &[
-                    "AnonymousCaller",
-                    "OutOfSpace",
-                    "InvalidArgument",
-                    "MemoryNotFound",
-                    "NotAuthorized",
-                ],
-                &["StoredBytesPerCaller", "TotalBytes"],
-            ),
-        )
+        ..rule("memories_set_thumbnail", Callers::SignedIn)
     },
-    rule(
-        "memories_share",
-        Callers::SignedIn,
-        Errors::Share(&[
-            "RandomnessUnavailable",
-            "AnonymousCaller",
-            "MemoryNotFound",
-            "NotAuthorized",
-            "InvalidArgument",
-            "TooManyLinks",
-            "CapacityExhausted",
-        ]),
-    ),
-    rule(
-        "memories_shares",
-        Callers::Anyone,
-        Errors::Share(&["AnonymousCaller", "MemoryNotFound", "NotAuthorized"]),
-    ),
-    rule(
-        "memories_unshare",
-        Callers::SignedIn,
-        Errors::Share(&["LinkNotFound", "AnonymousCaller", "NotAuthorized"]),
-    ),
+    rule("memories_share", Callers::SignedIn),
+    rule("memories_shares", Callers::Anyone),
+    rule("memories_unshare", Callers::SignedIn),
     // The gateway calls it as a query (never upgraded); as an update it is
     // a read like any other query.
-    rule("http_request", Callers::Anyone, Errors::None),
-    rule("stats", Callers::Anyone, Errors::None),
-    rule(
-        "admin_usage",
-        Callers::Controllers,
-        upload(&["NotAuthorized"], &[]),
-    ),
-    rule(
-        "admin_set_limits",
-        Callers::Controllers,
-        upload(&["NotAuthorized", "OutOfSpace", "InvalidArgument"], &[]),
-    ),
+    rule("http_request", Callers::Anyone),
+    rule("stats", Callers::Anyone),
+    rule("admin_usage", Callers::Controllers),
+    rule("admin_set_limits", Callers::Controllers),
     rule(
         "admin_set_capsule_creation_restricted",
         Callers::Controllers,
-        upload(&["NotAuthorized", "OutOfSpace"], &[]),
     ),
-    rule(
-        "admin_allow_capsule_creator",
-        Callers::Controllers,
-        upload(&["NotAuthorized", "OutOfSpace"], &[]),
-    ),
-    rule(
-        "admin_capsule_creators",
-        Callers::Controllers,
-        upload(&["NotAuthorized"], &[]),
-    ),
+    rule("admin_allow_capsule_creator", Callers::Controllers),
+    rule("admin_capsule_creators", Callers::Controllers),
 ];
 
 /// Why an ingress call was refused.
@@ -448,45 +173,6 @@ mod tests {
         in_did.sort();
         in_rules.sort();
         assert_eq!(in_rules, in_did);
-    }
-
-    /// The Candid names of a variant type's cases.
-    fn case_names<T: candid::CandidType>() -> Vec<String> {
-        match T::ty().as_ref() {
-            candid::types::TypeInner::Variant(fields) => {
-                fields.iter().map(|f| f.id.to_string()).collect()
-            }
-            other => panic!("not a variant: {other:?}"),
-        }
-    }
-
-    /// Every name in the table is a case of its error type, once; the
-    /// quotas are under `quotas`, not `QuotaExceeded` among the cases.
-    #[test]
-    fn listed_errors_are_cases_of_their_types() {
-        let upload = case_names::<crate::upload::UploadError>();
-        let quota = case_names::<crate::upload::Quota>();
-        let share = case_names::<crate::upload::ShareError>();
-        for rule in RULES {
-            let lists: Vec<(&[&str], &Vec<String>)> = match rule.errors {
-                Errors::None => vec![],
-                Errors::Upload { cases, quotas } => vec![(cases, &upload), (quotas, &quota)],
-                Errors::Share(cases) => vec![(cases, &share)],
-            };
-            for (names, of_type) in lists {
-                for name in names {
-                    assert!(
-                        of_type.iter().any(|case| case == name) && *name != "QuotaExceeded",
-                        "{}: {name} is not a case of its type",
-                        rule.method
-                    );
-                }
-                let mut unique = names.to_vec();
-                unique.sort_unstable();
-                unique.dedup();
-                assert_eq!(unique.len(), names.len(), "{}: listed twice", rule.method);
-            }
-        }
     }
 
     #[test]

@@ -159,19 +159,22 @@ mod tests {
 
     #[test]
     fn the_service_migrates_layout_1_and_refuses_newer_ones() {
-        use crate::upload::accounting::Accounting;
-        use crate::upload::limits::{Limits, DEFAULT_MAX_RESERVED_BYTES_TOTAL};
-        use crate::upload::UploadService;
+        use crate::limits::{Limits, DEFAULT_MAX_RESERVED_BYTES_TOTAL};
+        use crate::stores::accounting::Accounting;
+        use crate::testing::service::UploadService;
 
         // A v0.1.0 canister: structures laid out, no record, no reservation cap.
         let memory = VectorMemory::default();
         let memories = StableMemories::init(memory.clone());
-        Accounting::init(&memories)
-            .set_limits(Limits {
-                max_reserved_bytes_total: None,
-                ..Limits::default()
-            })
-            .expect("valid limits");
+        Accounting::init(
+            memories.get(crate::stable_memory::UPLOAD_CONFIG),
+            memories.get(crate::stable_memory::CALLER_USAGE),
+        )
+        .set_limits(Limits {
+            max_reserved_bytes_total: None,
+            ..Limits::default()
+        })
+        .expect("valid limits");
         let service = UploadService::open(memory.clone()).expect("layout 1 opens");
         assert_eq!(
             service
@@ -195,9 +198,9 @@ mod tests {
 
     #[test]
     fn limits_at_an_earlier_default_move_to_the_current_ones() {
-        use crate::upload::accounting::Accounting;
-        use crate::upload::limits::Limits;
-        use crate::upload::UploadService;
+        use crate::limits::Limits;
+        use crate::stores::accounting::Accounting;
+        use crate::testing::service::UploadService;
         const GIB: u64 = 1 << 30;
         let at = |file: u64, reserved: u64| Limits {
             max_file_bytes: file * GIB,
@@ -216,9 +219,12 @@ mod tests {
         for (version, limits, expected) in cases {
             let memory = VectorMemory::default();
             let memories = StableMemories::init(memory.clone());
-            Accounting::init(&memories)
-                .set_limits(limits)
-                .expect("valid limits");
+            Accounting::init(
+                memories.get(crate::stable_memory::UPLOAD_CONFIG),
+                memories.get(crate::stable_memory::CALLER_USAGE),
+            )
+            .set_limits(limits)
+            .expect("valid limits");
             record(&memories, version);
             let service = UploadService::open(memory).expect("an older layout opens");
             assert_eq!(

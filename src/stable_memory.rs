@@ -157,7 +157,28 @@ const MANAGER_LAYOUT: u8 = 1;
 /// The manager's header page comes before the first bucket.
 const MANAGER_HEADER_PAGES: u64 = 1;
 
+/// Virtual memories that opening an empty canister writes to, each taking
+/// its first bucket: every structure's header but the dense blob data of
+/// layouts before 4 (`BLOB_DATA`) and the mapped blob blocks
+/// (`BLOB_BLOCKS`), which take memory only when bytes arrive. A test opens
+/// an empty state and checks the count.
+pub const MEMORIES_LAID_OUT_WHEN_EMPTY: u64 = 32;
+
+const WASM_PAGE_BYTES: u64 = 65_536;
+
 impl<M: Memory> Headroom<M> {
+    /// Bytes of raw stable memory now.
+    pub fn raw_bytes(&self) -> u64 {
+        self.raw.size() * WASM_PAGE_BYTES
+    }
+
+    /// The stable memory an empty canister holds: the manager's header and
+    /// the first bucket of each structure laid out when it opens.
+    pub fn fixed_bytes(&self) -> u64 {
+        let (_, bucket_pages) = self.in_use();
+        (MANAGER_HEADER_PAGES + MEMORIES_LAID_OUT_WHEN_EMPTY * bucket_pages) * WASM_PAGE_BYTES
+    }
+
     /// Pages the manager's buckets occupy now, and its bucket size.
     fn in_use(&self) -> (u64, u64) {
         let mut header = [0u8; 8];

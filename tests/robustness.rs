@@ -3,7 +3,7 @@
 //! whole canister state, write stable memory from outside).
 
 use backend::layout::CURRENT_LAYOUT;
-use backend::upload::limits::{Limits, DEFAULT_MAX_RESERVED_BYTES_TOTAL, MAX_CHUNK_BYTES};
+use backend::limits::{Limits, DEFAULT_MAX_RESERVED_BYTES_TOTAL, MAX_CHUNK_BYTES};
 use backend::upload::*;
 use candid::Principal;
 use std::io::Read;

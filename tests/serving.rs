@@ -4,7 +4,7 @@
 //! and altered responses are shown to fail verification.
 
 use backend::http::{HttpRequest, HttpResponse, SERVE_CHUNK_BYTES};
-use backend::upload::shares::{ShareError, ShareLink};
+use backend::sharing::links::{ShareError, ShareLink};
 use backend::upload::*;
 use candid::Principal;
 use std::time::Duration;

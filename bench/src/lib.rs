@@ -13,7 +13,8 @@
 //! tests of the `backend` package assert the same figures on small sizes.
 
 use backend::http::{HttpRequest, HttpResponse};
-use backend::upload::limits::{Limits, MAX_CHUNK_BYTES};
+use backend::limits::{Limits, MAX_CHUNK_BYTES};
+use backend::sharing::links::{ShareError, ShareLink};
 use backend::upload::*;
 use candid::{Decode, Encode, Principal};
 use embedded_ic_host::{Host, MessageStats};
@@ -655,7 +656,7 @@ impl Serving {
 /// them; upgrades before and after.
 pub fn serving(len: u64) -> Serving {
     use backend::http::SERVE_CHUNK_BYTES;
-    use backend::upload::shares::entries_for;
+    use backend::sharing::links::entries_for;
     let mut bench = Bench::new();
     let floor = bench.floor(3);
     let owner = user(1);

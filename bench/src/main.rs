@@ -699,7 +699,7 @@ fn size_exact(bytes: u64) -> String {
 
 /// Serving over HTTP and share links (`upload_bench::serving`).
 fn report_serving(table: &mut Table, s: &Serving) {
-    use backend::upload::shares::MAX_CERTIFIED_ENTRIES;
+    use backend::limits::MAX_CERTIFIED_ENTRIES;
     let section = "serving and sharing";
     let ratio = s.chunk as f64 / s.chunk_floor as f64;
     table.goal(

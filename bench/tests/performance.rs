@@ -235,7 +235,7 @@ fn stable_memory_after_churn() {
 /// certification tree at a bounded cost per certified response.
 #[test]
 fn serving_and_sharing_stay_within_budgets() {
-    use backend::upload::shares::MAX_CERTIFIED_ENTRIES;
+    use backend::limits::MAX_CERTIFIED_ENTRIES;
     // A 7.6 MB video: four serving chunks.
     let s = serving(4 * u64::from(CHUNK));
     eprintln!("{s:#?}");

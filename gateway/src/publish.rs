@@ -2,9 +2,8 @@
 //! share, and wait until the link is served (the canister hashes a
 //! memory's serving chunks in timer steps before it certifies a link).
 
-use backend::upload::{
-    AssetMetadata, BeginUpload, CapsuleId, MemoryItemId, ShareError, ShareLink, UploadError,
-};
+use backend::sharing::links::{ShareError, ShareLink};
+use backend::upload::{AssetMetadata, BeginUpload, CapsuleId, MemoryItemId, UploadError};
 use candid::Principal;
 use upload_harness::client::UploadClient;
 use upload_harness::{query, update, IcEnv};

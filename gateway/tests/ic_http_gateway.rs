@@ -33,7 +33,8 @@
 #[path = "common/media.rs"]
 mod media;
 
-use backend::upload::{CapsuleId, ShareLink};
+use backend::sharing::links::ShareLink;
+use backend::upload::CapsuleId;
 use bytes::Bytes;
 use candid::Principal;
 use http_body_util::BodyExt;

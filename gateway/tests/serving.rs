@@ -5,7 +5,8 @@
 
 mod common;
 
-use backend::upload::{CapsuleId, MemoryItemId, ShareLink};
+use backend::sharing::links::ShareLink;
+use backend::upload::{CapsuleId, MemoryItemId};
 use candid::Principal;
 use common::{get, request, Reply};
 use ic_http_certification::HttpRequest;

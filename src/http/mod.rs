@@ -9,7 +9,7 @@
 //! request is not part of the certification, so one pre-certified 206 per
 //! chunk answers every `Range` that starts in that chunk (the
 //! `Content-Range` header, which is certified, says which bytes it holds).
-//! This module shapes those responses; `crate::upload::shares` stores the
+//! This module shapes those responses; `crate::sharing::links` stores the
 //! links and the chunk hashes and keeps the tree.
 
 pub mod range;
@@ -81,11 +81,7 @@ impl HttpRequest {
     }
 }
 
-/// Bytes per serving chunk: the asset canister's `ASSET_CHUNK_SIZE`, so the
-/// HTTP gateway streams a long memory exactly as it streams a long asset
-/// (first a 206 for `bytes 0-1999999/len`, then `Range: bytes=N-`
-/// requests for the rest). A chunk fits a query reply with room to spare.
-pub const SERVE_CHUNK_BYTES: u64 = 2_000_000;
+pub use crate::limits::SERVE_CHUNK_BYTES;
 
 /// Browsers may keep a file this long. Links can be revoked or expire, so
 /// caches are private and bounded rather than "forever".

@@ -3,7 +3,6 @@
 //! the session's size.
 
 use super::types::SessionId;
-use crate::stable_memory::Vm;
 use crate::storable::{read_u32, read_u64};
 use candid::CandidType;
 use ic_stable_structures::{Memory, StableBTreeMap};
@@ -35,11 +34,11 @@ pub struct ChunkRange {
 
 /// Received-chunk bitmaps of all sessions.
 pub struct ChunkBitmap<M: Memory> {
-    blocks: StableBTreeMap<[u8; 12], Block, Vm<M>>,
+    blocks: StableBTreeMap<[u8; 12], Block, M>,
 }
 
 impl<M: Memory> ChunkBitmap<M> {
-    pub fn init(memory: Vm<M>) -> Self {
+    pub fn init(memory: M) -> Self {
         Self {
             blocks: StableBTreeMap::init(memory),
         }
@@ -144,11 +143,10 @@ pub fn decode_block_key(key: &[u8; 12]) -> (SessionId, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stable_memory::{StableMemories, SESSION_CHUNK_BITMAPS};
     use ic_stable_structures::VectorMemory;
 
     fn bitmap() -> ChunkBitmap<VectorMemory> {
-        ChunkBitmap::init(StableMemories::init(VectorMemory::default()).get(SESSION_CHUNK_BITMAPS))
+        ChunkBitmap::init(VectorMemory::default())
     }
 
     #[test]

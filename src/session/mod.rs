@@ -16,7 +16,9 @@ mod tests;
 
 pub use bitmap::ChunkRange;
 pub use error::SessionError;
-pub use service::{ChunkReceipt, ChunkWrite, CreateOutcome, SessionPolicy, SessionService};
+pub use service::{
+    ChunkReceipt, ChunkWrite, CreateOutcome, SessionMemories, SessionPolicy, SessionService,
+};
 pub use sink::{ByteSink, SinkError};
 pub use types::{
     ChunkSpec, IdempotencyKey, Session, SessionId, SessionMeta, SessionStatus, SpecError,

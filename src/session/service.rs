@@ -7,7 +7,6 @@ use super::bitmap::{ChunkBitmap, ChunkRange};
 use super::error::SessionError;
 use super::sink::ByteSink;
 use super::types::{ChunkSpec, IdempotencyKey, Session, SessionId, SessionMeta, SessionStatus};
-use crate::stable_memory::{self, StableMemories, Vm};
 use ic_stable_structures::{Memory, StableBTreeMap, StableCell};
 
 /// How long sessions live.
@@ -70,33 +69,40 @@ fn deadline_key(deadline: u64, sid: SessionId) -> [u8; 16] {
 
 /// Chunk sessions in stable memory, generic over the metadata they carry.
 pub struct SessionService<M: Memory, Meta: SessionMeta> {
-    records: StableBTreeMap<SessionId, Session<Meta>, Vm<M>>,
-    idempotency: StableBTreeMap<[u8; 32], SessionId, Vm<M>>,
+    records: StableBTreeMap<SessionId, Session<Meta>, M>,
+    idempotency: StableBTreeMap<[u8; 32], SessionId, M>,
     bitmap: ChunkBitmap<M>,
-    deadlines: StableBTreeMap<[u8; 16], (), Vm<M>>,
-    next_id: StableCell<u64, Vm<M>>,
+    deadlines: StableBTreeMap<[u8; 16], (), M>,
+    next_id: StableCell<u64, M>,
     policy: SessionPolicy,
 }
 
-impl<M: Memory + Clone, Meta: SessionMeta> SessionService<M, Meta> {
+/// The stable memories a `SessionService` lives in, one per structure;
+/// the canister hands them in (`crate::state`), so the engine knows no
+/// memory map and several engines could share one canister.
+pub struct SessionMemories<M> {
+    pub records: M,
+    pub idempotency: M,
+    pub bitmaps: M,
+    pub deadlines: M,
+    pub header: M,
+}
+
+impl<M: Memory, Meta: SessionMeta> SessionService<M, Meta> {
     /// Opens the service's structures (laying them out on first use).
-    pub fn init(memories: &StableMemories<M>, policy: SessionPolicy) -> Self {
+    pub fn init(memories: SessionMemories<M>, policy: SessionPolicy) -> Self {
         Self {
-            records: StableBTreeMap::init(memories.get(stable_memory::SESSION_RECORDS)),
-            idempotency: StableBTreeMap::init(memories.get(stable_memory::SESSION_IDEMPOTENCY)),
-            bitmap: ChunkBitmap::init(memories.get(stable_memory::SESSION_CHUNK_BITMAPS)),
-            deadlines: StableBTreeMap::init(memories.get(stable_memory::SESSION_DEADLINES)),
-            next_id: StableCell::init(memories.get(stable_memory::SESSION_HEADER), 1),
+            records: StableBTreeMap::init(memories.records),
+            idempotency: StableBTreeMap::init(memories.idempotency),
+            bitmap: ChunkBitmap::init(memories.bitmaps),
+            deadlines: StableBTreeMap::init(memories.deadlines),
+            next_id: StableCell::init(memories.header, 1),
             policy,
         }
     }
 }
 
 impl<M: Memory, Meta: SessionMeta> SessionService<M, Meta> {
-    pub fn policy(&self) -> SessionPolicy {
-        self.policy
-    }
-
     /// Applies to deadlines set from now on.
     pub fn set_policy(&mut self, policy: SessionPolicy) {
         self.policy = policy;

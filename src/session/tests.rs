@@ -1,7 +1,6 @@
 //! Native tests of the session engine on `VectorMemory`.
 
 use super::*;
-use crate::stable_memory::StableMemories;
 use candid::CandidType;
 use ic_stable_structures::VectorMemory;
 use proptest::prelude::*;
@@ -45,7 +44,15 @@ const POLICY: SessionPolicy = SessionPolicy {
 };
 
 fn service() -> SessionService<VectorMemory, Label> {
-    SessionService::init(&StableMemories::init(VectorMemory::default()), POLICY)
+    let memory = VectorMemory::default;
+    let memories = SessionMemories {
+        records: memory(),
+        idempotency: memory(),
+        bitmaps: memory(),
+        deadlines: memory(),
+        header: memory(),
+    };
+    SessionService::init(memories, POLICY)
 }
 
 fn key(k: &str) -> IdempotencyKey {

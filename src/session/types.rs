@@ -165,11 +165,6 @@ impl<Meta> Session<Meta> {
         }
     }
 
-    /// When an idle pending session expires.
-    pub fn expires_at(&self) -> Option<u64> {
-        (self.status == SessionStatus::Pending).then_some(self.deadline)
-    }
-
     pub fn missing_chunks(&self) -> u32 {
         self.spec.chunk_count() - self.received_chunks
     }

@@ -1,19 +1,19 @@
-//! The error contract on the test side: an error a method returned must be
-//! one that its entry in `admission::RULES` (and so its doc comment in
-//! `backend.did`) lists. The model harness checks every reply it gets, so
-//! an error the contract does not name fails the model test and the fuzzer;
-//! the methods it does not drive are driven into each listed error below
-//! (capsules, admin; and `memories_set_thumbnail`, which the model drives
-//! but not always into each error) and in `upload::sharing_tests` (share
-//! links).
+//! The error contract on the test side: each method's error type (in the
+//! interface the code exports) declares the cases it can answer, and the
+//! endpoint traps on any other (`crate::error`). What is left to check is
+//! the other direction: that each declared case is one the method really
+//! returns. The model drives the upload, read and access methods into
+//! theirs; the methods it does not drive are driven here into each
+//! declared error (capsules, admin; and `memories_set_thumbnail`, which
+//! the model drives but not always into each error), the share links in
+//! `sharing::tests`.
 
-use crate::admission::{rule_of, Errors};
-use crate::upload::{ShareError, UploadError};
+use candid::types::{Label, TypeInner};
+use candid_parser::utils::CandidSource;
 use std::fmt::Debug;
 
 /// The name of a value's enum case, as its derived `Debug` starts: the
-/// Candid name too, since no case of the error types is renamed (a test
-/// in `admission` checks the listed names against the Candid types).
+/// Candid name too, since no case of the error types is renamed.
 pub fn case_name(value: &impl Debug) -> String {
     let debug = format!("{value:?}");
     let end = debug
@@ -22,58 +22,63 @@ pub fn case_name(value: &impl Debug) -> String {
     debug[..end].to_string()
 }
 
-/// An error type of the Candid interface.
-pub trait ContractError: Debug {
-    /// Whether `errors` lists this error; `None` when `errors` is not a
-    /// list of this type's cases.
-    fn listed_in(&self, errors: &Errors) -> Option<bool>;
-}
-
-impl ContractError for UploadError {
-    fn listed_in(&self, errors: &Errors) -> Option<bool> {
-        let Errors::Upload { cases, quotas } = errors else {
-            return None;
-        };
-        Some(match self {
-            UploadError::QuotaExceeded { quota, .. } => quotas.contains(&case_name(quota).as_str()),
-            other => cases.contains(&case_name(other).as_str()),
-        })
-    }
-}
-
-impl ContractError for ShareError {
-    fn listed_in(&self, errors: &Errors) -> Option<bool> {
-        let Errors::Share(cases) = errors else {
-            return None;
-        };
-        Some(cases.contains(&case_name(self).as_str()))
-    }
-}
-
-/// Panics unless `result` is `Ok` or an error that `method` lists.
-pub fn assert_listed<T, E: ContractError>(method: &str, result: &Result<T, E>) {
-    let Err(error) = result else {
-        return;
+/// The cases of `method`'s error type, as the exported interface declares
+/// them: `Case`, and `QuotaExceeded Quota` for each quota of a
+/// `QuotaExceeded`. Empty for a method without a `Result`.
+pub fn declared_errors(method: &str) -> Vec<String> {
+    let did = crate::canister::exported_interface();
+    let (env, actor) = CandidSource::Text(&did)
+        .load()
+        .expect("the interface parses");
+    let actor = actor.expect("a service");
+    let service = env.as_service(&actor).expect("a service");
+    let (_, ty) = service
+        .iter()
+        .find(|(name, _)| name == method)
+        .unwrap_or_else(|| panic!("{method} is not an endpoint"));
+    let func = env.as_func(ty).expect("a method");
+    let Some(ret) = func.rets.first() else {
+        return Vec::new();
     };
-    let rule = rule_of(method).unwrap_or_else(|| panic!("{method} is not an endpoint"));
-    match error.listed_in(&rule.errors) {
-        Some(true) => {}
-        Some(false) => panic!(
-            "{method} returned {error:?}, an error its entry in admission::RULES \
-             (and backend.did) does not list"
-        ),
-        None => panic!("{method} returned {error:?}, an error type its rule does not name"),
+    let cases = |ty: &candid::types::Type| match env.trace_type(ty).expect("a type").as_ref() {
+        TypeInner::Variant(fields) => fields.to_vec(),
+        _ => Vec::new(),
+    };
+    let Some(err) = cases(ret)
+        .into_iter()
+        .find(|f| *f.id == Label::Named("Err".into()))
+    else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for case in cases(&err.ty) {
+        let name = case.id.to_string();
+        let quota = match env.trace_type(&case.ty).expect("a type").as_ref() {
+            TypeInner::Record(fields) => fields
+                .iter()
+                .find(|f| *f.id == Label::Named("quota".into()))
+                .map(|f| cases(&f.ty)),
+            _ => None,
+        };
+        match quota {
+            Some(quotas) => {
+                names.extend(quotas.iter().map(|q| format!("{name} {}", q.id)));
+            }
+            None => names.push(name),
+        }
     }
+    names
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::Limits;
     use crate::session::SessionId;
-    use crate::upload::limits::Limits;
+    use crate::testing::service::UploadService;
     use crate::upload::{
-        AssetMetadata, BeginUpload, CapsuleId, FinishUpload, ListMemories, MemoryItemId, Quota,
-        Thumbnail, UploadService,
+        AssetMetadata, BeginUpload, CapsuleId, FinishUpload, ListMemories, MemoryItemId,
+        PutChunkError, Quota, Thumbnail, UploadError, UploadStatusError,
     };
     use candid::Principal;
     use ic_stable_structures::VectorMemory;
@@ -81,63 +86,58 @@ mod tests {
     use sha2::{Digest, Sha256};
     use std::collections::BTreeSet;
 
-    fn quota(quota: Quota) -> Result<(), UploadError> {
-        Err(UploadError::QuotaExceeded {
+    fn quota(quota: Quota) -> UploadError {
+        UploadError::QuotaExceeded {
             quota,
             limit: 1,
             requested: 2,
-        })
+        }
     }
 
     #[test]
-    fn listed_errors_pass() {
-        assert_listed("uploads_status", &Ok::<(), UploadError>(()));
-        assert_listed(
-            "uploads_status",
-            &Err::<(), _>(UploadError::SessionNotFound {
-                session_id: SessionId(1),
-            }),
+    fn a_declared_case_narrows_to_the_same_value() {
+        let missing = UploadError::SessionNotFound {
+            session_id: SessionId(1),
+        };
+        let narrow = UploadStatusError::narrow(missing.clone());
+        assert_eq!(UploadError::from(narrow), missing);
+        let too_big = quota(Quota::ChunkBytes);
+        assert_eq!(
+            UploadError::from(PutChunkError::narrow(too_big.clone())),
+            too_big
         );
-        assert_listed("uploads_put_chunk", &quota(Quota::ChunkBytes));
     }
 
     #[test]
-    #[should_panic(expected = "does not list")]
-    fn an_unlisted_case_fails() {
-        assert_listed("uploads_status", &Err::<(), _>(UploadError::OutOfSpace));
+    #[should_panic(expected = "a case its error type does not have")]
+    fn an_undeclared_case_traps() {
+        UploadStatusError::narrow(UploadError::OutOfSpace);
     }
 
     #[test]
-    #[should_panic(expected = "does not list")]
-    fn an_unlisted_quota_fails() {
-        assert_listed("uploads_put_chunk", &quota(Quota::FileBytes));
+    #[should_panic(expected = "which its error type does not have")]
+    fn an_undeclared_quota_traps() {
+        PutChunkError::narrow(quota(Quota::FileBytes));
     }
 
     #[test]
-    #[should_panic(expected = "an error type its rule does not name")]
-    fn an_error_from_a_method_without_one_fails() {
-        assert_listed("stats", &Err::<(), _>(UploadError::NotAuthorized));
-    }
-
-    #[test]
-    #[should_panic(expected = "an error type its rule does not name")]
-    fn an_upload_error_from_a_share_method_fails() {
-        assert_listed("memories_shares", &Err::<(), _>(UploadError::NotAuthorized));
-    }
-
-    #[test]
-    #[should_panic(expected = "does not list")]
-    fn an_unlisted_share_error_fails() {
-        assert_listed(
-            "memories_shares",
-            &Err::<(), _>(ShareError::LinkNotFound { link_id: 1 }),
+    fn declared_errors_read_the_exported_interface() {
+        let put = declared_errors("uploads_put_chunk");
+        assert!(put.contains(&"QuotaExceeded ChunkBytes".to_string()));
+        assert!(!put.contains(&"QuotaExceeded FileBytes".to_string()));
+        assert!(put.contains(&"ChunkConflict".to_string()));
+        let mut unshare = declared_errors("memories_unshare");
+        unshare.sort();
+        assert_eq!(
+            unshare,
+            ["AnonymousCaller", "LinkNotFound", "NotAuthorized"]
         );
+        assert!(declared_errors("stats").is_empty());
     }
 
     /// Records `result`'s error as `method Case` (`method QuotaExceeded
-    /// Quota`), after checking that `method` lists it.
+    /// Quota`).
     fn observe<T>(seen: &mut BTreeSet<String>, method: &str, result: Result<T, UploadError>) {
-        assert_listed(method, &result);
         if let Err(error) = result {
             let case = match &error {
                 UploadError::QuotaExceeded { quota, .. } => format!("QuotaExceeded {quota:?}"),
@@ -336,14 +336,10 @@ mod tests {
         ];
         let mut listed = BTreeSet::new();
         for method in methods {
-            let Errors::Upload { cases, quotas } = rule_of(method).expect("a method").errors else {
-                panic!("{method} returns UploadError");
-            };
-            for case in cases.iter().filter(|case| **case != "OutOfSpace") {
-                listed.insert(format!("{method} {case}"));
-            }
-            for quota in quotas {
-                listed.insert(format!("{method} QuotaExceeded {quota}"));
+            for case in declared_errors(method) {
+                if case != "OutOfSpace" {
+                    listed.insert(format!("{method} {case}"));
+                }
             }
         }
         assert_eq!(*seen, listed);

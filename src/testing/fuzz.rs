@@ -3,8 +3,8 @@
 //! are one-line wrappers around them, and the tests below replay the corpus
 //! kept in `fuzz/corpus/<target>/` under a plain `cargo test`.
 
+use crate::limits::Limits;
 use crate::testing::model::{Harness, Op};
-use crate::upload::limits::Limits;
 use crate::upload::*;
 use candid::utils::{ArgumentDecoder, ArgumentEncoder};
 use candid::{DecoderConfig, Principal};

@@ -1,36 +1,30 @@
-//! The upload domain: capsules, upload sessions on top of the generic
-//! session service, the stable blob store their bytes go to, incremental
-//! SHA-256 verification, committed memories and their thumbnails.
+//! The upload endpoints, one file each: `begin`, `put_chunk`, `finish`,
+//! `abort`, and the reads of uploads in progress in `status`. Each
+//! function takes the state, the caller and the time, and answers its own
+//! error type. `sessions` holds what they share; `compat` is the seed's
+//! adapter for the original session API.
 
-pub mod accounting;
-pub mod blob_store;
-pub mod capsule_memory_admin;
-pub mod capsules;
-pub mod checksum;
+pub mod abort;
+pub mod begin;
 pub mod compat;
-pub mod error;
-pub mod hashing;
-pub mod limits;
-pub mod maintenance;
-pub mod memories;
-pub mod service;
-pub mod shares;
-pub mod sharing;
-pub mod sparse;
-pub mod thumbnails;
-pub mod types;
+pub mod finish;
+pub mod put_chunk;
+pub mod sessions;
+pub mod status;
 
 #[cfg(test)]
-mod sharing_tests;
-#[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod thumbnail_tests;
 
-pub use blob_store::{BlobId, BlobStore, StableBlobSink};
-pub use compat::SessionCompat;
-pub use error::{Quota, UploadError};
-pub use maintenance::MaintenanceReport;
-pub use service::UploadService;
-pub use shares::{ShareError, ShareLink};
-pub use types::*;
+pub use abort::{abort, AbortUploadError};
+pub use begin::{begin, BeginUploadError, BeginUploadQuota};
+pub use finish::{finish, FinishUploadError, FinishUploadQuota};
+pub use put_chunk::{put_chunk, PutChunkError, PutChunkQuota};
+pub use status::{chunk_sha256, open_uploads, status, ChunkHashError, UploadStatusError};
+
+// The domain's vocabulary, for clients of the crate (the harness, the
+// benchmark, the tools) that name it through `upload`.
+pub use crate::blob_store::{BlobId, BlobStore, StableBlobSink};
+pub use crate::error::{Quota, UploadError};
+pub use crate::types::*;

@@ -1,11 +1,9 @@
 //! Native tests of the upload domain on `VectorMemory`.
 
-use super::limits::{Limits, HASH_BYTES_PER_MESSAGE};
 use super::*;
-use crate::session::{ChunkSpec, SessionPolicy, SessionService};
-use crate::stable_memory::StableMemories;
-use crate::testing::contract::assert_listed;
+use crate::limits::{self, Limits, HASH_BYTES_PER_MESSAGE};
 use crate::testing::model;
+use crate::testing::service::UploadService;
 use candid::Principal;
 use ic_stable_structures::VectorMemory;
 use proptest::prelude::*;
@@ -14,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 const HOUR: u64 = 3_600 * 1_000_000_000;
 
-pub(super) fn alice() -> Principal {
+pub(crate) fn alice() -> Principal {
     Principal::from_slice(&[1; 29])
 }
 
@@ -22,7 +20,7 @@ fn bob() -> Principal {
     Principal::from_slice(&[2; 29])
 }
 
-pub(super) fn file(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn file(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0] ^ seed)
         .collect()
@@ -32,16 +30,15 @@ fn sha(data: &[u8]) -> ByteBuf {
     ByteBuf::from(Sha256::digest(data).to_vec())
 }
 
-/// A service with Alice's capsule. Its `begin`, `put` and `finish` check
-/// every error they see against the method's contract (`assert_listed`).
-pub(super) struct Fixture {
-    pub(super) memory: VectorMemory,
-    pub(super) service: UploadService<VectorMemory>,
-    pub(super) capsule: CapsuleId,
+/// A service with Alice's capsule.
+pub(crate) struct Fixture {
+    pub(crate) memory: VectorMemory,
+    pub(crate) service: UploadService<VectorMemory>,
+    pub(crate) capsule: CapsuleId,
 }
 
 impl Fixture {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let memory = VectorMemory::default();
         let mut service = UploadService::init(memory.clone());
         let capsule = service
@@ -57,11 +54,11 @@ impl Fixture {
 
     /// Drops the service and opens it again on the same stable memory, as
     /// an upgrade does (heap gone, stable memory kept).
-    pub(super) fn upgrade(&mut self) {
+    pub(crate) fn upgrade(&mut self) {
         self.service = UploadService::init(self.memory.clone());
     }
 
-    pub(super) fn begin(
+    pub(crate) fn begin(
         &mut self,
         data: &[u8],
         chunk: u32,
@@ -70,7 +67,7 @@ impl Fixture {
         self.begin_as(alice(), data.len() as u64, chunk, key, 1)
     }
 
-    pub(super) fn begin_as(
+    pub(crate) fn begin_as(
         &mut self,
         who: Principal,
         len: u64,
@@ -94,11 +91,10 @@ impl Fixture {
                 idempotency_key: key.into(),
             },
         );
-        assert_listed("uploads_begin", &result);
         result
     }
 
-    pub(super) fn put(
+    pub(crate) fn put(
         &mut self,
         sid: SessionId,
         data: &[u8],
@@ -111,7 +107,7 @@ impl Fixture {
         self.put_as(alice(), sid, index, &data[start..end], now)
     }
 
-    pub(super) fn put_as(
+    pub(crate) fn put_as(
         &mut self,
         who: Principal,
         sid: SessionId,
@@ -129,11 +125,10 @@ impl Fixture {
                 sha256: None,
             },
         );
-        assert_listed("uploads_put_chunk", &result);
         result
     }
 
-    pub(super) fn finish(
+    pub(crate) fn finish(
         &mut self,
         sid: SessionId,
         data: &[u8],
@@ -148,11 +143,10 @@ impl Fixture {
                 byte_len: data.len() as u64,
             },
         );
-        assert_listed("uploads_finish", &result);
         result
     }
 
-    pub(super) fn read_all(&self, memory_id: MemoryItemId, len: u64) -> Vec<u8> {
+    pub(crate) fn read_all(&self, memory_id: MemoryItemId, len: u64) -> Vec<u8> {
         let mut out = Vec::new();
         let step = 1_000_000u64;
         let mut offset = 0;
@@ -175,7 +169,7 @@ impl Fixture {
         out
     }
 
-    pub(super) fn status(&self, sid: SessionId, now: u64) -> UploadStatus {
+    pub(crate) fn status(&self, sid: SessionId, now: u64) -> UploadStatus {
         self.service
             .status(
                 alice(),
@@ -669,88 +663,6 @@ fn empty_files_commit() {
         (committed.byte_len, committed.sha256.clone()),
         (0, sha(&[]))
     );
-}
-
-/// Two stacks on separate memories: one driven through `SessionCompat`'s
-/// old signatures, one through the generic API with a hand-made sink.
-#[test]
-fn compat_and_generic_paths_produce_identical_blobs_and_states() {
-    let policy = SessionPolicy {
-        idle_timeout_ns: 100,
-        retention_ns: 1_000,
-    };
-    let data = file(3_500, 8);
-    let meta = UploadSessionMeta {
-        capsule_id: CapsuleId(1),
-        caller: alice(),
-        idempotency_key: "k".into(),
-        asset: AssetMetadata {
-            name: "n".into(),
-            mime_type: "m".into(),
-            byte_len: 3_500,
-            sha256: None,
-        },
-        chunk_size: 1_000,
-        provisional_memory_id: MemoryItemId(1),
-        blob_id: BlobId(0),
-    };
-    let order = [3u32, 1, 0, 1, 2];
-    let mut outcomes = Vec::new();
-    let mut results = Vec::new();
-    for use_compat in [true, false] {
-        let memories = StableMemories::init(VectorMemory::default());
-        let mut sessions: SessionService<VectorMemory, UploadSessionMeta> =
-            SessionService::init(&memories, policy);
-        let mut blobs = BlobStore::init(&memories);
-        let mut meta = meta.clone();
-        meta.blob_id = blobs.allocate(3_500, u64::MAX).unwrap();
-        let sid = sessions.allocate_id();
-        let mut log = Vec::new();
-        if use_compat {
-            let blobs = &blobs;
-            let mut compat = SessionCompat::new(&mut sessions, 5, |m: &UploadSessionMeta| {
-                blobs
-                    .sink(m.blob_id)
-                    .map_err(|_| crate::session::SinkError::Gone)
-            });
-            log.push(format!("{:?}", compat.create(sid, meta.clone())));
-            for index in order {
-                let start = index as usize * 1_000;
-                log.push(format!(
-                    "{:?}",
-                    compat.put_chunk(sid, index, &data[start..(start + 1_000).min(3_500)])
-                ));
-            }
-        } else {
-            let spec = ChunkSpec::new(3_500, 1_000, 4).unwrap();
-            let idem = super::compat::request_key(&alice(), "k");
-            log.push(format!(
-                "{:?}",
-                sessions.create(sid, meta.clone(), spec, idem, 5)
-            ));
-            for index in order {
-                let start = index as usize * 1_000;
-                let mut sink = blobs.sink(meta.blob_id).unwrap();
-                log.push(format!(
-                    "{:?}",
-                    sessions.put_chunk(
-                        sid,
-                        index,
-                        &data[start..(start + 1_000).min(3_500)],
-                        &mut sink,
-                        5
-                    )
-                ));
-            }
-        }
-        let mut stored = vec![0u8; 3_500];
-        blobs.read(meta.blob_id, 0, &mut stored).unwrap();
-        outcomes.push(log);
-        results.push((sessions.get(sid).unwrap(), stored));
-    }
-    assert_eq!(outcomes[0], outcomes[1]);
-    assert_eq!(results[0], results[1]);
-    assert_eq!(results[0].1, data);
 }
 
 proptest! {

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use backend::upload::limits::{Limits, MAX_CHUNK_BYTES};
+use backend::limits::{Limits, MAX_CHUNK_BYTES};
 use backend::upload::*;
 use candid::Principal;
 use std::time::Duration;

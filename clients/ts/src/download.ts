@@ -5,18 +5,20 @@ import { newSha256 } from './sha256.js';
 import type { MemoryRecord } from './bindings/backend.js';
 import { DownloadCorrupted } from './errors.js';
 import { Pool } from './pool.js';
-import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
-import { type UploadActor, DEFAULT_IN_FLIGHT, unwrap } from './upload.js';
+import { DEFAULT_RETRY, withRetry } from './retry.js';
+import { type CallOptions, type UploadActor, DEFAULT_IN_FLIGHT, unwrap } from './upload.js';
 
-/** The canister's largest read (`MAX_READ_BYTES` in `src/upload/limits.rs`). */
+/**
+ * The canister's largest read (`MAX_READ_BYTES` in `src/limits.rs`: a
+ * replicated reply may be 2 MiB). Fixed in the canister, not one of the
+ * `Limits` its controllers set, so `stats()` does not report it.
+ */
 export const MAX_READ_BYTES = 1_900_000;
 
-export interface DownloadOptions {
+export interface DownloadOptions extends CallOptions {
   inFlight?: number;
   /** Bytes per `memories_read`, at most (and by default) `MAX_READ_BYTES`. */
   rangeBytes?: number;
-  signal?: AbortSignal;
-  retry?: Partial<RetryPolicy>;
   onProgress?: (receivedBytes: number, totalBytes: number) => void;
 }
 

@@ -3,9 +3,30 @@
 // `error.__kind__` the caller can switch on.
 
 import { AgentError, ErrorKindEnum, HttpErrorCode, TimeoutWaitingForResponseErrorCode } from '@icp-sdk/core/agent';
-import type { ShareError, UploadError } from './bindings/backend.js';
+import type { backendInterface, ShareError, UploadError } from './bindings/backend.js';
 
 export type UploadErrorKind = UploadError['__kind__'];
+
+type ErrOf<R> = R extends { __kind__: 'Err'; Err: infer E } ? E : never;
+
+/**
+ * The error type of one canister method, read from its result in the
+ * bindings: `MethodError<'uploads_begin'>` is what `uploads_begin` can
+ * answer (`never` for a method without errors).
+ */
+export type MethodError<M extends keyof backendInterface> = ErrOf<Awaited<ReturnType<backendInterface[M]>>>;
+
+/**
+ * A table, for one method, of the error cases the client handles itself
+ * and how (the rest are thrown). A case the method cannot answer fails
+ * `tsc`, so each table follows its method's error type in `backend.did`.
+ */
+export type ErrorActions<M extends keyof backendInterface> = Partial<Record<MethodError<M>['__kind__'], string>>;
+
+/** What `table` (an `ErrorActions` of the method) says to do with `error`, if anything. */
+export function actionFor<T extends Record<string, string>>(table: T, error: { __kind__: string }): T[keyof T] | undefined {
+  return Object.hasOwn(table, error.__kind__) ? table[error.__kind__ as keyof T] : undefined;
+}
 
 /**
  * Every `UploadError` case and what a client does about it. Written out so
@@ -91,6 +112,25 @@ export class ShareFailed extends Error {
 
   get kind(): ShareErrorKind {
     return this.error.__kind__;
+  }
+}
+
+/**
+ * `upload`'s `chunkBytes` is above the largest chunk the canister takes
+ * now (`stats().limits.max_chunk_bytes`, which its controllers set):
+ * refused before any update call.
+ */
+export class ChunkTooLarge extends RangeError {
+  override readonly name = 'ChunkTooLarge';
+  constructor(
+    readonly chunkBytes: number,
+    /** The canister's `limits.max_chunk_bytes`. */
+    readonly maxChunkBytes: number,
+  ) {
+    super(
+      `chunkBytes ${chunkBytes} is above the canister's max_chunk_bytes ${maxChunkBytes} ` +
+        '(stats().limits, set by its controllers); nothing was sent',
+    );
   }
 }
 

@@ -1,11 +1,11 @@
 // A capsule's memories: all of them across pages, and deleting one.
 
 import type { MemoryRecord } from './bindings/backend.js';
-import { UploadFailed, isTransportFailure } from './errors.js';
+import { type ErrorActions, UploadFailed, actionFor, isTransportFailure } from './errors.js';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
-import { type UploadActor, unwrap } from './upload.js';
+import { type CallOptions, type UploadActor, unwrap } from './upload.js';
 
-/** The most memories the canister returns in one page (`MAX_PAGE` in `src/upload/limits.rs`). */
+/** The most memories the canister returns in one page (`MAX_PAGE` in `src/limits.rs`, fixed in the canister). */
 export const MAX_PAGE = 1_000;
 /** Memories asked for per `memories_list` by default. */
 export const DEFAULT_PAGE_SIZE = 100;
@@ -45,6 +45,16 @@ export async function* listMemories(
 }
 
 /**
+ * The `memories_delete` errors `deleteMemory` handles; the others are
+ * thrown as `UploadFailed`.
+ */
+const DELETE_ERRORS = {
+  // After a transport failure: the earlier attempt deleted it, and its
+  // reply was lost.
+  MemoryNotFound: 'doneIfReplyLost',
+} as const satisfies ErrorActions<'memories_delete'>;
+
+/**
  * Deletes memory `memoryId` (its uploader or the capsule's owner), its
  * share links with it, and frees its space. Transport failures are
  * retried; a retry that finds the memory gone counts as done (the earlier
@@ -54,10 +64,10 @@ export async function* listMemories(
 export async function deleteMemory(
   actor: UploadActor,
   memoryId: bigint,
-  options: { retry?: Partial<RetryPolicy> } = {},
+  options: CallOptions = {},
 ): Promise<void> {
   let lostReply = false;
-  await withRetry('memories_delete', { ...DEFAULT_RETRY, ...options.retry }, undefined, async () => {
+  await withRetry('memories_delete', { ...DEFAULT_RETRY, ...options.retry }, options.signal, async () => {
     let result;
     try {
       result = await actor.memories_delete(memoryId);
@@ -66,7 +76,7 @@ export async function deleteMemory(
       throw error;
     }
     if (result.__kind__ === 'Ok') return;
-    if (lostReply && result.Err.__kind__ === 'MemoryNotFound') return;
+    if (lostReply && actionFor(DELETE_ERRORS, result.Err) === 'doneIfReplyLost') return;
     throw new UploadFailed(result.Err, 'memories_delete');
   });
 }

@@ -4,7 +4,7 @@
 // until it fits the canister's 32 KiB. Browser-only: it needs `document`
 // (a <canvas>, and a <video> for videos).
 
-/** The canister's largest thumbnail (`MAX_THUMBNAIL_BYTES` in `src/upload/thumbnails.rs`). */
+/** The canister's largest thumbnail (`MAX_THUMBNAIL_BYTES` in `src/limits.rs`, fixed in the canister). */
 export const MAX_THUMBNAIL_BYTES = 32 * 1024;
 
 /** What the canister takes as a memory's thumbnail (the bindings' `Thumbnail`). */

@@ -1,30 +1,38 @@
-// Upload a file to the canister: chunks of the canister's largest chunk
-// size (`MAX_CHUNK_BYTES`, or the lower `max_chunk_bytes` its controllers
-// set), `inFlight` calls at once, one streaming SHA-256 of the whole file
-// in file order, resume by an idempotency key derived from the file and
-// the capsule.
+// Upload a file to the canister: chunks of the size its limits allow now
+// (`stats().limits.max_chunk_bytes`, which its controllers may lower),
+// `inFlight` calls at once, one streaming SHA-256 of the whole file in
+// file order, resume by an idempotency key derived from the file and the
+// capsule.
 //
-// `upload` runs in phases: plan (sizes, names, key: no update call yet),
-// begin (the session, new or resumed), resume status (what the canister
-// still needs), send chunks (and hash the whole file), finish (verify and
-// commit).
+// `upload` reads like the protocol: plan (the canister's limits, sizes,
+// names, key: queries only) → `uploads_begin` (the session, new or
+// resumed) → `uploads_status` (what the canister still needs) →
+// `uploads_put_chunk` for each missing chunk (the whole file hashed on the
+// way) → `uploads_finish` (asked again while the canister's hashing
+// catches up; a lost reply of a finish that ran is recovered).
 
 import { newSha256, sha256 } from './sha256.js';
 import type {
   backendInterface,
   CommittedUpload,
+  Limits,
   OpenUpload,
   Thumbnail,
   UploadError,
   UploadStarted,
   UploadStatus,
 } from './bindings/backend.js';
-import { UploadAborted, UploadFailed, hex } from './errors.js';
+import { ChunkTooLarge, type ErrorActions, UploadAborted, UploadFailed, actionFor, hex } from './errors.js';
 import { Pool } from './pool.js';
 import { makeThumbnail } from './thumbnail.js';
 import { AGAIN, DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
 
-/** The canister's largest chunk (`MAX_CHUNK_BYTES` in `src/upload/limits.rs`). */
+/**
+ * The largest chunk any canister of this interface takes (`MAX_CHUNK_BYTES`
+ * in `src/limits.rs`: what fits the IC's 2 MiB ingress limit). `upload`
+ * does not use it: the chunk size in force is the canister's
+ * `stats().limits.max_chunk_bytes`, at most this.
+ */
 export const MAX_CHUNK_BYTES = 1_900_000;
 /**
  * Calls in flight by default. A subnet takes about 4 MiB of ingress per
@@ -32,13 +40,21 @@ export const MAX_CHUNK_BYTES = 1_900_000;
  * subnet, not the canister or the client, sets the pace.
  */
 export const DEFAULT_IN_FLIGHT = 12;
-/** Longest idempotency key the canister accepts. */
-const MAX_KEY_BYTES = 128;
 /** Keys tried for one file when earlier sessions were aborted or expired. */
 const KEY_GENERATIONS = 8;
+/** Missing ranges asked for per `uploads_status` page (the canister may send fewer). */
+const STATUS_PAGE_RANGES = 1000;
 
 export type UploadSource = Blob | Uint8Array;
 export type UploadActor = backendInterface;
+
+/** What every call of this client takes beside its own options. */
+export interface CallOptions {
+  /** Retries of transport failures (defaults: `DEFAULT_RETRY`). */
+  retry?: Partial<RetryPolicy>;
+  /** Aborting stops the work at the next call. */
+  signal?: AbortSignal;
+}
 
 export interface UploadProgress {
   totalBytes: number;
@@ -54,7 +70,7 @@ export interface UploadProgress {
   secondsLeft: number | undefined;
 }
 
-export interface UploadOptions {
+export interface UploadOptions extends CallOptions {
   /** Defaults to the `File`'s name, else `"upload"`. */
   name?: string;
   /** Defaults to the `Blob`'s type, else `application/octet-stream`. */
@@ -62,9 +78,9 @@ export interface UploadOptions {
   /** Calls in flight (default 12). */
   inFlight?: number;
   /**
-   * Chunk size, at most `MAX_CHUNK_BYTES`. By default the canister's
-   * largest: `min(MAX_CHUNK_BYTES, stats().limits.max_chunk_bytes)`, asked
-   * once per upload.
+   * Chunk size. By default the largest the canister takes now,
+   * `stats().limits.max_chunk_bytes` (asked once per upload); a larger
+   * one is refused with `ChunkTooLarge` before any update call.
    */
   chunkBytes?: number;
   /**
@@ -77,7 +93,6 @@ export interface UploadOptions {
   onProgress?: (progress: UploadProgress) => void;
   /** Called once the session is known (new or resumed). */
   onSession?: (session: UploadStarted) => void;
-  retry?: Partial<RetryPolicy>;
   /** Retries of `uploads_finish` while the canister's hashing catches up. */
   finishRetry?: Partial<RetryPolicy>;
   /**
@@ -104,10 +119,10 @@ export interface UploadResult extends CommittedUpload {
   resumedChunks: number;
 }
 
-type Ok<T> = { __kind__: 'Ok'; Ok: T } | { __kind__: 'Err'; Err: UploadError };
+type Result<T, E> = { __kind__: 'Ok'; Ok: T } | { __kind__: 'Err'; Err: E };
 
 /** The `Ok` value, or the canister's error as an `UploadFailed`. */
-export function unwrap<T>(method: string, result: Ok<T>): T {
+export function unwrap<T, E extends UploadError>(method: string, result: Result<T, E>): T {
   if (result.__kind__ === 'Err') throw new UploadFailed(result.Err, method);
   return result.Ok;
 }
@@ -130,7 +145,8 @@ function chunkCount(total: number, chunkBytes: number): number {
  * The idempotency key of `file` in `capsuleId`: the same file (same name,
  * size, type, modification time and first and last chunks) in the same
  * capsule gets the same key after a reload, so `uploads_begin` returns the
- * same session.
+ * same session. 74 ASCII characters (76 with a generation suffix), far
+ * below the canister's longest key.
  */
 export async function idempotencyKey(
   capsuleId: bigint,
@@ -150,27 +166,33 @@ export async function idempotencyKey(
     identity = [name, total, mimeType, modified, hex(head), hex(tail)].join('\n');
   }
   const digest = await sha256(new TextEncoder().encode(`${capsuleId}\n${chunkBytes}\n${identity}`));
-  const key = `upload-v1-${hex(digest)}`;
-  return key.slice(0, MAX_KEY_BYTES - 4);
+  return `upload-v1-${hex(digest)}`;
 }
 
 function aborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
 }
 
+function retryPolicy(retry: Partial<RetryPolicy> | undefined): RetryPolicy {
+  return { ...DEFAULT_RETRY, ...retry };
+}
+
 /** Every missing chunk of a session, page after page of `uploads_status`. */
 export async function sessionStatus(
   actor: UploadActor,
   sessionId: bigint,
-  options: { retry?: Partial<RetryPolicy>; signal?: AbortSignal } = {},
+  options: CallOptions = {},
 ): Promise<{ status: UploadStatus; missing: number[] }> {
-  const policy = { ...DEFAULT_RETRY, ...options.retry };
+  const policy = retryPolicy(options.retry);
   const missing: number[] = [];
   let from = 0;
   let first: UploadStatus | undefined;
   for (;;) {
     const page = await withRetry('uploads_status', policy, options.signal, async () =>
-      unwrap('uploads_status', await actor.uploads_status({ session_id: sessionId, from_chunk: from, max_ranges: 1000 })),
+      unwrap(
+        'uploads_status',
+        await actor.uploads_status({ session_id: sessionId, from_chunk: from, max_ranges: STATUS_PAGE_RANGES }),
+      ),
     );
     first ??= page;
     for (const range of page.missing) {
@@ -188,23 +210,28 @@ export function resumableUploads(actor: UploadActor): Promise<OpenUpload[]> {
 }
 
 /** Aborts a session on the canister (transport failures retried). */
-export async function abortUpload(actor: UploadActor, sessionId: bigint, retry?: Partial<RetryPolicy>): Promise<void> {
-  await withRetry('uploads_abort', { ...DEFAULT_RETRY, ...retry }, undefined, async () =>
+export async function abortUpload(actor: UploadActor, sessionId: bigint, options: CallOptions = {}): Promise<void> {
+  await withRetry('uploads_abort', retryPolicy(options.retry), options.signal, async () =>
     unwrap('uploads_abort', await actor.uploads_abort(sessionId)),
   );
 }
 
 /**
- * The chunk size `upload` uses by default: the largest the canister takes
- * now, `min(MAX_CHUNK_BYTES, stats().limits.max_chunk_bytes)` (a `stats`
- * query, transport failures retried).
+ * The limits the canister enforces now (`stats().limits`, a query;
+ * transport failures retried). `upload` asks once per upload, so a
+ * controller's `admin_set_limits` is followed from the next upload on.
  */
-export async function defaultChunkBytes(
-  actor: UploadActor,
-  options: { retry?: Partial<RetryPolicy>; signal?: AbortSignal } = {},
-): Promise<number> {
-  const { limits } = await withRetry('stats', { ...DEFAULT_RETRY, ...options.retry }, options.signal, () => actor.stats());
-  return Math.min(MAX_CHUNK_BYTES, limits.max_chunk_bytes);
+export async function uploadLimits(actor: UploadActor, options: CallOptions = {}): Promise<Limits> {
+  const { limits } = await withRetry('stats', retryPolicy(options.retry), options.signal, () => actor.stats());
+  return limits;
+}
+
+/**
+ * The chunk size `upload` uses by default: the largest the canister takes
+ * now, `stats().limits.max_chunk_bytes`.
+ */
+export async function defaultChunkBytes(actor: UploadActor, options: CallOptions = {}): Promise<number> {
+  return (await uploadLimits(actor, options)).max_chunk_bytes;
 }
 
 /** What one `upload` call sends, fixed before any update call. */
@@ -224,7 +251,11 @@ interface UploadPlan {
   thumbnail: Thumbnail | undefined;
 }
 
-/** Phase 1, plan: chunk size, name, type and idempotency key of the file. */
+/**
+ * Plan: the chunk size (the caller's, checked against the canister's
+ * limits, or the canister's largest), name, type, thumbnail and idempotency
+ * key of the file. Queries only: nothing is sent yet.
+ */
 async function planUpload(
   actor: UploadActor,
   capsuleId: bigint,
@@ -232,12 +263,14 @@ async function planUpload(
   options: UploadOptions,
 ): Promise<UploadPlan> {
   const { signal } = options;
-  const policy = { ...DEFAULT_RETRY, ...options.retry };
+  const policy = retryPolicy(options.retry);
   const finishPolicy = { ...DEFAULT_RETRY, attempts: 60, maxDelayMs: 2_000, ...options.finishRetry };
-  const chunkBytes = options.chunkBytes ?? (await defaultChunkBytes(actor, { retry: policy, signal }));
-  if (!Number.isInteger(chunkBytes) || chunkBytes < 1 || chunkBytes > MAX_CHUNK_BYTES) {
-    throw new RangeError(`chunkBytes must be in 1..=${MAX_CHUNK_BYTES}`);
+  if (options.chunkBytes !== undefined && (!Number.isInteger(options.chunkBytes) || options.chunkBytes < 1)) {
+    throw new RangeError(`chunkBytes must be a positive integer, not ${options.chunkBytes}`);
   }
+  const { max_chunk_bytes: maxChunkBytes } = await uploadLimits(actor, { retry: policy, signal });
+  const chunkBytes = options.chunkBytes ?? maxChunkBytes;
+  if (chunkBytes > maxChunkBytes) throw new ChunkTooLarge(chunkBytes, maxChunkBytes);
   const total = byteLength(file);
   const chunks = chunkCount(total, chunkBytes);
   const name = options.name ?? (typeof File !== 'undefined' && file instanceof File ? file.name : 'upload');
@@ -253,7 +286,18 @@ async function planUpload(
 }
 
 /**
- * Phase 2, begin: the session of the plan's key, new or resumed. When an
+ * The `uploads_begin` errors `beginSession` handles; the others are
+ * thrown as `UploadFailed`.
+ */
+const BEGIN_ERRORS = {
+  // An earlier session of this file was aborted or expired: its key stays
+  // taken, so the next generation of the key starts afresh.
+  SessionAborted: 'nextKey',
+  SessionExpired: 'nextKey',
+} as const satisfies ErrorActions<'uploads_begin'>;
+
+/**
+ * `uploads_begin`: the session of the plan's key, new or resumed. When an
  * earlier session of the file was aborted or expired, the next generation
  * of the key.
  */
@@ -272,11 +316,8 @@ async function beginSession(actor: UploadActor, plan: UploadPlan): Promise<Uploa
       }),
     );
     if (result.__kind__ === 'Ok') return result.Ok;
-    const kind = result.Err.__kind__;
-    // An earlier session of this file was aborted or expired: its key
-    // stays taken, so the next generation of the key starts afresh.
-    const finished = kind === 'SessionAborted' || kind === 'SessionExpired';
-    if (!finished || generation + 1 >= KEY_GENERATIONS) throw new UploadFailed(result.Err, 'uploads_begin');
+    const action = actionFor(BEGIN_ERRORS, result.Err);
+    if (action !== 'nextKey' || generation + 1 >= KEY_GENERATIONS) throw new UploadFailed(result.Err, 'uploads_begin');
   }
 }
 
@@ -287,8 +328,8 @@ type ResumeState =
   /** `toSend[i]` is 1 for each chunk the canister still needs. */
   | { committed: undefined; toSend: Uint8Array };
 
-/** Phase 3, resume status: the chunks still missing, or the committed memory. */
-async function resumeStatus(actor: UploadActor, plan: UploadPlan, sessionId: bigint): Promise<ResumeState> {
+/** `uploads_status`: the chunks still missing, or the committed memory. */
+async function missingChunks(actor: UploadActor, plan: UploadPlan, sessionId: bigint): Promise<ResumeState> {
   const { status, missing } = await sessionStatus(actor, sessionId, { retry: plan.policy, signal: plan.signal });
   if (status.committed) return { committed: status.committed };
   const toSend = new Uint8Array(plan.chunks);
@@ -297,83 +338,151 @@ async function resumeStatus(actor: UploadActor, plan: UploadPlan, sessionId: big
 }
 
 /**
- * Phase 4, send chunks: reads the file in order, hashes all of it, and
- * sends the chunks in `toSend` through `pool`; returns the whole file's
- * SHA-256 once every chunk sent was answered.
+ * The accounting of one run, kept in one place: the progress the caller
+ * sees (reported after each change) and the counts `upload` returns.
  */
-async function sendChunks(
+class RunAccount {
+  readonly #progress: UploadProgress;
+  readonly #started = performance.now();
+  readonly #onProgress: ((progress: UploadProgress) => void) | undefined;
+  /** `uploads_put_chunk` calls made, retries included. */
+  chunkCalls = 0;
+  /** Chunks found on the canister already. */
+  resumedChunks = 0;
+
+  constructor(totalBytes: number, onProgress: ((progress: UploadProgress) => void) | undefined) {
+    this.#progress = {
+      totalBytes,
+      sentBytes: 0,
+      confirmedBytes: 0,
+      resumedBytes: 0,
+      bytesPerSecond: 0,
+      secondsLeft: undefined,
+    };
+    this.#onProgress = onProgress;
+  }
+
+  /** A chunk the canister held when this run began. */
+  resumed(bytes: number): void {
+    this.resumedChunks++;
+    this.#progress.resumedBytes += bytes;
+    this.#progress.confirmedBytes += bytes;
+    this.#report();
+  }
+
+  /** A chunk handed to `uploads_put_chunk`. */
+  sent(bytes: number): void {
+    this.#progress.sentBytes += bytes;
+    this.#report();
+  }
+
+  /** A chunk the canister answered for: it holds it. */
+  confirmed(bytes: number): void {
+    this.#progress.confirmedBytes += bytes;
+    this.#report();
+  }
+
+  #report(): void {
+    const progress = this.#progress;
+    const seconds = (performance.now() - this.#started) / 1000;
+    const thisRun = progress.confirmedBytes - progress.resumedBytes;
+    progress.bytesPerSecond = seconds > 0 ? thisRun / seconds : 0;
+    progress.secondsLeft =
+      progress.bytesPerSecond > 0 ? (progress.totalBytes - progress.confirmedBytes) / progress.bytesPerSecond : undefined;
+    this.#onProgress?.({ ...progress });
+  }
+}
+
+/**
+ * The file's chunks in order, one read ahead: the disk works while the
+ * caller hashes this one.
+ */
+async function* chunksInOrder(plan: UploadPlan): AsyncGenerator<{ index: number; bytes: Uint8Array }> {
+  const { file, total, chunkBytes, chunks } = plan;
+  const read = (i: number) => readRange(file, i * chunkBytes, Math.min(total, (i + 1) * chunkBytes));
+  let ahead = chunks > 0 ? read(0) : undefined;
+  for (let index = 0; index < chunks; index++) {
+    const bytes = await ahead!;
+    ahead = index + 1 < chunks ? read(index + 1) : undefined;
+    // A read left behind by a failure must not become an unhandled rejection.
+    ahead?.catch(() => undefined);
+    yield { index, bytes };
+  }
+}
+
+/** `uploads_put_chunk` of one chunk (transport failures retried: the canister keeps a chunk once). */
+async function putChunk(
+  actor: UploadActor,
+  plan: UploadPlan,
+  sessionId: bigint,
+  index: number,
+  bytes: Uint8Array,
+  chunkSha: Uint8Array | undefined,
+  account: RunAccount,
+): Promise<void> {
+  await withRetry('uploads_put_chunk', plan.policy, plan.signal, async () => {
+    account.chunkCalls++;
+    return unwrap(
+      'uploads_put_chunk',
+      await actor.uploads_put_chunk({ session_id: sessionId, index, bytes, sha256: chunkSha }),
+    );
+  });
+}
+
+/**
+ * Reads the whole file in order and hashes all of it, sending the chunks
+ * in `toSend` through `pool`; returns the file's SHA-256 once every chunk
+ * sent was answered.
+ */
+async function sendMissingChunks(
   actor: UploadActor,
   plan: UploadPlan,
   sessionId: bigint,
   toSend: Uint8Array,
   pool: Pool,
-  counters: { chunkCalls: number },
-  options: UploadOptions,
-): Promise<{ digest: Uint8Array; resumedChunks: number }> {
-  const { file, total, chunkBytes, chunks, policy, signal } = plan;
-  const started = performance.now();
-  const progress: UploadProgress = {
-    totalBytes: total,
-    sentBytes: 0,
-    confirmedBytes: 0,
-    resumedBytes: 0,
-    bytesPerSecond: 0,
-    secondsLeft: undefined,
-  };
-  const report = () => {
-    const seconds = (performance.now() - started) / 1000;
-    const thisRun = progress.confirmedBytes - progress.resumedBytes;
-    progress.bytesPerSecond = seconds > 0 ? thisRun / seconds : 0;
-    progress.secondsLeft =
-      progress.bytesPerSecond > 0 ? (total - progress.confirmedBytes) / progress.bytesPerSecond : undefined;
-    options.onProgress?.({ ...progress });
-  };
-  let resumedChunks = 0;
+  account: RunAccount,
+  chunkHashes: boolean,
+): Promise<Uint8Array> {
+  const { signal } = plan;
   const hasher = await newSha256();
-  const read = (i: number) => readRange(file, i * chunkBytes, Math.min(total, (i + 1) * chunkBytes));
-  // One chunk read ahead: the disk works while this one is hashed.
-  let ahead = chunks > 0 ? read(0) : undefined;
-  for (let i = 0; i < chunks; i++) {
+  for await (const { index, bytes } of chunksInOrder(plan)) {
     if (aborted(signal)) throw new UploadAborted(sessionId);
-    const bytes = await ahead!;
-    ahead = i + 1 < chunks ? read(i + 1) : undefined;
-    // A read left behind by a failure must not become an unhandled rejection.
-    ahead?.catch(() => undefined);
     // In file order: the whole-file digest streams with the reading.
     hasher.update(bytes);
-    if (toSend[i] === 0) {
-      resumedChunks++;
-      progress.confirmedBytes += bytes.length;
-      progress.resumedBytes += bytes.length;
-      report();
+    if (toSend[index] === 0) {
+      account.resumed(bytes.length);
       continue;
     }
     await pool.slot();
     if (aborted(signal)) throw new UploadAborted(sessionId);
-    const chunkSha = options.chunkHashes ? await sha256(bytes) : undefined;
-    progress.sentBytes += bytes.length;
-    report();
+    const chunkSha = chunkHashes ? await sha256(bytes) : undefined;
+    account.sent(bytes.length);
     pool.run(async () => {
-      await withRetry('uploads_put_chunk', policy, signal, async () => {
-        counters.chunkCalls++;
-        return unwrap(
-          'uploads_put_chunk',
-          await actor.uploads_put_chunk({ session_id: sessionId, index: i, bytes, sha256: chunkSha }),
-        );
-      });
-      progress.confirmedBytes += bytes.length;
-      report();
+      await putChunk(actor, plan, sessionId, index, bytes, chunkSha, account);
+      account.confirmed(bytes.length);
     });
   }
   await pool.drain();
-  return { digest: hasher.digest(), resumedChunks };
+  return hasher.digest();
 }
 
 /**
- * Phase 5, finish: the canister verifies the whole file's SHA-256 and
- * commits the memory (asked again while its hashing catches up).
+ * The `uploads_finish` errors `finishWithRetry` handles; the others are
+ * thrown as `UploadFailed`.
  */
-async function finishSession(
+const FINISH_ERRORS = {
+  // Every chunk arrived but the canister's hashing has not caught up.
+  VerificationPending: 'askAgain',
+  // An earlier finish executed but its reply was lost: the session's
+  // status names the memory it committed.
+  AlreadyCommitted: 'readCommitted',
+} as const satisfies ErrorActions<'uploads_finish'>;
+
+/**
+ * `uploads_finish`: the canister verifies the whole file's SHA-256 and
+ * commits the memory; asked again while its hashing catches up.
+ */
+async function finishWithRetry(
   actor: UploadActor,
   plan: UploadPlan,
   sessionId: bigint,
@@ -383,11 +492,10 @@ async function finishSession(
   return withRetry('uploads_finish', finishPolicy, signal, async () => {
     const result = await actor.uploads_finish({ session_id: sessionId, sha256: digest, byte_len: BigInt(total) });
     if (result.__kind__ === 'Ok') return result.Ok;
-    switch (result.Err.__kind__) {
-      case 'VerificationPending':
+    switch (actionFor(FINISH_ERRORS, result.Err)) {
+      case 'askAgain':
         return AGAIN;
-      case 'AlreadyCommitted': {
-        // An earlier finish executed but its reply was lost.
+      case 'readCommitted': {
         const { status } = await sessionStatus(actor, sessionId, { retry: policy, signal });
         if (status.committed) return status.committed;
         throw new UploadFailed(result.Err, 'uploads_finish');
@@ -415,20 +523,31 @@ export async function upload(
   const sessionId = session.session_id;
   options.onSession?.(session);
   const pool = new Pool(options.inFlight ?? DEFAULT_IN_FLIGHT);
-  const counters = { chunkCalls: 0 };
+  const account = new RunAccount(plan.total, options.onProgress);
+  const result = (committed: CommittedUpload, resumedChunks: number): UploadResult => ({
+    ...committed,
+    sessionId,
+    chunkCalls: account.chunkCalls,
+    resumedChunks,
+  });
   try {
-    const resume = await resumeStatus(actor, plan, sessionId);
-    if (resume.committed) {
-      return { ...resume.committed, sessionId, chunkCalls: counters.chunkCalls, resumedChunks: plan.chunks };
-    }
-    const { digest, resumedChunks } = await sendChunks(actor, plan, sessionId, resume.toSend, pool, counters, options);
-    const committed = await finishSession(actor, plan, sessionId, digest);
-    return { ...committed, sessionId, chunkCalls: counters.chunkCalls, resumedChunks };
+    const resume = await missingChunks(actor, plan, sessionId);
+    if (resume.committed) return result(resume.committed, plan.chunks);
+    const digest = await sendMissingChunks(
+      actor,
+      plan,
+      sessionId,
+      resume.toSend,
+      pool,
+      account,
+      options.chunkHashes === true,
+    );
+    return result(await finishWithRetry(actor, plan, sessionId, digest), account.resumedChunks);
   } catch (error) {
     // Nothing of this upload may still run once its promise settles.
     await pool.settle();
     if (aborted(signal)) {
-      await abortUpload(actor, sessionId, plan.policy);
+      await abortUpload(actor, sessionId, { retry: plan.policy });
       throw new UploadAborted(sessionId);
     }
     throw error;

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 
 const sha256 = (bytes: Uint8Array) => new Uint8Array(createHash('sha256').update(bytes).digest());
 import {
+  ChunkTooLarge,
   DownloadCorrupted,
   MAX_CHUNK_BYTES,
   UploadAborted,
@@ -15,9 +16,10 @@ import {
   resumableUploads,
   sessionStatus,
   upload,
+  uploadLimits,
   type UploadActor,
 } from '../src/index';
-import { SessionStatus } from '../src/bindings/backend';
+import { type Limits, SessionStatus } from '../src/bindings/backend';
 import {
   type NetworkProcess,
   actorFor,
@@ -134,32 +136,79 @@ describe('sizes', () => {
 });
 
 describe('limits', () => {
-  test("a controller's lower max_chunk_bytes: a default upload takes it as its chunk size (one stats query)", async () => {
-    const { canister, actor, capsuleId } = await setup();
+  /** A controller's actor for `canister`, and a way to change one of its limits. */
+  async function asController(canister: string) {
     const controller = actorFor(net, canister, { identity: net.controller });
-    const { limits } = await controller.stats();
-    const lowered = 256 * 1024;
-    const set = await controller.admin_set_limits({ ...limits, max_chunk_bytes: lowered });
-    assert.equal(set.__kind__, 'Ok');
-    assert.equal(await defaultChunkBytes(actor), lowered);
+    return async (change: Partial<Limits>) => {
+      const { limits } = await controller.stats();
+      const set = await controller.admin_set_limits({ ...limits, ...change });
+      assert.equal(set.__kind__, 'Ok');
+    };
+  }
 
+  /** Records the length of every chunk `actor` sends. */
+  function chunkLengths(actor: UploadActor): number[] {
+    const lengths: number[] = [];
+    const putChunk = actor.uploads_put_chunk.bind(actor);
+    actor.uploads_put_chunk = (arg) => {
+      lengths.push(arg.bytes.length);
+      return putChunk(arg);
+    };
+    return lengths;
+  }
+
+  test("a controller lowers max_chunk_bytes to 256 KiB: a default upload of 3 MiB sends 256 KiB chunks (one stats query)", async () => {
+    const { canister, actor, capsuleId } = await setup();
+    const setLimits = await asController(canister);
+    const lowered = 256 * 1024;
+    await setLimits({ max_chunk_bytes: lowered });
+    assert.equal(await defaultChunkBytes(actor), lowered);
+    assert.equal((await uploadLimits(actor)).max_chunk_bytes, lowered);
+
+    const lengths = chunkLengths(actor);
     await admin(net, 'stats/reset');
-    const data = testBytes(4 * lowered + 99, 44);
+    const data = testBytes(3 * 1024 * 1024 + 99, 44);
     let chunkSize: number | undefined;
     const result = await upload(actor, capsuleId, data, { onSession: (s) => (chunkSize = s.chunk_size) });
     assert.equal(chunkSize, lowered);
-    assert.equal(result.chunkCalls, 5);
+    assert.equal(result.chunkCalls, 13);
+    assert.deepEqual(lengths, [...Array<number>(12).fill(lowered), 99]);
     assert.equal((await stats(net)).calls.stats, 1, 'one stats query for the upload');
+    assert.deepEqual(result.sha256, sha256(data));
     assert.ok(sameBytes(await downloadedBytes(actor, result.memory_id), data));
 
-    // A chunk size given by the caller is taken as it is: no stats query.
+    // Raised again: the next upload of the same actor follows (nothing is
+    // cached across uploads).
+    await setLimits({ max_chunk_bytes: 2 * lowered });
+    lengths.length = 0;
+    const again = await upload(actor, capsuleId, testBytes(5 * lowered, 45));
+    assert.equal(again.chunkCalls, 3);
+    assert.deepEqual(lengths, [2 * lowered, 2 * lowered, lowered]);
+  });
+
+  test("a chunkBytes above the canister's max_chunk_bytes is refused with ChunkTooLarge before any update call", async () => {
+    const { canister, actor, capsuleId } = await setup();
+    const lowered = 256 * 1024;
+    await (await asController(canister))({ max_chunk_bytes: lowered });
     await admin(net, 'stats/reset');
-    await upload(actor, capsuleId, testBytes(1000, 45), { chunkBytes: 100 });
-    assert.equal((await stats(net)).calls.stats, undefined);
-    await assert.rejects(
-      upload(actor, capsuleId, testBytes(lowered + 1, 46), { chunkBytes: lowered + 1 }),
-      (e: unknown) => e instanceof UploadFailed && e.kind === 'QuotaExceeded',
-    );
+    await assert.rejects(upload(actor, capsuleId, testBytes(lowered + 1, 46), { chunkBytes: lowered + 1 }), (e: unknown) => {
+      assert.ok(e instanceof ChunkTooLarge, String(e));
+      assert.ok(e instanceof RangeError);
+      assert.equal(e.chunkBytes, lowered + 1);
+      assert.equal(e.maxChunkBytes, lowered);
+      assert.match(e.message, /max_chunk_bytes 262144/);
+      return true;
+    });
+    const s = await stats(net);
+    assert.equal(s.calls.stats, 1);
+    assert.deepEqual(Object.keys(s.calls), ['stats'], 'no update call');
+    assert.deepEqual(await resumableUploads(actor), []);
+
+    // One within the limit is taken as it is.
+    const data = testBytes(1000, 47);
+    const result = await upload(actor, capsuleId, data, { chunkBytes: 100 });
+    assert.equal(result.chunkCalls, 10);
+    assert.ok(sameBytes(await downloadedBytes(actor, result.memory_id), data));
   });
 
   test('by default the chunk size is MAX_CHUNK_BYTES', async () => {

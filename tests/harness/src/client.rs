@@ -1,7 +1,7 @@
 //! Typed calls to the upload canister, as a frontend would make them.
 
 use crate::{query, update, IcEnv};
-use backend::upload::limits::Limits;
+use backend::limits::{self, Limits};
 use backend::upload::*;
 use candid::Principal;
 use serde_bytes::ByteBuf;

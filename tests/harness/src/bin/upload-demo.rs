@@ -8,7 +8,7 @@
 //!     [FILE] [--size BYTES] [--chunk BYTES] [--in-flight N] [--seed N]
 //! ```
 
-use backend::upload::limits::{MAX_CHUNK_BYTES, MAX_READ_BYTES};
+use backend::limits::{MAX_CHUNK_BYTES, MAX_READ_BYTES};
 use backend::upload::{CommittedUpload, UploadError};
 use candid::Principal;
 use sha2::{Digest, Sha256};

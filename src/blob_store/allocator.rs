@@ -98,7 +98,7 @@ impl<M: Memory + Clone> BlobStore<M> {
 
         let id = BlobId(header.next_blob_id);
         self.blobs.insert(id, BlobRecord { byte_len, extents });
-        self.placements.get_mut().start(id);
+        self.placements.start(id);
         self.header.set(Header {
             next_blob_id,
             high_water_blocks,
@@ -168,7 +168,7 @@ impl<M: Memory + Clone> BlobStore<M> {
             .blobs
             .remove(&id)
             .ok_or(BlobStoreError::UnknownBlob(id))?;
-        self.placements.get_mut().forget(id);
+        self.placements.forget(id);
         let mut header = *self.header.get();
         let mut freed_blocks = 0;
         for extent in &record.extents {

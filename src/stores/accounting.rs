@@ -1,11 +1,11 @@
 //! Limits, id counters, totals and per-caller usage: the quota rules in one
 //! place.
 
-use super::error::{Quota, UploadError};
-use super::limits::Limits;
-use super::types::{CallerUsage, CapsuleId, MemoryItemId};
 use crate::candid_storable;
-use crate::stable_memory::{self, StableMemories, Vm};
+use crate::error::{Quota, UploadError};
+use crate::limits::Limits;
+use crate::stable_memory::Vm;
+use crate::types::{CallerUsage, CapsuleId, MemoryItemId};
 use candid::{CandidType, Principal};
 use ic_stable_structures::{Memory, StableBTreeMap, StableCell};
 use serde::Deserialize;
@@ -34,13 +34,10 @@ pub struct Accounting<M: Memory> {
 }
 
 impl<M: Memory + Clone> Accounting<M> {
-    pub fn init(memories: &StableMemories<M>) -> Self {
+    pub fn init(ledger: Vm<M>, usage: Vm<M>) -> Self {
         Self {
-            ledger: StableCell::init(
-                memories.get(stable_memory::UPLOAD_CONFIG),
-                Ledger::default(),
-            ),
-            usage: StableBTreeMap::init(memories.get(stable_memory::CALLER_USAGE)),
+            ledger: StableCell::init(ledger, Ledger::default()),
+            usage: StableBTreeMap::init(usage),
         }
     }
 }
@@ -54,15 +51,10 @@ impl<M: Memory> Accounting<M> {
         &self.ledger.get().limits
     }
 
-    /// Layout 1 -> 2: the global reservation cap did not exist; give it its
-    /// default.
-    pub fn migrate_to_layout_2(&mut self) {
-        if self.limits().max_reserved_bytes_total.is_none() {
-            self.update(|ledger| {
-                ledger.limits.max_reserved_bytes_total =
-                    Some(super::limits::DEFAULT_MAX_RESERVED_BYTES_TOTAL)
-            });
-        }
+    /// Changes limits without validating them: for layout migrations
+    /// (`crate::state`), which only move values to today's defaults.
+    pub fn migrate_limits(&mut self, change: impl FnOnce(&mut Limits)) {
+        self.update(|ledger| change(&mut ledger.limits));
     }
 
     pub fn capsule_creation_restricted(&self) -> bool {
@@ -71,23 +63,6 @@ impl<M: Memory> Accounting<M> {
 
     pub fn set_capsule_creation_restricted(&mut self, restricted: bool) {
         self.update(|ledger| ledger.capsule_creation_restricted = Some(restricted));
-    }
-
-    /// Layouts 2 and 3 -> 4: limits nobody changed from an earlier release's
-    /// defaults (32 GiB files and 64 GiB reserved per caller, then 8 GiB
-    /// and 8 GiB: three, then twelve principals filled every reservation)
-    /// take today's. Limits a controller chose stay.
-    pub fn adopt_current_defaults(&mut self) {
-        let limits = self.limits();
-        let current = (limits.max_file_bytes, limits.max_reserved_bytes_per_caller);
-        if super::limits::RETIRED_DEFAULTS.contains(&current) {
-            let defaults = Limits::default();
-            self.update(|ledger| {
-                ledger.limits.max_file_bytes = defaults.max_file_bytes;
-                ledger.limits.max_reserved_bytes_per_caller =
-                    defaults.max_reserved_bytes_per_caller;
-            });
-        }
     }
 
     pub fn set_limits(&mut self, limits: Limits) -> Result<(), UploadError> {

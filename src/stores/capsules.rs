@@ -4,18 +4,15 @@
 //! and revokes write access. Owner and writers read and upload; only the
 //! owner manages access.
 
-use super::error::{Quota, UploadError};
-use super::types::{Capsule, CapsuleId};
 use crate::candid_storable;
-use crate::stable_memory::{self, StableMemories, Vm};
+use crate::error::{Quota, UploadError};
+use crate::stable_memory::Vm;
 use crate::storable::{scoped_key, scoped_key_id, SCOPED_KEY_BYTES};
+use crate::types::{Capsule, CapsuleId};
 use candid::Principal;
 use ic_stable_structures::{Memory, StableBTreeMap};
 
 candid_storable!(Capsule);
-
-/// Longest capsule name accepted.
-pub const MAX_CAPSULE_NAME_BYTES: usize = 256;
 
 /// Capsule records, the owner index, and who may create capsules when the
 /// controllers restrict it.
@@ -26,11 +23,11 @@ pub struct CapsuleStore<M: Memory> {
 }
 
 impl<M: Memory + Clone> CapsuleStore<M> {
-    pub fn init(memories: &StableMemories<M>) -> Self {
+    pub fn init(capsules: Vm<M>, by_owner: Vm<M>, creators: Vm<M>) -> Self {
         Self {
-            capsules: StableBTreeMap::init(memories.get(stable_memory::CAPSULES)),
-            by_owner: StableBTreeMap::init(memories.get(stable_memory::CAPSULES_BY_OWNER)),
-            creators: StableBTreeMap::init(memories.get(stable_memory::CAPSULE_CREATORS)),
+            capsules: StableBTreeMap::init(capsules),
+            by_owner: StableBTreeMap::init(by_owner),
+            creators: StableBTreeMap::init(creators),
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Written at their stream offsets, chunks sent far apart would each leave
 //! a partly written 4 KiB block at both ends, and each such block takes a
-//! whole block of stable memory (`upload::sparse`): with small chunks, many
+//! whole block of stable memory (`block_map`): with small chunks, many
 //! times the bytes sent. Instead each new piece of a blob is placed where
 //! the previous one ended, in the order pieces arrive, and a map records
 //! where. The blob's space fills from its start whatever the order of the
@@ -45,10 +45,10 @@ pub(super) struct PlacedWrite {
 }
 
 impl<M: Memory + Clone> Placements<M> {
-    pub(super) fn init(memories: &StableMemories<M>) -> Self {
+    pub(super) fn init(pieces: Vm<M>, forgotten: Vm<M>) -> Self {
         Self {
-            pieces: StableBTreeMap::init(memories.get(BLOB_PIECES)),
-            forgotten: StableBTreeMap::init(memories.get(BLOB_PIECES_FORGOTTEN)),
+            pieces: StableBTreeMap::init(pieces),
+            forgotten: StableBTreeMap::init(forgotten),
         }
     }
 }

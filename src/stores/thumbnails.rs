@@ -9,19 +9,18 @@
 //! was begun with is kept by session id beside the session record (not in
 //! it: every chunk decodes that record), until the record is pruned.
 
-use super::error::UploadError;
-use super::limits::charged_bytes;
-use super::types::{MemoryItemId, SessionId, Thumbnail};
 use crate::candid_storable;
-use crate::stable_memory::{self, StableMemories, Vm};
+use crate::error::UploadError;
+use crate::limits::charged_bytes;
+use crate::stable_memory::Vm;
+use crate::types::{MemoryItemId, SessionId, Thumbnail};
 use candid::{CandidType, Principal};
 use ic_stable_structures::{Memory, StableBTreeMap};
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
-/// Largest thumbnail, in bytes.
-pub const MAX_THUMBNAIL_BYTES: usize = 32 * 1024;
+pub use crate::limits::MAX_THUMBNAIL_BYTES;
 
 /// The MIME types a thumbnail may have.
 pub const JPEG: &str = "image/jpeg";
@@ -123,10 +122,12 @@ pub struct ThumbnailStore<M: Memory> {
 }
 
 impl<M: Memory + Clone> ThumbnailStore<M> {
-    pub fn init(memories: &StableMemories<M>) -> Self {
+    /// `map`: memory -> thumbnail; `begun_with`: session -> the thumbnail
+    /// its upload was begun with.
+    pub fn init(map: Vm<M>, begun_with: Vm<M>) -> Self {
         Self {
-            map: StableBTreeMap::init(memories.get(stable_memory::THUMBNAILS)),
-            begun_with: StableBTreeMap::init(memories.get(stable_memory::UPLOAD_THUMBNAILS)),
+            map: StableBTreeMap::init(map),
+            begun_with: StableBTreeMap::init(begun_with),
         }
     }
 }

@@ -7,9 +7,9 @@
 //! sessions with hashing left to do wait in a backlog that later chunks,
 //! `uploads_finish` and a timer work off.
 
-use super::checksum::Sha256Midstate;
 use crate::session::{ChunkSpec, SessionId};
-use crate::stable_memory::{self, StableMemories, Vm};
+use crate::stable_memory::Vm;
+use crate::stores::checksum::Sha256Midstate;
 use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{Memory, StableBTreeMap, Storable};
 use std::borrow::Cow;
@@ -114,11 +114,11 @@ pub struct HashTracker<M: Memory> {
 }
 
 impl<M: Memory + Clone> HashTracker<M> {
-    pub fn init(memories: &StableMemories<M>) -> Self {
+    pub fn init(progress: Vm<M>, backlog: Vm<M>, repairs: Vm<M>) -> Self {
         Self {
-            progress: StableBTreeMap::init(memories.get(stable_memory::UPLOAD_HASH_PROGRESS)),
-            backlog: StableBTreeMap::init(memories.get(stable_memory::UPLOAD_HASH_BACKLOG)),
-            repairs: StableBTreeMap::init(memories.get(stable_memory::UPLOAD_REPAIRS)),
+            progress: StableBTreeMap::init(progress),
+            backlog: StableBTreeMap::init(backlog),
+            repairs: StableBTreeMap::init(repairs),
             #[cfg(any(test, feature = "fuzzing"))]
             absorbed: 0,
         }

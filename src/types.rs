@@ -1,9 +1,9 @@
 //! The upload domain's values and the Candid types of its API.
 
-use super::blob_store::BlobId;
-use super::limits::Limits;
+use crate::blob_store::BlobId;
+use crate::limits::Limits;
 pub use crate::session::{ChunkRange, SessionId, SessionStatus};
-use crate::session::{Session, SessionMeta};
+use crate::session::{IdempotencyKey, Session, SessionMeta};
 use candid::{CandidType, Principal};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -38,6 +38,12 @@ pub struct AssetMetadata {
     pub byte_len: u64,
     /// SHA-256 of the whole file, if known when the upload begins.
     pub sha256: Option<ByteBuf>,
+}
+
+/// The idempotency key of an upload request: the client's key within the
+/// caller's scope, so two callers never collide.
+pub fn request_key(caller: &Principal, client_key: &str) -> IdempotencyKey {
+    IdempotencyKey::new(caller.as_slice(), client_key.as_bytes())
 }
 
 /// The upload's own metadata, carried opaquely by its generic session.
@@ -353,4 +359,10 @@ pub struct Stats {
     pub memories: u64,
     pub caller: CallerUsage,
     pub limits: Limits,
+    /// Raw stable memory the canister holds now. Optional, as
+    /// `mapped_bytes` is, so that older canisters' stats still decode.
+    pub stable_memory_bytes: Option<u64>,
+    /// The part of it an empty canister already holds: the memory
+    /// manager's header and the first bucket of each structure. Constant.
+    pub fixed_stable_bytes: Option<u64>,
 }

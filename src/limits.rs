@@ -1,10 +1,32 @@
 //! The limits in force, with their defaults. Controllers change them with
 //! `admin_set_limits`; they are stored in stable memory.
 
-use super::blob_store::{reserved_bytes, BLOB_BLOCK_BYTES};
 use crate::stable_memory::{BLOB_STORE_CAPACITY_BYTES, STABLE_MEMORY_CAPACITY_BYTES};
 use candid::CandidType;
 use serde::{Deserialize, Serialize};
+
+/// The unit of the blob store's space management: blobs occupy whole
+/// blocks.
+pub const BLOB_BLOCK_BYTES: u64 = 4096;
+
+/// Bytes a blob of `byte_len` bytes reserves (rounded up to whole blocks,
+/// saturating at `u64::MAX`): what it counts against a capacity.
+pub const fn reserved_bytes(byte_len: u64) -> u64 {
+    byte_len
+        .div_ceil(BLOB_BLOCK_BYTES)
+        .saturating_mul(BLOB_BLOCK_BYTES)
+}
+
+/// What reading one run of a blob costs beside its bytes, in bytes of
+/// hashing (about 76 instructions each): a map step and a stable read,
+/// measured at about 3 800 instructions on the release `.wasm`. Budgets
+/// counted in bytes add it per run, so chunks sent far apart (one run
+/// each) cannot make a bounded step unbounded.
+pub const READ_RUN_COST_BYTES: u64 = 64;
+
+/// Most extents one blob may occupy. The record is decoded on every chunk
+/// write, so it must stay small (here at most 522 bytes).
+pub const MAX_EXTENTS_PER_BLOB: usize = 32;
 
 /// The largest chunk any upload may use: the IC accepts ingress messages of
 /// up to 2 MiB, and the signed request envelope plus the Candid encoding of
@@ -31,6 +53,69 @@ pub const MAX_REPAIR_ROUNDS: u32 = 8;
 /// Sessions expired or pruned per timer run; more wait for the next run.
 pub const SWEEP_BATCH: usize = 64;
 
+/// Uploads whose hashing one timer run advances.
+pub const HASH_BACKLOG_BATCH: usize = 16;
+
+/// Placement entries of freed blobs one timer run removes (a blob has one
+/// per chunk it received; measured at about 0.1 B instructions a batch).
+pub const FORGET_PIECES_BATCH: usize = 4_096;
+
+/// How often the timer expires idle sessions, prunes old records and
+/// catches up on hashing and certification.
+pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Longest file name, MIME type and idempotency key an upload may have.
+pub const MAX_NAME_BYTES: usize = 1024;
+pub const MAX_MIME_BYTES: usize = 256;
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 128;
+
+/// Longest capsule name accepted.
+pub const MAX_CAPSULE_NAME_BYTES: usize = 256;
+
+/// Largest thumbnail: a JPEG or WebP preview, not a second copy.
+pub const MAX_THUMBNAIL_BYTES: usize = 32 * 1024;
+
+/// Bytes of a link's secret: 128 random bits.
+pub const SECRET_BYTES: usize = 16;
+/// Links one memory may have at once.
+pub const MAX_LINKS_PER_MEMORY: u64 = 32;
+/// Certified responses all shared memories together may have: a memory
+/// has one per serving chunk plus 5 (6 for a file of one chunk) whatever
+/// its number of links. Caps the certification tree's heap (about 185
+/// bytes a response) and the work of rebuilding it after an upgrade (0.6
+/// to 0.7 M instructions a response, growing with the log of the tree: see
+/// docs/serving.md).
+pub const MAX_CERTIFIED_ENTRIES: u64 = 50_000;
+/// What certifying one response counts against the hashing budget of a
+/// message (`HASH_BYTES_PER_MESSAGE`): measured about 0.6 M instructions
+/// (a response hash and a tree insertion), the price of hashing 8 KiB;
+/// counted double.
+pub const CERTIFY_COST_BYTES: u64 = 16 * 1024;
+/// Expired links removed per maintenance run.
+pub const EXPIRY_BATCH: usize = 64;
+/// Bytes per serving chunk: the asset canister's `ASSET_CHUNK_SIZE`, so the
+/// HTTP gateway streams a long memory exactly as it streams a long asset
+/// (first a 206 for `bytes 0-1999999/len`, then `Range: bytes=N-`
+/// requests for the rest). A chunk fits a query reply with room to spare.
+pub const SERVE_CHUNK_BYTES: u64 = 2_000_000;
+
+/// Argument sizes `canister_inspect_message` admits (`crate::admission`).
+/// Room for the Candid header, type table and the small fields beside a
+/// chunk's bytes (a full `uploads_put_chunk` uses under 300 bytes of it).
+pub const CHUNK_ARG_OVERHEAD_BYTES: usize = 1024;
+/// Largest argument of every method but those that carry bytes
+/// (`uploads_put_chunk`, and `uploads_begin` and `memories_set_thumbnail`
+/// with a thumbnail): the longest valid `uploads_begin` without a
+/// thumbnail (name, MIME type, key and digest at their maxima) encodes to
+/// under 2 KiB.
+pub const SMALL_ARG_BYTES: usize = 8 * 1024;
+/// Largest `uploads_begin` argument: the rest of the record as for any
+/// small argument, and a thumbnail.
+pub const BEGIN_ARG_BYTES: usize = SMALL_ARG_BYTES + MAX_THUMBNAIL_BYTES;
+/// Room for the Candid header, type table, memory id and MIME type beside
+/// a thumbnail's bytes (a full `memories_set_thumbnail` uses under 100).
+pub const THUMBNAIL_ARG_OVERHEAD_BYTES: usize = 1024;
+
 /// Most ranges or records one paginated reply carries.
 pub const MAX_PAGE: u32 = 1_000;
 
@@ -53,7 +138,7 @@ pub fn charged_bytes(byte_len: u64) -> u64 {
     reserved_bytes(byte_len).max(MIN_CHARGED_BYTES)
 }
 
-const GIB: u64 = 1 << 30;
+pub const GIB: u64 = 1 << 30;
 
 /// The highest `max_total_bytes` accepted: the blob store's capacity less a
 /// margin, so that block rounding and mapping overhead stay within it.
@@ -69,11 +154,6 @@ pub const DEFAULT_MAX_RESERVED_BYTES_TOTAL: u64 = 96 * GIB;
 /// only while they make progress. The largest file is what one caller may
 /// reserve.
 pub const DEFAULT_MAX_RESERVED_BYTES_PER_CALLER: u64 = DEFAULT_MAX_RESERVED_BYTES_TOTAL / 24;
-
-/// Defaults of earlier releases (file size, a caller's reservations): limits
-/// still at one of them were never chosen by a controller, so an upgrade
-/// moves them to today's.
-pub const RETIRED_DEFAULTS: [(u64, u64); 2] = [(32 * GIB, 64 * GIB), (8 * GIB, 8 * GIB)];
 
 /// Limits enforced at `uploads_begin` and on every chunk.
 #[derive(CandidType, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! Committed memories: records, and the per-capsule index that lists them.
 
-use super::types::{CapsuleId, MemoryItemId, MemoryRecord};
 use crate::candid_storable;
-use crate::stable_memory::{self, StableMemories, Vm};
+use crate::stable_memory::Vm;
+use crate::types::{CapsuleId, MemoryItemId, MemoryRecord};
 use candid::{CandidType, Principal};
 use ic_stable_structures::{Memory, StableBTreeMap};
 use serde::Deserialize;
@@ -20,7 +20,7 @@ struct StoredMemory {
     mime_type: String,
     byte_len: u64,
     sha256: ByteBuf,
-    blob_id: super::BlobId,
+    blob_id: crate::blob_store::BlobId,
     uploaded_by: Principal,
     created_at: u64,
 }
@@ -98,10 +98,10 @@ pub struct MemoryStore<M: Memory> {
 }
 
 impl<M: Memory + Clone> MemoryStore<M> {
-    pub fn init(memories: &StableMemories<M>) -> Self {
+    pub fn init(records: Vm<M>, by_capsule: Vm<M>) -> Self {
         Self {
-            records: StableBTreeMap::init(memories.get(stable_memory::MEMORY_RECORDS)),
-            by_capsule: StableBTreeMap::init(memories.get(stable_memory::CAPSULE_MEMORIES)),
+            records: StableBTreeMap::init(records),
+            by_capsule: StableBTreeMap::init(by_capsule),
         }
     }
 }

@@ -14,10 +14,11 @@
 //! canister starts: the number of certified entries is capped
 //! (`MAX_CERTIFIED_ENTRIES`) so that rebuild is bounded.
 
-use super::types::MemoryItemId;
 use crate::candid_storable;
 use crate::http::{self, Reply, Served};
-use crate::stable_memory::{self, StableMemories, Vm};
+use crate::stable_memory::Vm;
+use crate::stores::memories::MemoryStore;
+use crate::types::{MemoryItemId, MemoryRecord};
 use candid::{CandidType, Principal};
 use ic_http_certification::{
     HttpCertification, HttpCertificationPath, HttpCertificationTree, HttpCertificationTreeEntry,
@@ -26,26 +27,7 @@ use ic_stable_structures::{Memory, StableBTreeMap};
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
 
-/// Bytes of a link's secret: 128 random bits.
-pub const SECRET_BYTES: usize = 16;
-/// Links one memory may have at once.
-pub const MAX_LINKS_PER_MEMORY: u64 = 32;
-/// Certified responses all shared memories together may have: a memory
-/// has one per serving chunk plus 5 (6 for a file of one chunk) whatever
-/// its number of links. Caps the certification tree's heap (about 185
-/// bytes a response) and the work of rebuilding it after an upgrade (0.6
-/// to 0.7 M instructions a response, growing with the log of the tree: see
-/// the README's "Serving and sharing").
-pub const MAX_CERTIFIED_ENTRIES: u64 = 50_000;
-/// Work per message of chunk certification, in bytes hashed (the same
-/// bound as upload hashing: about 2.5 B instructions at 75 per byte).
-pub const SHARE_HASH_BYTES_PER_MESSAGE: u64 = 32 * 1024 * 1024;
-/// What certifying one response counts against that budget: measured
-/// about 0.6 M instructions (a response hash and a tree insertion), the
-/// price of hashing 8 KiB; counted double.
-pub const CERTIFY_COST_BYTES: u64 = 16 * 1024;
-/// Expired links removed per maintenance run.
-pub const EXPIRY_BATCH: usize = 64;
+use crate::limits::{MAX_CERTIFIED_ENTRIES, SECRET_BYTES};
 
 /// Replies every link certifies besides its chunks and the whole file.
 const FIXED_REPLIES: [Reply; 5] = [
@@ -55,6 +37,17 @@ const FIXED_REPLIES: [Reply; 5] = [
     Reply::NotFound,
     Reply::MethodNotAllowed,
 ];
+
+/// The stable memories the share store lives in, handed in by
+/// `crate::state`.
+pub struct ShareMemories<M: Memory> {
+    pub links: Vm<M>,
+    pub by_memory: Vm<M>,
+    pub by_expiry: Vm<M>,
+    pub chunk_hashes: Vm<M>,
+    pub queue: Vm<M>,
+    pub counters: Vm<M>,
+}
 
 /// A share link as stored.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -220,16 +213,16 @@ pub struct ShareStore<M: Memory> {
 impl<M: Memory + Clone> ShareStore<M> {
     /// Opens the structures (headers only) with a tree that certifies the
     /// root 404 and 405; `UploadService::open` then certifies the links.
-    pub fn init(memories: &StableMemories<M>) -> Self {
+    pub fn init(memories: ShareMemories<M>) -> Self {
         let cel = http::cel_expression().to_string();
         let cel_hash = http::sha256(cel.as_bytes());
         let mut store = Self {
-            links: StableBTreeMap::init(memories.get(stable_memory::SHARE_LINKS)),
-            by_memory: StableBTreeMap::init(memories.get(stable_memory::SHARES_BY_MEMORY)),
-            by_expiry: StableBTreeMap::init(memories.get(stable_memory::SHARES_BY_EXPIRY)),
-            chunk_hashes: StableBTreeMap::init(memories.get(stable_memory::SHARE_CHUNK_HASHES)),
-            queue: StableBTreeMap::init(memories.get(stable_memory::SHARE_HASH_QUEUE)),
-            counters: StableBTreeMap::init(memories.get(stable_memory::SHARE_COUNTERS)),
+            links: StableBTreeMap::init(memories.links),
+            by_memory: StableBTreeMap::init(memories.by_memory),
+            by_expiry: StableBTreeMap::init(memories.by_expiry),
+            chunk_hashes: StableBTreeMap::init(memories.chunk_hashes),
+            queue: StableBTreeMap::init(memories.queue),
+            counters: StableBTreeMap::init(memories.counters),
             tree: HttpCertificationTree::default(),
             entries_cap: MAX_CERTIFIED_ENTRIES,
             cel,
@@ -502,5 +495,36 @@ mod tests {
         assert_eq!(entries_for(http::SERVE_CHUNK_BYTES), 7);
         assert_eq!(entries_for(http::SERVE_CHUNK_BYTES + 1), 7);
         assert_eq!(entries_for(5 * http::SERVE_CHUNK_BYTES), 10);
+    }
+}
+
+/// What serving needs of a memory's record.
+pub fn served(record: &MemoryRecord) -> Served<'_> {
+    Served {
+        byte_len: record.byte_len,
+        sha256: &record.sha256,
+        mime_type: &record.mime_type,
+        name: &record.name,
+    }
+}
+
+impl<M: Memory> ShareStore<M> {
+    /// Rebuilds the certification tree from the stored links: one tree
+    /// insertion per certified response, at most `MAX_CERTIFIED_ENTRIES`.
+    pub fn certify_all(&mut self, memories: &MemoryStore<M>) {
+        for memory_id in self.shared_memories() {
+            let Some(record) = memories.get(memory_id) else {
+                continue;
+            };
+            let served = served(&record);
+            self.certify_without_chunk_hashes(memory_id, &served);
+            let chunks = http::chunk_count(record.byte_len);
+            if chunks > 1 {
+                let done = self.queued(memory_id).unwrap_or(chunks);
+                for index in 0..done {
+                    self.certify(memory_id, &served, Reply::Chunk(index));
+                }
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::encoding::RECORD_HEAD;
 use super::*;
+use crate::stable_memory::StableMemories;
 use ic_stable_structures::VectorMemory;
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ const UNLIMITED: u64 = u64::MAX;
 fn fresh() -> (VectorMemory, StableMemories<VectorMemory>, Store) {
     let memory = VectorMemory::default();
     let memories = StableMemories::init(memory.clone());
-    let store = BlobStore::init(&memories);
+    let store = BlobStore::init(crate::state::blob_memories(&memories));
     (memory, memories, store)
 }
 
@@ -32,7 +33,7 @@ fn pattern(id: BlobId, len: u64) -> Vec<u8> {
 }
 
 /// Writes `bytes` through the sink in `chunk`-sized pieces, last first.
-fn write_reversed(store: &Store, id: BlobId, bytes: &[u8], chunk: usize) {
+fn write_reversed(store: &mut Store, id: BlobId, bytes: &[u8], chunk: usize) {
     let mut sink = store.sink(id).expect("blob exists");
     let pieces: Vec<(usize, &[u8])> = bytes
         .chunks(chunk.max(1))
@@ -57,7 +58,7 @@ fn chunks_written_out_of_order_read_back() {
     let len = 3 * BLOB_BLOCK_BYTES + 1234;
     let id = store.allocate(len, UNLIMITED).unwrap();
     let bytes = pattern(id, len);
-    write_reversed(&store, id, &bytes, 1000);
+    write_reversed(&mut store, id, &bytes, 1000);
     assert_eq!(read_all(&store, id), bytes);
 
     let sink = store.sink(id).unwrap();
@@ -79,7 +80,7 @@ fn small_chunks_sent_far_apart_take_only_the_blocks_they_fill() {
     let id = store.allocate(len, UNLIMITED).unwrap();
     let bytes = pattern(id, len);
     let range = |i: usize| i * chunk..(i + 1) * chunk;
-    let put = |store: &Store, indices: &[usize]| {
+    let put = |store: &mut Store, indices: &[usize]| {
         let mut sink = store.sink(id).unwrap();
         for &i in indices {
             sink.write_at(range(i).start as u64, &bytes[range(i)])
@@ -88,7 +89,7 @@ fn small_chunks_sent_far_apart_take_only_the_blocks_they_fill() {
     };
     // Every eighth chunk, last first.
     let sparse: Vec<usize> = (0..chunks).step_by(8).rev().collect();
-    put(&store, &sparse);
+    put(&mut store, &sparse);
     let written = (sparse.len() * chunk) as u64;
     assert_eq!(store.mapped_blocks(), written.div_ceil(BLOB_BLOCK_BYTES));
     for &i in &sparse {
@@ -106,7 +107,7 @@ fn small_chunks_sent_far_apart_take_only_the_blocks_they_fill() {
     // block per 4 KiB of the file.
     let mut rest: Vec<usize> = (0..chunks).filter(|i| i % 8 != 0).collect();
     rest.sort_by_key(|i| (i * 2_654_435_761) % 4_099);
-    put(&store, &rest);
+    put(&mut store, &rest);
     assert_eq!(read_all(&store, id), bytes);
     assert_eq!(store.mapped_blocks(), blocks_for(len));
     // A chunk sent again is written where it is, not placed again.
@@ -120,22 +121,21 @@ fn small_chunks_sent_far_apart_take_only_the_blocks_they_fill() {
     store.check_invariants();
 }
 
+/// Each message builds its own sink: the pieces they write still place
+/// after each other (the tail is read afresh).
 #[test]
-fn two_sinks_on_one_blob_place_after_each_other() {
+fn sinks_built_in_turn_on_one_blob_place_after_each_other() {
     let (_, _, mut store) = fresh();
     let id = store.allocate(4_000, UNLIMITED).unwrap();
     let bytes = pattern(id, 4_000);
-    let mut first = store.sink(id).unwrap();
-    let mut second = store.sink(id).unwrap();
     for i in (0..4).rev() {
-        let sink = if i % 2 == 0 { &mut first } else { &mut second };
+        let mut sink = store.sink(id).unwrap();
         sink.write_at(
             i * 1_000,
             &bytes[i as usize * 1_000..(i as usize + 1) * 1_000],
         )
         .unwrap();
     }
-    drop((first, second));
     assert_eq!(read_all(&store, id), bytes);
     store.check_invariants();
 }
@@ -144,9 +144,9 @@ fn two_sinks_on_one_blob_place_after_each_other() {
 fn a_freed_blobs_pieces_are_forgotten_in_bounded_steps() {
     let (_, _, mut store) = fresh();
     let gone = store.allocate(10_000, UNLIMITED).unwrap();
-    write_reversed(&store, gone, &pattern(gone, 10_000), 1_000);
+    write_reversed(&mut store, gone, &pattern(gone, 10_000), 1_000);
     let kept = store.allocate(3_000, UNLIMITED).unwrap();
-    write_reversed(&store, kept, &pattern(kept, 3_000), 3_000);
+    write_reversed(&mut store, kept, &pattern(kept, 3_000), 3_000);
     store.free(gone).unwrap();
     store.check_invariants();
     // Ten pieces and the tail entry: four at a time.
@@ -155,18 +155,16 @@ fn a_freed_blobs_pieces_are_forgotten_in_bounded_steps() {
     assert!(store.forget_freed_pieces(4));
     assert!(!store.forget_freed_pieces(4));
     assert!(!store.forget_freed_pieces(4));
-    let placements = store.placements.borrow();
+    let placements = &store.placements;
     assert_eq!(placements.blobs_with_entries(), vec![(kept.0, false)]);
     assert_eq!(placements.pieces_of(kept), vec![(0, 0, 3_000)]);
-    drop(placements);
     assert_eq!(read_all(&store, kept), pattern(kept, 3_000));
     // A blob freed before any byte arrived leaves nothing to forget.
     let unwritten = store.allocate(5_000, UNLIMITED).unwrap();
     store.free(unwritten).unwrap();
     assert!(!store.forget_freed_pieces(4));
-    let placements = store.placements.borrow();
+    let placements = &store.placements;
     assert_eq!(placements.blobs_with_entries(), vec![(kept.0, false)]);
-    drop(placements);
     store.check_invariants();
 }
 
@@ -175,12 +173,12 @@ fn a_blob_laid_out_before_placement_keeps_its_bytes_at_their_offsets() {
     let (_, _, mut store) = fresh();
     let len = 3 * BLOB_BLOCK_BYTES + 1234;
     let id = store.allocate(len, UNLIMITED).unwrap();
-    store.placements.get_mut().lay_out_at_offsets(id);
+    store.placements.lay_out_at_offsets(id);
     let bytes = pattern(id, len);
-    write_reversed(&store, id, &bytes, 1000);
+    write_reversed(&mut store, id, &bytes, 1000);
     assert_eq!(read_all(&store, id), bytes);
-    assert!(store.placements.borrow().pieces_of(id).is_empty());
-    assert_eq!(store.placements.borrow().tail(id), None);
+    assert!(&store.placements.pieces_of(id).is_empty());
+    assert_eq!(store.placements.tail(id), None);
     // Freed, it leaves nothing to forget.
     store.free(id).unwrap();
     assert!(!store.forget_freed_pieces(1));
@@ -194,7 +192,7 @@ fn fragmented_blob_crosses_extent_boundaries() {
         .map(|_| store.allocate(BLOB_BLOCK_BYTES, UNLIMITED).unwrap())
         .collect();
     for id in &ids {
-        write_reversed(&store, *id, &pattern(*id, BLOB_BLOCK_BYTES), 4096);
+        write_reversed(&mut store, *id, &pattern(*id, BLOB_BLOCK_BYTES), 4096);
     }
     for i in [0, 2, 4] {
         store.free(ids[i]).unwrap();
@@ -218,7 +216,7 @@ fn fragmented_blob_crosses_extent_boundaries() {
 
     let bytes = pattern(big, len);
     // 3000-byte chunks straddle every extent boundary.
-    write_reversed(&store, big, &bytes, 3000);
+    write_reversed(&mut store, big, &bytes, 3000);
     assert_eq!(read_all(&store, big), bytes);
     let mut piece = vec![0u8; 3 * BLOB_BLOCK_BYTES as usize];
     store.read(big, 100, &mut piece).unwrap();
@@ -287,7 +285,7 @@ fn churn_does_not_raise_the_high_water_mark() {
     let mut live: Vec<BlobId> = Vec::new();
     for len in sizes {
         let id = store.allocate(len, UNLIMITED).unwrap();
-        write_reversed(&store, id, &pattern(id, len), 5000);
+        write_reversed(&mut store, id, &pattern(id, len), 5000);
         live.push(id);
     }
     let peak = store.stats().high_water_bytes;
@@ -299,7 +297,7 @@ fn churn_does_not_raise_the_high_water_mark() {
         let len = store.byte_len(victim).unwrap();
         store.free(victim).unwrap();
         let id = store.allocate(len, UNLIMITED).unwrap();
-        write_reversed(&store, id, &pattern(id, len), 3000);
+        write_reversed(&mut store, id, &pattern(id, len), 3000);
         live.push(id);
         store.check_invariants();
         assert!(store.stats().high_water_bytes <= peak);
@@ -525,7 +523,7 @@ fn state_survives_reinit() {
         .collect();
     for id in &ids {
         let len = store.byte_len(*id).unwrap();
-        write_reversed(&store, *id, &pattern(*id, len), 777);
+        write_reversed(&mut store, *id, &pattern(*id, len), 777);
     }
     store.free(ids[1]).unwrap();
     let stats = store.stats();
@@ -535,7 +533,7 @@ fn state_survives_reinit() {
 
     // As after an upgrade: the same stable memory, everything re-opened.
     let memories = StableMemories::init(memory);
-    let mut store: Store = BlobStore::init(&memories);
+    let mut store: Store = BlobStore::init(crate::state::blob_memories(&memories));
     assert_eq!(store.stats(), stats);
     assert_eq!(store.free_extents(), free);
     for id in [ids[0], ids[2], ids[3], ids[4]] {
@@ -608,7 +606,7 @@ fn extents_per_blob_are_capped() {
     );
     assert_eq!(store.free_extents().len(), 40 - (MAX_EXTENTS_PER_BLOB - 1));
     let bytes = pattern(id, len);
-    write_reversed(&store, id, &bytes, 2500);
+    write_reversed(&mut store, id, &bytes, 2500);
     assert_eq!(read_all(&store, id), bytes);
     store.check_invariants();
 }
@@ -657,7 +655,7 @@ proptest! {
                         }
                     }
                     let bytes = pattern(id, len);
-                    write_reversed(&store, id, &bytes, chunk);
+                    write_reversed(&mut store, id, &bytes, chunk);
                     model.insert(id, bytes);
                     live.push(id);
                 }
@@ -764,16 +762,15 @@ fn placement_takes_an_entry_per_run_of_chunks_in_order() {
         sink.write_at(i, &[i as u8]).unwrap();
     }
     drop(sink);
-    let placements = store.placements.borrow();
+    let placements = &store.placements;
     assert_eq!(placements.pieces_of(in_order), vec![(0, 0, 20_000)]);
-    drop(placements);
     // One byte in every other position, last first: no two pieces join.
     let mut sink = store.sink(scattered).unwrap();
     for i in (0..20_000u64).rev() {
         sink.write_at(2 * i, &[1]).unwrap();
     }
     drop(sink);
-    let pieces = store.placements.borrow().pieces_of(scattered).len() as u64;
+    let pieces = store.placements.pieces_of(scattered).len() as u64;
     assert_eq!(pieces, 20_000);
     let map_bytes = memories.get(crate::stable_memory::BLOB_PIECES).size() * 65_536;
     assert!(

@@ -41,7 +41,6 @@ mod placement;
 mod tests;
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::fmt;
 
 use candid::CandidType;
@@ -49,31 +48,20 @@ use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
 use serde::{Deserialize, Serialize};
 
-use super::sparse::SparseData;
+pub mod block_map;
+
 use crate::session::{ByteSink, SinkError};
 use crate::stable_memory::STABLE_MEMORY_CAPACITY_BYTES;
-use crate::stable_memory::{
-    StableMemories, Vm, BLOB_FREE_BY_SIZE, BLOB_FREE_BY_START, BLOB_HEADER, BLOB_PIECES,
-    BLOB_PIECES_FORGOTTEN, BLOB_TABLE,
-};
+use crate::stable_memory::{Headroom, Vm};
 use crate::storable::read_u64;
+use block_map::SparseData;
 use encoding::{BlobRecord, Header};
 pub use io::StableBlobSink;
 use placement::Placements;
 
-/// The unit of space management: blobs occupy whole blocks.
-pub const BLOB_BLOCK_BYTES: u64 = 4096;
+pub use crate::limits::{reserved_bytes, BLOB_BLOCK_BYTES};
 
-/// What reading one run of a blob costs beside its bytes, in bytes of
-/// hashing (about 76 instructions each): a map step and a stable read,
-/// measured at about 3 800 instructions on the release `.wasm`. Budgets
-/// counted in bytes add it per run, so chunks sent far apart (one run
-/// each) cannot make a bounded step unbounded.
-pub const READ_RUN_COST_BYTES: u64 = 64;
-
-/// Most extents one blob may occupy. The record is decoded on every chunk
-/// write, so it must stay small (here at most 522 bytes).
-pub const MAX_EXTENTS_PER_BLOB: usize = 32;
+pub use crate::limits::{MAX_EXTENTS_PER_BLOB, READ_RUN_COST_BYTES};
 
 /// Blocks the `MemoryManager` can address at most.
 const MAX_DATA_BLOCKS: u64 = STABLE_MEMORY_CAPACITY_BYTES / BLOB_BLOCK_BYTES;
@@ -81,12 +69,6 @@ const MAX_DATA_BLOCKS: u64 = STABLE_MEMORY_CAPACITY_BYTES / BLOB_BLOCK_BYTES;
 /// Blocks needed to hold `byte_len` bytes.
 const fn blocks_for(byte_len: u64) -> u64 {
     byte_len.div_ceil(BLOB_BLOCK_BYTES)
-}
-
-/// Bytes a blob of `byte_len` bytes reserves (rounded up to whole blocks,
-/// saturating at `u64::MAX`): what it counts against a capacity.
-pub const fn reserved_bytes(byte_len: u64) -> u64 {
-    blocks_for(byte_len).saturating_mul(BLOB_BLOCK_BYTES)
 }
 
 /// Names one blob. Ids are never reused, even after the blob is freed.
@@ -175,13 +157,27 @@ pub struct BlobStoreStats {
     pub blob_count: u64,
 }
 
+/// The stable memories the blob store lives in, one per structure; the
+/// canister hands them in (`crate::state`).
+pub struct BlobMemories<M: Memory> {
+    /// Blob bytes written before the block table existed (layout < 4).
+    pub dense_data: Vm<M>,
+    pub block_table: Vm<M>,
+    pub blocks: Vm<M>,
+    pub records: Vm<M>,
+    pub free_by_start: Vm<M>,
+    pub free_by_size: Vm<M>,
+    pub header: Vm<M>,
+    pub pieces: Vm<M>,
+    pub pieces_forgotten: Vm<M>,
+    /// Growth of the raw memory under all of them.
+    pub headroom: Headroom<M>,
+}
+
 /// Blobs in stable memory: space allocation, reuse, and byte access.
 pub struct BlobStore<M: Memory> {
     data: SparseData<M>,
-    /// In a cell so that a sink, which borrows the store immutably (the
-    /// compat shim builds sinks through a `Fn` factory), can record the
-    /// pieces it places.
-    placements: RefCell<Placements<M>>,
+    placements: Placements<M>,
     blobs: StableBTreeMap<BlobId, BlobRecord, Vm<M>>,
     free_by_start: StableBTreeMap<u64, u64, Vm<M>>,
     free_by_size: StableBTreeMap<[u8; 16], (), Vm<M>>,
@@ -191,14 +187,19 @@ pub struct BlobStore<M: Memory> {
 impl<M: Memory + Clone> BlobStore<M> {
     /// Opens the store on its memories, or lays it out on fresh ones. After
     /// an upgrade this finds every blob and free extent where it was.
-    pub fn init(memories: &StableMemories<M>) -> Self {
+    pub fn init(memories: BlobMemories<M>) -> Self {
         Self {
-            data: SparseData::init(memories),
-            placements: RefCell::new(Placements::init(memories)),
-            blobs: StableBTreeMap::init(memories.get(BLOB_TABLE)),
-            free_by_start: StableBTreeMap::init(memories.get(BLOB_FREE_BY_START)),
-            free_by_size: StableBTreeMap::init(memories.get(BLOB_FREE_BY_SIZE)),
-            header: StableCell::init(memories.get(BLOB_HEADER), Header::default()),
+            data: SparseData::init(
+                memories.dense_data,
+                memories.block_table,
+                memories.blocks,
+                memories.headroom,
+            ),
+            placements: Placements::init(memories.pieces, memories.pieces_forgotten),
+            blobs: StableBTreeMap::init(memories.records),
+            free_by_start: StableBTreeMap::init(memories.free_by_start),
+            free_by_size: StableBTreeMap::init(memories.free_by_size),
+            header: StableCell::init(memories.header, Header::default()),
         }
     }
 
@@ -230,6 +231,6 @@ impl<M: Memory + Clone> BlobStore<M> {
     /// Removes at most `limit` pieces of freed blobs from the placement
     /// map; true while some are left (a timer's bounded step).
     pub fn forget_freed_pieces(&mut self, limit: usize) -> bool {
-        self.placements.get_mut().purge(limit)
+        self.placements.purge(limit)
     }
 }

@@ -1,8 +1,22 @@
-//! The one error type of the Candid API.
+//! `UploadError`, every error case of the domain, and the macros that
+//! give each endpoint its own error type: an enum with exactly the cases
+//! that endpoint can answer, each shaped as in `UploadError`, so that it
+//! is a Candid subtype of it (old clients keep decoding).
+//!
+//! The domain's helpers answer `UploadError`; an endpoint narrows it to
+//! its own type on the way out. A case the endpoint's type lacks is a bug
+//! in the code, not in the call: it traps (the message changes nothing),
+//! and the model and fuzz tests, which call the endpoints, would find it.
+//!
+//! Cases `UploadError` has but no path of an endpoint reaches are left out
+//! of its type: capsules are never deleted, so a session's or memory's
+//! capsule is always found (`CapsuleNotFound` only where the caller names
+//! the capsule), and a memory's links go with it (`memories_unshare` finds
+//! the memory of any link it finds).
 
-use super::blob_store::BlobStoreError;
-use super::types::{CapsuleId, MemoryItemId};
+use crate::blob_store::BlobStoreError;
 use crate::session::{SessionError, SessionId, SinkError, SpecError};
+use crate::types::{CapsuleId, MemoryItemId};
 use candid::CandidType;
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
@@ -200,4 +214,92 @@ impl From<BlobStoreError> for UploadError {
             other => panic!("bug: blob store invariant broken: {other:?}"),
         }
     }
+}
+
+/// Declares an endpoint's error type: the listed cases of `$wide`, with
+/// the same fields (a field may be of a narrower type that converts both
+/// ways, as the quota subsets do), and the conversions both ways.
+#[macro_export]
+macro_rules! endpoint_error {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident: $wide:ident for $method:literal {
+            $( $(#[$vmeta:meta])* $variant:ident $({ $($field:ident : $ty:ty),* $(,)? })? ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(candid::CandidType, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant $({ $($field : $ty),* })? ),*
+        }
+
+        impl From<$name> for $wide {
+            fn from(error: $name) -> Self {
+                match error {
+                    $( $name::$variant $({ $($field),* })? =>
+                        $wide::$variant $({ $($field: $field.into()),* })? ),*
+                }
+            }
+        }
+
+        impl $name {
+            /// The endpoint's answer for `error`.
+            ///
+            /// # Panics
+            /// For a case this endpoint cannot answer: a bug.
+            pub fn narrow(error: $wide) -> Self {
+                match error {
+                    $( $wide::$variant $({ $($field),* })? =>
+                        $name::$variant $({ $($field: $crate::error::narrow_field($field, $method)),* })?, )*
+                    #[allow(unreachable_patterns)]
+                    other => panic!(
+                        "bug: {} answered {other:?}, a case its error type does not have",
+                        $method
+                    ),
+                }
+            }
+        }
+    };
+}
+
+/// Declares the quotas an endpoint can run into: a subset of `Quota`.
+#[macro_export]
+macro_rules! quota_subset {
+    ($(#[$meta:meta])* pub enum $name:ident { $($variant:ident),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(candid::CandidType, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $($variant),*
+        }
+
+        impl From<$name> for $crate::error::Quota {
+            fn from(quota: $name) -> Self {
+                match quota {
+                    $($name::$variant => $crate::error::Quota::$variant),*
+                }
+            }
+        }
+
+        impl TryFrom<$crate::error::Quota> for $name {
+            type Error = $crate::error::Quota;
+            fn try_from(quota: $crate::error::Quota) -> Result<Self, Self::Error> {
+                match quota {
+                    $($crate::error::Quota::$variant => Ok($name::$variant),)*
+                    #[allow(unreachable_patterns)]
+                    other => Err(other),
+                }
+            }
+        }
+    };
+}
+
+/// A field of a wide error case as the narrow case has it.
+///
+/// # Panics
+/// When the narrow type cannot hold the value (a quota the endpoint does
+/// not declare): a bug.
+pub fn narrow_field<W: std::fmt::Debug + Clone, N: TryFrom<W>>(value: W, method: &str) -> N {
+    N::try_from(value.clone()).unwrap_or_else(|_| {
+        panic!("bug: {method} answered {value:?}, which its error type does not have")
+    })
 }

@@ -60,20 +60,19 @@ impl<M: Memory + Clone> BlobStore<M> {
             placements: &self.placements,
             id,
             extents: &record.extents,
-            placed: self.placements.borrow().tail(id).is_some(),
+            placed: self.placements.tail(id).is_some(),
         };
         Ok(layout.read(offset, buf))
     }
 
     /// A sink that writes (and reads) the blob's bytes at stream offsets.
-    /// It loads the extents once, so each chunk costs no table lookup, and
-    /// borrows the store immutably.
-    pub fn sink(&self, id: BlobId) -> Result<StableBlobSink<'_, M>, BlobStoreError> {
+    /// It loads the extents once, so each chunk costs no table lookup.
+    pub fn sink(&mut self, id: BlobId) -> Result<StableBlobSink<'_, M>, BlobStoreError> {
         let record = self.record(id)?;
-        let placed = self.placements.borrow().tail(id).is_some();
+        let placed = self.placements.tail(id).is_some();
         Ok(StableBlobSink {
             data: &self.data,
-            placements: &self.placements,
+            placements: &mut self.placements,
             id,
             byte_len: record.byte_len,
             extents: record.extents,
@@ -85,7 +84,7 @@ impl<M: Memory + Clone> BlobStore<M> {
 /// Writes one blob's bytes, addressed by their offsets in its stream.
 pub struct StableBlobSink<'a, M: Memory> {
     data: &'a SparseData<M>,
-    placements: &'a RefCell<Placements<M>>,
+    placements: &'a mut Placements<M>,
     id: BlobId,
     byte_len: u64,
     extents: Vec<Extent>,
@@ -96,11 +95,13 @@ pub struct StableBlobSink<'a, M: Memory> {
 
 impl<M: Memory> StableBlobSink<'_, M> {
     /// The blob this sink writes.
+    #[cfg(test)]
     pub fn id(&self) -> BlobId {
         self.id
     }
 
     /// The blob's declared length: the end of the writable range.
+    #[cfg(test)]
     pub fn byte_len(&self) -> u64 {
         self.byte_len
     }
@@ -116,7 +117,7 @@ impl<M: Memory> StableBlobSink<'_, M> {
     fn layout(&self) -> Layout<'_, M> {
         Layout {
             data: self.data,
-            placements: self.placements,
+            placements: &*self.placements,
             id: self.id,
             extents: &self.extents,
             placed: self.placed,
@@ -127,7 +128,7 @@ impl<M: Memory> StableBlobSink<'_, M> {
 /// What reading a blob needs: its extents, and its pieces if it is placed.
 struct Layout<'a, M: Memory> {
     data: &'a SparseData<M>,
-    placements: &'a RefCell<Placements<M>>,
+    placements: &'a Placements<M>,
     id: BlobId,
     extents: &'a [Extent],
     placed: bool,
@@ -142,10 +143,7 @@ impl<M: Memory> Layout<'_, M> {
             read_extents(self.data, self.extents, offset, buf);
             return 1;
         }
-        let runs = self
-            .placements
-            .borrow()
-            .runs(self.id, offset, buf.len() as u64);
+        let runs = self.placements.runs(self.id, offset, buf.len() as u64);
         let count = runs.len() as u64;
         for run in runs {
             let part = &mut buf[run.at as usize..(run.at + run.len) as usize];
@@ -173,11 +171,11 @@ impl<M: Memory> ByteSink for StableBlobSink<'_, M> {
         // Where each part goes in the blob's space: its stream offset, or
         // its place (the tail read afresh, so sinks on one blob agree).
         let placed = self.placed.then(|| {
-            let placements = self.placements.borrow();
-            let tail = placements
+            let tail = self
+                .placements
                 .tail(self.id)
                 .expect("bug: a placed blob lost its tail");
-            placements.place(self.id, tail, offset, len)
+            self.placements.place(self.id, tail, offset, len)
         });
         let at_offset = [Run {
             place: Some(offset),
@@ -209,7 +207,7 @@ impl<M: Memory> ByteSink for StableBlobSink<'_, M> {
         }
         written.map_err(|_| SinkError::OutOfSpace)?;
         if let Some(write) = placed {
-            self.placements.borrow_mut().record(self.id, &write);
+            self.placements.record(self.id, &write);
         }
         Ok(())
     }

@@ -88,7 +88,7 @@ impl<M: Memory + Clone> BlobStore<M> {
     /// and tile its space `[0, tail)` exactly, within its length, and only
     /// live blobs or blobs queued to be forgotten have entries.
     fn check_placements(&self) {
-        let placements = self.placements.borrow();
+        let placements = &self.placements;
         for (blob, forgotten) in placements.blobs_with_entries() {
             let id = BlobId(blob);
             let Some(record) = self.blobs.get(&id) else {

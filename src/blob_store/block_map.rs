@@ -16,14 +16,12 @@
 //! table existed (`BLOB_DATA`, dense): they stay where they are, mapped to
 //! themselves, so opening an older canister moves nothing.
 
-use crate::stable_memory::{
-    Headroom, StableMemories, Vm, BLOB_BLOCKS, BLOB_BLOCK_TABLE, BLOB_DATA,
-};
+use crate::stable_memory::{Headroom, Vm};
 use crate::storable::read_u64;
 use ic_stable_structures::Memory;
 
 // The unit of mapping is the blob store's block.
-use super::blob_store::BLOB_BLOCK_BYTES;
+use super::BLOB_BLOCK_BYTES;
 const WASM_PAGE: u64 = 65_536;
 /// Table header: next physical block, legacy blocks.
 const HEADER_BYTES: u64 = 16;
@@ -55,10 +53,7 @@ fn hold<M: Memory>(memory: &Vm<M>, headroom: &Headroom<M>, end: u64) -> Result<(
 impl<M: Memory + Clone> SparseData<M> {
     /// Opens the mapping, or lays it out; a canister whose blobs were
     /// written densely keeps them as its legacy blocks.
-    pub fn init(memories: &StableMemories<M>) -> Self {
-        let legacy = memories.get(BLOB_DATA);
-        let table = memories.get(BLOB_BLOCK_TABLE);
-        let headroom = memories.headroom();
+    pub fn init(legacy: Vm<M>, table: Vm<M>, blocks: Vm<M>, headroom: Headroom<M>) -> Self {
         let legacy_blocks = if table.size() == 0 {
             let legacy_blocks = legacy.size() * (WASM_PAGE / BLOB_BLOCK_BYTES);
             if table.grow(1) < 0 {
@@ -76,7 +71,7 @@ impl<M: Memory + Clone> SparseData<M> {
         Self {
             legacy,
             table,
-            blocks: memories.get(BLOB_BLOCKS),
+            blocks,
             headroom,
             legacy_blocks,
         }
@@ -98,6 +93,7 @@ impl<M: Memory> SparseData<M> {
 
     /// Bytes of stable memory behind the blob store: legacy, table and
     /// mapped blocks (in 64 KiB pages).
+    #[cfg(test)]
     pub fn stable_bytes(&self) -> u64 {
         (self.legacy.size() + self.table.size() + self.blocks.size()) * WASM_PAGE
     }
@@ -268,12 +264,22 @@ impl<M: Memory> SparseData<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stable_memory::{StableMemories, BLOB_BLOCKS, BLOB_BLOCK_TABLE, BLOB_DATA};
     use ic_stable_structures::VectorMemory;
+
+    fn open(memories: &StableMemories<VectorMemory>) -> SparseData<VectorMemory> {
+        SparseData::init(
+            memories.get(BLOB_DATA),
+            memories.get(BLOB_BLOCK_TABLE),
+            memories.get(BLOB_BLOCKS),
+            memories.headroom(),
+        )
+    }
 
     fn fresh() -> (VectorMemory, SparseData<VectorMemory>) {
         let memory = VectorMemory::default();
         let memories = StableMemories::init(memory.clone());
-        (memory, SparseData::init(&memories))
+        (memory, open(&memories))
     }
 
     fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -341,7 +347,7 @@ mod tests {
         legacy.grow(2);
         let old = pattern(100_000, 4);
         legacy.write(10, &old);
-        let data = SparseData::init(&memories);
+        let data = open(&memories);
         assert_eq!(data.legacy_blocks, 2 * WASM_PAGE / BLOB_BLOCK_BYTES);
         let mut back = vec![0u8; old.len()];
         data.read(10, &mut back);
@@ -357,7 +363,7 @@ mod tests {
             (new.len() as u64 - 1_000).div_ceil(BLOB_BLOCK_BYTES)
         );
         // Reopened (an upgrade): the same mapping.
-        let again = SparseData::init(&StableMemories::init(memory));
+        let again = open(&StableMemories::init(memory));
         let mut back = vec![0u8; new.len()];
         again.read(2 * WASM_PAGE - 1_000, &mut back);
         assert_eq!(back, new);
