@@ -39,5 +39,7 @@ pub mod admission;
 pub mod jobs;
 
 pub mod canister;
+#[cfg(test)]
+mod layers;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod testing;

@@ -215,3 +215,30 @@ impl<M: Memory> State<M> {
         self.headroom.fixed_bytes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ic_stable_structures::VectorMemory;
+
+    /// What an empty canister holds before any data: the memory manager's
+    /// header page and one 8 MiB bucket for each structure laid out when it
+    /// opens. The README states the figure; it must not grow unnoticed.
+    #[test]
+    fn an_empty_canister_holds_only_the_fixed_stable_memory() {
+        let memory = VectorMemory::default();
+        let state = State::open(memory.clone()).expect("an empty memory opens");
+        let held = memory.size() * 65_536;
+        assert_eq!(held, state.fixed_stable_bytes());
+        assert_eq!(state.stable_memory_bytes(), held);
+        assert_eq!(
+            state.fixed_stable_bytes(),
+            268_500_992,
+            "256 MiB and a page"
+        );
+        // Reopening (an upgrade) lays out nothing more.
+        drop(state);
+        let again = State::open(memory.clone()).expect("reopens");
+        assert_eq!(memory.size() * 65_536, again.fixed_stable_bytes());
+    }
+}

@@ -42,8 +42,11 @@ fn start() -> Bridge {
     Bridge::start("127.0.0.1:0", upload_harness::backend_wasm().to_vec()).expect("bridge starts")
 }
 
+/// The backend module as tools send it: gzipped (the raw release module
+/// is over the 2 MiB an ingress message may carry).
 fn wasm() -> &'static [u8] {
-    upload_harness::backend_wasm()
+    static MODULE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    MODULE.get_or_init(|| gzip(upload_harness::backend_wasm()))
 }
 
 /// An agent for `identity` that trusts only the network's root key; its
@@ -714,7 +717,7 @@ async fn management_adds_a_controller_and_upgrades_keeping_data() {
         .unwrap();
     // Gzipped, as tools ship large modules: the module hash is the hash of
     // the bytes installed.
-    let module = gzip(wasm());
+    let module = wasm().to_vec();
     install_code(
         &second,
         canister,

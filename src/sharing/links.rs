@@ -453,6 +453,37 @@ impl<M: Memory> ShareStore<M> {
     }
 }
 
+/// What serving needs of a memory's record.
+pub fn served(record: &MemoryRecord) -> Served<'_> {
+    Served {
+        byte_len: record.byte_len,
+        sha256: &record.sha256,
+        mime_type: &record.mime_type,
+        name: &record.name,
+    }
+}
+
+impl<M: Memory> ShareStore<M> {
+    /// Rebuilds the certification tree from the stored links: one tree
+    /// insertion per certified response, at most `MAX_CERTIFIED_ENTRIES`.
+    pub fn certify_all(&mut self, memories: &MemoryStore<M>) {
+        for memory_id in self.shared_memories() {
+            let Some(record) = memories.get(memory_id) else {
+                continue;
+            };
+            let served = served(&record);
+            self.certify_without_chunk_hashes(memory_id, &served);
+            let chunks = http::chunk_count(record.byte_len);
+            if chunks > 1 {
+                let done = self.queued(memory_id).unwrap_or(chunks);
+                for index in 0..done {
+                    self.certify(memory_id, &served, Reply::Chunk(index));
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,36 +526,5 @@ mod tests {
         assert_eq!(entries_for(http::SERVE_CHUNK_BYTES), 7);
         assert_eq!(entries_for(http::SERVE_CHUNK_BYTES + 1), 7);
         assert_eq!(entries_for(5 * http::SERVE_CHUNK_BYTES), 10);
-    }
-}
-
-/// What serving needs of a memory's record.
-pub fn served(record: &MemoryRecord) -> Served<'_> {
-    Served {
-        byte_len: record.byte_len,
-        sha256: &record.sha256,
-        mime_type: &record.mime_type,
-        name: &record.name,
-    }
-}
-
-impl<M: Memory> ShareStore<M> {
-    /// Rebuilds the certification tree from the stored links: one tree
-    /// insertion per certified response, at most `MAX_CERTIFIED_ENTRIES`.
-    pub fn certify_all(&mut self, memories: &MemoryStore<M>) {
-        for memory_id in self.shared_memories() {
-            let Some(record) = memories.get(memory_id) else {
-                continue;
-            };
-            let served = served(&record);
-            self.certify_without_chunk_hashes(memory_id, &served);
-            let chunks = http::chunk_count(record.byte_len);
-            if chunks > 1 {
-                let done = self.queued(memory_id).unwrap_or(chunks);
-                for index in 0..done {
-                    self.certify(memory_id, &served, Reply::Chunk(index));
-                }
-            }
-        }
     }
 }

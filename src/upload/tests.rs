@@ -75,7 +75,7 @@ impl Fixture {
         key: &str,
         now: u64,
     ) -> Result<UploadStarted, UploadError> {
-        let result = self.service.begin(
+        self.service.begin(
             who,
             now,
             BeginUpload {
@@ -90,8 +90,7 @@ impl Fixture {
                 expected_chunks: len.div_ceil(chunk as u64) as u32,
                 idempotency_key: key.into(),
             },
-        );
-        result
+        )
     }
 
     pub(crate) fn put(
@@ -115,7 +114,7 @@ impl Fixture {
         bytes: &[u8],
         now: u64,
     ) -> Result<ChunkAccepted, UploadError> {
-        let result = self.service.put_chunk(
+        self.service.put_chunk(
             who,
             now,
             PutChunk {
@@ -124,8 +123,7 @@ impl Fixture {
                 bytes: ByteBuf::from(bytes.to_vec()),
                 sha256: None,
             },
-        );
-        result
+        )
     }
 
     pub(crate) fn finish(
@@ -134,7 +132,7 @@ impl Fixture {
         data: &[u8],
         now: u64,
     ) -> Result<CommittedUpload, UploadError> {
-        let result = self.service.finish(
+        self.service.finish(
             alice(),
             now,
             FinishUpload {
@@ -142,8 +140,7 @@ impl Fixture {
                 sha256: sha(data),
                 byte_len: data.len() as u64,
             },
-        );
-        result
+        )
     }
 
     pub(crate) fn read_all(&self, memory_id: MemoryItemId, len: u64) -> Vec<u8> {

@@ -70,8 +70,7 @@ impl Fixture {
             idempotency_key: key.into(),
         }
         .with_thumbnail(thumbnail);
-        let result = self.service.begin(who, 1, request);
-        result
+        self.service.begin(who, 1, request)
     }
 
     /// Uploads and commits a small file as `who`, with `thumbnail`.
@@ -114,8 +113,7 @@ impl Fixture {
         memory: MemoryItemId,
         thumbnail: Option<Thumbnail>,
     ) -> Result<(), UploadError> {
-        let result = self.service.set_thumbnail(who, memory, thumbnail);
-        result
+        self.service.set_thumbnail(who, memory, thumbnail)
     }
 
     fn thumbnail(&self, memory: MemoryItemId) -> Option<Thumbnail> {

@@ -51,23 +51,14 @@ function candid_none<T>(): [] {
 function record_opt_to_undefined<T>(arg: T | null): T | undefined {
     return arg == null ? undefined : arg;
 }
-export interface ShareLink {
-    link_id: bigint;
+export interface AssetMetadata {
     /**
-     * The URL path that serves the memory:
-     * `/s/<memory_id>/<link_id>/<secret>`. The only key to it: anyone who
-     * has it can read the memory.
+     * SHA-256 of the whole file, if known when the upload begins.
      */
-    path: string;
-    created_at: bigint;
-    created_by: Principal;
-    memory_id: bigint;
-    expires_at?: bigint;
-    /**
-     * False while the memory's serving-chunk hashes are being computed:
-     * until then the path answers 404.
-     */
-    ready: boolean;
+    sha256?: Uint8Array;
+    name: string;
+    byte_len: bigint;
+    mime_type: string;
 }
 export interface StatusRequest {
     session_id: bigint;
@@ -76,67 +67,26 @@ export interface StatusRequest {
 }
 export type Result_2 = {
     __kind__: "Ok";
-    Ok: Array<[Principal, CallerUsage]>;
+    Ok: null;
 } | {
     __kind__: "Err";
-    Err: UploadError;
+    Err: SetLimitsError;
+};
+export type UploadStatusError = {
+    __kind__: "SessionNotFound";
+    SessionNotFound: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
 };
 export interface FinishUpload {
     sha256: Uint8Array;
     session_id: bigint;
     byte_len: bigint;
 }
-export type Result_13 = {
-    __kind__: "Ok";
-    Ok: UploadStatus;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
-};
-export type UploadError = {
-    __kind__: "ChunkNotReceived";
-    /**
-     * The chunk has not arrived (yet).
-     */
-    ChunkNotReceived: {
-        index: number;
-    };
-} | {
-    __kind__: "SessionNotFound";
-    SessionNotFound: {
-        session_id: bigint;
-    };
-} | {
-    __kind__: "ChunkChecksumMismatch";
-    /**
-     * The chunk's bytes do not match the SHA-256 sent with it.
-     */
-    ChunkChecksumMismatch: {
-        actual: Uint8Array;
-        index: number;
-    };
-} | {
-    __kind__: "VerificationPending";
-    /**
-     * Every chunk arrived but hashing has not caught up yet; call again.
-     */
-    VerificationPending: {
-        hashed_bytes: bigint;
-        total_bytes: bigint;
-    };
-} | {
-    __kind__: "OutOfSpace";
-    /**
-     * The store cannot grow to hold the upload.
-     */
-    OutOfSpace: null;
-} | {
-    __kind__: "IndexOutOfRange";
-    IndexOutOfRange: {
-        expected_chunks: number;
-        index: number;
-    };
-} | {
+export type GetCapsuleError = {
     __kind__: "CapsuleNotFound";
     CapsuleNotFound: {
         capsule_id: bigint;
@@ -144,113 +94,13 @@ export type UploadError = {
 } | {
     __kind__: "NotAuthorized";
     NotAuthorized: null;
-} | {
-    __kind__: "DeclaredHashesDisagree";
-    /**
-     * `uploads_finish` names another SHA-256 than `uploads_begin` declared.
-     */
-    DeclaredHashesDisagree: {
-        at_begin: Uint8Array;
-        at_finish: Uint8Array;
-    };
-} | {
-    __kind__: "ChunkConflict";
-    /**
-     * Different bytes for a chunk already received.
-     */
-    ChunkConflict: {
-        index: number;
-    };
-} | {
-    __kind__: "IdempotencyConflict";
-    /**
-     * The idempotency key was used for a different request.
-     */
-    IdempotencyConflict: {
-        session_id: bigint;
-    };
-} | {
-    __kind__: "InvalidArgument";
-    InvalidArgument: {
-        reason: string;
-    };
-} | {
-    __kind__: "MemoryNotFound";
-    MemoryNotFound: {
-        memory_id: bigint;
-    };
-} | {
-    __kind__: "ChecksumMismatch";
-    /**
-     * The file's SHA-256 is not the one declared. The session stays open:
-     * re-send the chunks that are wrong (they may now be replaced), or abort.
-     */
-    ChecksumMismatch: {
-        actual: Uint8Array;
-        expected: Uint8Array;
-    };
-} | {
-    __kind__: "AlreadyCommitted";
-    AlreadyCommitted: {
-        session_id: bigint;
-    };
-} | {
-    __kind__: "WrongChunkLength";
-    WrongChunkLength: {
-        actual: bigint;
-        expected: bigint;
-        index: number;
-    };
-} | {
-    __kind__: "SessionExpired";
-    SessionExpired: {
-        session_id: bigint;
-    };
-} | {
-    __kind__: "SessionAborted";
-    SessionAborted: {
-        session_id: bigint;
-    };
-} | {
-    __kind__: "AnonymousCaller";
-    /**
-     * The anonymous principal may not do this.
-     */
-    AnonymousCaller: null;
-} | {
-    __kind__: "QuotaExceeded";
-    QuotaExceeded: {
-        requested: bigint;
-        quota: Quota;
-        limit: bigint;
-    };
-} | {
-    __kind__: "RangeOutOfBounds";
-    /**
-     * A read past the end of a memory.
-     */
-    RangeOutOfBounds: {
-        byte_len: bigint;
-        offset: bigint;
-        length: bigint;
-    };
-} | {
-    __kind__: "DeclaredValuesDisagree";
-    /**
-     * Two declared values that must agree do not.
-     */
-    DeclaredValuesDisagree: {
-        actual: bigint;
-        what: string;
-        declared: bigint;
-    };
-} | {
-    __kind__: "Incomplete";
-    Incomplete: {
-        missing_chunks: number;
-    };
 };
 export interface Stats {
+    /**
+     * Raw stable memory the canister holds now. Optional, as
+     * `mapped_bytes` is, so that older canisters' stats still decode.
+     */
+    stable_memory_bytes?: bigint;
     /**
      * Bytes in blocks held by blobs (reserved or committed).
      */
@@ -275,15 +125,32 @@ export interface Stats {
     mapped_bytes?: bigint;
     stored_bytes: bigint;
     session_records: bigint;
+    /**
+     * The part of it an empty canister already holds: the memory
+     * manager's header and the first bucket of each structure. Constant.
+     */
+    fixed_stable_bytes?: bigint;
     limits: Limits;
     reserved_bytes: bigint;
 }
 export type Result_5 = {
     __kind__: "Ok";
-    Ok: MemoriesPage;
+    Ok: Capsule;
 } | {
     __kind__: "Err";
-    Err: UploadError;
+    Err: GetCapsuleError;
+};
+export type UnshareError = {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "LinkNotFound";
+    LinkNotFound: {
+        link_id: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
 };
 export interface OpenUpload {
     session_id: bigint;
@@ -296,86 +163,103 @@ export interface OpenUpload {
     chunk_size: number;
     expires_at: bigint;
 }
-export type Result_1 = {
-    __kind__: "Ok";
-    Ok: CapsuleCreators;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
-};
-export interface ReadRange {
-    offset: bigint;
-    memory_id: bigint;
-    length: bigint;
-}
-export type Result_11 = {
-    __kind__: "Ok";
-    Ok: CommittedUpload;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
-};
 export type Result_4 = {
     __kind__: "Ok";
-    Ok: MemoryRecord;
+    Ok: Capsule;
 } | {
     __kind__: "Err";
-    Err: UploadError;
+    Err: CreateCapsuleError;
 };
-export interface ListMemories {
-    after?: bigint;
-    capsule_id: bigint;
-    /**
-     * At most 1 000 records; a page may hold fewer (see `MemoriesPage`).
-     */
-    limit: number;
-}
-export interface MemoryRecord {
-    sha256: Uint8Array;
-    /**
-     * The memory's thumbnail, if it has one.
-     */
-    thumbnail?: Thumbnail;
-    capsule_id: bigint;
-    blob_id: bigint;
-    name: string;
-    byte_len: bigint;
-    mime_type: string;
-    created_at: bigint;
-    memory_id: bigint;
-    uploaded_by: Principal;
-}
-export interface BeginUpload {
-    /**
-     * The memory's thumbnail (a JPEG or WebP of at most 32 KiB): part
-     * of the request (a retry must send the same one), counted in the
-     * upload's reservation, and the memory's when the upload commits.
-     */
-    thumbnail?: Thumbnail;
-    asset: AssetMetadata;
-    capsule_id: bigint;
-    /**
-     * Must equal `ceil(asset.byte_len / chunk_size)`.
-     */
-    expected_chunks: number;
-    chunk_size: number;
-    /**
-     * Same key (and same request) again returns the same session.
-     */
-    idempotency_key: string;
-}
+export type DeleteMemoryError = {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "MemoryNotFound";
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+};
+export type AbortUploadError = {
+    __kind__: "SessionNotFound";
+    SessionNotFound: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "AlreadyCommitted";
+    AlreadyCommitted: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "SessionExpired";
+    SessionExpired: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+};
+export type BeginUploadError = {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
+} | {
+    __kind__: "CapsuleNotFound";
+    CapsuleNotFound: {
+        capsule_id: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "IdempotencyConflict";
+    IdempotencyConflict: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    __kind__: "SessionExpired";
+    SessionExpired: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "SessionAborted";
+    SessionAborted: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} | {
+    __kind__: "QuotaExceeded";
+    QuotaExceeded: {
+        requested: bigint;
+        quota: BeginUploadQuota;
+        limit: bigint;
+    };
+} | {
+    __kind__: "DeclaredValuesDisagree";
+    DeclaredValuesDisagree: {
+        actual: bigint;
+        what: string;
+        declared: bigint;
+    };
+};
 export type Result_7 = {
     __kind__: "Ok";
-    Ok: ShareLink;
+    Ok: Capsule;
 } | {
     __kind__: "Err";
-    Err: ShareError;
+    Err: RevokeWriteError;
 };
-export interface CallerUsage {
-    open_sessions: number;
-    stored_bytes: bigint;
-    reserved_bytes: bigint;
-}
 export interface ChunkAccepted {
     /**
      * Bytes verified so far, in file order.
@@ -389,14 +273,13 @@ export interface ChunkAccepted {
      */
     newly_stored: boolean;
 }
-export interface CapsuleCreators {
-    allowed: Array<Principal>;
-    /**
-     * Pass as `after` for the next page.
-     */
-    next_after?: Principal;
-    restricted: boolean;
-}
+export type Result_6 = {
+    __kind__: "Ok";
+    Ok: Capsule;
+} | {
+    __kind__: "Err";
+    Err: GrantWriteError;
+};
 export interface Limits {
     /**
      * Finished session records are kept this long, then pruned.
@@ -435,22 +318,6 @@ export interface Limits {
      */
     session_idle_timeout_ns: bigint;
 }
-export type Result_6 = {
-    __kind__: "Ok";
-    Ok: Uint8Array;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
-};
-export interface PutChunk {
-    /**
-     * SHA-256 of this chunk: checked when given.
-     */
-    sha256?: Uint8Array;
-    session_id: bigint;
-    bytes: Uint8Array;
-    index: number;
-}
 export interface UploadStatus {
     status: SessionStatus;
     hashed_bytes: bigint;
@@ -473,26 +340,34 @@ export interface UploadStatus {
     chunk_size: number;
     expires_at?: bigint;
 }
-export interface UploadStarted {
-    session_id: bigint;
-    expected_chunks: number;
-    provisional_memory_id: bigint;
-    chunk_size: number;
-    expires_at: bigint;
-}
-export type Result_12 = {
-    __kind__: "Ok";
-    Ok: ChunkAccepted;
+export type RevokeWriteError = {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
 } | {
-    __kind__: "Err";
-    Err: UploadError;
+    __kind__: "CapsuleNotFound";
+    CapsuleNotFound: {
+        capsule_id: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
 };
-export type Result_9 = {
+export type Result_12 = {
     __kind__: "Ok";
     Ok: null;
 } | {
     __kind__: "Err";
-    Err: ShareError;
+    Err: SetThumbnailError;
+};
+export type Result_9 = {
+    __kind__: "Ok";
+    Ok: MemoryRecord;
+} | {
+    __kind__: "Err";
+    Err: GetMemoryError;
 };
 export interface MemoriesPage {
     memories: Array<MemoryRecord>;
@@ -502,6 +377,18 @@ export interface MemoriesPage {
      */
     next_after?: bigint;
 }
+export type SetLimitsError = {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+};
 export interface Thumbnail {
     /**
      * `image/jpeg` or `image/webp`, and the bytes must be one: a JPEG
@@ -518,65 +405,89 @@ export type Result = {
     Ok: null;
 } | {
     __kind__: "Err";
-    Err: UploadError;
+    Err: AdminSetError;
 };
 export type Result_10 = {
     __kind__: "Ok";
-    Ok: UploadStarted;
+    Ok: MemoriesPage;
 } | {
     __kind__: "Err";
-    Err: UploadError;
+    Err: GetCapsuleError;
 };
-export type Result_3 = {
-    __kind__: "Ok";
-    Ok: Capsule;
+export type SetThumbnailError = {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
 } | {
-    __kind__: "Err";
-    Err: UploadError;
-};
-export interface HttpResponse {
-    body: Uint8Array;
-    headers: Array<[string, string]>;
-    /**
-     * Never set: every answer is a certified query answer.
-     */
-    upgrade?: boolean;
-    status_code: number;
-}
-export type Result_8 = {
-    __kind__: "Ok";
-    Ok: Array<ShareLink>;
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
 } | {
-    __kind__: "Err";
-    Err: ShareError;
-};
-export interface ChunkRange {
-    end: number;
-    start: number;
-}
-export type ShareError = {
-    __kind__: "RandomnessUnavailable";
-    /**
-     * The random generator could not be seeded (`raw_rand` failed); retry.
-     */
-    RandomnessUnavailable: {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
         reason: string;
     };
 } | {
-    __kind__: "TooManyLinks";
-    TooManyLinks: {
-        limit: bigint;
+    __kind__: "MemoryNotFound";
+    MemoryNotFound: {
+        memory_id: bigint;
     };
 } | {
-    __kind__: "NotAuthorized";
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} | {
+    __kind__: "QuotaExceeded";
+    QuotaExceeded: {
+        requested: bigint;
+        quota: SetThumbnailQuota;
+        limit: bigint;
+    };
+};
+export type Result_8 = {
+    __kind__: "Ok";
+    Ok: null;
+} | {
+    __kind__: "Err";
+    Err: DeleteMemoryError;
+};
+export interface ShareLink {
+    link_id: bigint;
     /**
-     * Only the capsule's owner and the memory's uploader manage its links.
+     * The URL path that serves the memory:
+     * `/s/<memory_id>/<link_id>/<secret>`. The only key to it: anyone who
+     * has it can read the memory.
      */
+    path: string;
+    created_at: bigint;
+    created_by: Principal;
+    memory_id: bigint;
+    expires_at?: bigint;
+    /**
+     * False while the memory's serving-chunk hashes are being computed:
+     * until then the path answers 404.
+     */
+    ready: boolean;
+}
+export type FinishUploadError = {
+    __kind__: "SessionNotFound";
+    SessionNotFound: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "VerificationPending";
+    VerificationPending: {
+        hashed_bytes: bigint;
+        total_bytes: bigint;
+    };
+} | {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
+} | {
+    __kind__: "NotAuthorized";
     NotAuthorized: null;
 } | {
-    __kind__: "LinkNotFound";
-    LinkNotFound: {
-        link_id: bigint;
+    __kind__: "DeclaredHashesDisagree";
+    DeclaredHashesDisagree: {
+        at_begin: Uint8Array;
+        at_finish: Uint8Array;
     };
 } | {
     __kind__: "InvalidArgument";
@@ -589,10 +500,305 @@ export type ShareError = {
         memory_id: bigint;
     };
 } | {
-    __kind__: "CapacityExhausted";
+    __kind__: "ChecksumMismatch";
+    ChecksumMismatch: {
+        actual: Uint8Array;
+        expected: Uint8Array;
+    };
+} | {
+    __kind__: "AlreadyCommitted";
+    AlreadyCommitted: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "SessionExpired";
+    SessionExpired: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "SessionAborted";
+    SessionAborted: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} | {
+    __kind__: "QuotaExceeded";
+    QuotaExceeded: {
+        requested: bigint;
+        quota: FinishUploadQuota;
+        limit: bigint;
+    };
+} | {
+    __kind__: "DeclaredValuesDisagree";
+    DeclaredValuesDisagree: {
+        actual: bigint;
+        what: string;
+        declared: bigint;
+    };
+} | {
+    __kind__: "Incomplete";
+    Incomplete: {
+        missing_chunks: number;
+    };
+};
+export type GetMemoryError = {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "MemoryNotFound";
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+};
+export interface CommittedUpload {
+    sha256: Uint8Array;
+    capsule_id: bigint;
+    blob_id: bigint;
+    byte_len: bigint;
+    memory_id: bigint;
+}
+export type ListSharesError = {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "MemoryNotFound";
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+};
+export interface Capsule {
+    owner: Principal;
+    capsule_id: bigint;
+    name: string;
+    created_at: bigint;
+    writers: Array<Principal>;
+}
+export type ReadMemoryError = {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "MemoryNotFound";
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    __kind__: "QuotaExceeded";
+    QuotaExceeded: {
+        requested: bigint;
+        quota: ReadMemoryQuota;
+        limit: bigint;
+    };
+} | {
+    __kind__: "RangeOutOfBounds";
+    RangeOutOfBounds: {
+        byte_len: bigint;
+        offset: bigint;
+        length: bigint;
+    };
+};
+export type Result_17 = {
+    __kind__: "Ok";
+    Ok: UploadStarted;
+} | {
+    __kind__: "Err";
+    Err: BeginUploadError;
+};
+export type Result_13 = {
+    __kind__: "Ok";
+    Ok: ShareLink;
+} | {
+    __kind__: "Err";
+    Err: CreateShareError;
+};
+export type ChunkHashError = {
+    __kind__: "ChunkNotReceived";
+    ChunkNotReceived: {
+        index: number;
+    };
+} | {
+    __kind__: "SessionNotFound";
+    SessionNotFound: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "IndexOutOfRange";
+    IndexOutOfRange: {
+        expected_chunks: number;
+        index: number;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "AlreadyCommitted";
+    AlreadyCommitted: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "SessionExpired";
+    SessionExpired: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "SessionAborted";
+    SessionAborted: {
+        session_id: bigint;
+    };
+};
+export type CreateCapsuleError = {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} | {
+    __kind__: "QuotaExceeded";
+    QuotaExceeded: {
+        requested: bigint;
+        quota: CreateCapsuleQuota;
+        limit: bigint;
+    };
+};
+export type Result_16 = {
+    __kind__: "Ok";
+    Ok: null;
+} | {
+    __kind__: "Err";
+    Err: AbortUploadError;
+};
+export type Result_1 = {
+    __kind__: "Ok";
+    Ok: CapsuleCreators;
+} | {
+    __kind__: "Err";
+    Err: AdminReadError;
+};
+export interface ReadRange {
+    offset: bigint;
+    memory_id: bigint;
+    length: bigint;
+}
+export type Result_11 = {
+    __kind__: "Ok";
+    Ok: Uint8Array;
+} | {
+    __kind__: "Err";
+    Err: ReadMemoryError;
+};
+export type GrantWriteError = {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
+} | {
+    __kind__: "CapsuleNotFound";
+    CapsuleNotFound: {
+        capsule_id: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} | {
+    __kind__: "QuotaExceeded";
+    QuotaExceeded: {
+        requested: bigint;
+        quota: GrantWriteQuota;
+        limit: bigint;
+    };
+};
+export interface ListMemories {
+    after?: bigint;
+    capsule_id: bigint;
     /**
-     * The canister's share-link capacity (certified responses) is used up.
+     * At most 1 000 records; a page may hold fewer (see `MemoriesPage`).
      */
+    limit: number;
+}
+export interface BeginUpload {
+    /**
+     * The memory's thumbnail (a JPEG or WebP of at most 32 KiB): part
+     * of the request (a retry must send the same one), counted in the
+     * upload's reservation, and the memory's when the upload commits.
+     */
+    thumbnail?: Thumbnail;
+    asset: AssetMetadata;
+    capsule_id: bigint;
+    /**
+     * Must equal `ceil(asset.byte_len / chunk_size)`.
+     */
+    expected_chunks: number;
+    chunk_size: number;
+    /**
+     * Same key (and same request) again returns the same session.
+     */
+    idempotency_key: string;
+}
+export interface MemoryRecord {
+    sha256: Uint8Array;
+    /**
+     * The memory's thumbnail, if it has one.
+     */
+    thumbnail?: Thumbnail;
+    capsule_id: bigint;
+    blob_id: bigint;
+    name: string;
+    byte_len: bigint;
+    mime_type: string;
+    created_at: bigint;
+    memory_id: bigint;
+    uploaded_by: Principal;
+}
+export type Result_19 = {
+    __kind__: "Ok";
+    Ok: CommittedUpload;
+} | {
+    __kind__: "Err";
+    Err: FinishUploadError;
+};
+export type CreateShareError = {
+    __kind__: "RandomnessUnavailable";
+    RandomnessUnavailable: {
+        reason: string;
+    };
+} | {
+    __kind__: "TooManyLinks";
+    TooManyLinks: {
+        limit: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    __kind__: "MemoryNotFound";
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    __kind__: "CapacityExhausted";
     CapacityExhausted: {
         needed: bigint;
         available: bigint;
@@ -601,22 +807,149 @@ export type ShareError = {
     __kind__: "AnonymousCaller";
     AnonymousCaller: null;
 };
-export interface AssetMetadata {
+export type Result_14 = {
+    __kind__: "Ok";
+    Ok: Array<ShareLink>;
+} | {
+    __kind__: "Err";
+    Err: ListSharesError;
+};
+export interface CallerUsage {
+    open_sessions: number;
+    stored_bytes: bigint;
+    reserved_bytes: bigint;
+}
+export interface CapsuleCreators {
+    allowed: Array<Principal>;
     /**
-     * SHA-256 of the whole file, if known when the upload begins.
+     * Pass as `after` for the next page.
+     */
+    next_after?: Principal;
+    restricted: boolean;
+}
+export interface PutChunk {
+    /**
+     * SHA-256 of this chunk: checked when given.
      */
     sha256?: Uint8Array;
-    name: string;
-    byte_len: bigint;
-    mime_type: string;
+    session_id: bigint;
+    bytes: Uint8Array;
+    index: number;
 }
-export interface CommittedUpload {
-    sha256: Uint8Array;
-    capsule_id: bigint;
-    blob_id: bigint;
-    byte_len: bigint;
-    memory_id: bigint;
+export type Result_21 = {
+    __kind__: "Ok";
+    Ok: UploadStatus;
+} | {
+    __kind__: "Err";
+    Err: UploadStatusError;
+};
+export interface UploadStarted {
+    session_id: bigint;
+    expected_chunks: number;
+    provisional_memory_id: bigint;
+    chunk_size: number;
+    expires_at: bigint;
 }
+export type Result_18 = {
+    __kind__: "Ok";
+    Ok: Uint8Array;
+} | {
+    __kind__: "Err";
+    Err: ChunkHashError;
+};
+export type Result_3 = {
+    __kind__: "Ok";
+    Ok: Array<[Principal, CallerUsage]>;
+} | {
+    __kind__: "Err";
+    Err: AdminReadError;
+};
+export interface HttpResponse {
+    body: Uint8Array;
+    headers: Array<[string, string]>;
+    /**
+     * Never set: every answer is a certified query answer.
+     */
+    upgrade?: boolean;
+    status_code: number;
+}
+export type Result_15 = {
+    __kind__: "Ok";
+    Ok: null;
+} | {
+    __kind__: "Err";
+    Err: UnshareError;
+};
+export interface ChunkRange {
+    end: number;
+    start: number;
+}
+export type PutChunkError = {
+    __kind__: "SessionNotFound";
+    SessionNotFound: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "ChunkChecksumMismatch";
+    ChunkChecksumMismatch: {
+        actual: Uint8Array;
+        index: number;
+    };
+} | {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
+} | {
+    __kind__: "IndexOutOfRange";
+    IndexOutOfRange: {
+        expected_chunks: number;
+        index: number;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "ChunkConflict";
+    ChunkConflict: {
+        index: number;
+    };
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    __kind__: "AlreadyCommitted";
+    AlreadyCommitted: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "WrongChunkLength";
+    WrongChunkLength: {
+        actual: bigint;
+        expected: bigint;
+        index: number;
+    };
+} | {
+    __kind__: "SessionExpired";
+    SessionExpired: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "SessionAborted";
+    SessionAborted: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} | {
+    __kind__: "QuotaExceeded";
+    QuotaExceeded: {
+        requested: bigint;
+        quota: PutChunkQuota;
+        limit: bigint;
+    };
+};
 export interface HttpRequest {
     url: string;
     method: string;
@@ -627,33 +960,44 @@ export interface HttpRequest {
      */
     certificate_version?: number;
 }
-export interface Capsule {
-    owner: Principal;
-    capsule_id: bigint;
-    name: string;
-    created_at: bigint;
-    writers: Array<Principal>;
+export type Result_20 = {
+    __kind__: "Ok";
+    Ok: ChunkAccepted;
+} | {
+    __kind__: "Err";
+    Err: PutChunkError;
+};
+export enum AdminReadError {
+    NotAuthorized = "NotAuthorized"
 }
-export enum Quota {
+export enum AdminSetError {
+    OutOfSpace = "OutOfSpace",
+    NotAuthorized = "NotAuthorized"
+}
+export enum BeginUploadQuota {
     ChunkBytes = "ChunkBytes",
     ChunksPerSession = "ChunksPerSession",
-    /**
-     * Bytes reserved by all open sessions together.
-     */
     ReservedBytesTotal = "ReservedBytesTotal",
-    ReadBytes = "ReadBytes",
     OpenSessionsPerCaller = "OpenSessionsPerCaller",
     FileBytes = "FileBytes",
-    WritersPerCapsule = "WritersPerCapsule",
     StoredBytesPerCaller = "StoredBytesPerCaller",
     TotalBytes = "TotalBytes",
-    CapsulesPerOwner = "CapsulesPerOwner",
-    ReservedBytesPerCaller = "ReservedBytesPerCaller",
-    /**
-     * Re-hashes from byte 0 a session may ask for after checksum
-     * mismatches (`MAX_REPAIR_ROUNDS`); abort and upload again.
-     */
+    ReservedBytesPerCaller = "ReservedBytesPerCaller"
+}
+export enum CreateCapsuleQuota {
+    CapsulesPerOwner = "CapsulesPerOwner"
+}
+export enum FinishUploadQuota {
     RepairRounds = "RepairRounds"
+}
+export enum GrantWriteQuota {
+    WritersPerCapsule = "WritersPerCapsule"
+}
+export enum PutChunkQuota {
+    ChunkBytes = "ChunkBytes"
+}
+export enum ReadMemoryQuota {
+    ReadBytes = "ReadBytes"
 }
 export enum SessionStatus {
     Committed = "Committed",
@@ -661,36 +1005,40 @@ export enum SessionStatus {
     Aborted = "Aborted",
     Pending = "Pending"
 }
+export enum SetThumbnailQuota {
+    StoredBytesPerCaller = "StoredBytesPerCaller",
+    TotalBytes = "TotalBytes"
+}
 export interface backendInterface {
     admin_allow_capsule_creator(arg0: Principal, arg1: boolean): Promise<Result>;
     admin_capsule_creators(arg0: Principal | null, arg1: number): Promise<Result_1>;
     admin_set_capsule_creation_restricted(arg0: boolean): Promise<Result>;
-    admin_set_limits(arg0: Limits): Promise<Result>;
-    admin_usage(arg0: Principal | null, arg1: number): Promise<Result_2>;
-    capsules_create(arg0: string): Promise<Result_3>;
-    capsules_get(arg0: bigint): Promise<Result_3>;
-    capsules_grant_write(arg0: bigint, arg1: Principal): Promise<Result_3>;
+    admin_set_limits(arg0: Limits): Promise<Result_2>;
+    admin_usage(arg0: Principal | null, arg1: number): Promise<Result_3>;
+    capsules_create(arg0: string): Promise<Result_4>;
+    capsules_get(arg0: bigint): Promise<Result_5>;
+    capsules_grant_write(arg0: bigint, arg1: Principal): Promise<Result_6>;
     capsules_mine(arg0: bigint | null, arg1: number): Promise<Array<Capsule>>;
-    capsules_revoke_write(arg0: bigint, arg1: Principal): Promise<Result_3>;
+    capsules_revoke_write(arg0: bigint, arg1: Principal): Promise<Result_7>;
     http_request(arg0: HttpRequest): Promise<HttpResponse>;
-    memories_delete(arg0: bigint): Promise<Result>;
-    memories_get(arg0: bigint): Promise<Result_4>;
-    memories_list(arg0: ListMemories): Promise<Result_5>;
-    memories_read(arg0: ReadRange): Promise<Result_6>;
-    memories_set_thumbnail(arg0: bigint, arg1: Thumbnail | null): Promise<Result>;
-    memories_share(arg0: bigint, arg1: bigint | null): Promise<Result_7>;
-    memories_shares(arg0: bigint): Promise<Result_8>;
-    memories_unshare(arg0: bigint): Promise<Result_9>;
+    memories_delete(arg0: bigint): Promise<Result_8>;
+    memories_get(arg0: bigint): Promise<Result_9>;
+    memories_list(arg0: ListMemories): Promise<Result_10>;
+    memories_read(arg0: ReadRange): Promise<Result_11>;
+    memories_set_thumbnail(arg0: bigint, arg1: Thumbnail | null): Promise<Result_12>;
+    memories_share(arg0: bigint, arg1: bigint | null): Promise<Result_13>;
+    memories_shares(arg0: bigint): Promise<Result_14>;
+    memories_unshare(arg0: bigint): Promise<Result_15>;
     stats(): Promise<Stats>;
-    uploads_abort(arg0: bigint): Promise<Result>;
-    uploads_begin(arg0: BeginUpload): Promise<Result_10>;
-    uploads_chunk_sha256(arg0: bigint, arg1: number): Promise<Result_6>;
-    uploads_finish(arg0: FinishUpload): Promise<Result_11>;
+    uploads_abort(arg0: bigint): Promise<Result_16>;
+    uploads_begin(arg0: BeginUpload): Promise<Result_17>;
+    uploads_chunk_sha256(arg0: bigint, arg1: number): Promise<Result_18>;
+    uploads_finish(arg0: FinishUpload): Promise<Result_19>;
     uploads_mine(): Promise<Array<OpenUpload>>;
-    uploads_put_chunk(arg0: PutChunk): Promise<Result_12>;
-    uploads_status(arg0: StatusRequest): Promise<Result_13>;
+    uploads_put_chunk(arg0: PutChunk): Promise<Result_20>;
+    uploads_status(arg0: StatusRequest): Promise<Result_21>;
 }
-import type { AssetMetadata as _AssetMetadata, BeginUpload as _BeginUpload, CallerUsage as _CallerUsage, Capsule as _Capsule, CapsuleCreators as _CapsuleCreators, ChunkAccepted as _ChunkAccepted, ChunkRange as _ChunkRange, CommittedUpload as _CommittedUpload, HttpRequest as _HttpRequest, HttpResponse as _HttpResponse, Limits as _Limits, ListMemories as _ListMemories, MemoriesPage as _MemoriesPage, MemoryRecord as _MemoryRecord, PutChunk as _PutChunk, Quota as _Quota, Result as _Result, Result_1 as _Result_1, Result_10 as _Result_10, Result_11 as _Result_11, Result_12 as _Result_12, Result_13 as _Result_13, Result_2 as _Result_2, Result_3 as _Result_3, Result_4 as _Result_4, Result_5 as _Result_5, Result_6 as _Result_6, Result_7 as _Result_7, Result_8 as _Result_8, Result_9 as _Result_9, SessionStatus as _SessionStatus, ShareError as _ShareError, ShareLink as _ShareLink, Stats as _Stats, Thumbnail as _Thumbnail, UploadError as _UploadError, UploadStarted as _UploadStarted, UploadStatus as _UploadStatus } from "./declarations/backend.did.js";
+import type { AbortUploadError as _AbortUploadError, AdminReadError as _AdminReadError, AdminSetError as _AdminSetError, AssetMetadata as _AssetMetadata, BeginUpload as _BeginUpload, BeginUploadError as _BeginUploadError, BeginUploadQuota as _BeginUploadQuota, CallerUsage as _CallerUsage, Capsule as _Capsule, CapsuleCreators as _CapsuleCreators, ChunkAccepted as _ChunkAccepted, ChunkHashError as _ChunkHashError, ChunkRange as _ChunkRange, CommittedUpload as _CommittedUpload, CreateCapsuleError as _CreateCapsuleError, CreateCapsuleQuota as _CreateCapsuleQuota, CreateShareError as _CreateShareError, DeleteMemoryError as _DeleteMemoryError, FinishUploadError as _FinishUploadError, FinishUploadQuota as _FinishUploadQuota, GetCapsuleError as _GetCapsuleError, GetMemoryError as _GetMemoryError, GrantWriteError as _GrantWriteError, GrantWriteQuota as _GrantWriteQuota, HttpRequest as _HttpRequest, HttpResponse as _HttpResponse, Limits as _Limits, ListMemories as _ListMemories, ListSharesError as _ListSharesError, MemoriesPage as _MemoriesPage, MemoryRecord as _MemoryRecord, PutChunk as _PutChunk, PutChunkError as _PutChunkError, PutChunkQuota as _PutChunkQuota, ReadMemoryError as _ReadMemoryError, ReadMemoryQuota as _ReadMemoryQuota, Result as _Result, Result_1 as _Result_1, Result_10 as _Result_10, Result_11 as _Result_11, Result_12 as _Result_12, Result_13 as _Result_13, Result_14 as _Result_14, Result_15 as _Result_15, Result_16 as _Result_16, Result_17 as _Result_17, Result_18 as _Result_18, Result_19 as _Result_19, Result_2 as _Result_2, Result_20 as _Result_20, Result_21 as _Result_21, Result_3 as _Result_3, Result_4 as _Result_4, Result_5 as _Result_5, Result_6 as _Result_6, Result_7 as _Result_7, Result_8 as _Result_8, Result_9 as _Result_9, RevokeWriteError as _RevokeWriteError, SessionStatus as _SessionStatus, SetLimitsError as _SetLimitsError, SetThumbnailError as _SetThumbnailError, SetThumbnailQuota as _SetThumbnailQuota, ShareLink as _ShareLink, Stats as _Stats, Thumbnail as _Thumbnail, UnshareError as _UnshareError, UploadStarted as _UploadStarted, UploadStatus as _UploadStatus, UploadStatusError as _UploadStatusError } from "./declarations/backend.did.js";
 export class Backend implements backendInterface {
     constructor(private actor: ActorSubclass<_SERVICE>){}
     async admin_allow_capsule_creator(arg0: Principal, arg1: boolean): Promise<Result> {
@@ -698,369 +1046,303 @@ export class Backend implements backendInterface {
         return from_candid_Result_n1(result);
     }
     async admin_capsule_creators(arg0: Principal | null, arg1: number): Promise<Result_1> {
-        const result = await this.actor.admin_capsule_creators(to_candid_opt_n8(arg0), arg1);
-        return from_candid_Result_1_n9(result);
+        const result = await this.actor.admin_capsule_creators(to_candid_opt_n5(arg0), arg1);
+        return from_candid_Result_1_n6(result);
     }
     async admin_set_capsule_creation_restricted(arg0: boolean): Promise<Result> {
         const result = await this.actor.admin_set_capsule_creation_restricted(arg0);
         return from_candid_Result_n1(result);
     }
-    async admin_set_limits(arg0: Limits): Promise<Result> {
-        const result = await this.actor.admin_set_limits(to_candid_Limits_n14(arg0));
-        return from_candid_Result_n1(result);
+    async admin_set_limits(arg0: Limits): Promise<Result_2> {
+        const result = await this.actor.admin_set_limits(to_candid_Limits_n13(arg0));
+        return from_candid_Result_2_n15(result);
     }
-    async admin_usage(arg0: Principal | null, arg1: number): Promise<Result_2> {
-        const result = await this.actor.admin_usage(to_candid_opt_n8(arg0), arg1);
-        return from_candid_Result_2_n16(result);
+    async admin_usage(arg0: Principal | null, arg1: number): Promise<Result_3> {
+        const result = await this.actor.admin_usage(to_candid_opt_n5(arg0), arg1);
+        return from_candid_Result_3_n19(result);
     }
-    async capsules_create(arg0: string): Promise<Result_3> {
+    async capsules_create(arg0: string): Promise<Result_4> {
         const result = await this.actor.capsules_create(arg0);
-        return from_candid_Result_3_n18(result);
+        return from_candid_Result_4_n21(result);
     }
-    async capsules_get(arg0: bigint): Promise<Result_3> {
+    async capsules_get(arg0: bigint): Promise<Result_5> {
         const result = await this.actor.capsules_get(arg0);
-        return from_candid_Result_3_n18(result);
+        return from_candid_Result_5_n28(result);
     }
-    async capsules_grant_write(arg0: bigint, arg1: Principal): Promise<Result_3> {
+    async capsules_grant_write(arg0: bigint, arg1: Principal): Promise<Result_6> {
         const result = await this.actor.capsules_grant_write(arg0, arg1);
-        return from_candid_Result_3_n18(result);
+        return from_candid_Result_6_n32(result);
     }
     async capsules_mine(arg0: bigint | null, arg1: number): Promise<Array<Capsule>> {
-        const result = await this.actor.capsules_mine(to_candid_opt_n20(arg0), arg1);
+        const result = await this.actor.capsules_mine(to_candid_opt_n39(arg0), arg1);
         return result;
     }
-    async capsules_revoke_write(arg0: bigint, arg1: Principal): Promise<Result_3> {
+    async capsules_revoke_write(arg0: bigint, arg1: Principal): Promise<Result_7> {
         const result = await this.actor.capsules_revoke_write(arg0, arg1);
-        return from_candid_Result_3_n18(result);
+        return from_candid_Result_7_n40(result);
     }
     async http_request(arg0: HttpRequest): Promise<HttpResponse> {
-        const result = await this.actor.http_request(to_candid_HttpRequest_n21(arg0));
-        return from_candid_HttpResponse_n23(result);
+        const result = await this.actor.http_request(to_candid_HttpRequest_n44(arg0));
+        return from_candid_HttpResponse_n46(result);
     }
-    async memories_delete(arg0: bigint): Promise<Result> {
+    async memories_delete(arg0: bigint): Promise<Result_8> {
         const result = await this.actor.memories_delete(arg0);
-        return from_candid_Result_n1(result);
+        return from_candid_Result_8_n49(result);
     }
-    async memories_get(arg0: bigint): Promise<Result_4> {
+    async memories_get(arg0: bigint): Promise<Result_9> {
         const result = await this.actor.memories_get(arg0);
-        return from_candid_Result_4_n26(result);
+        return from_candid_Result_9_n53(result);
     }
-    async memories_list(arg0: ListMemories): Promise<Result_5> {
-        const result = await this.actor.memories_list(to_candid_ListMemories_n31(arg0));
-        return from_candid_Result_5_n33(result);
+    async memories_list(arg0: ListMemories): Promise<Result_10> {
+        const result = await this.actor.memories_list(to_candid_ListMemories_n60(arg0));
+        return from_candid_Result_10_n62(result);
     }
-    async memories_read(arg0: ReadRange): Promise<Result_6> {
+    async memories_read(arg0: ReadRange): Promise<Result_11> {
         const result = await this.actor.memories_read(arg0);
-        return from_candid_Result_6_n39(result);
+        return from_candid_Result_11_n68(result);
     }
-    async memories_set_thumbnail(arg0: bigint, arg1: Thumbnail | null): Promise<Result> {
-        const result = await this.actor.memories_set_thumbnail(arg0, to_candid_opt_n41(arg1));
-        return from_candid_Result_n1(result);
+    async memories_set_thumbnail(arg0: bigint, arg1: Thumbnail | null): Promise<Result_12> {
+        const result = await this.actor.memories_set_thumbnail(arg0, to_candid_opt_n75(arg1));
+        return from_candid_Result_12_n76(result);
     }
-    async memories_share(arg0: bigint, arg1: bigint | null): Promise<Result_7> {
-        const result = await this.actor.memories_share(arg0, to_candid_opt_n20(arg1));
-        return from_candid_Result_7_n42(result);
+    async memories_share(arg0: bigint, arg1: bigint | null): Promise<Result_13> {
+        const result = await this.actor.memories_share(arg0, to_candid_opt_n39(arg1));
+        return from_candid_Result_13_n83(result);
     }
-    async memories_shares(arg0: bigint): Promise<Result_8> {
+    async memories_shares(arg0: bigint): Promise<Result_14> {
         const result = await this.actor.memories_shares(arg0);
-        return from_candid_Result_8_n48(result);
+        return from_candid_Result_14_n89(result);
     }
-    async memories_unshare(arg0: bigint): Promise<Result_9> {
+    async memories_unshare(arg0: bigint): Promise<Result_15> {
         const result = await this.actor.memories_unshare(arg0);
-        return from_candid_Result_9_n51(result);
+        return from_candid_Result_15_n93(result);
     }
     async stats(): Promise<Stats> {
         const result = await this.actor.stats();
-        return from_candid_Stats_n53(result);
+        return from_candid_Stats_n97(result);
     }
-    async uploads_abort(arg0: bigint): Promise<Result> {
+    async uploads_abort(arg0: bigint): Promise<Result_16> {
         const result = await this.actor.uploads_abort(arg0);
-        return from_candid_Result_n1(result);
+        return from_candid_Result_16_n101(result);
     }
-    async uploads_begin(arg0: BeginUpload): Promise<Result_10> {
-        const result = await this.actor.uploads_begin(to_candid_BeginUpload_n57(arg0));
-        return from_candid_Result_10_n61(result);
+    async uploads_begin(arg0: BeginUpload): Promise<Result_17> {
+        const result = await this.actor.uploads_begin(to_candid_BeginUpload_n105(arg0));
+        return from_candid_Result_17_n109(result);
     }
-    async uploads_chunk_sha256(arg0: bigint, arg1: number): Promise<Result_6> {
+    async uploads_chunk_sha256(arg0: bigint, arg1: number): Promise<Result_18> {
         const result = await this.actor.uploads_chunk_sha256(arg0, arg1);
-        return from_candid_Result_6_n39(result);
+        return from_candid_Result_18_n116(result);
     }
-    async uploads_finish(arg0: FinishUpload): Promise<Result_11> {
+    async uploads_finish(arg0: FinishUpload): Promise<Result_19> {
         const result = await this.actor.uploads_finish(arg0);
-        return from_candid_Result_11_n63(result);
+        return from_candid_Result_19_n120(result);
     }
     async uploads_mine(): Promise<Array<OpenUpload>> {
         const result = await this.actor.uploads_mine();
         return result;
     }
-    async uploads_put_chunk(arg0: PutChunk): Promise<Result_12> {
-        const result = await this.actor.uploads_put_chunk(to_candid_PutChunk_n65(arg0));
-        return from_candid_Result_12_n67(result);
+    async uploads_put_chunk(arg0: PutChunk): Promise<Result_20> {
+        const result = await this.actor.uploads_put_chunk(to_candid_PutChunk_n127(arg0));
+        return from_candid_Result_20_n129(result);
     }
-    async uploads_status(arg0: StatusRequest): Promise<Result_13> {
+    async uploads_status(arg0: StatusRequest): Promise<Result_21> {
         const result = await this.actor.uploads_status(arg0);
-        return from_candid_Result_13_n69(result);
+        return from_candid_Result_21_n136(result);
     }
 }
-function from_candid_CapsuleCreators_n11(value: _CapsuleCreators): CapsuleCreators {
-    return from_candid_record_n12(value);
+function from_candid_AbortUploadError_n103(value: _AbortUploadError): AbortUploadError {
+    return from_candid_variant_n104(value);
 }
-function from_candid_HttpResponse_n23(value: _HttpResponse): HttpResponse {
-    return from_candid_record_n24(value);
+function from_candid_AdminReadError_n11(value: _AdminReadError): AdminReadError {
+    return from_candid_variant_n12(value);
 }
-function from_candid_Limits_n55(value: _Limits): Limits {
-    return from_candid_record_n56(value);
+function from_candid_AdminSetError_n3(value: _AdminSetError): AdminSetError {
+    return from_candid_variant_n4(value);
 }
-function from_candid_MemoriesPage_n35(value: _MemoriesPage): MemoriesPage {
-    return from_candid_record_n36(value);
+function from_candid_BeginUploadError_n111(value: _BeginUploadError): BeginUploadError {
+    return from_candid_variant_n112(value);
 }
-function from_candid_MemoryRecord_n28(value: _MemoryRecord): MemoryRecord {
-    return from_candid_record_n29(value);
+function from_candid_BeginUploadQuota_n114(value: _BeginUploadQuota): BeginUploadQuota {
+    return from_candid_variant_n115(value);
 }
-function from_candid_Quota_n6(value: _Quota): Quota {
-    return from_candid_variant_n7(value);
+function from_candid_CapsuleCreators_n8(value: _CapsuleCreators): CapsuleCreators {
+    return from_candid_record_n9(value);
 }
-function from_candid_Result_10_n61(value: _Result_10): Result_10 {
-    return from_candid_variant_n62(value);
+function from_candid_ChunkHashError_n118(value: _ChunkHashError): ChunkHashError {
+    return from_candid_variant_n119(value);
 }
-function from_candid_Result_11_n63(value: _Result_11): Result_11 {
-    return from_candid_variant_n64(value);
+function from_candid_CreateCapsuleError_n23(value: _CreateCapsuleError): CreateCapsuleError {
+    return from_candid_variant_n24(value);
 }
-function from_candid_Result_12_n67(value: _Result_12): Result_12 {
-    return from_candid_variant_n68(value);
-}
-function from_candid_Result_13_n69(value: _Result_13): Result_13 {
-    return from_candid_variant_n70(value);
-}
-function from_candid_Result_1_n9(value: _Result_1): Result_1 {
-    return from_candid_variant_n10(value);
-}
-function from_candid_Result_2_n16(value: _Result_2): Result_2 {
-    return from_candid_variant_n17(value);
-}
-function from_candid_Result_3_n18(value: _Result_3): Result_3 {
-    return from_candid_variant_n19(value);
-}
-function from_candid_Result_4_n26(value: _Result_4): Result_4 {
+function from_candid_CreateCapsuleQuota_n26(value: _CreateCapsuleQuota): CreateCapsuleQuota {
     return from_candid_variant_n27(value);
 }
-function from_candid_Result_5_n33(value: _Result_5): Result_5 {
-    return from_candid_variant_n34(value);
+function from_candid_CreateShareError_n87(value: _CreateShareError): CreateShareError {
+    return from_candid_variant_n88(value);
 }
-function from_candid_Result_6_n39(value: _Result_6): Result_6 {
-    return from_candid_variant_n40(value);
-}
-function from_candid_Result_7_n42(value: _Result_7): Result_7 {
-    return from_candid_variant_n43(value);
-}
-function from_candid_Result_8_n48(value: _Result_8): Result_8 {
-    return from_candid_variant_n49(value);
-}
-function from_candid_Result_9_n51(value: _Result_9): Result_9 {
+function from_candid_DeleteMemoryError_n51(value: _DeleteMemoryError): DeleteMemoryError {
     return from_candid_variant_n52(value);
+}
+function from_candid_FinishUploadError_n122(value: _FinishUploadError): FinishUploadError {
+    return from_candid_variant_n123(value);
+}
+function from_candid_FinishUploadQuota_n125(value: _FinishUploadQuota): FinishUploadQuota {
+    return from_candid_variant_n126(value);
+}
+function from_candid_GetCapsuleError_n30(value: _GetCapsuleError): GetCapsuleError {
+    return from_candid_variant_n31(value);
+}
+function from_candid_GetMemoryError_n58(value: _GetMemoryError): GetMemoryError {
+    return from_candid_variant_n59(value);
+}
+function from_candid_GrantWriteError_n34(value: _GrantWriteError): GrantWriteError {
+    return from_candid_variant_n35(value);
+}
+function from_candid_GrantWriteQuota_n37(value: _GrantWriteQuota): GrantWriteQuota {
+    return from_candid_variant_n38(value);
+}
+function from_candid_HttpResponse_n46(value: _HttpResponse): HttpResponse {
+    return from_candid_record_n47(value);
+}
+function from_candid_Limits_n99(value: _Limits): Limits {
+    return from_candid_record_n100(value);
+}
+function from_candid_ListSharesError_n92(value: _ListSharesError): ListSharesError {
+    return from_candid_variant_n52(value);
+}
+function from_candid_MemoriesPage_n64(value: _MemoriesPage): MemoriesPage {
+    return from_candid_record_n65(value);
+}
+function from_candid_MemoryRecord_n55(value: _MemoryRecord): MemoryRecord {
+    return from_candid_record_n56(value);
+}
+function from_candid_PutChunkError_n131(value: _PutChunkError): PutChunkError {
+    return from_candid_variant_n132(value);
+}
+function from_candid_PutChunkQuota_n134(value: _PutChunkQuota): PutChunkQuota {
+    return from_candid_variant_n135(value);
+}
+function from_candid_ReadMemoryError_n70(value: _ReadMemoryError): ReadMemoryError {
+    return from_candid_variant_n71(value);
+}
+function from_candid_ReadMemoryQuota_n73(value: _ReadMemoryQuota): ReadMemoryQuota {
+    return from_candid_variant_n74(value);
+}
+function from_candid_Result_10_n62(value: _Result_10): Result_10 {
+    return from_candid_variant_n63(value);
+}
+function from_candid_Result_11_n68(value: _Result_11): Result_11 {
+    return from_candid_variant_n69(value);
+}
+function from_candid_Result_12_n76(value: _Result_12): Result_12 {
+    return from_candid_variant_n77(value);
+}
+function from_candid_Result_13_n83(value: _Result_13): Result_13 {
+    return from_candid_variant_n84(value);
+}
+function from_candid_Result_14_n89(value: _Result_14): Result_14 {
+    return from_candid_variant_n90(value);
+}
+function from_candid_Result_15_n93(value: _Result_15): Result_15 {
+    return from_candid_variant_n94(value);
+}
+function from_candid_Result_16_n101(value: _Result_16): Result_16 {
+    return from_candid_variant_n102(value);
+}
+function from_candid_Result_17_n109(value: _Result_17): Result_17 {
+    return from_candid_variant_n110(value);
+}
+function from_candid_Result_18_n116(value: _Result_18): Result_18 {
+    return from_candid_variant_n117(value);
+}
+function from_candid_Result_19_n120(value: _Result_19): Result_19 {
+    return from_candid_variant_n121(value);
+}
+function from_candid_Result_1_n6(value: _Result_1): Result_1 {
+    return from_candid_variant_n7(value);
+}
+function from_candid_Result_20_n129(value: _Result_20): Result_20 {
+    return from_candid_variant_n130(value);
+}
+function from_candid_Result_21_n136(value: _Result_21): Result_21 {
+    return from_candid_variant_n137(value);
+}
+function from_candid_Result_2_n15(value: _Result_2): Result_2 {
+    return from_candid_variant_n16(value);
+}
+function from_candid_Result_3_n19(value: _Result_3): Result_3 {
+    return from_candid_variant_n20(value);
+}
+function from_candid_Result_4_n21(value: _Result_4): Result_4 {
+    return from_candid_variant_n22(value);
+}
+function from_candid_Result_5_n28(value: _Result_5): Result_5 {
+    return from_candid_variant_n29(value);
+}
+function from_candid_Result_6_n32(value: _Result_6): Result_6 {
+    return from_candid_variant_n33(value);
+}
+function from_candid_Result_7_n40(value: _Result_7): Result_7 {
+    return from_candid_variant_n41(value);
+}
+function from_candid_Result_8_n49(value: _Result_8): Result_8 {
+    return from_candid_variant_n50(value);
+}
+function from_candid_Result_9_n53(value: _Result_9): Result_9 {
+    return from_candid_variant_n54(value);
 }
 function from_candid_Result_n1(value: _Result): Result {
     return from_candid_variant_n2(value);
 }
-function from_candid_SessionStatus_n73(value: _SessionStatus): SessionStatus {
-    return from_candid_variant_n74(value);
+function from_candid_RevokeWriteError_n42(value: _RevokeWriteError): RevokeWriteError {
+    return from_candid_variant_n43(value);
 }
-function from_candid_ShareError_n46(value: _ShareError): ShareError {
-    return from_candid_variant_n47(value);
+function from_candid_SessionStatus_n140(value: _SessionStatus): SessionStatus {
+    return from_candid_variant_n141(value);
 }
-function from_candid_ShareLink_n44(value: _ShareLink): ShareLink {
-    return from_candid_record_n45(value);
+function from_candid_SetLimitsError_n17(value: _SetLimitsError): SetLimitsError {
+    return from_candid_variant_n18(value);
 }
-function from_candid_Stats_n53(value: _Stats): Stats {
-    return from_candid_record_n54(value);
+function from_candid_SetThumbnailError_n78(value: _SetThumbnailError): SetThumbnailError {
+    return from_candid_variant_n79(value);
 }
-function from_candid_UploadError_n3(value: _UploadError): UploadError {
-    return from_candid_variant_n4(value);
+function from_candid_SetThumbnailQuota_n81(value: _SetThumbnailQuota): SetThumbnailQuota {
+    return from_candid_variant_n82(value);
 }
-function from_candid_UploadStatus_n71(value: _UploadStatus): UploadStatus {
-    return from_candid_record_n72(value);
+function from_candid_ShareLink_n85(value: _ShareLink): ShareLink {
+    return from_candid_record_n86(value);
 }
-function from_candid_opt_n13(value: [] | [Principal]): Principal | null {
+function from_candid_Stats_n97(value: _Stats): Stats {
+    return from_candid_record_n98(value);
+}
+function from_candid_UnshareError_n95(value: _UnshareError): UnshareError {
+    return from_candid_variant_n96(value);
+}
+function from_candid_UploadStatusError_n144(value: _UploadStatusError): UploadStatusError {
+    return from_candid_variant_n145(value);
+}
+function from_candid_UploadStatus_n138(value: _UploadStatus): UploadStatus {
+    return from_candid_record_n139(value);
+}
+function from_candid_opt_n10(value: [] | [Principal]): Principal | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n25(value: [] | [boolean]): boolean | null {
+function from_candid_opt_n142(value: [] | [_CommittedUpload]): CommittedUpload | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n30(value: [] | [_Thumbnail]): Thumbnail | null {
+function from_candid_opt_n143(value: [] | [number]): number | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n38(value: [] | [bigint]): bigint | null {
+function from_candid_opt_n48(value: [] | [boolean]): boolean | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n75(value: [] | [_CommittedUpload]): CommittedUpload | null {
+function from_candid_opt_n57(value: [] | [_Thumbnail]): Thumbnail | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n76(value: [] | [number]): number | null {
+function from_candid_opt_n67(value: [] | [bigint]): bigint | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_record_n12(value: {
-    allowed: Array<Principal>;
-    next_after: [] | [Principal];
-    restricted: boolean;
-}): {
-    allowed: Array<Principal>;
-    next_after?: Principal;
-    restricted: boolean;
-} {
-    return {
-        allowed: value.allowed,
-        next_after: record_opt_to_undefined(from_candid_opt_n13(value.next_after)),
-        restricted: value.restricted
-    };
-}
-function from_candid_record_n24(value: {
-    body: Uint8Array;
-    headers: Array<[string, string]>;
-    upgrade: [] | [boolean];
-    status_code: number;
-}): {
-    body: Uint8Array;
-    headers: Array<[string, string]>;
-    upgrade?: boolean;
-    status_code: number;
-} {
-    return {
-        body: value.body,
-        headers: value.headers,
-        upgrade: record_opt_to_undefined(from_candid_opt_n25(value.upgrade)),
-        status_code: value.status_code
-    };
-}
-function from_candid_record_n29(value: {
-    sha256: Uint8Array;
-    thumbnail: [] | [_Thumbnail];
-    capsule_id: bigint;
-    blob_id: bigint;
-    name: string;
-    byte_len: bigint;
-    mime_type: string;
-    created_at: bigint;
-    memory_id: bigint;
-    uploaded_by: Principal;
-}): {
-    sha256: Uint8Array;
-    thumbnail?: Thumbnail;
-    capsule_id: bigint;
-    blob_id: bigint;
-    name: string;
-    byte_len: bigint;
-    mime_type: string;
-    created_at: bigint;
-    memory_id: bigint;
-    uploaded_by: Principal;
-} {
-    return {
-        sha256: value.sha256,
-        thumbnail: record_opt_to_undefined(from_candid_opt_n30(value.thumbnail)),
-        capsule_id: value.capsule_id,
-        blob_id: value.blob_id,
-        name: value.name,
-        byte_len: value.byte_len,
-        mime_type: value.mime_type,
-        created_at: value.created_at,
-        memory_id: value.memory_id,
-        uploaded_by: value.uploaded_by
-    };
-}
-function from_candid_record_n36(value: {
-    memories: Array<_MemoryRecord>;
-    next_after: [] | [bigint];
-}): {
-    memories: Array<MemoryRecord>;
-    next_after?: bigint;
-} {
-    return {
-        memories: from_candid_vec_n37(value.memories),
-        next_after: record_opt_to_undefined(from_candid_opt_n38(value.next_after))
-    };
-}
-function from_candid_record_n45(value: {
-    link_id: bigint;
-    path: string;
-    created_at: bigint;
-    created_by: Principal;
-    memory_id: bigint;
-    expires_at: [] | [bigint];
-    ready: boolean;
-}): {
-    link_id: bigint;
-    path: string;
-    created_at: bigint;
-    created_by: Principal;
-    memory_id: bigint;
-    expires_at?: bigint;
-    ready: boolean;
-} {
-    return {
-        link_id: value.link_id,
-        path: value.path,
-        created_at: value.created_at,
-        created_by: value.created_by,
-        memory_id: value.memory_id,
-        expires_at: record_opt_to_undefined(from_candid_opt_n38(value.expires_at)),
-        ready: value.ready
-    };
-}
-function from_candid_record_n5(value: {
-    requested: bigint;
-    quota: _Quota;
-    limit: bigint;
-}): {
-    requested: bigint;
-    quota: Quota;
-    limit: bigint;
-} {
-    return {
-        requested: value.requested,
-        quota: from_candid_Quota_n6(value.quota),
-        limit: value.limit
-    };
-}
-function from_candid_record_n54(value: {
-    used_bytes: bigint;
-    high_water_bytes: bigint;
-    free_bytes: bigint;
-    open_sessions: bigint;
-    memories: bigint;
-    caller: _CallerUsage;
-    mapped_bytes: [] | [bigint];
-    stored_bytes: bigint;
-    session_records: bigint;
-    limits: _Limits;
-    reserved_bytes: bigint;
-}): {
-    used_bytes: bigint;
-    high_water_bytes: bigint;
-    free_bytes: bigint;
-    open_sessions: bigint;
-    memories: bigint;
-    caller: CallerUsage;
-    mapped_bytes?: bigint;
-    stored_bytes: bigint;
-    session_records: bigint;
-    limits: Limits;
-    reserved_bytes: bigint;
-} {
-    return {
-        used_bytes: value.used_bytes,
-        high_water_bytes: value.high_water_bytes,
-        free_bytes: value.free_bytes,
-        open_sessions: value.open_sessions,
-        memories: value.memories,
-        caller: value.caller,
-        mapped_bytes: record_opt_to_undefined(from_candid_opt_n38(value.mapped_bytes)),
-        stored_bytes: value.stored_bytes,
-        session_records: value.session_records,
-        limits: from_candid_Limits_n55(value.limits),
-        reserved_bytes: value.reserved_bytes
-    };
-}
-function from_candid_record_n56(value: {
+function from_candid_record_n100(value: {
     finished_retention_ns: bigint;
     max_chunks_per_session: number;
     max_stored_bytes_per_caller: bigint;
@@ -1096,13 +1378,58 @@ function from_candid_record_n56(value: {
         max_writers_per_capsule: value.max_writers_per_capsule,
         max_total_bytes: value.max_total_bytes,
         max_capsules_per_owner: value.max_capsules_per_owner,
-        max_reserved_bytes_total: record_opt_to_undefined(from_candid_opt_n38(value.max_reserved_bytes_total)),
+        max_reserved_bytes_total: record_opt_to_undefined(from_candid_opt_n67(value.max_reserved_bytes_total)),
         max_open_sessions_per_caller: value.max_open_sessions_per_caller,
         max_reserved_bytes_per_caller: value.max_reserved_bytes_per_caller,
         session_idle_timeout_ns: value.session_idle_timeout_ns
     };
 }
-function from_candid_record_n72(value: {
+function from_candid_record_n113(value: {
+    requested: bigint;
+    quota: _BeginUploadQuota;
+    limit: bigint;
+}): {
+    requested: bigint;
+    quota: BeginUploadQuota;
+    limit: bigint;
+} {
+    return {
+        requested: value.requested,
+        quota: from_candid_BeginUploadQuota_n114(value.quota),
+        limit: value.limit
+    };
+}
+function from_candid_record_n124(value: {
+    requested: bigint;
+    quota: _FinishUploadQuota;
+    limit: bigint;
+}): {
+    requested: bigint;
+    quota: FinishUploadQuota;
+    limit: bigint;
+} {
+    return {
+        requested: value.requested,
+        quota: from_candid_FinishUploadQuota_n125(value.quota),
+        limit: value.limit
+    };
+}
+function from_candid_record_n133(value: {
+    requested: bigint;
+    quota: _PutChunkQuota;
+    limit: bigint;
+}): {
+    requested: bigint;
+    quota: PutChunkQuota;
+    limit: bigint;
+} {
+    return {
+        requested: value.requested,
+        quota: from_candid_PutChunkQuota_n134(value.quota),
+        limit: value.limit
+    };
+}
+function from_candid_record_n139(value: {
     status: _SessionStatus;
     hashed_bytes: bigint;
     session_id: bigint;
@@ -1134,7 +1461,7 @@ function from_candid_record_n72(value: {
     expires_at?: bigint;
 } {
     return {
-        status: from_candid_SessionStatus_n73(value.status),
+        status: from_candid_SessionStatus_n140(value.status),
         hashed_bytes: value.hashed_bytes,
         session_id: value.session_id,
         missing: value.missing,
@@ -1143,128 +1470,477 @@ function from_candid_record_n72(value: {
         repairing: value.repairing,
         received_chunks: value.received_chunks,
         byte_len: value.byte_len,
-        committed: record_opt_to_undefined(from_candid_opt_n75(value.committed)),
-        next_from_chunk: record_opt_to_undefined(from_candid_opt_n76(value.next_from_chunk)),
+        committed: record_opt_to_undefined(from_candid_opt_n142(value.committed)),
+        next_from_chunk: record_opt_to_undefined(from_candid_opt_n143(value.next_from_chunk)),
         provisional_memory_id: value.provisional_memory_id,
         chunk_size: value.chunk_size,
-        expires_at: record_opt_to_undefined(from_candid_opt_n38(value.expires_at))
+        expires_at: record_opt_to_undefined(from_candid_opt_n67(value.expires_at))
     };
 }
-function from_candid_variant_n10(value: {
-    Ok: _CapsuleCreators;
-} | {
-    Err: _UploadError;
+function from_candid_record_n25(value: {
+    requested: bigint;
+    quota: _CreateCapsuleQuota;
+    limit: bigint;
 }): {
-    __kind__: "Ok";
-    Ok: CapsuleCreators;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
+    requested: bigint;
+    quota: CreateCapsuleQuota;
+    limit: bigint;
 } {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: from_candid_CapsuleCreators_n11(value.Ok)
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_UploadError_n3(value.Err)
-    } : value;
+    return {
+        requested: value.requested,
+        quota: from_candid_CreateCapsuleQuota_n26(value.quota),
+        limit: value.limit
+    };
 }
-function from_candid_variant_n17(value: {
-    Ok: Array<[Principal, _CallerUsage]>;
-} | {
-    Err: _UploadError;
+function from_candid_record_n36(value: {
+    requested: bigint;
+    quota: _GrantWriteQuota;
+    limit: bigint;
 }): {
-    __kind__: "Ok";
-    Ok: Array<[Principal, CallerUsage]>;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
+    requested: bigint;
+    quota: GrantWriteQuota;
+    limit: bigint;
 } {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: value.Ok
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_UploadError_n3(value.Err)
-    } : value;
+    return {
+        requested: value.requested,
+        quota: from_candid_GrantWriteQuota_n37(value.quota),
+        limit: value.limit
+    };
 }
-function from_candid_variant_n19(value: {
-    Ok: _Capsule;
-} | {
-    Err: _UploadError;
+function from_candid_record_n47(value: {
+    body: Uint8Array;
+    headers: Array<[string, string]>;
+    upgrade: [] | [boolean];
+    status_code: number;
 }): {
-    __kind__: "Ok";
-    Ok: Capsule;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
+    body: Uint8Array;
+    headers: Array<[string, string]>;
+    upgrade?: boolean;
+    status_code: number;
 } {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: value.Ok
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_UploadError_n3(value.Err)
-    } : value;
+    return {
+        body: value.body,
+        headers: value.headers,
+        upgrade: record_opt_to_undefined(from_candid_opt_n48(value.upgrade)),
+        status_code: value.status_code
+    };
 }
-function from_candid_variant_n2(value: {
+function from_candid_record_n56(value: {
+    sha256: Uint8Array;
+    thumbnail: [] | [_Thumbnail];
+    capsule_id: bigint;
+    blob_id: bigint;
+    name: string;
+    byte_len: bigint;
+    mime_type: string;
+    created_at: bigint;
+    memory_id: bigint;
+    uploaded_by: Principal;
+}): {
+    sha256: Uint8Array;
+    thumbnail?: Thumbnail;
+    capsule_id: bigint;
+    blob_id: bigint;
+    name: string;
+    byte_len: bigint;
+    mime_type: string;
+    created_at: bigint;
+    memory_id: bigint;
+    uploaded_by: Principal;
+} {
+    return {
+        sha256: value.sha256,
+        thumbnail: record_opt_to_undefined(from_candid_opt_n57(value.thumbnail)),
+        capsule_id: value.capsule_id,
+        blob_id: value.blob_id,
+        name: value.name,
+        byte_len: value.byte_len,
+        mime_type: value.mime_type,
+        created_at: value.created_at,
+        memory_id: value.memory_id,
+        uploaded_by: value.uploaded_by
+    };
+}
+function from_candid_record_n65(value: {
+    memories: Array<_MemoryRecord>;
+    next_after: [] | [bigint];
+}): {
+    memories: Array<MemoryRecord>;
+    next_after?: bigint;
+} {
+    return {
+        memories: from_candid_vec_n66(value.memories),
+        next_after: record_opt_to_undefined(from_candid_opt_n67(value.next_after))
+    };
+}
+function from_candid_record_n72(value: {
+    requested: bigint;
+    quota: _ReadMemoryQuota;
+    limit: bigint;
+}): {
+    requested: bigint;
+    quota: ReadMemoryQuota;
+    limit: bigint;
+} {
+    return {
+        requested: value.requested,
+        quota: from_candid_ReadMemoryQuota_n73(value.quota),
+        limit: value.limit
+    };
+}
+function from_candid_record_n80(value: {
+    requested: bigint;
+    quota: _SetThumbnailQuota;
+    limit: bigint;
+}): {
+    requested: bigint;
+    quota: SetThumbnailQuota;
+    limit: bigint;
+} {
+    return {
+        requested: value.requested,
+        quota: from_candid_SetThumbnailQuota_n81(value.quota),
+        limit: value.limit
+    };
+}
+function from_candid_record_n86(value: {
+    link_id: bigint;
+    path: string;
+    created_at: bigint;
+    created_by: Principal;
+    memory_id: bigint;
+    expires_at: [] | [bigint];
+    ready: boolean;
+}): {
+    link_id: bigint;
+    path: string;
+    created_at: bigint;
+    created_by: Principal;
+    memory_id: bigint;
+    expires_at?: bigint;
+    ready: boolean;
+} {
+    return {
+        link_id: value.link_id,
+        path: value.path,
+        created_at: value.created_at,
+        created_by: value.created_by,
+        memory_id: value.memory_id,
+        expires_at: record_opt_to_undefined(from_candid_opt_n67(value.expires_at)),
+        ready: value.ready
+    };
+}
+function from_candid_record_n9(value: {
+    allowed: Array<Principal>;
+    next_after: [] | [Principal];
+    restricted: boolean;
+}): {
+    allowed: Array<Principal>;
+    next_after?: Principal;
+    restricted: boolean;
+} {
+    return {
+        allowed: value.allowed,
+        next_after: record_opt_to_undefined(from_candid_opt_n10(value.next_after)),
+        restricted: value.restricted
+    };
+}
+function from_candid_record_n98(value: {
+    stable_memory_bytes: [] | [bigint];
+    used_bytes: bigint;
+    high_water_bytes: bigint;
+    free_bytes: bigint;
+    open_sessions: bigint;
+    memories: bigint;
+    caller: _CallerUsage;
+    mapped_bytes: [] | [bigint];
+    stored_bytes: bigint;
+    session_records: bigint;
+    fixed_stable_bytes: [] | [bigint];
+    limits: _Limits;
+    reserved_bytes: bigint;
+}): {
+    stable_memory_bytes?: bigint;
+    used_bytes: bigint;
+    high_water_bytes: bigint;
+    free_bytes: bigint;
+    open_sessions: bigint;
+    memories: bigint;
+    caller: CallerUsage;
+    mapped_bytes?: bigint;
+    stored_bytes: bigint;
+    session_records: bigint;
+    fixed_stable_bytes?: bigint;
+    limits: Limits;
+    reserved_bytes: bigint;
+} {
+    return {
+        stable_memory_bytes: record_opt_to_undefined(from_candid_opt_n67(value.stable_memory_bytes)),
+        used_bytes: value.used_bytes,
+        high_water_bytes: value.high_water_bytes,
+        free_bytes: value.free_bytes,
+        open_sessions: value.open_sessions,
+        memories: value.memories,
+        caller: value.caller,
+        mapped_bytes: record_opt_to_undefined(from_candid_opt_n67(value.mapped_bytes)),
+        stored_bytes: value.stored_bytes,
+        session_records: value.session_records,
+        fixed_stable_bytes: record_opt_to_undefined(from_candid_opt_n67(value.fixed_stable_bytes)),
+        limits: from_candid_Limits_n99(value.limits),
+        reserved_bytes: value.reserved_bytes
+    };
+}
+function from_candid_variant_n102(value: {
     Ok: null;
 } | {
-    Err: _UploadError;
+    Err: _AbortUploadError;
 }): {
     __kind__: "Ok";
     Ok: null;
 } | {
     __kind__: "Err";
-    Err: UploadError;
+    Err: AbortUploadError;
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_UploadError_n3(value.Err)
+        Err: from_candid_AbortUploadError_n103(value.Err)
     } : value;
 }
-function from_candid_variant_n27(value: {
-    Ok: _MemoryRecord;
+function from_candid_variant_n104(value: {
+    SessionNotFound: {
+        session_id: bigint;
+    };
 } | {
-    Err: _UploadError;
+    NotAuthorized: null;
+} | {
+    AlreadyCommitted: {
+        session_id: bigint;
+    };
+} | {
+    SessionExpired: {
+        session_id: bigint;
+    };
+} | {
+    AnonymousCaller: null;
+}): {
+    __kind__: "SessionNotFound";
+    SessionNotFound: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "AlreadyCommitted";
+    AlreadyCommitted: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "SessionExpired";
+    SessionExpired: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} {
+    return "SessionNotFound" in value ? {
+        __kind__: "SessionNotFound",
+        SessionNotFound: value.SessionNotFound
+    } : "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "AlreadyCommitted" in value ? {
+        __kind__: "AlreadyCommitted",
+        AlreadyCommitted: value.AlreadyCommitted
+    } : "SessionExpired" in value ? {
+        __kind__: "SessionExpired",
+        SessionExpired: value.SessionExpired
+    } : "AnonymousCaller" in value ? {
+        __kind__: "AnonymousCaller",
+        AnonymousCaller: value.AnonymousCaller
+    } : value;
+}
+function from_candid_variant_n110(value: {
+    Ok: _UploadStarted;
+} | {
+    Err: _BeginUploadError;
 }): {
     __kind__: "Ok";
-    Ok: MemoryRecord;
+    Ok: UploadStarted;
 } | {
     __kind__: "Err";
-    Err: UploadError;
+    Err: BeginUploadError;
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
-        Ok: from_candid_MemoryRecord_n28(value.Ok)
+        Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_UploadError_n3(value.Err)
+        Err: from_candid_BeginUploadError_n111(value.Err)
     } : value;
 }
-function from_candid_variant_n34(value: {
-    Ok: _MemoriesPage;
+function from_candid_variant_n112(value: {
+    OutOfSpace: null;
 } | {
-    Err: _UploadError;
+    CapsuleNotFound: {
+        capsule_id: bigint;
+    };
+} | {
+    NotAuthorized: null;
+} | {
+    IdempotencyConflict: {
+        session_id: bigint;
+    };
+} | {
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    SessionExpired: {
+        session_id: bigint;
+    };
+} | {
+    SessionAborted: {
+        session_id: bigint;
+    };
+} | {
+    AnonymousCaller: null;
+} | {
+    QuotaExceeded: {
+        requested: bigint;
+        quota: _BeginUploadQuota;
+        limit: bigint;
+    };
+} | {
+    DeclaredValuesDisagree: {
+        actual: bigint;
+        what: string;
+        declared: bigint;
+    };
+}): {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
+} | {
+    __kind__: "CapsuleNotFound";
+    CapsuleNotFound: {
+        capsule_id: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "IdempotencyConflict";
+    IdempotencyConflict: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    __kind__: "SessionExpired";
+    SessionExpired: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "SessionAborted";
+    SessionAborted: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} | {
+    __kind__: "QuotaExceeded";
+    QuotaExceeded: {
+        requested: bigint;
+        quota: BeginUploadQuota;
+        limit: bigint;
+    };
+} | {
+    __kind__: "DeclaredValuesDisagree";
+    DeclaredValuesDisagree: {
+        actual: bigint;
+        what: string;
+        declared: bigint;
+    };
+} {
+    return "OutOfSpace" in value ? {
+        __kind__: "OutOfSpace",
+        OutOfSpace: value.OutOfSpace
+    } : "CapsuleNotFound" in value ? {
+        __kind__: "CapsuleNotFound",
+        CapsuleNotFound: value.CapsuleNotFound
+    } : "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "IdempotencyConflict" in value ? {
+        __kind__: "IdempotencyConflict",
+        IdempotencyConflict: value.IdempotencyConflict
+    } : "InvalidArgument" in value ? {
+        __kind__: "InvalidArgument",
+        InvalidArgument: value.InvalidArgument
+    } : "SessionExpired" in value ? {
+        __kind__: "SessionExpired",
+        SessionExpired: value.SessionExpired
+    } : "SessionAborted" in value ? {
+        __kind__: "SessionAborted",
+        SessionAborted: value.SessionAborted
+    } : "AnonymousCaller" in value ? {
+        __kind__: "AnonymousCaller",
+        AnonymousCaller: value.AnonymousCaller
+    } : "QuotaExceeded" in value ? {
+        __kind__: "QuotaExceeded",
+        QuotaExceeded: from_candid_record_n113(value.QuotaExceeded)
+    } : "DeclaredValuesDisagree" in value ? {
+        __kind__: "DeclaredValuesDisagree",
+        DeclaredValuesDisagree: value.DeclaredValuesDisagree
+    } : value;
+}
+function from_candid_variant_n115(value: {
+    ChunkBytes: null;
+} | {
+    ChunksPerSession: null;
+} | {
+    ReservedBytesTotal: null;
+} | {
+    OpenSessionsPerCaller: null;
+} | {
+    FileBytes: null;
+} | {
+    StoredBytesPerCaller: null;
+} | {
+    TotalBytes: null;
+} | {
+    ReservedBytesPerCaller: null;
+}): BeginUploadQuota {
+    return "ChunkBytes" in value ? BeginUploadQuota.ChunkBytes : "ChunksPerSession" in value ? BeginUploadQuota.ChunksPerSession : "ReservedBytesTotal" in value ? BeginUploadQuota.ReservedBytesTotal : "OpenSessionsPerCaller" in value ? BeginUploadQuota.OpenSessionsPerCaller : "FileBytes" in value ? BeginUploadQuota.FileBytes : "StoredBytesPerCaller" in value ? BeginUploadQuota.StoredBytesPerCaller : "TotalBytes" in value ? BeginUploadQuota.TotalBytes : "ReservedBytesPerCaller" in value ? BeginUploadQuota.ReservedBytesPerCaller : value;
+}
+function from_candid_variant_n117(value: {
+    Ok: Uint8Array;
+} | {
+    Err: _ChunkHashError;
 }): {
     __kind__: "Ok";
-    Ok: MemoriesPage;
+    Ok: Uint8Array;
 } | {
     __kind__: "Err";
-    Err: UploadError;
+    Err: ChunkHashError;
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
-        Ok: from_candid_MemoriesPage_n35(value.Ok)
+        Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_UploadError_n3(value.Err)
+        Err: from_candid_ChunkHashError_n118(value.Err)
     } : value;
 }
-function from_candid_variant_n4(value: {
+function from_candid_variant_n119(value: {
     ChunkNotReceived: {
         index: number;
     };
@@ -1273,9 +1949,109 @@ function from_candid_variant_n4(value: {
         session_id: bigint;
     };
 } | {
-    ChunkChecksumMismatch: {
-        actual: Uint8Array;
+    IndexOutOfRange: {
+        expected_chunks: number;
         index: number;
+    };
+} | {
+    NotAuthorized: null;
+} | {
+    AlreadyCommitted: {
+        session_id: bigint;
+    };
+} | {
+    SessionExpired: {
+        session_id: bigint;
+    };
+} | {
+    SessionAborted: {
+        session_id: bigint;
+    };
+}): {
+    __kind__: "ChunkNotReceived";
+    ChunkNotReceived: {
+        index: number;
+    };
+} | {
+    __kind__: "SessionNotFound";
+    SessionNotFound: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "IndexOutOfRange";
+    IndexOutOfRange: {
+        expected_chunks: number;
+        index: number;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "AlreadyCommitted";
+    AlreadyCommitted: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "SessionExpired";
+    SessionExpired: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "SessionAborted";
+    SessionAborted: {
+        session_id: bigint;
+    };
+} {
+    return "ChunkNotReceived" in value ? {
+        __kind__: "ChunkNotReceived",
+        ChunkNotReceived: value.ChunkNotReceived
+    } : "SessionNotFound" in value ? {
+        __kind__: "SessionNotFound",
+        SessionNotFound: value.SessionNotFound
+    } : "IndexOutOfRange" in value ? {
+        __kind__: "IndexOutOfRange",
+        IndexOutOfRange: value.IndexOutOfRange
+    } : "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "AlreadyCommitted" in value ? {
+        __kind__: "AlreadyCommitted",
+        AlreadyCommitted: value.AlreadyCommitted
+    } : "SessionExpired" in value ? {
+        __kind__: "SessionExpired",
+        SessionExpired: value.SessionExpired
+    } : "SessionAborted" in value ? {
+        __kind__: "SessionAborted",
+        SessionAborted: value.SessionAborted
+    } : value;
+}
+function from_candid_variant_n12(value: {
+    NotAuthorized: null;
+}): AdminReadError {
+    return "NotAuthorized" in value ? AdminReadError.NotAuthorized : value;
+}
+function from_candid_variant_n121(value: {
+    Ok: _CommittedUpload;
+} | {
+    Err: _FinishUploadError;
+}): {
+    __kind__: "Ok";
+    Ok: CommittedUpload;
+} | {
+    __kind__: "Err";
+    Err: FinishUploadError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_FinishUploadError_n122(value.Err)
+    } : value;
+}
+function from_candid_variant_n123(value: {
+    SessionNotFound: {
+        session_id: bigint;
     };
 } | {
     VerificationPending: {
@@ -1285,28 +2061,11 @@ function from_candid_variant_n4(value: {
 } | {
     OutOfSpace: null;
 } | {
-    IndexOutOfRange: {
-        expected_chunks: number;
-        index: number;
-    };
-} | {
-    CapsuleNotFound: {
-        capsule_id: bigint;
-    };
-} | {
     NotAuthorized: null;
 } | {
     DeclaredHashesDisagree: {
         at_begin: Uint8Array;
         at_finish: Uint8Array;
-    };
-} | {
-    ChunkConflict: {
-        index: number;
-    };
-} | {
-    IdempotencyConflict: {
-        session_id: bigint;
     };
 } | {
     InvalidArgument: {
@@ -1320,6 +2079,210 @@ function from_candid_variant_n4(value: {
     ChecksumMismatch: {
         actual: Uint8Array;
         expected: Uint8Array;
+    };
+} | {
+    AlreadyCommitted: {
+        session_id: bigint;
+    };
+} | {
+    SessionExpired: {
+        session_id: bigint;
+    };
+} | {
+    SessionAborted: {
+        session_id: bigint;
+    };
+} | {
+    AnonymousCaller: null;
+} | {
+    QuotaExceeded: {
+        requested: bigint;
+        quota: _FinishUploadQuota;
+        limit: bigint;
+    };
+} | {
+    DeclaredValuesDisagree: {
+        actual: bigint;
+        what: string;
+        declared: bigint;
+    };
+} | {
+    Incomplete: {
+        missing_chunks: number;
+    };
+}): {
+    __kind__: "SessionNotFound";
+    SessionNotFound: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "VerificationPending";
+    VerificationPending: {
+        hashed_bytes: bigint;
+        total_bytes: bigint;
+    };
+} | {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "DeclaredHashesDisagree";
+    DeclaredHashesDisagree: {
+        at_begin: Uint8Array;
+        at_finish: Uint8Array;
+    };
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    __kind__: "MemoryNotFound";
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    __kind__: "ChecksumMismatch";
+    ChecksumMismatch: {
+        actual: Uint8Array;
+        expected: Uint8Array;
+    };
+} | {
+    __kind__: "AlreadyCommitted";
+    AlreadyCommitted: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "SessionExpired";
+    SessionExpired: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "SessionAborted";
+    SessionAborted: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} | {
+    __kind__: "QuotaExceeded";
+    QuotaExceeded: {
+        requested: bigint;
+        quota: FinishUploadQuota;
+        limit: bigint;
+    };
+} | {
+    __kind__: "DeclaredValuesDisagree";
+    DeclaredValuesDisagree: {
+        actual: bigint;
+        what: string;
+        declared: bigint;
+    };
+} | {
+    __kind__: "Incomplete";
+    Incomplete: {
+        missing_chunks: number;
+    };
+} {
+    return "SessionNotFound" in value ? {
+        __kind__: "SessionNotFound",
+        SessionNotFound: value.SessionNotFound
+    } : "VerificationPending" in value ? {
+        __kind__: "VerificationPending",
+        VerificationPending: value.VerificationPending
+    } : "OutOfSpace" in value ? {
+        __kind__: "OutOfSpace",
+        OutOfSpace: value.OutOfSpace
+    } : "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "DeclaredHashesDisagree" in value ? {
+        __kind__: "DeclaredHashesDisagree",
+        DeclaredHashesDisagree: value.DeclaredHashesDisagree
+    } : "InvalidArgument" in value ? {
+        __kind__: "InvalidArgument",
+        InvalidArgument: value.InvalidArgument
+    } : "MemoryNotFound" in value ? {
+        __kind__: "MemoryNotFound",
+        MemoryNotFound: value.MemoryNotFound
+    } : "ChecksumMismatch" in value ? {
+        __kind__: "ChecksumMismatch",
+        ChecksumMismatch: value.ChecksumMismatch
+    } : "AlreadyCommitted" in value ? {
+        __kind__: "AlreadyCommitted",
+        AlreadyCommitted: value.AlreadyCommitted
+    } : "SessionExpired" in value ? {
+        __kind__: "SessionExpired",
+        SessionExpired: value.SessionExpired
+    } : "SessionAborted" in value ? {
+        __kind__: "SessionAborted",
+        SessionAborted: value.SessionAborted
+    } : "AnonymousCaller" in value ? {
+        __kind__: "AnonymousCaller",
+        AnonymousCaller: value.AnonymousCaller
+    } : "QuotaExceeded" in value ? {
+        __kind__: "QuotaExceeded",
+        QuotaExceeded: from_candid_record_n124(value.QuotaExceeded)
+    } : "DeclaredValuesDisagree" in value ? {
+        __kind__: "DeclaredValuesDisagree",
+        DeclaredValuesDisagree: value.DeclaredValuesDisagree
+    } : "Incomplete" in value ? {
+        __kind__: "Incomplete",
+        Incomplete: value.Incomplete
+    } : value;
+}
+function from_candid_variant_n126(value: {
+    RepairRounds: null;
+}): FinishUploadQuota {
+    return "RepairRounds" in value ? FinishUploadQuota.RepairRounds : value;
+}
+function from_candid_variant_n130(value: {
+    Ok: _ChunkAccepted;
+} | {
+    Err: _PutChunkError;
+}): {
+    __kind__: "Ok";
+    Ok: ChunkAccepted;
+} | {
+    __kind__: "Err";
+    Err: PutChunkError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_PutChunkError_n131(value.Err)
+    } : value;
+}
+function from_candid_variant_n132(value: {
+    SessionNotFound: {
+        session_id: bigint;
+    };
+} | {
+    ChunkChecksumMismatch: {
+        actual: Uint8Array;
+        index: number;
+    };
+} | {
+    OutOfSpace: null;
+} | {
+    IndexOutOfRange: {
+        expected_chunks: number;
+        index: number;
+    };
+} | {
+    NotAuthorized: null;
+} | {
+    ChunkConflict: {
+        index: number;
+    };
+} | {
+    InvalidArgument: {
+        reason: string;
     };
 } | {
     AlreadyCommitted: {
@@ -1344,31 +2307,10 @@ function from_candid_variant_n4(value: {
 } | {
     QuotaExceeded: {
         requested: bigint;
-        quota: _Quota;
+        quota: _PutChunkQuota;
         limit: bigint;
     };
-} | {
-    RangeOutOfBounds: {
-        byte_len: bigint;
-        offset: bigint;
-        length: bigint;
-    };
-} | {
-    DeclaredValuesDisagree: {
-        actual: bigint;
-        what: string;
-        declared: bigint;
-    };
-} | {
-    Incomplete: {
-        missing_chunks: number;
-    };
 }): {
-    __kind__: "ChunkNotReceived";
-    ChunkNotReceived: {
-        index: number;
-    };
-} | {
     __kind__: "SessionNotFound";
     SessionNotFound: {
         session_id: bigint;
@@ -1380,12 +2322,6 @@ function from_candid_variant_n4(value: {
         index: number;
     };
 } | {
-    __kind__: "VerificationPending";
-    VerificationPending: {
-        hashed_bytes: bigint;
-        total_bytes: bigint;
-    };
-} | {
     __kind__: "OutOfSpace";
     OutOfSpace: null;
 } | {
@@ -1395,44 +2331,17 @@ function from_candid_variant_n4(value: {
         index: number;
     };
 } | {
-    __kind__: "CapsuleNotFound";
-    CapsuleNotFound: {
-        capsule_id: bigint;
-    };
-} | {
     __kind__: "NotAuthorized";
     NotAuthorized: null;
-} | {
-    __kind__: "DeclaredHashesDisagree";
-    DeclaredHashesDisagree: {
-        at_begin: Uint8Array;
-        at_finish: Uint8Array;
-    };
 } | {
     __kind__: "ChunkConflict";
     ChunkConflict: {
         index: number;
     };
 } | {
-    __kind__: "IdempotencyConflict";
-    IdempotencyConflict: {
-        session_id: bigint;
-    };
-} | {
     __kind__: "InvalidArgument";
     InvalidArgument: {
         reason: string;
-    };
-} | {
-    __kind__: "MemoryNotFound";
-    MemoryNotFound: {
-        memory_id: bigint;
-    };
-} | {
-    __kind__: "ChecksumMismatch";
-    ChecksumMismatch: {
-        actual: Uint8Array;
-        expected: Uint8Array;
     };
 } | {
     __kind__: "AlreadyCommitted";
@@ -1463,71 +2372,31 @@ function from_candid_variant_n4(value: {
     __kind__: "QuotaExceeded";
     QuotaExceeded: {
         requested: bigint;
-        quota: Quota;
+        quota: PutChunkQuota;
         limit: bigint;
     };
-} | {
-    __kind__: "RangeOutOfBounds";
-    RangeOutOfBounds: {
-        byte_len: bigint;
-        offset: bigint;
-        length: bigint;
-    };
-} | {
-    __kind__: "DeclaredValuesDisagree";
-    DeclaredValuesDisagree: {
-        actual: bigint;
-        what: string;
-        declared: bigint;
-    };
-} | {
-    __kind__: "Incomplete";
-    Incomplete: {
-        missing_chunks: number;
-    };
 } {
-    return "ChunkNotReceived" in value ? {
-        __kind__: "ChunkNotReceived",
-        ChunkNotReceived: value.ChunkNotReceived
-    } : "SessionNotFound" in value ? {
+    return "SessionNotFound" in value ? {
         __kind__: "SessionNotFound",
         SessionNotFound: value.SessionNotFound
     } : "ChunkChecksumMismatch" in value ? {
         __kind__: "ChunkChecksumMismatch",
         ChunkChecksumMismatch: value.ChunkChecksumMismatch
-    } : "VerificationPending" in value ? {
-        __kind__: "VerificationPending",
-        VerificationPending: value.VerificationPending
     } : "OutOfSpace" in value ? {
         __kind__: "OutOfSpace",
         OutOfSpace: value.OutOfSpace
     } : "IndexOutOfRange" in value ? {
         __kind__: "IndexOutOfRange",
         IndexOutOfRange: value.IndexOutOfRange
-    } : "CapsuleNotFound" in value ? {
-        __kind__: "CapsuleNotFound",
-        CapsuleNotFound: value.CapsuleNotFound
     } : "NotAuthorized" in value ? {
         __kind__: "NotAuthorized",
         NotAuthorized: value.NotAuthorized
-    } : "DeclaredHashesDisagree" in value ? {
-        __kind__: "DeclaredHashesDisagree",
-        DeclaredHashesDisagree: value.DeclaredHashesDisagree
     } : "ChunkConflict" in value ? {
         __kind__: "ChunkConflict",
         ChunkConflict: value.ChunkConflict
-    } : "IdempotencyConflict" in value ? {
-        __kind__: "IdempotencyConflict",
-        IdempotencyConflict: value.IdempotencyConflict
     } : "InvalidArgument" in value ? {
         __kind__: "InvalidArgument",
         InvalidArgument: value.InvalidArgument
-    } : "MemoryNotFound" in value ? {
-        __kind__: "MemoryNotFound",
-        MemoryNotFound: value.MemoryNotFound
-    } : "ChecksumMismatch" in value ? {
-        __kind__: "ChecksumMismatch",
-        ChecksumMismatch: value.ChecksumMismatch
     } : "AlreadyCommitted" in value ? {
         __kind__: "AlreadyCommitted",
         AlreadyCommitted: value.AlreadyCommitted
@@ -1545,57 +2414,754 @@ function from_candid_variant_n4(value: {
         AnonymousCaller: value.AnonymousCaller
     } : "QuotaExceeded" in value ? {
         __kind__: "QuotaExceeded",
-        QuotaExceeded: from_candid_record_n5(value.QuotaExceeded)
-    } : "RangeOutOfBounds" in value ? {
-        __kind__: "RangeOutOfBounds",
-        RangeOutOfBounds: value.RangeOutOfBounds
-    } : "DeclaredValuesDisagree" in value ? {
-        __kind__: "DeclaredValuesDisagree",
-        DeclaredValuesDisagree: value.DeclaredValuesDisagree
-    } : "Incomplete" in value ? {
-        __kind__: "Incomplete",
-        Incomplete: value.Incomplete
+        QuotaExceeded: from_candid_record_n133(value.QuotaExceeded)
     } : value;
 }
-function from_candid_variant_n40(value: {
-    Ok: Uint8Array;
+function from_candid_variant_n135(value: {
+    ChunkBytes: null;
+}): PutChunkQuota {
+    return "ChunkBytes" in value ? PutChunkQuota.ChunkBytes : value;
+}
+function from_candid_variant_n137(value: {
+    Ok: _UploadStatus;
 } | {
-    Err: _UploadError;
+    Err: _UploadStatusError;
 }): {
     __kind__: "Ok";
-    Ok: Uint8Array;
+    Ok: UploadStatus;
 } | {
     __kind__: "Err";
-    Err: UploadError;
+    Err: UploadStatusError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: from_candid_UploadStatus_n138(value.Ok)
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_UploadStatusError_n144(value.Err)
+    } : value;
+}
+function from_candid_variant_n141(value: {
+    Committed: null;
+} | {
+    Expired: null;
+} | {
+    Aborted: null;
+} | {
+    Pending: null;
+}): SessionStatus {
+    return "Committed" in value ? SessionStatus.Committed : "Expired" in value ? SessionStatus.Expired : "Aborted" in value ? SessionStatus.Aborted : "Pending" in value ? SessionStatus.Pending : value;
+}
+function from_candid_variant_n145(value: {
+    SessionNotFound: {
+        session_id: bigint;
+    };
+} | {
+    NotAuthorized: null;
+}): {
+    __kind__: "SessionNotFound";
+    SessionNotFound: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} {
+    return "SessionNotFound" in value ? {
+        __kind__: "SessionNotFound",
+        SessionNotFound: value.SessionNotFound
+    } : "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : value;
+}
+function from_candid_variant_n16(value: {
+    Ok: null;
+} | {
+    Err: _SetLimitsError;
+}): {
+    __kind__: "Ok";
+    Ok: null;
+} | {
+    __kind__: "Err";
+    Err: SetLimitsError;
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_UploadError_n3(value.Err)
+        Err: from_candid_SetLimitsError_n17(value.Err)
+    } : value;
+}
+function from_candid_variant_n18(value: {
+    OutOfSpace: null;
+} | {
+    NotAuthorized: null;
+} | {
+    InvalidArgument: {
+        reason: string;
+    };
+}): {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} {
+    return "OutOfSpace" in value ? {
+        __kind__: "OutOfSpace",
+        OutOfSpace: value.OutOfSpace
+    } : "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "InvalidArgument" in value ? {
+        __kind__: "InvalidArgument",
+        InvalidArgument: value.InvalidArgument
+    } : value;
+}
+function from_candid_variant_n2(value: {
+    Ok: null;
+} | {
+    Err: _AdminSetError;
+}): {
+    __kind__: "Ok";
+    Ok: null;
+} | {
+    __kind__: "Err";
+    Err: AdminSetError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_AdminSetError_n3(value.Err)
+    } : value;
+}
+function from_candid_variant_n20(value: {
+    Ok: Array<[Principal, _CallerUsage]>;
+} | {
+    Err: _AdminReadError;
+}): {
+    __kind__: "Ok";
+    Ok: Array<[Principal, CallerUsage]>;
+} | {
+    __kind__: "Err";
+    Err: AdminReadError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_AdminReadError_n11(value.Err)
+    } : value;
+}
+function from_candid_variant_n22(value: {
+    Ok: _Capsule;
+} | {
+    Err: _CreateCapsuleError;
+}): {
+    __kind__: "Ok";
+    Ok: Capsule;
+} | {
+    __kind__: "Err";
+    Err: CreateCapsuleError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_CreateCapsuleError_n23(value.Err)
+    } : value;
+}
+function from_candid_variant_n24(value: {
+    OutOfSpace: null;
+} | {
+    NotAuthorized: null;
+} | {
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    AnonymousCaller: null;
+} | {
+    QuotaExceeded: {
+        requested: bigint;
+        quota: _CreateCapsuleQuota;
+        limit: bigint;
+    };
+}): {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} | {
+    __kind__: "QuotaExceeded";
+    QuotaExceeded: {
+        requested: bigint;
+        quota: CreateCapsuleQuota;
+        limit: bigint;
+    };
+} {
+    return "OutOfSpace" in value ? {
+        __kind__: "OutOfSpace",
+        OutOfSpace: value.OutOfSpace
+    } : "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "InvalidArgument" in value ? {
+        __kind__: "InvalidArgument",
+        InvalidArgument: value.InvalidArgument
+    } : "AnonymousCaller" in value ? {
+        __kind__: "AnonymousCaller",
+        AnonymousCaller: value.AnonymousCaller
+    } : "QuotaExceeded" in value ? {
+        __kind__: "QuotaExceeded",
+        QuotaExceeded: from_candid_record_n25(value.QuotaExceeded)
+    } : value;
+}
+function from_candid_variant_n27(value: {
+    CapsulesPerOwner: null;
+}): CreateCapsuleQuota {
+    return "CapsulesPerOwner" in value ? CreateCapsuleQuota.CapsulesPerOwner : value;
+}
+function from_candid_variant_n29(value: {
+    Ok: _Capsule;
+} | {
+    Err: _GetCapsuleError;
+}): {
+    __kind__: "Ok";
+    Ok: Capsule;
+} | {
+    __kind__: "Err";
+    Err: GetCapsuleError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_GetCapsuleError_n30(value.Err)
+    } : value;
+}
+function from_candid_variant_n31(value: {
+    CapsuleNotFound: {
+        capsule_id: bigint;
+    };
+} | {
+    NotAuthorized: null;
+}): {
+    __kind__: "CapsuleNotFound";
+    CapsuleNotFound: {
+        capsule_id: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} {
+    return "CapsuleNotFound" in value ? {
+        __kind__: "CapsuleNotFound",
+        CapsuleNotFound: value.CapsuleNotFound
+    } : "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : value;
+}
+function from_candid_variant_n33(value: {
+    Ok: _Capsule;
+} | {
+    Err: _GrantWriteError;
+}): {
+    __kind__: "Ok";
+    Ok: Capsule;
+} | {
+    __kind__: "Err";
+    Err: GrantWriteError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_GrantWriteError_n34(value.Err)
+    } : value;
+}
+function from_candid_variant_n35(value: {
+    OutOfSpace: null;
+} | {
+    CapsuleNotFound: {
+        capsule_id: bigint;
+    };
+} | {
+    NotAuthorized: null;
+} | {
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    AnonymousCaller: null;
+} | {
+    QuotaExceeded: {
+        requested: bigint;
+        quota: _GrantWriteQuota;
+        limit: bigint;
+    };
+}): {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
+} | {
+    __kind__: "CapsuleNotFound";
+    CapsuleNotFound: {
+        capsule_id: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} | {
+    __kind__: "QuotaExceeded";
+    QuotaExceeded: {
+        requested: bigint;
+        quota: GrantWriteQuota;
+        limit: bigint;
+    };
+} {
+    return "OutOfSpace" in value ? {
+        __kind__: "OutOfSpace",
+        OutOfSpace: value.OutOfSpace
+    } : "CapsuleNotFound" in value ? {
+        __kind__: "CapsuleNotFound",
+        CapsuleNotFound: value.CapsuleNotFound
+    } : "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "InvalidArgument" in value ? {
+        __kind__: "InvalidArgument",
+        InvalidArgument: value.InvalidArgument
+    } : "AnonymousCaller" in value ? {
+        __kind__: "AnonymousCaller",
+        AnonymousCaller: value.AnonymousCaller
+    } : "QuotaExceeded" in value ? {
+        __kind__: "QuotaExceeded",
+        QuotaExceeded: from_candid_record_n36(value.QuotaExceeded)
+    } : value;
+}
+function from_candid_variant_n38(value: {
+    WritersPerCapsule: null;
+}): GrantWriteQuota {
+    return "WritersPerCapsule" in value ? GrantWriteQuota.WritersPerCapsule : value;
+}
+function from_candid_variant_n4(value: {
+    OutOfSpace: null;
+} | {
+    NotAuthorized: null;
+}): AdminSetError {
+    return "OutOfSpace" in value ? AdminSetError.OutOfSpace : "NotAuthorized" in value ? AdminSetError.NotAuthorized : value;
+}
+function from_candid_variant_n41(value: {
+    Ok: _Capsule;
+} | {
+    Err: _RevokeWriteError;
+}): {
+    __kind__: "Ok";
+    Ok: Capsule;
+} | {
+    __kind__: "Err";
+    Err: RevokeWriteError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_RevokeWriteError_n42(value.Err)
     } : value;
 }
 function from_candid_variant_n43(value: {
+    OutOfSpace: null;
+} | {
+    CapsuleNotFound: {
+        capsule_id: bigint;
+    };
+} | {
+    NotAuthorized: null;
+} | {
+    AnonymousCaller: null;
+}): {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
+} | {
+    __kind__: "CapsuleNotFound";
+    CapsuleNotFound: {
+        capsule_id: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} {
+    return "OutOfSpace" in value ? {
+        __kind__: "OutOfSpace",
+        OutOfSpace: value.OutOfSpace
+    } : "CapsuleNotFound" in value ? {
+        __kind__: "CapsuleNotFound",
+        CapsuleNotFound: value.CapsuleNotFound
+    } : "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "AnonymousCaller" in value ? {
+        __kind__: "AnonymousCaller",
+        AnonymousCaller: value.AnonymousCaller
+    } : value;
+}
+function from_candid_variant_n50(value: {
+    Ok: null;
+} | {
+    Err: _DeleteMemoryError;
+}): {
+    __kind__: "Ok";
+    Ok: null;
+} | {
+    __kind__: "Err";
+    Err: DeleteMemoryError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_DeleteMemoryError_n51(value.Err)
+    } : value;
+}
+function from_candid_variant_n52(value: {
+    NotAuthorized: null;
+} | {
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    AnonymousCaller: null;
+}): {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "MemoryNotFound";
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} {
+    return "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "MemoryNotFound" in value ? {
+        __kind__: "MemoryNotFound",
+        MemoryNotFound: value.MemoryNotFound
+    } : "AnonymousCaller" in value ? {
+        __kind__: "AnonymousCaller",
+        AnonymousCaller: value.AnonymousCaller
+    } : value;
+}
+function from_candid_variant_n54(value: {
+    Ok: _MemoryRecord;
+} | {
+    Err: _GetMemoryError;
+}): {
+    __kind__: "Ok";
+    Ok: MemoryRecord;
+} | {
+    __kind__: "Err";
+    Err: GetMemoryError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: from_candid_MemoryRecord_n55(value.Ok)
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_GetMemoryError_n58(value.Err)
+    } : value;
+}
+function from_candid_variant_n59(value: {
+    NotAuthorized: null;
+} | {
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+}): {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "MemoryNotFound";
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} {
+    return "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "MemoryNotFound" in value ? {
+        __kind__: "MemoryNotFound",
+        MemoryNotFound: value.MemoryNotFound
+    } : value;
+}
+function from_candid_variant_n63(value: {
+    Ok: _MemoriesPage;
+} | {
+    Err: _GetCapsuleError;
+}): {
+    __kind__: "Ok";
+    Ok: MemoriesPage;
+} | {
+    __kind__: "Err";
+    Err: GetCapsuleError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: from_candid_MemoriesPage_n64(value.Ok)
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_GetCapsuleError_n30(value.Err)
+    } : value;
+}
+function from_candid_variant_n69(value: {
+    Ok: Uint8Array;
+} | {
+    Err: _ReadMemoryError;
+}): {
+    __kind__: "Ok";
+    Ok: Uint8Array;
+} | {
+    __kind__: "Err";
+    Err: ReadMemoryError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_ReadMemoryError_n70(value.Err)
+    } : value;
+}
+function from_candid_variant_n7(value: {
+    Ok: _CapsuleCreators;
+} | {
+    Err: _AdminReadError;
+}): {
+    __kind__: "Ok";
+    Ok: CapsuleCreators;
+} | {
+    __kind__: "Err";
+    Err: AdminReadError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: from_candid_CapsuleCreators_n8(value.Ok)
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_AdminReadError_n11(value.Err)
+    } : value;
+}
+function from_candid_variant_n71(value: {
+    NotAuthorized: null;
+} | {
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    QuotaExceeded: {
+        requested: bigint;
+        quota: _ReadMemoryQuota;
+        limit: bigint;
+    };
+} | {
+    RangeOutOfBounds: {
+        byte_len: bigint;
+        offset: bigint;
+        length: bigint;
+    };
+}): {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "MemoryNotFound";
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    __kind__: "QuotaExceeded";
+    QuotaExceeded: {
+        requested: bigint;
+        quota: ReadMemoryQuota;
+        limit: bigint;
+    };
+} | {
+    __kind__: "RangeOutOfBounds";
+    RangeOutOfBounds: {
+        byte_len: bigint;
+        offset: bigint;
+        length: bigint;
+    };
+} {
+    return "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "MemoryNotFound" in value ? {
+        __kind__: "MemoryNotFound",
+        MemoryNotFound: value.MemoryNotFound
+    } : "QuotaExceeded" in value ? {
+        __kind__: "QuotaExceeded",
+        QuotaExceeded: from_candid_record_n72(value.QuotaExceeded)
+    } : "RangeOutOfBounds" in value ? {
+        __kind__: "RangeOutOfBounds",
+        RangeOutOfBounds: value.RangeOutOfBounds
+    } : value;
+}
+function from_candid_variant_n74(value: {
+    ReadBytes: null;
+}): ReadMemoryQuota {
+    return "ReadBytes" in value ? ReadMemoryQuota.ReadBytes : value;
+}
+function from_candid_variant_n77(value: {
+    Ok: null;
+} | {
+    Err: _SetThumbnailError;
+}): {
+    __kind__: "Ok";
+    Ok: null;
+} | {
+    __kind__: "Err";
+    Err: SetThumbnailError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_SetThumbnailError_n78(value.Err)
+    } : value;
+}
+function from_candid_variant_n79(value: {
+    OutOfSpace: null;
+} | {
+    NotAuthorized: null;
+} | {
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    AnonymousCaller: null;
+} | {
+    QuotaExceeded: {
+        requested: bigint;
+        quota: _SetThumbnailQuota;
+        limit: bigint;
+    };
+}): {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    __kind__: "MemoryNotFound";
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} | {
+    __kind__: "QuotaExceeded";
+    QuotaExceeded: {
+        requested: bigint;
+        quota: SetThumbnailQuota;
+        limit: bigint;
+    };
+} {
+    return "OutOfSpace" in value ? {
+        __kind__: "OutOfSpace",
+        OutOfSpace: value.OutOfSpace
+    } : "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "InvalidArgument" in value ? {
+        __kind__: "InvalidArgument",
+        InvalidArgument: value.InvalidArgument
+    } : "MemoryNotFound" in value ? {
+        __kind__: "MemoryNotFound",
+        MemoryNotFound: value.MemoryNotFound
+    } : "AnonymousCaller" in value ? {
+        __kind__: "AnonymousCaller",
+        AnonymousCaller: value.AnonymousCaller
+    } : "QuotaExceeded" in value ? {
+        __kind__: "QuotaExceeded",
+        QuotaExceeded: from_candid_record_n80(value.QuotaExceeded)
+    } : value;
+}
+function from_candid_variant_n82(value: {
+    StoredBytesPerCaller: null;
+} | {
+    TotalBytes: null;
+}): SetThumbnailQuota {
+    return "StoredBytesPerCaller" in value ? SetThumbnailQuota.StoredBytesPerCaller : "TotalBytes" in value ? SetThumbnailQuota.TotalBytes : value;
+}
+function from_candid_variant_n84(value: {
     Ok: _ShareLink;
 } | {
-    Err: _ShareError;
+    Err: _CreateShareError;
 }): {
     __kind__: "Ok";
     Ok: ShareLink;
 } | {
     __kind__: "Err";
-    Err: ShareError;
+    Err: CreateShareError;
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
-        Ok: from_candid_ShareLink_n44(value.Ok)
+        Ok: from_candid_ShareLink_n85(value.Ok)
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_ShareError_n46(value.Err)
+        Err: from_candid_CreateShareError_n87(value.Err)
     } : value;
 }
-function from_candid_variant_n47(value: {
+function from_candid_variant_n88(value: {
     RandomnessUnavailable: {
         reason: string;
     };
@@ -1605,10 +3171,6 @@ function from_candid_variant_n47(value: {
     };
 } | {
     NotAuthorized: null;
-} | {
-    LinkNotFound: {
-        link_id: bigint;
-    };
 } | {
     InvalidArgument: {
         reason: string;
@@ -1638,11 +3200,6 @@ function from_candid_variant_n47(value: {
     __kind__: "NotAuthorized";
     NotAuthorized: null;
 } | {
-    __kind__: "LinkNotFound";
-    LinkNotFound: {
-        link_id: bigint;
-    };
-} | {
     __kind__: "InvalidArgument";
     InvalidArgument: {
         reason: string;
@@ -1671,9 +3228,6 @@ function from_candid_variant_n47(value: {
     } : "NotAuthorized" in value ? {
         __kind__: "NotAuthorized",
         NotAuthorized: value.NotAuthorized
-    } : "LinkNotFound" in value ? {
-        __kind__: "LinkNotFound",
-        LinkNotFound: value.LinkNotFound
     } : "InvalidArgument" in value ? {
         __kind__: "InvalidArgument",
         InvalidArgument: value.InvalidArgument
@@ -1688,192 +3242,169 @@ function from_candid_variant_n47(value: {
         AnonymousCaller: value.AnonymousCaller
     } : value;
 }
-function from_candid_variant_n49(value: {
+function from_candid_variant_n90(value: {
     Ok: Array<_ShareLink>;
 } | {
-    Err: _ShareError;
+    Err: _ListSharesError;
 }): {
     __kind__: "Ok";
     Ok: Array<ShareLink>;
 } | {
     __kind__: "Err";
-    Err: ShareError;
+    Err: ListSharesError;
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
-        Ok: from_candid_vec_n50(value.Ok)
+        Ok: from_candid_vec_n91(value.Ok)
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_ShareError_n46(value.Err)
+        Err: from_candid_ListSharesError_n92(value.Err)
     } : value;
 }
-function from_candid_variant_n52(value: {
+function from_candid_variant_n94(value: {
     Ok: null;
 } | {
-    Err: _ShareError;
+    Err: _UnshareError;
 }): {
     __kind__: "Ok";
     Ok: null;
 } | {
     __kind__: "Err";
-    Err: ShareError;
+    Err: UnshareError;
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_ShareError_n46(value.Err)
+        Err: from_candid_UnshareError_n95(value.Err)
     } : value;
 }
-function from_candid_variant_n62(value: {
-    Ok: _UploadStarted;
+function from_candid_variant_n96(value: {
+    NotAuthorized: null;
 } | {
-    Err: _UploadError;
+    LinkNotFound: {
+        link_id: bigint;
+    };
+} | {
+    AnonymousCaller: null;
 }): {
-    __kind__: "Ok";
-    Ok: UploadStarted;
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
 } | {
-    __kind__: "Err";
-    Err: UploadError;
+    __kind__: "LinkNotFound";
+    LinkNotFound: {
+        link_id: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
 } {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: value.Ok
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_UploadError_n3(value.Err)
+    return "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "LinkNotFound" in value ? {
+        __kind__: "LinkNotFound",
+        LinkNotFound: value.LinkNotFound
+    } : "AnonymousCaller" in value ? {
+        __kind__: "AnonymousCaller",
+        AnonymousCaller: value.AnonymousCaller
     } : value;
 }
-function from_candid_variant_n64(value: {
-    Ok: _CommittedUpload;
-} | {
-    Err: _UploadError;
-}): {
-    __kind__: "Ok";
-    Ok: CommittedUpload;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: value.Ok
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_UploadError_n3(value.Err)
-    } : value;
+function from_candid_vec_n66(value: Array<_MemoryRecord>): Array<MemoryRecord> {
+    return value.map((x)=>from_candid_MemoryRecord_n55(x));
 }
-function from_candid_variant_n68(value: {
-    Ok: _ChunkAccepted;
-} | {
-    Err: _UploadError;
-}): {
-    __kind__: "Ok";
-    Ok: ChunkAccepted;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: value.Ok
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_UploadError_n3(value.Err)
-    } : value;
+function from_candid_vec_n91(value: Array<_ShareLink>): Array<ShareLink> {
+    return value.map((x)=>from_candid_ShareLink_n85(x));
 }
-function from_candid_variant_n7(value: {
-    ChunkBytes: null;
-} | {
-    ChunksPerSession: null;
-} | {
-    ReservedBytesTotal: null;
-} | {
-    ReadBytes: null;
-} | {
-    OpenSessionsPerCaller: null;
-} | {
-    FileBytes: null;
-} | {
-    WritersPerCapsule: null;
-} | {
-    StoredBytesPerCaller: null;
-} | {
-    TotalBytes: null;
-} | {
-    CapsulesPerOwner: null;
-} | {
-    ReservedBytesPerCaller: null;
-} | {
-    RepairRounds: null;
-}): Quota {
-    return "ChunkBytes" in value ? Quota.ChunkBytes : "ChunksPerSession" in value ? Quota.ChunksPerSession : "ReservedBytesTotal" in value ? Quota.ReservedBytesTotal : "ReadBytes" in value ? Quota.ReadBytes : "OpenSessionsPerCaller" in value ? Quota.OpenSessionsPerCaller : "FileBytes" in value ? Quota.FileBytes : "WritersPerCapsule" in value ? Quota.WritersPerCapsule : "StoredBytesPerCaller" in value ? Quota.StoredBytesPerCaller : "TotalBytes" in value ? Quota.TotalBytes : "CapsulesPerOwner" in value ? Quota.CapsulesPerOwner : "ReservedBytesPerCaller" in value ? Quota.ReservedBytesPerCaller : "RepairRounds" in value ? Quota.RepairRounds : value;
+function to_candid_AssetMetadata_n107(value: AssetMetadata): _AssetMetadata {
+    return to_candid_record_n108(value);
 }
-function from_candid_variant_n70(value: {
-    Ok: _UploadStatus;
-} | {
-    Err: _UploadError;
-}): {
-    __kind__: "Ok";
-    Ok: UploadStatus;
-} | {
-    __kind__: "Err";
-    Err: UploadError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: from_candid_UploadStatus_n71(value.Ok)
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_UploadError_n3(value.Err)
-    } : value;
+function to_candid_BeginUpload_n105(value: BeginUpload): _BeginUpload {
+    return to_candid_record_n106(value);
 }
-function from_candid_variant_n74(value: {
-    Committed: null;
-} | {
-    Expired: null;
-} | {
-    Aborted: null;
-} | {
-    Pending: null;
-}): SessionStatus {
-    return "Committed" in value ? SessionStatus.Committed : "Expired" in value ? SessionStatus.Expired : "Aborted" in value ? SessionStatus.Aborted : "Pending" in value ? SessionStatus.Pending : value;
+function to_candid_HttpRequest_n44(value: HttpRequest): _HttpRequest {
+    return to_candid_record_n45(value);
 }
-function from_candid_vec_n37(value: Array<_MemoryRecord>): Array<MemoryRecord> {
-    return value.map((x)=>from_candid_MemoryRecord_n28(x));
+function to_candid_Limits_n13(value: Limits): _Limits {
+    return to_candid_record_n14(value);
 }
-function from_candid_vec_n50(value: Array<_ShareLink>): Array<ShareLink> {
-    return value.map((x)=>from_candid_ShareLink_n44(x));
+function to_candid_ListMemories_n60(value: ListMemories): _ListMemories {
+    return to_candid_record_n61(value);
 }
-function to_candid_AssetMetadata_n59(value: AssetMetadata): _AssetMetadata {
-    return to_candid_record_n60(value);
+function to_candid_PutChunk_n127(value: PutChunk): _PutChunk {
+    return to_candid_record_n128(value);
 }
-function to_candid_BeginUpload_n57(value: BeginUpload): _BeginUpload {
-    return to_candid_record_n58(value);
-}
-function to_candid_HttpRequest_n21(value: HttpRequest): _HttpRequest {
-    return to_candid_record_n22(value);
-}
-function to_candid_Limits_n14(value: Limits): _Limits {
-    return to_candid_record_n15(value);
-}
-function to_candid_ListMemories_n31(value: ListMemories): _ListMemories {
-    return to_candid_record_n32(value);
-}
-function to_candid_PutChunk_n65(value: PutChunk): _PutChunk {
-    return to_candid_record_n66(value);
-}
-function to_candid_opt_n20(value: bigint | null): [] | [bigint] {
+function to_candid_opt_n39(value: bigint | null): [] | [bigint] {
     return value === null ? candid_none() : candid_some(value);
 }
-function to_candid_opt_n41(value: Thumbnail | null): [] | [_Thumbnail] {
+function to_candid_opt_n5(value: Principal | null): [] | [Principal] {
     return value === null ? candid_none() : candid_some(value);
 }
-function to_candid_opt_n8(value: Principal | null): [] | [Principal] {
+function to_candid_opt_n75(value: Thumbnail | null): [] | [_Thumbnail] {
     return value === null ? candid_none() : candid_some(value);
 }
-function to_candid_record_n15(value: {
+function to_candid_record_n106(value: {
+    thumbnail?: Thumbnail;
+    asset: AssetMetadata;
+    capsule_id: bigint;
+    expected_chunks: number;
+    chunk_size: number;
+    idempotency_key: string;
+}): {
+    thumbnail: [] | [_Thumbnail];
+    asset: _AssetMetadata;
+    capsule_id: bigint;
+    expected_chunks: number;
+    chunk_size: number;
+    idempotency_key: string;
+} {
+    return {
+        thumbnail: value.thumbnail ? candid_some(value.thumbnail) : candid_none(),
+        asset: to_candid_AssetMetadata_n107(value.asset),
+        capsule_id: value.capsule_id,
+        expected_chunks: value.expected_chunks,
+        chunk_size: value.chunk_size,
+        idempotency_key: value.idempotency_key
+    };
+}
+function to_candid_record_n108(value: {
+    sha256?: Uint8Array;
+    name: string;
+    byte_len: bigint;
+    mime_type: string;
+}): {
+    sha256: [] | [Uint8Array];
+    name: string;
+    byte_len: bigint;
+    mime_type: string;
+} {
+    return {
+        sha256: value.sha256 ? candid_some(value.sha256) : candid_none(),
+        name: value.name,
+        byte_len: value.byte_len,
+        mime_type: value.mime_type
+    };
+}
+function to_candid_record_n128(value: {
+    sha256?: Uint8Array;
+    session_id: bigint;
+    bytes: Uint8Array;
+    index: number;
+}): {
+    sha256: [] | [Uint8Array];
+    session_id: bigint;
+    bytes: Uint8Array;
+    index: number;
+} {
+    return {
+        sha256: value.sha256 ? candid_some(value.sha256) : candid_none(),
+        session_id: value.session_id,
+        bytes: value.bytes,
+        index: value.index
+    };
+}
+function to_candid_record_n14(value: {
     finished_retention_ns: bigint;
     max_chunks_per_session: number;
     max_stored_bytes_per_caller: bigint;
@@ -1915,7 +3446,7 @@ function to_candid_record_n15(value: {
         session_idle_timeout_ns: value.session_idle_timeout_ns
     };
 }
-function to_candid_record_n22(value: {
+function to_candid_record_n45(value: {
     url: string;
     method: string;
     body: Uint8Array;
@@ -1936,7 +3467,7 @@ function to_candid_record_n22(value: {
         certificate_version: value.certificate_version ? candid_some(value.certificate_version) : candid_none()
     };
 }
-function to_candid_record_n32(value: {
+function to_candid_record_n61(value: {
     after?: bigint;
     capsule_id: bigint;
     limit: number;
@@ -1949,66 +3480,6 @@ function to_candid_record_n32(value: {
         after: value.after ? candid_some(value.after) : candid_none(),
         capsule_id: value.capsule_id,
         limit: value.limit
-    };
-}
-function to_candid_record_n58(value: {
-    thumbnail?: Thumbnail;
-    asset: AssetMetadata;
-    capsule_id: bigint;
-    expected_chunks: number;
-    chunk_size: number;
-    idempotency_key: string;
-}): {
-    thumbnail: [] | [_Thumbnail];
-    asset: _AssetMetadata;
-    capsule_id: bigint;
-    expected_chunks: number;
-    chunk_size: number;
-    idempotency_key: string;
-} {
-    return {
-        thumbnail: value.thumbnail ? candid_some(value.thumbnail) : candid_none(),
-        asset: to_candid_AssetMetadata_n59(value.asset),
-        capsule_id: value.capsule_id,
-        expected_chunks: value.expected_chunks,
-        chunk_size: value.chunk_size,
-        idempotency_key: value.idempotency_key
-    };
-}
-function to_candid_record_n60(value: {
-    sha256?: Uint8Array;
-    name: string;
-    byte_len: bigint;
-    mime_type: string;
-}): {
-    sha256: [] | [Uint8Array];
-    name: string;
-    byte_len: bigint;
-    mime_type: string;
-} {
-    return {
-        sha256: value.sha256 ? candid_some(value.sha256) : candid_none(),
-        name: value.name,
-        byte_len: value.byte_len,
-        mime_type: value.mime_type
-    };
-}
-function to_candid_record_n66(value: {
-    sha256?: Uint8Array;
-    session_id: bigint;
-    bytes: Uint8Array;
-    index: number;
-}): {
-    sha256: [] | [Uint8Array];
-    session_id: bigint;
-    bytes: Uint8Array;
-    index: number;
-} {
-    return {
-        sha256: value.sha256 ? candid_some(value.sha256) : candid_none(),
-        session_id: value.session_id,
-        bytes: value.bytes,
-        index: value.index
     };
 }
 export interface CreateActorOptions {

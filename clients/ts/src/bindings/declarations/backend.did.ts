@@ -9,6 +9,25 @@ import type { Principal } from '@icp-sdk/core/principal';
 import { IDL } from '@icp-sdk/core/candid';
 
 /**
+ * What `uploads_abort` can answer.
+ */
+export type AbortUploadError = {
+    'SessionNotFound' : { 'session_id' : bigint }
+  } |
+  { 'NotAuthorized' : null } |
+  { 'AlreadyCommitted' : { 'session_id' : bigint } } |
+  { 'SessionExpired' : { 'session_id' : bigint } } |
+  { 'AnonymousCaller' : null };
+/**
+ * What the controller-only reads can answer.
+ */
+export type AdminReadError = { 'NotAuthorized' : null };
+/**
+ * What the controller-only settings can answer.
+ */
+export type AdminSetError = { 'OutOfSpace' : null } |
+  { 'NotAuthorized' : null };
+/**
  * What the client says about the file.
  */
 export interface AssetMetadata {
@@ -42,6 +61,42 @@ export interface BeginUpload {
    */
   'idempotency_key' : string,
 }
+/**
+ * What `uploads_begin` can answer.
+ */
+export type BeginUploadError = { 'OutOfSpace' : null } |
+  { 'CapsuleNotFound' : { 'capsule_id' : bigint } } |
+  { 'NotAuthorized' : null } |
+  { 'IdempotencyConflict' : { 'session_id' : bigint } } |
+  { 'InvalidArgument' : { 'reason' : string } } |
+  { 'SessionExpired' : { 'session_id' : bigint } } |
+  { 'SessionAborted' : { 'session_id' : bigint } } |
+  { 'AnonymousCaller' : null } |
+  {
+    'QuotaExceeded' : {
+      'requested' : bigint,
+      'quota' : BeginUploadQuota,
+      'limit' : bigint,
+    }
+  } |
+  {
+    'DeclaredValuesDisagree' : {
+      'actual' : bigint,
+      'what' : string,
+      'declared' : bigint,
+    }
+  };
+/**
+ * The limits `uploads_begin` checks.
+ */
+export type BeginUploadQuota = { 'ChunkBytes' : null } |
+  { 'ChunksPerSession' : null } |
+  { 'ReservedBytesTotal' : null } |
+  { 'OpenSessionsPerCaller' : null } |
+  { 'FileBytes' : null } |
+  { 'StoredBytesPerCaller' : null } |
+  { 'TotalBytes' : null } |
+  { 'ReservedBytesPerCaller' : null };
 /**
  * A caller's use of the canister.
  */
@@ -89,6 +144,16 @@ export interface ChunkAccepted {
   'newly_stored' : boolean,
 }
 /**
+ * What `uploads_chunk_sha256` can answer.
+ */
+export type ChunkHashError = { 'ChunkNotReceived' : { 'index' : number } } |
+  { 'SessionNotFound' : { 'session_id' : bigint } } |
+  { 'IndexOutOfRange' : { 'expected_chunks' : number, 'index' : number } } |
+  { 'NotAuthorized' : null } |
+  { 'AlreadyCommitted' : { 'session_id' : bigint } } |
+  { 'SessionExpired' : { 'session_id' : bigint } } |
+  { 'SessionAborted' : { 'session_id' : bigint } };
+/**
  * Chunks `[start, end)`.
  */
 export interface ChunkRange { 'end' : number, 'start' : number }
@@ -103,6 +168,42 @@ export interface CommittedUpload {
   'memory_id' : bigint,
 }
 /**
+ * What `capsules_create` can answer.
+ */
+export type CreateCapsuleError = { 'OutOfSpace' : null } |
+  { 'NotAuthorized' : null } |
+  { 'InvalidArgument' : { 'reason' : string } } |
+  { 'AnonymousCaller' : null } |
+  {
+    'QuotaExceeded' : {
+      'requested' : bigint,
+      'quota' : CreateCapsuleQuota,
+      'limit' : bigint,
+    }
+  };
+/**
+ * The limit `capsules_create` checks.
+ */
+export type CreateCapsuleQuota = { 'CapsulesPerOwner' : null };
+/**
+ * What `memories_share` can answer.
+ */
+export type CreateShareError = {
+    'RandomnessUnavailable' : { 'reason' : string }
+  } |
+  { 'TooManyLinks' : { 'limit' : bigint } } |
+  { 'NotAuthorized' : null } |
+  { 'InvalidArgument' : { 'reason' : string } } |
+  { 'MemoryNotFound' : { 'memory_id' : bigint } } |
+  { 'CapacityExhausted' : { 'needed' : bigint, 'available' : bigint } } |
+  { 'AnonymousCaller' : null };
+/**
+ * What `memories_delete` can answer.
+ */
+export type DeleteMemoryError = { 'NotAuthorized' : null } |
+  { 'MemoryNotFound' : { 'memory_id' : bigint } } |
+  { 'AnonymousCaller' : null };
+/**
  * `uploads_finish` argument.
  */
 export interface FinishUpload {
@@ -110,6 +211,80 @@ export interface FinishUpload {
   'session_id' : bigint,
   'byte_len' : bigint,
 }
+/**
+ * What `uploads_finish` can answer.
+ */
+export type FinishUploadError = {
+    'SessionNotFound' : { 'session_id' : bigint }
+  } |
+  {
+    'VerificationPending' : { 'hashed_bytes' : bigint, 'total_bytes' : bigint }
+  } |
+  { 'OutOfSpace' : null } |
+  { 'NotAuthorized' : null } |
+  {
+    'DeclaredHashesDisagree' : {
+      'at_begin' : Uint8Array,
+      'at_finish' : Uint8Array,
+    }
+  } |
+  { 'InvalidArgument' : { 'reason' : string } } |
+  { 'MemoryNotFound' : { 'memory_id' : bigint } } |
+  { 'ChecksumMismatch' : { 'actual' : Uint8Array, 'expected' : Uint8Array } } |
+  { 'AlreadyCommitted' : { 'session_id' : bigint } } |
+  { 'SessionExpired' : { 'session_id' : bigint } } |
+  { 'SessionAborted' : { 'session_id' : bigint } } |
+  { 'AnonymousCaller' : null } |
+  {
+    'QuotaExceeded' : {
+      'requested' : bigint,
+      'quota' : FinishUploadQuota,
+      'limit' : bigint,
+    }
+  } |
+  {
+    'DeclaredValuesDisagree' : {
+      'actual' : bigint,
+      'what' : string,
+      'declared' : bigint,
+    }
+  } |
+  { 'Incomplete' : { 'missing_chunks' : number } };
+/**
+ * The limit `uploads_finish` checks.
+ */
+export type FinishUploadQuota = { 'RepairRounds' : null };
+/**
+ * What `capsules_get` can answer.
+ */
+export type GetCapsuleError = {
+    'CapsuleNotFound' : { 'capsule_id' : bigint }
+  } |
+  { 'NotAuthorized' : null };
+/**
+ * What `memories_get` can answer.
+ */
+export type GetMemoryError = { 'NotAuthorized' : null } |
+  { 'MemoryNotFound' : { 'memory_id' : bigint } };
+/**
+ * What `capsules_grant_write` can answer.
+ */
+export type GrantWriteError = { 'OutOfSpace' : null } |
+  { 'CapsuleNotFound' : { 'capsule_id' : bigint } } |
+  { 'NotAuthorized' : null } |
+  { 'InvalidArgument' : { 'reason' : string } } |
+  { 'AnonymousCaller' : null } |
+  {
+    'QuotaExceeded' : {
+      'requested' : bigint,
+      'quota' : GrantWriteQuota,
+      'limit' : bigint,
+    }
+  };
+/**
+ * The limit `capsules_grant_write` checks.
+ */
+export type GrantWriteQuota = { 'WritersPerCapsule' : null };
 /**
  * `http_request`'s argument, as the HTTP gateway sends it.
  */
@@ -188,6 +363,12 @@ export interface ListMemories {
   'limit' : number,
 }
 /**
+ * What `memories_shares` can answer.
+ */
+export type ListSharesError = { 'NotAuthorized' : null } |
+  { 'MemoryNotFound' : { 'memory_id' : bigint } } |
+  { 'AnonymousCaller' : null };
+/**
  * A page of a capsule's memories, thumbnails included: at most `limit`,
  * and no more than fit in about 1.5 MiB (`MAX_LIST_REPLY_BYTES`), so a
  * page of memories with thumbnails stays well under the 2 MiB reply
@@ -246,31 +427,60 @@ export interface PutChunk {
   'index' : number,
 }
 /**
- * Which limit a request ran into.
+ * What `uploads_put_chunk` can answer.
  */
-export type Quota = { 'ChunkBytes' : null } |
-  { 'ChunksPerSession' : null } |
+export type PutChunkError = { 'SessionNotFound' : { 'session_id' : bigint } } |
+  { 'ChunkChecksumMismatch' : { 'actual' : Uint8Array, 'index' : number } } |
+  { 'OutOfSpace' : null } |
+  { 'IndexOutOfRange' : { 'expected_chunks' : number, 'index' : number } } |
+  { 'NotAuthorized' : null } |
+  { 'ChunkConflict' : { 'index' : number } } |
+  { 'InvalidArgument' : { 'reason' : string } } |
+  { 'AlreadyCommitted' : { 'session_id' : bigint } } |
   {
-    /**
-     * Bytes reserved by all open sessions together.
-     */
-    'ReservedBytesTotal' : null
+    'WrongChunkLength' : {
+      'actual' : bigint,
+      'expected' : bigint,
+      'index' : number,
+    }
   } |
-  { 'ReadBytes' : null } |
-  { 'OpenSessionsPerCaller' : null } |
-  { 'FileBytes' : null } |
-  { 'WritersPerCapsule' : null } |
-  { 'StoredBytesPerCaller' : null } |
-  { 'TotalBytes' : null } |
-  { 'CapsulesPerOwner' : null } |
-  { 'ReservedBytesPerCaller' : null } |
+  { 'SessionExpired' : { 'session_id' : bigint } } |
+  { 'SessionAborted' : { 'session_id' : bigint } } |
+  { 'AnonymousCaller' : null } |
   {
-    /**
-     * Re-hashes from byte 0 a session may ask for after checksum
-     * mismatches (`MAX_REPAIR_ROUNDS`); abort and upload again.
-     */
-    'RepairRounds' : null
+    'QuotaExceeded' : {
+      'requested' : bigint,
+      'quota' : PutChunkQuota,
+      'limit' : bigint,
+    }
   };
+/**
+ * The limit `uploads_put_chunk` checks.
+ */
+export type PutChunkQuota = { 'ChunkBytes' : null };
+/**
+ * What `memories_read` can answer.
+ */
+export type ReadMemoryError = { 'NotAuthorized' : null } |
+  { 'MemoryNotFound' : { 'memory_id' : bigint } } |
+  {
+    'QuotaExceeded' : {
+      'requested' : bigint,
+      'quota' : ReadMemoryQuota,
+      'limit' : bigint,
+    }
+  } |
+  {
+    'RangeOutOfBounds' : {
+      'byte_len' : bigint,
+      'offset' : bigint,
+      'length' : bigint,
+    }
+  };
+/**
+ * The limit `memories_read` checks.
+ */
+export type ReadMemoryQuota = { 'ReadBytes' : null };
 /**
  * `memories_read` argument: a byte range of a committed memory.
  */
@@ -280,33 +490,56 @@ export interface ReadRange {
   'length' : bigint,
 }
 export type Result = { 'Ok' : null } |
-  { 'Err' : UploadError };
+  { 'Err' : AdminSetError };
 export type Result_1 = { 'Ok' : CapsuleCreators } |
-  { 'Err' : UploadError };
-export type Result_10 = { 'Ok' : UploadStarted } |
-  { 'Err' : UploadError };
-export type Result_11 = { 'Ok' : CommittedUpload } |
-  { 'Err' : UploadError };
-export type Result_12 = { 'Ok' : ChunkAccepted } |
-  { 'Err' : UploadError };
-export type Result_13 = { 'Ok' : UploadStatus } |
-  { 'Err' : UploadError };
-export type Result_2 = { 'Ok' : Array<[Principal, CallerUsage]> } |
-  { 'Err' : UploadError };
-export type Result_3 = { 'Ok' : Capsule } |
-  { 'Err' : UploadError };
-export type Result_4 = { 'Ok' : MemoryRecord } |
-  { 'Err' : UploadError };
-export type Result_5 = { 'Ok' : MemoriesPage } |
-  { 'Err' : UploadError };
-export type Result_6 = { 'Ok' : Uint8Array } |
-  { 'Err' : UploadError };
-export type Result_7 = { 'Ok' : ShareLink } |
-  { 'Err' : ShareError };
-export type Result_8 = { 'Ok' : Array<ShareLink> } |
-  { 'Err' : ShareError };
-export type Result_9 = { 'Ok' : null } |
-  { 'Err' : ShareError };
+  { 'Err' : AdminReadError };
+export type Result_10 = { 'Ok' : MemoriesPage } |
+  { 'Err' : GetCapsuleError };
+export type Result_11 = { 'Ok' : Uint8Array } |
+  { 'Err' : ReadMemoryError };
+export type Result_12 = { 'Ok' : null } |
+  { 'Err' : SetThumbnailError };
+export type Result_13 = { 'Ok' : ShareLink } |
+  { 'Err' : CreateShareError };
+export type Result_14 = { 'Ok' : Array<ShareLink> } |
+  { 'Err' : ListSharesError };
+export type Result_15 = { 'Ok' : null } |
+  { 'Err' : UnshareError };
+export type Result_16 = { 'Ok' : null } |
+  { 'Err' : AbortUploadError };
+export type Result_17 = { 'Ok' : UploadStarted } |
+  { 'Err' : BeginUploadError };
+export type Result_18 = { 'Ok' : Uint8Array } |
+  { 'Err' : ChunkHashError };
+export type Result_19 = { 'Ok' : CommittedUpload } |
+  { 'Err' : FinishUploadError };
+export type Result_2 = { 'Ok' : null } |
+  { 'Err' : SetLimitsError };
+export type Result_20 = { 'Ok' : ChunkAccepted } |
+  { 'Err' : PutChunkError };
+export type Result_21 = { 'Ok' : UploadStatus } |
+  { 'Err' : UploadStatusError };
+export type Result_3 = { 'Ok' : Array<[Principal, CallerUsage]> } |
+  { 'Err' : AdminReadError };
+export type Result_4 = { 'Ok' : Capsule } |
+  { 'Err' : CreateCapsuleError };
+export type Result_5 = { 'Ok' : Capsule } |
+  { 'Err' : GetCapsuleError };
+export type Result_6 = { 'Ok' : Capsule } |
+  { 'Err' : GrantWriteError };
+export type Result_7 = { 'Ok' : Capsule } |
+  { 'Err' : RevokeWriteError };
+export type Result_8 = { 'Ok' : null } |
+  { 'Err' : DeleteMemoryError };
+export type Result_9 = { 'Ok' : MemoryRecord } |
+  { 'Err' : GetMemoryError };
+/**
+ * What `capsules_revoke_write` can answer.
+ */
+export type RevokeWriteError = { 'OutOfSpace' : null } |
+  { 'CapsuleNotFound' : { 'capsule_id' : bigint } } |
+  { 'NotAuthorized' : null } |
+  { 'AnonymousCaller' : null };
 /**
  * Where a session is in its life. `Pending` is the only state that moves;
  * the other three are final.
@@ -316,31 +549,31 @@ export type SessionStatus = { 'Committed' : null } |
   { 'Aborted' : null } |
   { 'Pending' : null };
 /**
- * Why a share call failed.
+ * What `admin_set_limits` can answer.
  */
-export type ShareError = {
-    /**
-     * The random generator could not be seeded (`raw_rand` failed); retry.
-     */
-    'RandomnessUnavailable' : { 'reason' : string }
-  } |
-  { 'TooManyLinks' : { 'limit' : bigint } } |
-  {
-    /**
-     * Only the capsule's owner and the memory's uploader manage its links.
-     */
-    'NotAuthorized' : null
-  } |
-  { 'LinkNotFound' : { 'link_id' : bigint } } |
+export type SetLimitsError = { 'OutOfSpace' : null } |
+  { 'NotAuthorized' : null } |
+  { 'InvalidArgument' : { 'reason' : string } };
+/**
+ * What `memories_set_thumbnail` can answer.
+ */
+export type SetThumbnailError = { 'OutOfSpace' : null } |
+  { 'NotAuthorized' : null } |
   { 'InvalidArgument' : { 'reason' : string } } |
   { 'MemoryNotFound' : { 'memory_id' : bigint } } |
+  { 'AnonymousCaller' : null } |
   {
-    /**
-     * The canister's share-link capacity (certified responses) is used up.
-     */
-    'CapacityExhausted' : { 'needed' : bigint, 'available' : bigint }
-  } |
-  { 'AnonymousCaller' : null };
+    'QuotaExceeded' : {
+      'requested' : bigint,
+      'quota' : SetThumbnailQuota,
+      'limit' : bigint,
+    }
+  };
+/**
+ * The limits `memories_set_thumbnail` checks.
+ */
+export type SetThumbnailQuota = { 'StoredBytesPerCaller' : null } |
+  { 'TotalBytes' : null };
 /**
  * A share link, as its owner sees it.
  */
@@ -367,6 +600,11 @@ export interface ShareLink {
  */
 export interface Stats {
   /**
+   * Raw stable memory the canister holds now. Optional, as
+   * `mapped_bytes` is, so that older canisters' stats still decode.
+   */
+  'stable_memory_bytes' : [] | [bigint],
+  /**
    * Bytes in blocks held by blobs (reserved or committed).
    */
   'used_bytes' : bigint,
@@ -390,6 +628,11 @@ export interface Stats {
   'mapped_bytes' : [] | [bigint],
   'stored_bytes' : bigint,
   'session_records' : bigint,
+  /**
+   * The part of it an empty canister already holds: the memory
+   * manager's header and the first bucket of each structure. Constant.
+   */
+  'fixed_stable_bytes' : [] | [bigint],
   'limits' : Limits,
   'reserved_bytes' : bigint,
 }
@@ -416,110 +659,11 @@ export interface Thumbnail {
   'bytes' : Uint8Array,
 }
 /**
- * Why a call failed. User mistakes are reported here, never by trapping.
+ * What `memories_unshare` can answer.
  */
-export type UploadError = {
-    /**
-     * The chunk has not arrived (yet).
-     */
-    'ChunkNotReceived' : { 'index' : number }
-  } |
-  { 'SessionNotFound' : { 'session_id' : bigint } } |
-  {
-    /**
-     * The chunk's bytes do not match the SHA-256 sent with it.
-     */
-    'ChunkChecksumMismatch' : { 'actual' : Uint8Array, 'index' : number }
-  } |
-  {
-    /**
-     * Every chunk arrived but hashing has not caught up yet; call again.
-     */
-    'VerificationPending' : { 'hashed_bytes' : bigint, 'total_bytes' : bigint }
-  } |
-  {
-    /**
-     * The store cannot grow to hold the upload.
-     */
-    'OutOfSpace' : null
-  } |
-  { 'IndexOutOfRange' : { 'expected_chunks' : number, 'index' : number } } |
-  { 'CapsuleNotFound' : { 'capsule_id' : bigint } } |
-  { 'NotAuthorized' : null } |
-  {
-    /**
-     * `uploads_finish` names another SHA-256 than `uploads_begin` declared.
-     */
-    'DeclaredHashesDisagree' : {
-      'at_begin' : Uint8Array,
-      'at_finish' : Uint8Array,
-    }
-  } |
-  {
-    /**
-     * Different bytes for a chunk already received.
-     */
-    'ChunkConflict' : { 'index' : number }
-  } |
-  {
-    /**
-     * The idempotency key was used for a different request.
-     */
-    'IdempotencyConflict' : { 'session_id' : bigint }
-  } |
-  { 'InvalidArgument' : { 'reason' : string } } |
-  { 'MemoryNotFound' : { 'memory_id' : bigint } } |
-  {
-    /**
-     * The file's SHA-256 is not the one declared. The session stays open:
-     * re-send the chunks that are wrong (they may now be replaced), or abort.
-     */
-    'ChecksumMismatch' : { 'actual' : Uint8Array, 'expected' : Uint8Array }
-  } |
-  { 'AlreadyCommitted' : { 'session_id' : bigint } } |
-  {
-    'WrongChunkLength' : {
-      'actual' : bigint,
-      'expected' : bigint,
-      'index' : number,
-    }
-  } |
-  { 'SessionExpired' : { 'session_id' : bigint } } |
-  { 'SessionAborted' : { 'session_id' : bigint } } |
-  {
-    /**
-     * The anonymous principal may not do this.
-     */
-    'AnonymousCaller' : null
-  } |
-  {
-    'QuotaExceeded' : {
-      'requested' : bigint,
-      'quota' : Quota,
-      'limit' : bigint,
-    }
-  } |
-  {
-    /**
-     * A read past the end of a memory.
-     */
-    'RangeOutOfBounds' : {
-      'byte_len' : bigint,
-      'offset' : bigint,
-      'length' : bigint,
-    }
-  } |
-  {
-    /**
-     * Two declared values that must agree do not.
-     */
-    'DeclaredValuesDisagree' : {
-      'actual' : bigint,
-      'what' : string,
-      'declared' : bigint,
-    }
-  } |
-  { 'Incomplete' : { 'missing_chunks' : number } };
+export type UnshareError = { 'NotAuthorized' : null } |
+  { 'LinkNotFound' : { 'link_id' : bigint } } |
+  { 'AnonymousCaller' : null };
 /**
  * `uploads_begin` reply.
  */
@@ -555,11 +699,18 @@ export interface UploadStatus {
   'chunk_size' : number,
   'expires_at' : [] | [bigint],
 }
+/**
+ * What `uploads_status` can answer.
+ */
+export type UploadStatusError = {
+    'SessionNotFound' : { 'session_id' : bigint }
+  } |
+  { 'NotAuthorized' : null };
 export interface _SERVICE {
   /**
    * Controllers: allows a principal to create capsules, or stops allowing
    * it.
-   * Errors: NotAuthorized, OutOfSpace.
+   * Errors: OutOfSpace, NotAuthorized.
    */
   'admin_allow_capsule_creator' : ActorMethod<[Principal, boolean], Result>,
   /**
@@ -571,45 +722,45 @@ export interface _SERVICE {
   /**
    * Controllers: whether only allowed principals may create capsules from
    * now on.
-   * Errors: NotAuthorized, OutOfSpace.
+   * Errors: OutOfSpace, NotAuthorized.
    */
   'admin_set_capsule_creation_restricted' : ActorMethod<[boolean], Result>,
   /**
    * Controllers: sets the limits.
-   * Errors: NotAuthorized, OutOfSpace, InvalidArgument.
+   * Errors: OutOfSpace, NotAuthorized, InvalidArgument.
    */
-  'admin_set_limits' : ActorMethod<[Limits], Result>,
+  'admin_set_limits' : ActorMethod<[Limits], Result_2>,
   /**
    * Controllers: every caller's usage, a page at a time.
    * Errors: NotAuthorized.
    */
-  'admin_usage' : ActorMethod<[[] | [Principal], number], Result_2>,
+  'admin_usage' : ActorMethod<[[] | [Principal], number], Result_3>,
   /**
    * Creates a capsule owned by the caller.
-   * Errors: AnonymousCaller, OutOfSpace, InvalidArgument, NotAuthorized,
+   * Errors: OutOfSpace, NotAuthorized, InvalidArgument, AnonymousCaller,
    * QuotaExceeded (CapsulesPerOwner).
    */
-  'capsules_create' : ActorMethod<[string], Result_3>,
+  'capsules_create' : ActorMethod<[string], Result_4>,
   /**
    * A capsule, for its owner and writers.
    * Errors: CapsuleNotFound, NotAuthorized.
    */
-  'capsules_get' : ActorMethod<[bigint], Result_3>,
+  'capsules_get' : ActorMethod<[bigint], Result_5>,
   /**
    * The owner lets a principal upload into the capsule.
-   * Errors: AnonymousCaller, OutOfSpace, CapsuleNotFound, NotAuthorized,
-   * InvalidArgument, QuotaExceeded (WritersPerCapsule).
+   * Errors: OutOfSpace, CapsuleNotFound, NotAuthorized, InvalidArgument,
+   * AnonymousCaller, QuotaExceeded (WritersPerCapsule).
    */
-  'capsules_grant_write' : ActorMethod<[bigint, Principal], Result_3>,
+  'capsules_grant_write' : ActorMethod<[bigint, Principal], Result_6>,
   /**
    * The capsules the caller owns, a page at a time.
    */
   'capsules_mine' : ActorMethod<[[] | [bigint], number], Array<Capsule>>,
   /**
    * The owner takes a writer's access away.
-   * Errors: AnonymousCaller, OutOfSpace, CapsuleNotFound, NotAuthorized.
+   * Errors: OutOfSpace, CapsuleNotFound, NotAuthorized, AnonymousCaller.
    */
-  'capsules_revoke_write' : ActorMethod<[bigint, Principal], Result_3>,
+  'capsules_revoke_write' : ActorMethod<[bigint, Principal], Result_7>,
   /**
    * The HTTP gateway's entry point: serves memories through share links,
    * every response certified (`crate::http`).
@@ -617,186 +768,125 @@ export interface _SERVICE {
   'http_request' : ActorMethod<[HttpRequest], HttpResponse>,
   /**
    * Deletes a memory (its uploader, or the capsule's owner) and frees its
-   * space, its thumbnail's too.
-   * Errors: AnonymousCaller, MemoryNotFound, NotAuthorized.
+   * space, its thumbnail's too; its share links go with it.
+   * Errors: NotAuthorized, MemoryNotFound, AnonymousCaller.
    */
-  'memories_delete' : ActorMethod<[bigint], Result>,
+  'memories_delete' : ActorMethod<[bigint], Result_8>,
   /**
    * A committed memory's record, thumbnail included, for its capsule's
    * owner and writers.
-   * Errors: MemoryNotFound, NotAuthorized.
+   * Errors: NotAuthorized, MemoryNotFound.
    */
-  'memories_get' : ActorMethod<[bigint], Result_4>,
+  'memories_get' : ActorMethod<[bigint], Result_9>,
   /**
    * A page of a capsule's memories with their thumbnails: at most `limit`,
    * fewer when more would not fit in about 1.5 MiB; `next_after` says where
    * the next page starts.
    * Errors: CapsuleNotFound, NotAuthorized.
    */
-  'memories_list' : ActorMethod<[ListMemories], Result_5>,
+  'memories_list' : ActorMethod<[ListMemories], Result_10>,
   /**
    * A byte range of a committed memory, at most `MAX_READ_BYTES`.
-   * Errors: MemoryNotFound, NotAuthorized, RangeOutOfBounds, QuotaExceeded
+   * Errors: NotAuthorized, MemoryNotFound, RangeOutOfBounds, QuotaExceeded
    * (ReadBytes).
    */
-  'memories_read' : ActorMethod<[ReadRange], Result_6>,
+  'memories_read' : ActorMethod<[ReadRange], Result_11>,
   /**
    * Sets a memory's thumbnail (a JPEG or WebP of at most 32 KiB), or
    * removes it (`null`): its uploader or its capsule's owner. It counts
    * against the caller's stored bytes; the one replaced is released.
-   * Errors: AnonymousCaller, OutOfSpace, InvalidArgument, MemoryNotFound,
-   * NotAuthorized, QuotaExceeded (StoredBytesPerCaller, TotalBytes).
+   * Errors: OutOfSpace, NotAuthorized, InvalidArgument, MemoryNotFound,
+   * AnonymousCaller, QuotaExceeded (StoredBytesPerCaller, TotalBytes).
    */
-  'memories_set_thumbnail' : ActorMethod<[bigint, [] | [Thumbnail]], Result>,
+  'memories_set_thumbnail' : ActorMethod<[bigint, [] | [Thumbnail]], Result_12>,
   /**
    * Creates a share link to a memory (its capsule's owner or its uploader).
-   * Errors: RandomnessUnavailable, AnonymousCaller, MemoryNotFound,
-   * NotAuthorized, InvalidArgument, TooManyLinks, CapacityExhausted.
+   * Errors: RandomnessUnavailable, TooManyLinks, NotAuthorized,
+   * InvalidArgument, MemoryNotFound, CapacityExhausted, AnonymousCaller.
    */
-  'memories_share' : ActorMethod<[bigint, [] | [bigint]], Result_7>,
+  'memories_share' : ActorMethod<[bigint, [] | [bigint]], Result_13>,
   /**
    * A memory's share links (its capsule's owner or its uploader).
-   * Errors: AnonymousCaller, MemoryNotFound, NotAuthorized.
+   * Errors: NotAuthorized, MemoryNotFound, AnonymousCaller.
    */
-  'memories_shares' : ActorMethod<[bigint], Result_8>,
+  'memories_shares' : ActorMethod<[bigint], Result_14>,
   /**
    * Revokes a share link: from then on its path answers 404.
-   * Errors: LinkNotFound, AnonymousCaller, NotAuthorized.
+   * Errors: NotAuthorized, LinkNotFound, AnonymousCaller.
    */
-  'memories_unshare' : ActorMethod<[bigint], Result_9>,
+  'memories_unshare' : ActorMethod<[bigint], Result_15>,
   /**
-   * Totals of the store, its limits, and the caller's usage.
+   * Totals of the store, its limits, the caller's usage and the stable
+   * memory held.
    */
   'stats' : ActorMethod<[], Stats>,
   /**
    * Abandons an upload and frees its space; aborting twice is harmless.
-   * Errors: AnonymousCaller, SessionNotFound, NotAuthorized,
-   * AlreadyCommitted, SessionExpired.
+   * Errors: SessionNotFound, NotAuthorized, AlreadyCommitted, SessionExpired,
+   * AnonymousCaller.
    */
-  'uploads_abort' : ActorMethod<[bigint], Result>,
+  'uploads_abort' : ActorMethod<[bigint], Result_16>,
   /**
    * Starts an upload, or returns the session the same idempotency key
    * already started for the same request.
-   * Errors: AnonymousCaller, OutOfSpace, InvalidArgument,
-   * DeclaredValuesDisagree, CapsuleNotFound, NotAuthorized,
-   * IdempotencyConflict, SessionAborted, SessionExpired, QuotaExceeded
-   * (ChunkBytes, FileBytes, ChunksPerSession, OpenSessionsPerCaller,
-   * ReservedBytesPerCaller, StoredBytesPerCaller, ReservedBytesTotal,
-   * TotalBytes).
+   * Errors: OutOfSpace, CapsuleNotFound, NotAuthorized, IdempotencyConflict,
+   * InvalidArgument, SessionExpired, SessionAborted, AnonymousCaller,
+   * DeclaredValuesDisagree, QuotaExceeded (ChunkBytes, ChunksPerSession,
+   * ReservedBytesTotal, OpenSessionsPerCaller, FileBytes,
+   * StoredBytesPerCaller, TotalBytes, ReservedBytesPerCaller).
    */
-  'uploads_begin' : ActorMethod<[BeginUpload], Result_10>,
+  'uploads_begin' : ActorMethod<[BeginUpload], Result_17>,
   /**
    * SHA-256 of a received chunk as stored, to find the chunks to re-send
    * after a checksum mismatch.
-   * Errors: SessionNotFound, NotAuthorized, IndexOutOfRange,
-   * AlreadyCommitted, SessionAborted, SessionExpired, ChunkNotReceived.
+   * Errors: ChunkNotReceived, SessionNotFound, IndexOutOfRange,
+   * NotAuthorized, AlreadyCommitted, SessionExpired, SessionAborted.
    */
-  'uploads_chunk_sha256' : ActorMethod<[bigint, number], Result_6>,
+  'uploads_chunk_sha256' : ActorMethod<[bigint, number], Result_18>,
   /**
    * Verifies and commits an upload; finishing a committed upload again
    * returns the same answer.
-   * Errors: AnonymousCaller, OutOfSpace, InvalidArgument, SessionNotFound,
-   * NotAuthorized, DeclaredValuesDisagree, AlreadyCommitted, MemoryNotFound,
-   * SessionExpired, SessionAborted, DeclaredHashesDisagree, Incomplete,
-   * VerificationPending, ChecksumMismatch, QuotaExceeded (RepairRounds).
+   * Errors: SessionNotFound, VerificationPending, OutOfSpace, NotAuthorized,
+   * DeclaredHashesDisagree, InvalidArgument, MemoryNotFound,
+   * ChecksumMismatch, AlreadyCommitted, SessionExpired, SessionAborted,
+   * AnonymousCaller, DeclaredValuesDisagree, Incomplete, QuotaExceeded
+   * (RepairRounds).
    */
-  'uploads_finish' : ActorMethod<[FinishUpload], Result_11>,
+  'uploads_finish' : ActorMethod<[FinishUpload], Result_19>,
   /**
    * The caller's pending uploads, so that a reloaded page can resume them.
    */
   'uploads_mine' : ActorMethod<[], Array<OpenUpload>>,
   /**
    * Stores one chunk at its place in the upload.
-   * Errors: AnonymousCaller, OutOfSpace, SessionNotFound, NotAuthorized,
-   * SessionExpired, SessionAborted, AlreadyCommitted, InvalidArgument,
-   * ChunkChecksumMismatch, IndexOutOfRange, WrongChunkLength, ChunkConflict,
-   * QuotaExceeded (ChunkBytes).
+   * Errors: SessionNotFound, ChunkChecksumMismatch, OutOfSpace,
+   * IndexOutOfRange, NotAuthorized, ChunkConflict, InvalidArgument,
+   * AlreadyCommitted, WrongChunkLength, SessionExpired, SessionAborted,
+   * AnonymousCaller, QuotaExceeded (ChunkBytes).
    */
-  'uploads_put_chunk' : ActorMethod<[PutChunk], Result_12>,
+  'uploads_put_chunk' : ActorMethod<[PutChunk], Result_20>,
   /**
    * Where an upload stands, with a page of its missing chunks.
    * Errors: SessionNotFound, NotAuthorized.
    */
-  'uploads_status' : ActorMethod<[StatusRequest], Result_13>,
+  'uploads_status' : ActorMethod<[StatusRequest], Result_21>,
 }
 export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
-  const Quota = IDL.Variant({
-    'ChunkBytes' : IDL.Null,
-    'ChunksPerSession' : IDL.Null,
-    'ReservedBytesTotal' : IDL.Null,
-    'ReadBytes' : IDL.Null,
-    'OpenSessionsPerCaller' : IDL.Null,
-    'FileBytes' : IDL.Null,
-    'WritersPerCapsule' : IDL.Null,
-    'StoredBytesPerCaller' : IDL.Null,
-    'TotalBytes' : IDL.Null,
-    'CapsulesPerOwner' : IDL.Null,
-    'ReservedBytesPerCaller' : IDL.Null,
-    'RepairRounds' : IDL.Null,
-  });
-  const UploadError = IDL.Variant({
-    'ChunkNotReceived' : IDL.Record({ 'index' : IDL.Nat32 }),
-    'SessionNotFound' : IDL.Record({ 'session_id' : IDL.Nat64 }),
-    'ChunkChecksumMismatch' : IDL.Record({
-      'actual' : IDL.Vec(IDL.Nat8),
-      'index' : IDL.Nat32,
-    }),
-    'VerificationPending' : IDL.Record({
-      'hashed_bytes' : IDL.Nat64,
-      'total_bytes' : IDL.Nat64,
-    }),
+  const AdminSetError = IDL.Variant({
     'OutOfSpace' : IDL.Null,
-    'IndexOutOfRange' : IDL.Record({
-      'expected_chunks' : IDL.Nat32,
-      'index' : IDL.Nat32,
-    }),
-    'CapsuleNotFound' : IDL.Record({ 'capsule_id' : IDL.Nat64 }),
     'NotAuthorized' : IDL.Null,
-    'DeclaredHashesDisagree' : IDL.Record({
-      'at_begin' : IDL.Vec(IDL.Nat8),
-      'at_finish' : IDL.Vec(IDL.Nat8),
-    }),
-    'ChunkConflict' : IDL.Record({ 'index' : IDL.Nat32 }),
-    'IdempotencyConflict' : IDL.Record({ 'session_id' : IDL.Nat64 }),
-    'InvalidArgument' : IDL.Record({ 'reason' : IDL.Text }),
-    'MemoryNotFound' : IDL.Record({ 'memory_id' : IDL.Nat64 }),
-    'ChecksumMismatch' : IDL.Record({
-      'actual' : IDL.Vec(IDL.Nat8),
-      'expected' : IDL.Vec(IDL.Nat8),
-    }),
-    'AlreadyCommitted' : IDL.Record({ 'session_id' : IDL.Nat64 }),
-    'WrongChunkLength' : IDL.Record({
-      'actual' : IDL.Nat64,
-      'expected' : IDL.Nat64,
-      'index' : IDL.Nat32,
-    }),
-    'SessionExpired' : IDL.Record({ 'session_id' : IDL.Nat64 }),
-    'SessionAborted' : IDL.Record({ 'session_id' : IDL.Nat64 }),
-    'AnonymousCaller' : IDL.Null,
-    'QuotaExceeded' : IDL.Record({
-      'requested' : IDL.Nat64,
-      'quota' : Quota,
-      'limit' : IDL.Nat64,
-    }),
-    'RangeOutOfBounds' : IDL.Record({
-      'byte_len' : IDL.Nat64,
-      'offset' : IDL.Nat64,
-      'length' : IDL.Nat64,
-    }),
-    'DeclaredValuesDisagree' : IDL.Record({
-      'actual' : IDL.Nat64,
-      'what' : IDL.Text,
-      'declared' : IDL.Nat64,
-    }),
-    'Incomplete' : IDL.Record({ 'missing_chunks' : IDL.Nat32 }),
   });
-  const Result = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : UploadError });
+  const Result = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : AdminSetError });
   const CapsuleCreators = IDL.Record({
     'allowed' : IDL.Vec(IDL.Principal),
     'next_after' : IDL.Opt(IDL.Principal),
     'restricted' : IDL.Bool,
   });
-  const Result_1 = IDL.Variant({ 'Ok' : CapsuleCreators, 'Err' : UploadError });
+  const AdminReadError = IDL.Variant({ 'NotAuthorized' : IDL.Null });
+  const Result_1 = IDL.Variant({
+    'Ok' : CapsuleCreators,
+    'Err' : AdminReadError,
+  });
   const Limits = IDL.Record({
     'finished_retention_ns' : IDL.Nat64,
     'max_chunks_per_session' : IDL.Nat32,
@@ -811,14 +901,20 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'max_reserved_bytes_per_caller' : IDL.Nat64,
     'session_idle_timeout_ns' : IDL.Nat64,
   });
+  const SetLimitsError = IDL.Variant({
+    'OutOfSpace' : IDL.Null,
+    'NotAuthorized' : IDL.Null,
+    'InvalidArgument' : IDL.Record({ 'reason' : IDL.Text }),
+  });
+  const Result_2 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : SetLimitsError });
   const CallerUsage = IDL.Record({
     'open_sessions' : IDL.Nat32,
     'stored_bytes' : IDL.Nat64,
     'reserved_bytes' : IDL.Nat64,
   });
-  const Result_2 = IDL.Variant({
+  const Result_3 = IDL.Variant({
     'Ok' : IDL.Vec(IDL.Tuple(IDL.Principal, CallerUsage)),
-    'Err' : UploadError,
+    'Err' : AdminReadError,
   });
   const Capsule = IDL.Record({
     'owner' : IDL.Principal,
@@ -827,7 +923,45 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'created_at' : IDL.Nat64,
     'writers' : IDL.Vec(IDL.Principal),
   });
-  const Result_3 = IDL.Variant({ 'Ok' : Capsule, 'Err' : UploadError });
+  const CreateCapsuleQuota = IDL.Variant({ 'CapsulesPerOwner' : IDL.Null });
+  const CreateCapsuleError = IDL.Variant({
+    'OutOfSpace' : IDL.Null,
+    'NotAuthorized' : IDL.Null,
+    'InvalidArgument' : IDL.Record({ 'reason' : IDL.Text }),
+    'AnonymousCaller' : IDL.Null,
+    'QuotaExceeded' : IDL.Record({
+      'requested' : IDL.Nat64,
+      'quota' : CreateCapsuleQuota,
+      'limit' : IDL.Nat64,
+    }),
+  });
+  const Result_4 = IDL.Variant({ 'Ok' : Capsule, 'Err' : CreateCapsuleError });
+  const GetCapsuleError = IDL.Variant({
+    'CapsuleNotFound' : IDL.Record({ 'capsule_id' : IDL.Nat64 }),
+    'NotAuthorized' : IDL.Null,
+  });
+  const Result_5 = IDL.Variant({ 'Ok' : Capsule, 'Err' : GetCapsuleError });
+  const GrantWriteQuota = IDL.Variant({ 'WritersPerCapsule' : IDL.Null });
+  const GrantWriteError = IDL.Variant({
+    'OutOfSpace' : IDL.Null,
+    'CapsuleNotFound' : IDL.Record({ 'capsule_id' : IDL.Nat64 }),
+    'NotAuthorized' : IDL.Null,
+    'InvalidArgument' : IDL.Record({ 'reason' : IDL.Text }),
+    'AnonymousCaller' : IDL.Null,
+    'QuotaExceeded' : IDL.Record({
+      'requested' : IDL.Nat64,
+      'quota' : GrantWriteQuota,
+      'limit' : IDL.Nat64,
+    }),
+  });
+  const Result_6 = IDL.Variant({ 'Ok' : Capsule, 'Err' : GrantWriteError });
+  const RevokeWriteError = IDL.Variant({
+    'OutOfSpace' : IDL.Null,
+    'CapsuleNotFound' : IDL.Record({ 'capsule_id' : IDL.Nat64 }),
+    'NotAuthorized' : IDL.Null,
+    'AnonymousCaller' : IDL.Null,
+  });
+  const Result_7 = IDL.Variant({ 'Ok' : Capsule, 'Err' : RevokeWriteError });
   const HttpRequest = IDL.Record({
     'url' : IDL.Text,
     'method' : IDL.Text,
@@ -841,6 +975,12 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'upgrade' : IDL.Opt(IDL.Bool),
     'status_code' : IDL.Nat16,
   });
+  const DeleteMemoryError = IDL.Variant({
+    'NotAuthorized' : IDL.Null,
+    'MemoryNotFound' : IDL.Record({ 'memory_id' : IDL.Nat64 }),
+    'AnonymousCaller' : IDL.Null,
+  });
+  const Result_8 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : DeleteMemoryError });
   const Thumbnail = IDL.Record({
     'mime_type' : IDL.Text,
     'bytes' : IDL.Vec(IDL.Nat8),
@@ -857,7 +997,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'memory_id' : IDL.Nat64,
     'uploaded_by' : IDL.Principal,
   });
-  const Result_4 = IDL.Variant({ 'Ok' : MemoryRecord, 'Err' : UploadError });
+  const GetMemoryError = IDL.Variant({
+    'NotAuthorized' : IDL.Null,
+    'MemoryNotFound' : IDL.Record({ 'memory_id' : IDL.Nat64 }),
+  });
+  const Result_9 = IDL.Variant({ 'Ok' : MemoryRecord, 'Err' : GetMemoryError });
   const ListMemories = IDL.Record({
     'after' : IDL.Opt(IDL.Nat64),
     'capsule_id' : IDL.Nat64,
@@ -867,16 +1011,51 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'memories' : IDL.Vec(MemoryRecord),
     'next_after' : IDL.Opt(IDL.Nat64),
   });
-  const Result_5 = IDL.Variant({ 'Ok' : MemoriesPage, 'Err' : UploadError });
+  const Result_10 = IDL.Variant({
+    'Ok' : MemoriesPage,
+    'Err' : GetCapsuleError,
+  });
   const ReadRange = IDL.Record({
     'offset' : IDL.Nat64,
     'memory_id' : IDL.Nat64,
     'length' : IDL.Nat64,
   });
-  const Result_6 = IDL.Variant({
-    'Ok' : IDL.Vec(IDL.Nat8),
-    'Err' : UploadError,
+  const ReadMemoryQuota = IDL.Variant({ 'ReadBytes' : IDL.Null });
+  const ReadMemoryError = IDL.Variant({
+    'NotAuthorized' : IDL.Null,
+    'MemoryNotFound' : IDL.Record({ 'memory_id' : IDL.Nat64 }),
+    'QuotaExceeded' : IDL.Record({
+      'requested' : IDL.Nat64,
+      'quota' : ReadMemoryQuota,
+      'limit' : IDL.Nat64,
+    }),
+    'RangeOutOfBounds' : IDL.Record({
+      'byte_len' : IDL.Nat64,
+      'offset' : IDL.Nat64,
+      'length' : IDL.Nat64,
+    }),
   });
+  const Result_11 = IDL.Variant({
+    'Ok' : IDL.Vec(IDL.Nat8),
+    'Err' : ReadMemoryError,
+  });
+  const SetThumbnailQuota = IDL.Variant({
+    'StoredBytesPerCaller' : IDL.Null,
+    'TotalBytes' : IDL.Null,
+  });
+  const SetThumbnailError = IDL.Variant({
+    'OutOfSpace' : IDL.Null,
+    'NotAuthorized' : IDL.Null,
+    'InvalidArgument' : IDL.Record({ 'reason' : IDL.Text }),
+    'MemoryNotFound' : IDL.Record({ 'memory_id' : IDL.Nat64 }),
+    'AnonymousCaller' : IDL.Null,
+    'QuotaExceeded' : IDL.Record({
+      'requested' : IDL.Nat64,
+      'quota' : SetThumbnailQuota,
+      'limit' : IDL.Nat64,
+    }),
+  });
+  const Result_12 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : SetThumbnailError });
   const ShareLink = IDL.Record({
     'link_id' : IDL.Nat64,
     'path' : IDL.Text,
@@ -886,11 +1065,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'expires_at' : IDL.Opt(IDL.Nat64),
     'ready' : IDL.Bool,
   });
-  const ShareError = IDL.Variant({
+  const CreateShareError = IDL.Variant({
     'RandomnessUnavailable' : IDL.Record({ 'reason' : IDL.Text }),
     'TooManyLinks' : IDL.Record({ 'limit' : IDL.Nat64 }),
     'NotAuthorized' : IDL.Null,
-    'LinkNotFound' : IDL.Record({ 'link_id' : IDL.Nat64 }),
     'InvalidArgument' : IDL.Record({ 'reason' : IDL.Text }),
     'MemoryNotFound' : IDL.Record({ 'memory_id' : IDL.Nat64 }),
     'CapacityExhausted' : IDL.Record({
@@ -899,13 +1077,24 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     }),
     'AnonymousCaller' : IDL.Null,
   });
-  const Result_7 = IDL.Variant({ 'Ok' : ShareLink, 'Err' : ShareError });
-  const Result_8 = IDL.Variant({
-    'Ok' : IDL.Vec(ShareLink),
-    'Err' : ShareError,
+  const Result_13 = IDL.Variant({ 'Ok' : ShareLink, 'Err' : CreateShareError });
+  const ListSharesError = IDL.Variant({
+    'NotAuthorized' : IDL.Null,
+    'MemoryNotFound' : IDL.Record({ 'memory_id' : IDL.Nat64 }),
+    'AnonymousCaller' : IDL.Null,
   });
-  const Result_9 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : ShareError });
+  const Result_14 = IDL.Variant({
+    'Ok' : IDL.Vec(ShareLink),
+    'Err' : ListSharesError,
+  });
+  const UnshareError = IDL.Variant({
+    'NotAuthorized' : IDL.Null,
+    'LinkNotFound' : IDL.Record({ 'link_id' : IDL.Nat64 }),
+    'AnonymousCaller' : IDL.Null,
+  });
+  const Result_15 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : UnshareError });
   const Stats = IDL.Record({
+    'stable_memory_bytes' : IDL.Opt(IDL.Nat64),
     'used_bytes' : IDL.Nat64,
     'high_water_bytes' : IDL.Nat64,
     'free_bytes' : IDL.Nat64,
@@ -915,9 +1104,18 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'mapped_bytes' : IDL.Opt(IDL.Nat64),
     'stored_bytes' : IDL.Nat64,
     'session_records' : IDL.Nat64,
+    'fixed_stable_bytes' : IDL.Opt(IDL.Nat64),
     'limits' : Limits,
     'reserved_bytes' : IDL.Nat64,
   });
+  const AbortUploadError = IDL.Variant({
+    'SessionNotFound' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'NotAuthorized' : IDL.Null,
+    'AlreadyCommitted' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'SessionExpired' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'AnonymousCaller' : IDL.Null,
+  });
+  const Result_16 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : AbortUploadError });
   const AssetMetadata = IDL.Record({
     'sha256' : IDL.Opt(IDL.Vec(IDL.Nat8)),
     'name' : IDL.Text,
@@ -939,7 +1137,56 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'chunk_size' : IDL.Nat32,
     'expires_at' : IDL.Nat64,
   });
-  const Result_10 = IDL.Variant({ 'Ok' : UploadStarted, 'Err' : UploadError });
+  const BeginUploadQuota = IDL.Variant({
+    'ChunkBytes' : IDL.Null,
+    'ChunksPerSession' : IDL.Null,
+    'ReservedBytesTotal' : IDL.Null,
+    'OpenSessionsPerCaller' : IDL.Null,
+    'FileBytes' : IDL.Null,
+    'StoredBytesPerCaller' : IDL.Null,
+    'TotalBytes' : IDL.Null,
+    'ReservedBytesPerCaller' : IDL.Null,
+  });
+  const BeginUploadError = IDL.Variant({
+    'OutOfSpace' : IDL.Null,
+    'CapsuleNotFound' : IDL.Record({ 'capsule_id' : IDL.Nat64 }),
+    'NotAuthorized' : IDL.Null,
+    'IdempotencyConflict' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'InvalidArgument' : IDL.Record({ 'reason' : IDL.Text }),
+    'SessionExpired' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'SessionAborted' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'AnonymousCaller' : IDL.Null,
+    'QuotaExceeded' : IDL.Record({
+      'requested' : IDL.Nat64,
+      'quota' : BeginUploadQuota,
+      'limit' : IDL.Nat64,
+    }),
+    'DeclaredValuesDisagree' : IDL.Record({
+      'actual' : IDL.Nat64,
+      'what' : IDL.Text,
+      'declared' : IDL.Nat64,
+    }),
+  });
+  const Result_17 = IDL.Variant({
+    'Ok' : UploadStarted,
+    'Err' : BeginUploadError,
+  });
+  const ChunkHashError = IDL.Variant({
+    'ChunkNotReceived' : IDL.Record({ 'index' : IDL.Nat32 }),
+    'SessionNotFound' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'IndexOutOfRange' : IDL.Record({
+      'expected_chunks' : IDL.Nat32,
+      'index' : IDL.Nat32,
+    }),
+    'NotAuthorized' : IDL.Null,
+    'AlreadyCommitted' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'SessionExpired' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'SessionAborted' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+  });
+  const Result_18 = IDL.Variant({
+    'Ok' : IDL.Vec(IDL.Nat8),
+    'Err' : ChunkHashError,
+  });
   const FinishUpload = IDL.Record({
     'sha256' : IDL.Vec(IDL.Nat8),
     'session_id' : IDL.Nat64,
@@ -952,9 +1199,44 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'byte_len' : IDL.Nat64,
     'memory_id' : IDL.Nat64,
   });
-  const Result_11 = IDL.Variant({
+  const FinishUploadQuota = IDL.Variant({ 'RepairRounds' : IDL.Null });
+  const FinishUploadError = IDL.Variant({
+    'SessionNotFound' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'VerificationPending' : IDL.Record({
+      'hashed_bytes' : IDL.Nat64,
+      'total_bytes' : IDL.Nat64,
+    }),
+    'OutOfSpace' : IDL.Null,
+    'NotAuthorized' : IDL.Null,
+    'DeclaredHashesDisagree' : IDL.Record({
+      'at_begin' : IDL.Vec(IDL.Nat8),
+      'at_finish' : IDL.Vec(IDL.Nat8),
+    }),
+    'InvalidArgument' : IDL.Record({ 'reason' : IDL.Text }),
+    'MemoryNotFound' : IDL.Record({ 'memory_id' : IDL.Nat64 }),
+    'ChecksumMismatch' : IDL.Record({
+      'actual' : IDL.Vec(IDL.Nat8),
+      'expected' : IDL.Vec(IDL.Nat8),
+    }),
+    'AlreadyCommitted' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'SessionExpired' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'SessionAborted' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'AnonymousCaller' : IDL.Null,
+    'QuotaExceeded' : IDL.Record({
+      'requested' : IDL.Nat64,
+      'quota' : FinishUploadQuota,
+      'limit' : IDL.Nat64,
+    }),
+    'DeclaredValuesDisagree' : IDL.Record({
+      'actual' : IDL.Nat64,
+      'what' : IDL.Text,
+      'declared' : IDL.Nat64,
+    }),
+    'Incomplete' : IDL.Record({ 'missing_chunks' : IDL.Nat32 }),
+  });
+  const Result_19 = IDL.Variant({
     'Ok' : CommittedUpload,
-    'Err' : UploadError,
+    'Err' : FinishUploadError,
   });
   const OpenUpload = IDL.Record({
     'session_id' : IDL.Nat64,
@@ -980,7 +1262,40 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'expires_at' : IDL.Nat64,
     'newly_stored' : IDL.Bool,
   });
-  const Result_12 = IDL.Variant({ 'Ok' : ChunkAccepted, 'Err' : UploadError });
+  const PutChunkQuota = IDL.Variant({ 'ChunkBytes' : IDL.Null });
+  const PutChunkError = IDL.Variant({
+    'SessionNotFound' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'ChunkChecksumMismatch' : IDL.Record({
+      'actual' : IDL.Vec(IDL.Nat8),
+      'index' : IDL.Nat32,
+    }),
+    'OutOfSpace' : IDL.Null,
+    'IndexOutOfRange' : IDL.Record({
+      'expected_chunks' : IDL.Nat32,
+      'index' : IDL.Nat32,
+    }),
+    'NotAuthorized' : IDL.Null,
+    'ChunkConflict' : IDL.Record({ 'index' : IDL.Nat32 }),
+    'InvalidArgument' : IDL.Record({ 'reason' : IDL.Text }),
+    'AlreadyCommitted' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'WrongChunkLength' : IDL.Record({
+      'actual' : IDL.Nat64,
+      'expected' : IDL.Nat64,
+      'index' : IDL.Nat32,
+    }),
+    'SessionExpired' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'SessionAborted' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'AnonymousCaller' : IDL.Null,
+    'QuotaExceeded' : IDL.Record({
+      'requested' : IDL.Nat64,
+      'quota' : PutChunkQuota,
+      'limit' : IDL.Nat64,
+    }),
+  });
+  const Result_20 = IDL.Variant({
+    'Ok' : ChunkAccepted,
+    'Err' : PutChunkError,
+  });
   const StatusRequest = IDL.Record({
     'session_id' : IDL.Nat64,
     'from_chunk' : IDL.Nat32,
@@ -1009,7 +1324,14 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'chunk_size' : IDL.Nat32,
     'expires_at' : IDL.Opt(IDL.Nat64),
   });
-  const Result_13 = IDL.Variant({ 'Ok' : UploadStatus, 'Err' : UploadError });
+  const UploadStatusError = IDL.Variant({
+    'SessionNotFound' : IDL.Record({ 'session_id' : IDL.Nat64 }),
+    'NotAuthorized' : IDL.Null,
+  });
+  const Result_21 = IDL.Variant({
+    'Ok' : UploadStatus,
+    'Err' : UploadStatusError,
+  });
   
   return IDL.Service({
     'admin_allow_capsule_creator' : IDL.Func(
@@ -1027,17 +1349,17 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
         [Result],
         [],
       ),
-    'admin_set_limits' : IDL.Func([Limits], [Result], []),
+    'admin_set_limits' : IDL.Func([Limits], [Result_2], []),
     'admin_usage' : IDL.Func(
         [IDL.Opt(IDL.Principal), IDL.Nat32],
-        [Result_2],
+        [Result_3],
         ['query'],
       ),
-    'capsules_create' : IDL.Func([IDL.Text], [Result_3], []),
-    'capsules_get' : IDL.Func([IDL.Nat64], [Result_3], ['query']),
+    'capsules_create' : IDL.Func([IDL.Text], [Result_4], []),
+    'capsules_get' : IDL.Func([IDL.Nat64], [Result_5], ['query']),
     'capsules_grant_write' : IDL.Func(
         [IDL.Nat64, IDL.Principal],
-        [Result_3],
+        [Result_6],
         [],
       ),
     'capsules_mine' : IDL.Func(
@@ -1047,38 +1369,38 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       ),
     'capsules_revoke_write' : IDL.Func(
         [IDL.Nat64, IDL.Principal],
-        [Result_3],
+        [Result_7],
         [],
       ),
     'http_request' : IDL.Func([HttpRequest], [HttpResponse], ['query']),
-    'memories_delete' : IDL.Func([IDL.Nat64], [Result], []),
-    'memories_get' : IDL.Func([IDL.Nat64], [Result_4], ['query']),
-    'memories_list' : IDL.Func([ListMemories], [Result_5], ['query']),
-    'memories_read' : IDL.Func([ReadRange], [Result_6], ['query']),
+    'memories_delete' : IDL.Func([IDL.Nat64], [Result_8], []),
+    'memories_get' : IDL.Func([IDL.Nat64], [Result_9], ['query']),
+    'memories_list' : IDL.Func([ListMemories], [Result_10], ['query']),
+    'memories_read' : IDL.Func([ReadRange], [Result_11], ['query']),
     'memories_set_thumbnail' : IDL.Func(
         [IDL.Nat64, IDL.Opt(Thumbnail)],
-        [Result],
+        [Result_12],
         [],
       ),
     'memories_share' : IDL.Func(
         [IDL.Nat64, IDL.Opt(IDL.Nat64)],
-        [Result_7],
+        [Result_13],
         [],
       ),
-    'memories_shares' : IDL.Func([IDL.Nat64], [Result_8], ['query']),
-    'memories_unshare' : IDL.Func([IDL.Nat64], [Result_9], []),
+    'memories_shares' : IDL.Func([IDL.Nat64], [Result_14], ['query']),
+    'memories_unshare' : IDL.Func([IDL.Nat64], [Result_15], []),
     'stats' : IDL.Func([], [Stats], ['query']),
-    'uploads_abort' : IDL.Func([IDL.Nat64], [Result], []),
-    'uploads_begin' : IDL.Func([BeginUpload], [Result_10], []),
+    'uploads_abort' : IDL.Func([IDL.Nat64], [Result_16], []),
+    'uploads_begin' : IDL.Func([BeginUpload], [Result_17], []),
     'uploads_chunk_sha256' : IDL.Func(
         [IDL.Nat64, IDL.Nat32],
-        [Result_6],
+        [Result_18],
         ['query'],
       ),
-    'uploads_finish' : IDL.Func([FinishUpload], [Result_11], []),
+    'uploads_finish' : IDL.Func([FinishUpload], [Result_19], []),
     'uploads_mine' : IDL.Func([], [IDL.Vec(OpenUpload)], ['query']),
-    'uploads_put_chunk' : IDL.Func([PutChunk], [Result_12], []),
-    'uploads_status' : IDL.Func([StatusRequest], [Result_13], ['query']),
+    'uploads_put_chunk' : IDL.Func([PutChunk], [Result_20], []),
+    'uploads_status' : IDL.Func([StatusRequest], [Result_21], ['query']),
   });
 };
 
