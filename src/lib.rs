@@ -41,5 +41,7 @@ pub mod jobs;
 pub mod canister;
 #[cfg(test)]
 mod layers;
+#[cfg(test)]
+mod limits_table;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod testing;
