@@ -18,11 +18,10 @@ import type {
   Limits,
   OpenUpload,
   Thumbnail,
-  UploadError,
   UploadStarted,
   UploadStatus,
 } from './bindings/backend.js';
-import { ChunkTooLarge, type ErrorActions, UploadAborted, UploadFailed, actionFor, hex } from './errors.js';
+import { ChunkTooLarge, type ErrorActions, UploadAborted, type UploadError, UploadFailed, actionFor, hex } from './errors.js';
 import { Pool } from './pool.js';
 import { makeThumbnail } from './thumbnail.js';
 import { AGAIN, DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
