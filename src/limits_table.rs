@@ -14,9 +14,9 @@ const END: &str = "<!-- end generated -->";
 /// `bytes` as a person reads it: whole GiB or MiB, else digits in groups.
 fn size(bytes: u64) -> String {
     const MIB: u64 = 1 << 20;
-    if bytes >= GIB && bytes % GIB == 0 {
+    if bytes >= GIB && bytes.is_multiple_of(GIB) {
         format!("{} GiB", bytes / GIB)
-    } else if bytes >= MIB && bytes % (MIB / 2) == 0 {
+    } else if bytes >= MIB && bytes.is_multiple_of(MIB / 2) {
         let mib = bytes as f64 / MIB as f64;
         format!("{mib} MiB")
     } else {
@@ -28,7 +28,7 @@ fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(' ');
         }
         out.push(c);
