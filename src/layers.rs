@@ -115,6 +115,7 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
     let is_test = |module: &str| {
         module.starts_with("testing")
             || module == "layers"
+            || module == "limits_table"
             || module == "lib"
             || module
                 .split("::")
