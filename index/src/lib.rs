@@ -1,0 +1,19 @@
+//! The index canister: it places capsules on bucket canisters (each one
+//! the upload canister of this repository) across subnets, and creates,
+//! funds and upgrades the buckets. It never touches file bytes.
+//!
+//! Modules from the bottom up: `types` (Candid), `storable` (the compact
+//! records), `registry` (all durable state and its pure rules),
+//! `placement` (the steps of placing a capsule), `calls` (the
+//! inter-canister calls), then `canister` (entry points and jobs),
+//! `rollout` and `invariants`.
+
+pub mod calls;
+pub mod placement;
+pub mod registry;
+pub mod storable;
+pub mod types;
+
+pub mod canister;
+pub mod invariants;
+pub mod rollout;
