@@ -105,7 +105,11 @@ pub async fn health(timeout: u32, bucket: Principal) -> Result<BucketHealth, Cal
     r.map_err(|e| CallError::Failed(format!("{e:?}")))
 }
 
-pub async fn set_state(timeout: u32, bucket: Principal, state: BucketState) -> Result<(), CallError> {
+pub async fn set_state(
+    timeout: u32,
+    bucket: Principal,
+    state: BucketState,
+) -> Result<(), CallError> {
     let r: Result<(), IndexOnlyError> =
         call(bounded(timeout, bucket, "bucket_set_state"), &(state,)).await?;
     r.map_err(|e| CallError::Failed(format!("{e:?}")))
@@ -117,11 +121,8 @@ pub async fn capsules_page(
     after: Option<CapsuleId>,
     limit: u32,
 ) -> Result<Vec<IndexCapsule>, CallError> {
-    let r: Result<Vec<IndexCapsule>, IndexOnlyError> = call(
-        bounded(timeout, bucket, "bucket_capsules"),
-        &(after, limit),
-    )
-    .await?;
+    let r: Result<Vec<IndexCapsule>, IndexOnlyError> =
+        call(bounded(timeout, bucket, "bucket_capsules"), &(after, limit)).await?;
     r.map_err(|e| CallError::Failed(format!("{e:?}")))
 }
 

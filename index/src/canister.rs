@@ -216,7 +216,11 @@ fn admin_creation_jobs() -> Result<Vec<CreationJob>, AdminError> {
     controller_only()?;
     Ok(read(|r| {
         let n = r.jobs.len().saturating_sub(100);
-        r.jobs.iter().skip(n as usize).map(|e| e.value().0).collect()
+        r.jobs
+            .iter()
+            .skip(n as usize)
+            .map(|e| e.value().0)
+            .collect()
     }))
 }
 
@@ -474,7 +478,9 @@ async fn poll_one(no: BucketNo, report: &mut JobsReport) {
                 });
                 report.state_changes += 1;
             }
-            Err(e) => mutate(|r| r.note_bucket_error(no, format!("bucket_set_state: {}", e.reason()))),
+            Err(e) => {
+                mutate(|r| r.note_bucket_error(no, format!("bucket_set_state: {}", e.reason())))
+            }
         }
     }
     top_up(no, report).await;
@@ -486,7 +492,9 @@ async fn top_up(no: BucketNo, report: &mut JobsReport) {
     };
     let s = read(|r| r.settings().clone());
     // Ahead of the upload burn: a day of it on top of the threshold.
-    let below = s.top_up_below_cycles.saturating_add(b.upload_cycles_per_day);
+    let below = s
+        .top_up_below_cycles
+        .saturating_add(b.upload_cycles_per_day);
     if b.cycles >= below {
         return;
     }
@@ -566,7 +574,9 @@ async fn maybe_create_bucket(report: &mut JobsReport) {
         return;
     }
     if let Some(why) = blocked {
-        report.notes.push(format!("a bucket is needed but not created: {why}"));
+        report
+            .notes
+            .push(format!("a bucket is needed but not created: {why}"));
         return;
     }
     let Some(subnet) = subnet else {

@@ -27,14 +27,20 @@ pub async fn check() -> InvariantReport {
         match calls::status(t, id).await {
             Ok(s) => {
                 if !s.settings.controllers.contains(&me) {
-                    report.problems.push(format!("{id}: the index is not a controller"));
+                    report
+                        .problems
+                        .push(format!("{id}: the index is not a controller"));
                 }
                 if b.module_hash.is_some() && s.module_hash != b.module_hash {
-                    report.problems.push(format!("{id}: runs another module than recorded"));
+                    report
+                        .problems
+                        .push(format!("{id}: runs another module than recorded"));
                 }
                 let _ = nat_to_u128(&s.cycles);
             }
-            Err(e) => report.problems.push(format!("{id}: canister_status: {}", e.reason())),
+            Err(e) => report
+                .problems
+                .push(format!("{id}: canister_status: {}", e.reason())),
         }
         if b.importing_after.is_some() {
             continue;
@@ -45,7 +51,9 @@ pub async fn check() -> InvariantReport {
             let page = match calls::capsules_page(t, id, after, 100).await {
                 Ok(p) => p,
                 Err(e) => {
-                    report.problems.push(format!("{id}: bucket_capsules: {}", e.reason()));
+                    report
+                        .problems
+                        .push(format!("{id}: bucket_capsules: {}", e.reason()));
                     break;
                 }
             };
@@ -79,9 +87,10 @@ pub async fn check() -> InvariantReport {
     for job in read(|r| r.jobs.iter().map(|e| e.value().0).collect::<Vec<_>>()) {
         if let CreationStep::Registered { canister_id } = job.step {
             if read(|r| r.bucket_no(&canister_id)).is_none() {
-                report
-                    .problems
-                    .push(format!("job {}: {canister_id} created but not in the registry", job.job_id));
+                report.problems.push(format!(
+                    "job {}: {canister_id} created but not in the registry",
+                    job.job_id
+                ));
             }
         }
         if job_active(&job) {
@@ -93,9 +102,9 @@ pub async fn check() -> InvariantReport {
     }
     let pending = read(|r| r.pending.len());
     if pending > 0 {
-        report
-            .problems
-            .push(format!("{pending} capsule registrations are not confirmed yet"));
+        report.problems.push(format!(
+            "{pending} capsule registrations are not confirmed yet"
+        ));
     }
     report
 }

@@ -20,7 +20,10 @@ pub struct Registration {
     pub pending: PendingRegistration,
 }
 
-pub fn may_create<M: Memory + Clone>(r: &Registry<M>, caller: Principal) -> Result<(), PlacementError> {
+pub fn may_create<M: Memory + Clone>(
+    r: &Registry<M>,
+    caller: Principal,
+) -> Result<(), PlacementError> {
     if caller == Principal::anonymous() {
         return Err(PlacementError::AnonymousCaller);
     }
@@ -57,7 +60,9 @@ pub fn begin_create<M: Memory + Clone>(
             reason: format!("a capsule name is at most {MAX_CAPSULE_NAME_BYTES} bytes"),
         });
     }
-    let bucket_no = r.choose_bucket().ok_or_else(|| no_open_bucket(r, treasury))?;
+    let bucket_no = r
+        .choose_bucket()
+        .ok_or_else(|| no_open_bucket(r, treasury))?;
     let bucket = r.bucket_id(bucket_no).expect("an open bucket has an id");
     let capsule_id = r.next_capsule_id();
     r.record_capsule(capsule_id, caller, bucket_no, true);
@@ -106,7 +111,9 @@ pub fn begin_continuation<M: Memory + Clone>(
     if slot.bucket_nos().count() >= MAX_BUCKETS_PER_CAPSULE {
         return Err(PlacementError::CapsuleSpansTooManyBuckets { capsule_id });
     }
-    let bucket_no = r.choose_bucket().ok_or_else(|| no_open_bucket(r, treasury))?;
+    let bucket_no = r
+        .choose_bucket()
+        .ok_or_else(|| no_open_bucket(r, treasury))?;
     if slot.bucket_nos().any(|b| b == bucket_no) {
         return Err(no_open_bucket(r, treasury));
     }

@@ -238,7 +238,9 @@ impl<M: Memory + Clone> Registry<M> {
             return BucketState::Sealed;
         };
         if b.last_report_at > 0 && now > b.last_report_at {
-            let bytes = report.uploaded_bytes_total.saturating_sub(b.uploaded_bytes_total);
+            let bytes = report
+                .uploaded_bytes_total
+                .saturating_sub(b.uploaded_bytes_total);
             let elapsed_ns = u128::from(now - b.last_report_at);
             // Ingress: 2 000 cycles a byte, 1.2 M a message of ~1.9 MB.
             let cycles = u128::from(bytes) * 2_000 + u128::from(bytes / 1_900_000 + 1) * 1_200_000;
@@ -275,7 +277,10 @@ impl<M: Memory + Clone> Registry<M> {
         let s = self.settings();
         let mut best: Option<(u64, u128, BucketNo)> = None;
         let open: Vec<BucketNo> = self.open_buckets.iter().map(|e| *e.key()).collect();
-        for (no, b) in open.into_iter().filter_map(|no| self.bucket(no).map(|b| (no, b))) {
+        for (no, b) in open
+            .into_iter()
+            .filter_map(|no| self.bucket(no).map(|b| (no, b)))
+        {
             let estimate = b
                 .used_bytes
                 .saturating_add(b.reserved_bytes)
@@ -467,7 +472,12 @@ impl<M: Memory + Clone> Registry<M> {
     }
 
     /// The capsules `owner` owns, a page at a time.
-    pub fn owned(&self, owner: &Principal, after: Option<CapsuleId>, limit: usize) -> Vec<CapsuleLocation> {
+    pub fn owned(
+        &self,
+        owner: &Principal,
+        after: Option<CapsuleId>,
+        limit: usize,
+    ) -> Vec<CapsuleLocation> {
         let Some(r) = self.owners.get(owner) else {
             return Vec::new();
         };

@@ -66,10 +66,7 @@ impl CapsuleSlot {
 
     /// The bucket numbers (0-based) holding the capsule, oldest first.
     pub fn bucket_nos(&self) -> impl Iterator<Item = BucketNo> + '_ {
-        self.buckets
-            .iter()
-            .take_while(|b| **b != 0)
-            .map(|b| *b - 1)
+        self.buckets.iter().take_while(|b| **b != 0).map(|b| *b - 1)
     }
 
     pub fn newest_bucket(&self) -> Option<BucketNo> {

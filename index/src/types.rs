@@ -37,21 +37,36 @@ pub enum PlacementError {
     AnonymousCaller,
     /// Capsule creation is restricted to allowed principals.
     NotAuthorized,
-    InvalidArgument { reason: String },
+    InvalidArgument {
+        reason: String,
+    },
     /// The caller owns `limit` capsules already.
-    CapsulesPerOwnerExceeded { limit: u32 },
-    CapsuleNotFound { capsule_id: CapsuleId },
+    CapsulesPerOwnerExceeded {
+        limit: u32,
+    },
+    CapsuleNotFound {
+        capsule_id: CapsuleId,
+    },
     /// No bucket takes new capsules now; the index is creating one (or
     /// says in `reason` why it cannot). Retry later.
-    NoOpenBucket { reason: String },
+    NoOpenBucket {
+        reason: String,
+    },
     /// The bucket did not answer or refused; nothing was recorded.
-    BucketUnavailable { bucket: Principal, reason: String },
+    BucketUnavailable {
+        bucket: Principal,
+        reason: String,
+    },
     /// The bucket's answer was lost (the call timed out): the capsule is
     /// recorded and its registration is retried; `capsules_locate`
     /// completes it.
-    RegistrationPending { capsule_id: CapsuleId },
+    RegistrationPending {
+        capsule_id: CapsuleId,
+    },
     /// A capsule spans at most `MAX_BUCKETS_PER_CAPSULE` buckets.
-    CapsuleSpansTooManyBuckets { capsule_id: CapsuleId },
+    CapsuleSpansTooManyBuckets {
+        capsule_id: CapsuleId,
+    },
 }
 
 /// The index's settings, set by its controllers.
@@ -226,7 +241,10 @@ pub struct WasmUpload {
 pub enum RolloutState {
     Running,
     /// A bucket failed: nothing more is upgraded until a new rollout.
-    Halted { bucket: Principal, reason: String },
+    Halted {
+        bucket: Principal,
+        reason: String,
+    },
     Done,
 }
 
@@ -279,15 +297,27 @@ pub struct InvariantReport {
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum AdminError {
     NotAuthorized,
-    InvalidArgument { reason: String },
+    InvalidArgument {
+        reason: String,
+    },
     /// The treasury is below its floor plus what the action needs.
-    TreasuryBelowFloor { balance: u128, floor: u128, needed: u128 },
+    TreasuryBelowFloor {
+        balance: u128,
+        floor: u128,
+        needed: u128,
+    },
     /// The Wasm's version is not higher than the current one.
-    VersionNotHigher { current: u32 },
+    VersionNotHigher {
+        current: u32,
+    },
     NoWasm,
-    BucketNotFound { bucket: Principal },
+    BucketNotFound {
+        bucket: Principal,
+    },
     Busy,
-    CallFailed { reason: String },
+    CallFailed {
+        reason: String,
+    },
 }
 
 /// What one run of the jobs did.

@@ -296,16 +296,71 @@ pub fn workspace_root() -> PathBuf {
 /// Builds the release `backend.wasm` (wasm32, into `target/canister-wasm`)
 /// and returns its path.
 pub fn build_backend_wasm() -> PathBuf {
-    embedded_ic_host::build_canister_wasm(&workspace_root().join("Cargo.toml"), "backend")
+    build_wasm(Canister::Backend)
+}
+
+/// The repository's two canisters: the upload canister (a bucket, or a
+/// canister on its own) and the index that places capsules on buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Canister {
+    Backend,
+    Index,
+}
+
+impl Canister {
+    pub fn parse(name: &str) -> Option<Canister> {
+        match name {
+            "backend" => Some(Canister::Backend),
+            "index" => Some(Canister::Index),
+            _ => None,
+        }
+    }
+
+    /// The name in dfx.json and icp.yaml, and of the packaged files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Canister::Backend => "backend",
+            Canister::Index => "index",
+        }
+    }
+
+    pub fn package(self) -> &'static str {
+        match self {
+            Canister::Backend => "backend",
+            Canister::Index => "upload-index",
+        }
+    }
+
+    /// Its Candid interface, relative to the workspace root.
+    pub fn did(self) -> &'static str {
+        match self {
+            Canister::Backend => "backend.did",
+            Canister::Index => "index/index.did",
+        }
+    }
+}
+
+/// Builds a canister's release `.wasm` and returns its path.
+pub fn build_wasm(canister: Canister) -> PathBuf {
+    embedded_ic_host::build_canister_wasm(&workspace_root().join("Cargo.toml"), canister.package())
 }
 
 /// Writes `backend.wasm` and `backend.wasm.gz` into `out_dir` (each through
 /// a temporary file and a rename, so a reader never sees half a file) and
 /// returns their paths.
 pub fn write_outputs(out_dir: &Path, packaged: &Packaged) -> Result<(PathBuf, PathBuf), String> {
+    write_outputs_of(Canister::Backend, out_dir, packaged)
+}
+
+/// [`write_outputs`] for either canister: `<name>.wasm` and `<name>.wasm.gz`.
+pub fn write_outputs_of(
+    canister: Canister,
+    out_dir: &Path,
+    packaged: &Packaged,
+) -> Result<(PathBuf, PathBuf), String> {
     std::fs::create_dir_all(out_dir).map_err(|e| format!("creating {}: {e}", out_dir.display()))?;
-    let wasm = out_dir.join("backend.wasm");
-    let gz = out_dir.join("backend.wasm.gz");
+    let wasm = out_dir.join(format!("{}.wasm", canister.name()));
+    let gz = out_dir.join(format!("{}.wasm.gz", canister.name()));
     write_atomically(&wasm, &packaged.wasm)?;
     write_atomically(&gz, &packaged.gzipped)?;
     Ok((wasm, gz))

@@ -74,11 +74,20 @@ fn a_full_bucket_closes_then_seals_and_reserved_cycles_seal_it() {
     let no = r.add_bucket(canister(0), p(9), 0, false).unwrap();
     assert_eq!(r.apply_report(no, &report(7 * MIB), 1), BucketState::Open);
     assert_eq!(r.apply_report(no, &report(8 * MIB), 2), BucketState::Closed);
-    assert_eq!(r.apply_report(no, &report(12 * MIB), 3), BucketState::Sealed);
+    assert_eq!(
+        r.apply_report(no, &report(12 * MIB), 3),
+        BucketState::Sealed
+    );
     let mut b = r.bucket(no).unwrap();
     b.reserved_cycles = 1;
     assert_eq!(r.apply_report(no, &report(0), 4), BucketState::Open);
-    r.set_bucket(no, BucketRecord { reserved_cycles: 1, ..r.bucket(no).unwrap() });
+    r.set_bucket(
+        no,
+        BucketRecord {
+            reserved_cycles: 1,
+            ..r.bucket(no).unwrap()
+        },
+    );
     assert_eq!(r.derived_state(&r.bucket(no).unwrap()), BucketState::Sealed);
 }
 
@@ -156,7 +165,10 @@ fn a_sealed_capsule_continues_in_a_second_bucket_and_lists_both() {
     let second = r.add_bucket(canister(1), p(8), 0, false).unwrap();
     let cont = placement::begin_continuation(&mut r, reg.pending.capsule.clone(), 0).unwrap();
     assert_eq!(cont.bucket, canister(1));
-    assert!(!placement::needs_continuation(&r, id), "one continuation at a time");
+    assert!(
+        !placement::needs_continuation(&r, id),
+        "one continuation at a time"
+    );
     placement::confirm(&mut r, id);
     let loc = r.location(id).unwrap();
     assert_eq!(loc.buckets, vec![canister(0), canister(1)]);
@@ -193,7 +205,10 @@ fn new_buckets_go_to_the_subnet_with_the_fewest() {
     assert_eq!(r.choose_subnet(p(7)), Some(p(9)));
     r.add_bucket(canister(1), p(9), 0, false).unwrap();
     assert_eq!(r.choose_subnet(p(7)), None);
-    r.set_job(CreationJob { step: CreationStep::Abandoned { reason: "x".into() }, ..job });
+    r.set_job(CreationJob {
+        step: CreationStep::Abandoned { reason: "x".into() },
+        ..job
+    });
     assert_eq!(r.choose_subnet(p(7)), Some(p(8)));
 }
 
@@ -208,7 +223,11 @@ fn creation_is_blocked_below_the_treasury_floor_and_without_a_wasm() {
     assert_eq!(r.creation_blocked(needed), None);
 }
 
-fn upload_wasm(r: &mut Registry<VectorMemory>, version: u32, bytes: &[u8]) -> Result<WasmInfo, AdminError> {
+fn upload_wasm(
+    r: &mut Registry<VectorMemory>,
+    version: u32,
+    bytes: &[u8],
+) -> Result<WasmInfo, AdminError> {
     use sha2::{Digest, Sha256};
     r.begin_wasm(WasmUpload {
         version,
@@ -238,9 +257,17 @@ fn wasms_are_hash_checked_versioned_and_staged() {
     assert_eq!(r.wasm_meta().staged.unwrap().0, v2);
     assert_eq!(r.wasm_meta().current.unwrap().0, v1, "staged, not current");
     // A wrong hash is refused and nothing is staged.
-    r.begin_wasm(WasmUpload { version: 3, sha256: vec![0; 32], length: 3 }).unwrap();
+    r.begin_wasm(WasmUpload {
+        version: 3,
+        sha256: vec![0; 32],
+        length: 3,
+    })
+    .unwrap();
     r.put_wasm_chunk(0, vec![1, 2, 3]).unwrap();
-    assert!(matches!(r.commit_wasm(), Err(AdminError::InvalidArgument { .. })));
+    assert!(matches!(
+        r.commit_wasm(),
+        Err(AdminError::InvalidArgument { .. })
+    ));
     assert_eq!(r.wasm_meta().staged.unwrap().0, v2);
     r.promote_staged();
     let (current, slot) = r.wasm_meta().current.unwrap();
@@ -255,7 +282,12 @@ fn a_wasm_chunk_sent_twice_is_taken_once() {
     let mut r = registry();
     use sha2::{Digest, Sha256};
     let bytes = b"abcdef";
-    r.begin_wasm(WasmUpload { version: 1, sha256: Sha256::digest(bytes).to_vec(), length: 6 }).unwrap();
+    r.begin_wasm(WasmUpload {
+        version: 1,
+        sha256: Sha256::digest(bytes).to_vec(),
+        length: 6,
+    })
+    .unwrap();
     assert_eq!(r.put_wasm_chunk(0, b"abc".to_vec()), Ok(3));
     assert_eq!(r.put_wasm_chunk(0, b"abc".to_vec()), Ok(3));
     assert!(r.put_wasm_chunk(4, b"ef".to_vec()).is_err());
@@ -289,10 +321,15 @@ fn stable_bytes_per_capsule_stay_under_100() {
     // their virtual memories (the manager's 8 MiB buckets are slack).
     let pages = || {
         let mm = MemoryManager::init(memory.clone());
-        [memory_ids::CAPSULES, memory_ids::OWNERS, memory_ids::OWNER_PRINCIPALS, memory_ids::OWNER_CAPSULES]
-            .into_iter()
-            .map(|id| mm.get(id).size())
-            .sum::<u64>()
+        [
+            memory_ids::CAPSULES,
+            memory_ids::OWNERS,
+            memory_ids::OWNER_PRINCIPALS,
+            memory_ids::OWNER_CAPSULES,
+        ]
+        .into_iter()
+        .map(|id| mm.get(id).size())
+        .sum::<u64>()
     };
     let before = pages();
     const N: u64 = 200_000;
