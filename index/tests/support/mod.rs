@@ -180,6 +180,16 @@ impl Fleet {
         r
     }
 
+    pub fn settings(&mut self) -> Settings {
+        let (r,): (Result<Settings, AdminError>,) = self.query(admin(), "admin_settings", ());
+        r.expect("admin_settings")
+    }
+
+    pub fn set_settings(&mut self, settings: Settings) {
+        let (r,): (Result<(), AdminError>,) = self.call(admin(), "admin_set_settings", (settings,));
+        r.expect("admin_set_settings")
+    }
+
     pub fn invariants(&mut self) -> InvariantReport {
         let (r,): (Result<InvariantReport, AdminError>,) =
             self.call(admin(), "admin_check_invariants", ());
