@@ -723,6 +723,55 @@ async fn give_up(mut job: CreationJob, canister_id: Principal) -> CreationJob {
     job
 }
 
+/// Benchmark builds only (`--features bench`): fills the registry with
+/// `buckets` closed buckets and `capsules` capsules (one owner per four),
+/// bounded per call, to measure the index's cost per call at scale.
+#[cfg(feature = "bench")]
+#[update]
+fn bench_fill(buckets: u16, capsules: u64) -> u64 {
+    if !ic_cdk::api::is_controller(&caller()) {
+        ic_cdk::trap("controllers only");
+    }
+    mutate(|r| {
+        let subnet = ic_cdk::api::subnet_self();
+        while (r.buckets.len() as u16) < buckets {
+            let n = r.buckets.len() as u64 + 1_000_000;
+            let mut id = n.to_be_bytes().to_vec();
+            id.extend_from_slice(&[1, 1]);
+            let no = r
+                .add_bucket(Principal::from_slice(&id), subnet, now(), false)
+                .expect("a bucket number");
+            let mut b = r.bucket(no).expect("just added");
+            b.state = BucketState::Closed;
+            b.state_pinned = true;
+            r.set_bucket(no, b);
+        }
+        let count = r.buckets.len() as u16;
+        for _ in 0..capsules.min(20_000) {
+            let id = r.next_capsule_id();
+            let owner = Principal::from_slice(&(id / 4).to_le_bytes());
+            r.record_capsule(id, owner, (id % u64::from(count)) as u16, false);
+        }
+        r.counters().capsules
+    })
+}
+
+/// Benchmark builds only: bytes of stable memory the structures a
+/// capsule touches hold (their virtual memories' sizes, without the
+/// memory manager's unused bucket room).
+#[cfg(feature = "bench")]
+#[query]
+fn bench_capsule_structure_bytes() -> u64 {
+    use crate::registry::memory_ids::*;
+    use ic_stable_structures::memory_manager::MemoryManager;
+    use ic_stable_structures::Memory;
+    let mm = MemoryManager::init(DefaultMemoryImpl::default());
+    [CAPSULES, OWNERS, OWNER_PRINCIPALS]
+        .into_iter()
+        .map(|id| mm.get(id).size() * 65_536)
+        .sum()
+}
+
 pub(crate) fn read_registry<R>(f: impl FnOnce(&Registry<DefaultMemoryImpl>) -> R) -> R {
     read(f)
 }

@@ -4,9 +4,7 @@
 //! and caller come in as arguments, so it runs on the host over
 //! `VectorMemory`.
 
-use crate::storable::{
-    capsule_of_key, owner_capsule_key, Candid, CapsuleSlot, OwnerRecord, PrincipalSlot,
-};
+use crate::storable::{Candid, CapsuleSlot, OwnerRecord, PrincipalSlot};
 use crate::types::*;
 use candid::{CandidType, Principal};
 use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
@@ -25,15 +23,14 @@ pub mod memory_ids {
     pub const CAPSULES: MemoryId = MemoryId::new(4);
     pub const OWNERS: MemoryId = MemoryId::new(5);
     pub const OWNER_PRINCIPALS: MemoryId = MemoryId::new(6);
-    pub const OWNER_CAPSULES: MemoryId = MemoryId::new(7);
-    pub const CREATORS: MemoryId = MemoryId::new(8);
-    pub const WASM_META: MemoryId = MemoryId::new(9);
-    pub const WASM_CHUNKS: MemoryId = MemoryId::new(10);
-    pub const JOBS: MemoryId = MemoryId::new(11);
-    pub const ROLLOUT: MemoryId = MemoryId::new(12);
-    pub const PENDING: MemoryId = MemoryId::new(13);
-    pub const OPEN_BUCKETS: MemoryId = MemoryId::new(14);
-    pub const BUCKET_IDS: MemoryId = MemoryId::new(15);
+    pub const CREATORS: MemoryId = MemoryId::new(7);
+    pub const WASM_META: MemoryId = MemoryId::new(8);
+    pub const WASM_CHUNKS: MemoryId = MemoryId::new(9);
+    pub const JOBS: MemoryId = MemoryId::new(10);
+    pub const ROLLOUT: MemoryId = MemoryId::new(11);
+    pub const PENDING: MemoryId = MemoryId::new(12);
+    pub const OPEN_BUCKETS: MemoryId = MemoryId::new(13);
+    pub const BUCKET_IDS: MemoryId = MemoryId::new(14);
 }
 
 /// Counters and cursors that move with every call.
@@ -80,7 +77,6 @@ pub struct Registry<M: Memory> {
     pub capsules: StableVec<CapsuleSlot, Vm<M>>,
     pub owners: StableBTreeMap<Principal, OwnerRecord, Vm<M>>,
     pub owner_principals: StableVec<PrincipalSlot, Vm<M>>,
-    pub owner_capsules: StableBTreeMap<[u8; 12], (), Vm<M>>,
     pub creators: StableBTreeMap<Principal, (), Vm<M>>,
     pub wasm_meta: StableCell<Candid<WasmMeta>, Vm<M>>,
     pub wasm_chunks: StableBTreeMap<(u32, u32), Vec<u8>, Vm<M>>,
@@ -114,7 +110,6 @@ impl<M: Memory + Clone> Registry<M> {
             capsules: StableVec::init(get(CAPSULES)),
             owners: StableBTreeMap::init(get(OWNERS)),
             owner_principals: StableVec::init(get(OWNER_PRINCIPALS)),
-            owner_capsules: StableBTreeMap::init(get(OWNER_CAPSULES)),
             creators: StableBTreeMap::init(get(CREATORS)),
             wasm_meta: StableCell::init(get(WASM_META), Candid(WasmMeta::default())),
             wasm_chunks: StableBTreeMap::init(get(WASM_CHUNKS)),
@@ -332,7 +327,7 @@ impl<M: Memory + Clone> Registry<M> {
             .jobs
             .iter()
             .map(|e| e.value().0)
-            .filter(|j| job_active(j))
+            .filter(job_active)
             .map(|j| j.subnet)
             .collect();
         subnets
@@ -389,6 +384,7 @@ impl<M: Memory + Clone> Registry<M> {
         let r = OwnerRecord {
             owner_no,
             capsules: 0,
+            newest: 0,
         };
         self.owners.insert(owner, r);
         r
@@ -404,15 +400,15 @@ impl<M: Memory + Clone> Registry<M> {
         registering: bool,
     ) {
         let mut owner_record = self.owner_record(owner);
-        owner_record.capsules += 1;
-        self.owners.insert(owner, owner_record);
-        self.owner_capsules
-            .insert(owner_capsule_key(owner_record.owner_no, capsule_id), ());
         let mut slot = CapsuleSlot {
             owner_no: owner_record.owner_no,
             flags: CapsuleSlot::IN_USE,
+            previous_of_owner: owner_record.newest,
             ..CapsuleSlot::default()
         };
+        owner_record.capsules += 1;
+        owner_record.newest = slot_id(capsule_id);
+        self.owners.insert(owner, owner_record);
         if registering {
             slot.flags |= CapsuleSlot::REGISTERING;
         }
@@ -433,10 +429,25 @@ impl<M: Memory + Clone> Registry<M> {
         let owner = self.owner_of(&slot);
         if let Some(mut r) = self.owners.get(&owner) {
             r.capsules = r.capsules.saturating_sub(1);
+            if r.newest == slot_id(capsule_id) {
+                r.newest = slot.previous_of_owner;
+            } else {
+                // Unlink it: at most the owner's capsules to walk.
+                let mut at = r.newest;
+                while at != 0 {
+                    let Some(mut s) = self.slot(u64::from(at)) else {
+                        break;
+                    };
+                    if s.previous_of_owner == slot_id(capsule_id) {
+                        s.previous_of_owner = slot.previous_of_owner;
+                        self.set_slot(u64::from(at), s);
+                        break;
+                    }
+                    at = s.previous_of_owner;
+                }
+            }
             self.owners.insert(owner, r);
         }
-        self.owner_capsules
-            .remove(&owner_capsule_key(slot.owner_no, capsule_id));
         for no in slot.bucket_nos().collect::<Vec<_>>() {
             self.bump_bucket(no, -1);
         }
@@ -471,7 +482,8 @@ impl<M: Memory + Clone> Registry<M> {
         })
     }
 
-    /// The capsules `owner` owns, a page at a time.
+    /// The capsules `owner` owns, newest first, a page at a time: the page
+    /// after `after` starts at the capsule recorded before it.
     pub fn owned(
         &self,
         owner: &Principal,
@@ -481,17 +493,31 @@ impl<M: Memory + Clone> Registry<M> {
         let Some(r) = self.owners.get(owner) else {
             return Vec::new();
         };
-        let start = owner_capsule_key(r.owner_no, after.map(|a| a + 1).unwrap_or(0));
-        let end = owner_capsule_key(r.owner_no, u64::MAX);
-        self.owner_capsules
-            .range(start..=end)
-            .take(limit)
-            .filter_map(|e| self.location(capsule_of_key(e.key())))
-            .collect()
+        let mut at = match after {
+            None => r.newest,
+            Some(a) => match self.slot(a).filter(|s| s.owner_no == r.owner_no) {
+                Some(s) => s.previous_of_owner,
+                None => return Vec::new(),
+            },
+        };
+        let mut out = Vec::new();
+        while at != 0 && out.len() < limit {
+            let id = u64::from(at);
+            let Some(slot) = self.slot(id) else {
+                break;
+            };
+            out.extend(self.location(id));
+            at = slot.previous_of_owner;
+        }
+        out
     }
 
     pub fn next_capsule_id(&mut self) -> CapsuleId {
         let id = self.counters().next_capsule_id;
+        assert!(
+            id < u64::from(u32::MAX),
+            "capsule ids fit 32 bits (owner lists)"
+        );
         self.update_counters(|c| c.next_capsule_id = id + 1);
         id
     }
@@ -743,6 +769,11 @@ impl<M: Memory + Clone> Registry<M> {
         rows.truncate(limit);
         rows
     }
+}
+
+/// A capsule id as the owner lists hold it (ids stay below 2³²).
+fn slot_id(capsule_id: CapsuleId) -> u32 {
+    u32::try_from(capsule_id).expect("capsule ids fit 32 bits (owner lists)")
 }
 
 pub fn job_active(j: &CreationJob) -> bool {

@@ -1,6 +1,6 @@
 //! Encodings of the index's stable records.
 
-use crate::types::{BucketNo, CapsuleId};
+use crate::types::BucketNo;
 use candid::{CandidType, Decode, Encode, Principal};
 use ic_stable_structures::storable::{Bound, Storable};
 use serde::de::DeserializeOwned;
@@ -36,16 +36,19 @@ impl<T: CandidType> Candid<T> {
 }
 
 /// Most buckets one capsule spans (a capsule continues in a new bucket
-/// each time its bucket seals: 5 × 224 GiB before it needs a new rule).
-pub const MAX_BUCKETS_PER_CAPSULE: usize = 5;
+/// each time its bucket seals: 3 × 224 GiB at the default thresholds).
+pub const MAX_BUCKETS_PER_CAPSULE: usize = 3;
 
-/// One capsule in 16 bytes: its owner's number, flags, and the numbers
-/// of the buckets holding it (1-based; 0 = none), oldest first.
+/// One capsule in 16 bytes: its owner's number, flags, the numbers of the
+/// buckets holding it (1-based; 0 = none), oldest first, and the owner's
+/// capsule recorded before it (0 = none): each owner's capsules form a
+/// list from `OwnerRecord::newest`, so no per-capsule index is needed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CapsuleSlot {
     pub owner_no: u32,
     pub flags: u16,
     pub buckets: [BucketNo; MAX_BUCKETS_PER_CAPSULE],
+    pub previous_of_owner: u32,
 }
 
 impl CapsuleSlot {
@@ -115,6 +118,7 @@ impl Storable for CapsuleSlot {
             owner_no: u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
             flags: u16_at(4),
             buckets,
+            previous_of_owner: u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]),
         }
     }
 }
@@ -127,21 +131,24 @@ impl CapsuleSlot {
         for (n, b) in self.buckets.iter().enumerate() {
             out[6 + 2 * n..8 + 2 * n].copy_from_slice(&b.to_le_bytes());
         }
+        out[12..].copy_from_slice(&self.previous_of_owner.to_le_bytes());
         out
     }
 }
 
-/// An owner: their number (capsule slots name owners by it) and how many
-/// capsules they own (the per-owner limit reads it in O(1)).
+/// An owner: their number (capsule slots name owners by it), how many
+/// capsules they own (the per-owner limit reads it in O(1)) and the one
+/// recorded last (the head of their list).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OwnerRecord {
     pub owner_no: u32,
     pub capsules: u32,
+    pub newest: u32,
 }
 
 impl Storable for OwnerRecord {
     const BOUND: Bound = Bound::Bounded {
-        max_size: 8,
+        max_size: 12,
         is_fixed_size: true,
     };
 
@@ -152,13 +159,17 @@ impl Storable for OwnerRecord {
     fn into_bytes(self) -> Vec<u8> {
         let mut out = self.owner_no.to_le_bytes().to_vec();
         out.extend_from_slice(&self.capsules.to_le_bytes());
+        out.extend_from_slice(&self.newest.to_le_bytes());
         out
     }
 
     fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        let u32_at =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         OwnerRecord {
-            owner_no: u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
-            capsules: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+            owner_no: u32_at(0),
+            capsules: u32_at(4),
+            newest: u32_at(8),
         }
     }
 }
@@ -205,21 +216,6 @@ impl Storable for PrincipalSlot {
     }
 }
 
-/// (owner number, capsule id), big-endian so an owner's capsules sort
-/// together by id.
-pub fn owner_capsule_key(owner_no: u32, capsule_id: CapsuleId) -> [u8; 12] {
-    let mut key = [0u8; 12];
-    key[..4].copy_from_slice(&owner_no.to_be_bytes());
-    key[4..].copy_from_slice(&capsule_id.to_be_bytes());
-    key
-}
-
-pub fn capsule_of_key(key: &[u8; 12]) -> CapsuleId {
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&key[4..]);
-    u64::from_be_bytes(id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +226,7 @@ mod tests {
             owner_no: 0x0102_0304,
             flags: CapsuleSlot::IN_USE | CapsuleSlot::REGISTERING,
             buckets: [0; MAX_BUCKETS_PER_CAPSULE],
+            previous_of_owner: 77,
         };
         assert!(slot.push_bucket(0));
         assert!(slot.push_bucket(65_000));

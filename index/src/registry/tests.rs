@@ -325,7 +325,6 @@ fn stable_bytes_per_capsule_stay_under_100() {
             memory_ids::CAPSULES,
             memory_ids::OWNERS,
             memory_ids::OWNER_PRINCIPALS,
-            memory_ids::OWNER_CAPSULES,
         ]
         .into_iter()
         .map(|id| mm.get(id).size())
@@ -341,4 +340,47 @@ fn stable_bytes_per_capsule_stay_under_100() {
     let per_capsule = ((pages() - before) * 65_536) as f64 / N as f64;
     eprintln!("stable bytes per capsule: {per_capsule:.1}");
     assert!(per_capsule < 100.0, "{per_capsule:.1} bytes a capsule");
+}
+
+#[test]
+fn an_owners_capsules_list_newest_first_in_pages_and_survive_an_undo_in_the_middle() {
+    let mut r = registry();
+    r.settings.set(crate::storable::Candid(Settings {
+        expected_capsule_bytes: 1,
+        ..small_settings()
+    }));
+    r.add_bucket(canister(0), p(9), 0, false).unwrap();
+    let mut ids = Vec::new();
+    for n in 0..5u8 {
+        let reg = placement::begin_create(&mut r, p(1), 0, format!("c{n}"), 0).unwrap();
+        placement::begin_create(&mut r, p(2), 0, "other".into(), 0).unwrap();
+        ids.push(reg);
+    }
+    let listed = |r: &Registry<VectorMemory>, after, limit| -> Vec<u64> {
+        r.owned(&p(1), after, limit)
+            .iter()
+            .map(|l| l.capsule_id)
+            .collect()
+    };
+    let all: Vec<u64> = ids
+        .iter()
+        .rev()
+        .map(|g| g.pending.capsule.capsule_id)
+        .collect();
+    assert_eq!(listed(&r, None, 10), all);
+    assert_eq!(listed(&r, None, 2), all[..2].to_vec());
+    assert_eq!(listed(&r, Some(all[1]), 2), all[2..4].to_vec());
+    // Undo the middle one (its answer failed while later ones succeeded).
+    placement::undo(&mut r, &ids[2].pending);
+    let mut expected = all.clone();
+    expected.retain(|id| *id != ids[2].pending.capsule.capsule_id);
+    assert_eq!(listed(&r, None, 10), expected);
+    assert_eq!(r.owned_count(&p(1)), 4);
+    placement::undo(&mut r, &ids[4].pending);
+    assert_eq!(listed(&r, None, 10), expected[1..].to_vec());
+    assert_eq!(r.owned(&p(2), None, 10).len(), 5);
+    assert!(
+        listed(&r, Some(r.owned(&p(2), None, 1)[0].capsule_id), 10).is_empty(),
+        "another owner's id starts no page"
+    );
 }
