@@ -20,7 +20,7 @@ endpoint_error! {
 
 endpoint_error! {
     /// What the controller-only settings can answer.
-    pub enum AdminSetError: UploadError for "admin_set_capsule_creation_restricted, admin_allow_capsule_creator" {
+    pub enum AdminSetError: UploadError for "admin_set_capsule_creation_restricted, admin_allow_capsule_creator, admin_set_index" {
         NotAuthorized,
         OutOfSpace,
     }

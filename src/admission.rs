@@ -99,6 +99,14 @@ pub const RULES: &[Rule] = &[
     ),
     rule("admin_allow_capsule_creator", Callers::Controllers),
     rule("admin_capsule_creators", Callers::Controllers),
+    rule("admin_set_index", Callers::Controllers),
+    // The index calls these (a canister's calls skip `inspect_message`);
+    // the endpoints refuse any other caller.
+    rule("bucket_register_capsule", Callers::SignedIn),
+    rule("bucket_set_state", Callers::SignedIn),
+    rule("bucket_report", Callers::Anyone),
+    rule("bucket_capsules", Callers::Anyone),
+    rule("bucket_health", Callers::Anyone),
 ];
 
 /// Why an ingress call was refused.

@@ -3,6 +3,10 @@
 //! after-effects an update may have (`jobs`' follow-up, certification).
 
 use crate::admin::*;
+use crate::bucket::{
+    self, BucketHealth, BucketReport, BucketState, IndexCapsule, IndexOnlyError,
+    RegisterCapsuleError,
+};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::library::*;
 use crate::limits::{Limits, SWEEP_INTERVAL};
@@ -346,6 +350,61 @@ fn admin_capsule_creators(
     limit: u32,
 ) -> Result<CapsuleCreators, AdminReadError> {
     read(|s| crate::admin::admin_capsule_creators(s, caller_is_controller(), after, limit))
+}
+
+/// Controllers: this canister is a bucket managed by that index canister
+/// from now on (adopting a standalone canister, or set by the index right
+/// after it installed the bucket), or standalone again (`null`).
+#[update]
+fn admin_set_index(index: Option<Principal>) -> Result<(), AdminSetError> {
+    mutate(After::Nothing, |s| {
+        bucket::set_index(s, caller_is_controller(), index)
+    })
+}
+
+/// The index: stores a capsule it placed here, under its id. The same
+/// capsule (id and owner) again returns the stored one; refused when
+/// sealed.
+#[update]
+fn bucket_register_capsule(capsule: IndexCapsule) -> Result<Capsule, RegisterCapsuleError> {
+    mutate(After::Nothing, |s| {
+        bucket::register_capsule(s, caller(), capsule)
+    })
+}
+
+/// The index: sets the bucket's state (`Sealed`: no new capsule, no new
+/// upload session; uploads in progress finish).
+#[update]
+fn bucket_set_state(state: BucketState) -> Result<(), IndexOnlyError> {
+    mutate(After::Nothing, |s| bucket::set_state(s, caller(), state))
+}
+
+/// The index and controllers: the bucket's state, space, load and
+/// cycles.
+#[query]
+fn bucket_report() -> Result<BucketReport, IndexOnlyError> {
+    let (controller, cycles) = (
+        caller_is_controller(),
+        ic_cdk::api::canister_cycle_balance(),
+    );
+    read(|s| bucket::report(s, caller(), controller, now(), cycles))
+}
+
+/// The index and controllers: a page of all capsules in id order after
+/// the given id (an empty page is the end), to adopt an existing canister.
+#[query]
+fn bucket_capsules(
+    after: Option<CapsuleId>,
+    limit: u32,
+) -> Result<Vec<IndexCapsule>, IndexOnlyError> {
+    read(|s| bucket::capsules(s, caller(), caller_is_controller(), after, limit))
+}
+
+/// The index and controllers: a self check of bounded cost, e.g. after an
+/// upgrade.
+#[query]
+fn bucket_health() -> Result<BucketHealth, IndexOnlyError> {
+    read(|s| bucket::health(s, caller(), caller_is_controller()))
 }
 
 ic_cdk::export_candid!();

@@ -17,7 +17,7 @@
 use crate::blob_store::BlobStoreError;
 use crate::session::{SessionError, SessionId, SinkError, SpecError};
 use crate::types::{CapsuleId, MemoryItemId};
-use candid::CandidType;
+use candid::{CandidType, Principal};
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
 
@@ -132,6 +132,14 @@ pub enum UploadError {
     },
     /// The store cannot grow to hold the upload.
     OutOfSpace,
+    /// An index canister manages this canister as one of its buckets:
+    /// capsules are created through it (`bucket_register_capsule`).
+    ManagedByIndex {
+        index: Principal,
+    },
+    /// The index sealed this bucket: no new upload begins here. Uploads
+    /// in progress finish; begin a new one where the index places it.
+    BucketSealed,
 }
 
 impl From<SessionError> for UploadError {

@@ -25,6 +25,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("upload", 5),
     ("library", 5),
     ("admin", 5),
+    ("bucket", 5),
     ("sharing", 5),
     ("jobs", 6),
     ("admission", 7),

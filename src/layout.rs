@@ -29,7 +29,13 @@ use std::fmt;
 ///   is rewritten), charged to the stored bytes of the principal who gave
 ///   them. A build of layout 4 would not release a thumbnail's quota when
 ///   its memory is deleted, so it must not open this layout.
-pub const CURRENT_LAYOUT: u32 = 5;
+/// - 6: the bucket's settings in `BUCKET_SETTINGS` (a new memory, created
+///   when opened: standalone, `Open`, no bytes counted): the index
+///   canister managing this canister, the state it set, and the bytes
+///   ever accepted by `uploads_put_chunk`. A build of layout 5 would let
+///   capsules be created on a managed bucket and uploads begin on a sealed
+///   one, and not count uploaded bytes, so it must not open this layout.
+pub const CURRENT_LAYOUT: u32 = 6;
 
 /// What a canister with state but no version record has.
 const UNRECORDED_LAYOUT: u32 = 1;
@@ -78,16 +84,11 @@ pub fn read<M: Memory + Clone>(
     if was_empty {
         return Ok(Found::Fresh);
     }
-    let record = memories.get(stable_memory::LAYOUT_VERSION);
-    if record.size() == 0 {
-        return Ok(Found::Version(UNRECORDED_LAYOUT));
-    }
-    let mut bytes = [0u8; RECORD_BYTES];
-    record.read(0, &mut bytes);
-    if bytes[..MAGIC.len()] != MAGIC {
-        return Err(LayoutError::Unreadable);
-    }
-    let found = crate::storable::read_u32(&bytes, MAGIC.len());
+    let found = match recorded(&memories.get(stable_memory::LAYOUT_VERSION)) {
+        Recorded::None => return Ok(Found::Version(UNRECORDED_LAYOUT)),
+        Recorded::Unreadable => return Err(LayoutError::Unreadable),
+        Recorded::Version(found) => found,
+    };
     if found > CURRENT_LAYOUT {
         return Err(LayoutError::Newer {
             found,
@@ -95,6 +96,29 @@ pub fn read<M: Memory + Clone>(
         });
     }
     Ok(Found::Version(found))
+}
+
+/// What the version record (`LAYOUT_VERSION`'s memory) holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// No record: an empty memory, or v0.1.0's state.
+    None,
+    /// A record this code did not write.
+    Unreadable,
+    Version(u32),
+}
+
+/// Reads the version record from its memory (one read of 12 bytes).
+pub fn recorded(record: &impl Memory) -> Recorded {
+    if record.size() == 0 {
+        return Recorded::None;
+    }
+    let mut bytes = [0u8; RECORD_BYTES];
+    record.read(0, &mut bytes);
+    if bytes[..MAGIC.len()] != MAGIC {
+        return Recorded::Unreadable;
+    }
+    Recorded::Version(crate::storable::read_u32(&bytes, MAGIC.len()))
 }
 
 /// Records `version` (after any migration to it has run).

@@ -11,7 +11,8 @@
 //!   the share-link store and its certification tree;
 //! - `state`: the `State` of all stores, opened (and migrated) once;
 //! - the features, whose functions are the endpoints' bodies: `upload`,
-//!   `library` (capsules and memories), `admin`, `sharing::serve`;
+//!   `library` (capsules and memories), `admin`, `sharing::serve`,
+//!   `bucket` (the canister as a bucket of an index canister);
 //! - `jobs` (timers), `admission` (the ingress filter) and `canister`
 //!   (one line per endpoint).
 
@@ -32,6 +33,7 @@ pub mod sharing;
 pub mod state;
 
 pub mod admin;
+pub mod bucket;
 pub mod library;
 pub mod upload;
 

@@ -75,6 +75,10 @@ pub const THUMBNAILS: MemoryId = MemoryId::new(26);
 /// session record, not in it, so that the record every chunk decodes
 /// stays as it was.
 pub const UPLOAD_THUMBNAILS: MemoryId = MemoryId::new(27);
+/// The bucket's settings (`stores::bucket`): the index canister managing
+/// this canister, if any, the state it set, and the bytes ever accepted
+/// by `uploads_put_chunk`.
+pub const BUCKET_SETTINGS: MemoryId = MemoryId::new(28);
 
 /// Bytes the one `MemoryManager` can hand out across all its memories
 /// (32 768 buckets of 8 MiB): the capacity every other figure is cut from.
@@ -92,8 +96,8 @@ pub const BLOB_STORE_CAPACITY_BYTES: u64 = STABLE_MEMORY_CAPACITY_BYTES - (8 << 
 /// the same message.
 pub const HEADROOM_BUCKETS: u64 = 4;
 
-// 20..30 are left to the upload domain's own growth (28 and 29 are still
-// free); sharing starts at 30.
+// 20..30 are left to the upload domain's own growth (29 is still free);
+// sharing starts at 30.
 
 /// Share links by link id (`upload::shares`).
 pub const SHARE_LINKS: MemoryId = MemoryId::new(30);
@@ -162,7 +166,7 @@ const MANAGER_HEADER_PAGES: u64 = 1;
 /// layouts before 4 (`BLOB_DATA`) and the mapped blob blocks
 /// (`BLOB_BLOCKS`), which take memory only when bytes arrive. A test opens
 /// an empty state and checks the count.
-pub const MEMORIES_LAID_OUT_WHEN_EMPTY: u64 = 32;
+pub const MEMORIES_LAID_OUT_WHEN_EMPTY: u64 = 33;
 
 const WASM_PAGE_BYTES: u64 = 65_536;
 
@@ -245,8 +249,9 @@ mod tests {
             BLOB_PIECES_FORGOTTEN,
             THUMBNAILS,
             UPLOAD_THUMBNAILS,
+            BUCKET_SETTINGS,
         ];
-        let expected: Vec<MemoryId> = (0..28).map(MemoryId::new).collect();
+        let expected: Vec<MemoryId> = (0..29).map(MemoryId::new).collect();
         assert_eq!(ids.to_vec(), expected);
         let sharing = [
             SHARE_LINKS,

@@ -16,6 +16,7 @@ use crate::sharing::links::{ShareMemories, ShareStore};
 use crate::stable_memory::{self as ids, Headroom, StableMemories, Vm};
 use crate::storable::SCOPED_KEY_BYTES;
 use crate::stores::accounting::Accounting;
+use crate::stores::bucket::BucketStore;
 use crate::stores::capsules::CapsuleStore;
 use crate::stores::hashing::HashTracker;
 use crate::stores::memories::MemoryStore;
@@ -35,7 +36,12 @@ pub struct State<M: Memory> {
     pub accounting: Accounting<M>,
     pub shares: ShareStore<M>,
     pub thumbnails: ThumbnailStore<M>,
+    /// The index managing this canister as a bucket, if any, and its
+    /// counters (`crate::bucket`).
+    pub bucket: BucketStore<M>,
     headroom: Headroom<M>,
+    /// The layout version record, for the bucket's health check.
+    layout_record: Vm<M>,
 }
 
 /// How long sessions live, from the limits in force.
@@ -106,7 +112,7 @@ const RETIRED_DEFAULTS: [(u64, u64); 2] = [(32 * GIB, 64 * GIB), (8 * GIB, 8 * G
 ///
 /// The other layout changes need no step: new structures are laid out
 /// empty when opened (3: capsule creators, repair state; 4: blob
-/// placement; 5: thumbnails), and the blob store keeps reading what older
+/// placement; 5: thumbnails; 6: the bucket's settings), and the blob store keeps reading what older
 /// layouts wrote where they wrote it (the dense bytes of layouts 1 and 2,
 /// `blob_store::block_map`'s legacy blocks; the blobs begun before layout
 /// 4 at their stream offsets, `blob_store::placement`).
@@ -185,7 +191,9 @@ impl<M: Memory + Clone> State<M> {
                 memories.get(ids::THUMBNAILS),
                 memories.get(ids::UPLOAD_THUMBNAILS),
             ),
+            bucket: BucketStore::init(memories.get(ids::BUCKET_SETTINGS)),
             headroom: memories.headroom(),
+            layout_record: memories.get(ids::LAYOUT_VERSION),
         };
         // The certification tree is heap state: bounded rebuild.
         state.shares.certify_all(&state.memories);
@@ -214,6 +222,12 @@ impl<M: Memory> State<M> {
     pub fn fixed_stable_bytes(&self) -> u64 {
         self.headroom.fixed_bytes()
     }
+
+    /// The layout version recorded in stable memory (`crate::layout`):
+    /// `CURRENT_LAYOUT` once the state is open.
+    pub fn recorded_layout(&self) -> layout::Recorded {
+        layout::recorded(&self.layout_record)
+    }
 }
 
 #[cfg(test)]
@@ -233,8 +247,8 @@ mod tests {
         assert_eq!(state.stable_memory_bytes(), held);
         assert_eq!(
             state.fixed_stable_bytes(),
-            268_500_992,
-            "256 MiB and a page"
+            276_889_600,
+            "264 MiB and a page"
         );
         // Reopening (an upgrade) lays out nothing more.
         drop(state);

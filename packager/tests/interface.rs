@@ -156,6 +156,83 @@ fn packaged_module_installs_and_answers_stats() {
     assert!(text.contains("high_water_bytes"), "{text}");
 }
 
+/// Calls `method` of the packaged canister with arguments in Candid text,
+/// both ways typed by `backend.did`; the reply as Candid text.
+fn call_as_declared(
+    host: &mut Host,
+    canister: candid::Principal,
+    caller: candid::Principal,
+    method: &str,
+    args: &str,
+) -> String {
+    let (env, _, service) = packager::load_did(&did()).unwrap();
+    let func = env.get_method(&service, method).unwrap();
+    let arg = candid_parser::parse_idl_args(args)
+        .unwrap_or_else(|e| panic!("{method} arguments {args}: {e}"))
+        .to_bytes_with_types(&env, &func.args)
+        .unwrap_or_else(|e| panic!("{method} arguments {args} do not fit backend.did: {e}"));
+    let reply = if func.is_query() {
+        host.query(canister, caller, method, arg)
+    } else {
+        host.update(canister, caller, method, arg)
+    }
+    .unwrap_or_else(|e| panic!("{method} fails: {e}"));
+    candid::IDLArgs::from_bytes_with_types(&reply, &env, &func.rets)
+        .unwrap_or_else(|e| panic!("the {method} reply does not decode as declared: {e}"))
+        .to_string()
+}
+
+/// The bucket endpoints on the packaged module, through the interface
+/// `backend.did` declares: adopted by an index, which registers a capsule,
+/// reads the report and the health check, and seals the bucket.
+#[test]
+fn packaged_module_serves_as_a_bucket() {
+    let wasm = packager::gunzip(&packaged().gzipped).unwrap();
+    let mut host = Host::new();
+    let controller = upload_harness::user(1);
+    let (owner, index) = (upload_harness::user(2), upload_harness::user(3));
+    let canister = host
+        .install(&wasm, candid::encode_args(()).unwrap(), controller)
+        .unwrap();
+    let mut call = |caller, method: &str, args: &str| {
+        call_as_declared(&mut host, canister, caller, method, args)
+    };
+    let refused = call(index, "bucket_report", "()");
+    assert!(refused.contains("NotIndex"), "{refused}");
+    let set = call(
+        controller,
+        "admin_set_index",
+        &format!("(opt principal \"{index}\")"),
+    );
+    assert!(set.contains("Ok"), "{set}");
+    let registered = call(
+        index,
+        "bucket_register_capsule",
+        &format!(
+            "(record {{ capsule_id = 42 : nat64; owner = principal \"{owner}\"; name = \"family\"; \
+             writers = vec {{}}; created_at = 7 : nat64 }})"
+        ),
+    );
+    assert!(
+        registered.contains("Ok") && registered.contains("42"),
+        "{registered}"
+    );
+    let create = call(owner, "capsules_create", "(\"mine\")");
+    assert!(create.contains("ManagedByIndex"), "{create}");
+    let report = call(index, "bucket_report", "()");
+    for field in [
+        "capsule_count = 1",
+        "uploaded_bytes_total = 0",
+        "state = variant { Open }",
+    ] {
+        assert!(report.contains(field), "{field} not in {report}");
+    }
+    let sealed = call(index, "bucket_set_state", "(variant { Sealed })");
+    assert!(sealed.contains("Ok"), "{sealed}");
+    let health = call(controller, "bucket_health", "()");
+    assert!(health.contains("invariants_ok = true"), "{health}");
+}
+
 #[test]
 fn package_canister_binary_writes_both_files() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -339,10 +416,13 @@ fn the_released_did_is_the_released_wasms_interface() {
 /// Known exceptions, both new cases of `Quota`, which every method's
 /// `UploadError` can carry: `ReservedBytesTotal` (layout 2, the cap on all
 /// reservations together) and `RepairRounds` (layout 3, the bound on
-/// re-hashing after checksum mismatches). A v0.1.0 client decodes every
-/// reply as before except those two errors (which it cannot decode).
-/// Candid reports them once per method. Anything else incompatible fails
-/// this test.
+/// re-hashing after checksum mismatches); and two new cases of
+/// `UploadError` itself (layout 6), which only a canister an index
+/// manages answers: `ManagedByIndex` (`capsules_create`) and
+/// `BucketSealed` (`uploads_begin`). A v0.1.0 client decodes every reply
+/// as before except those errors (which it cannot decode); deployed alone,
+/// the canister never answers the last two. Candid reports them once per
+/// method. Anything else incompatible fails this test.
 #[test]
 fn backend_did_is_a_compatible_extension_of_the_release() {
     use candid_parser::utils::{service_compatibility_report, CandidSource};
@@ -353,6 +433,12 @@ fn backend_did_is_a_compatible_extension_of_the_release() {
         "  ReservedBytesPerCaller;\n  ReservedBytesTotal;\n  RepairRounds;\n};",
     );
     assert_ne!(accepted, released, "the released Quota type moved");
+    let with_quotas = accepted;
+    let accepted = with_quotas.replace(
+        "type UploadError = variant {\n",
+        "type UploadError = variant {\n  ManagedByIndex : record { index : principal };\n  BucketSealed;\n",
+    );
+    assert_ne!(accepted, with_quotas, "the released UploadError type moved");
     let breaks = |did: &str| -> Vec<String> {
         service_compatibility_report(CandidSource::Text(did), CandidSource::Text(&accepted))
             .expect("both interfaces parse")

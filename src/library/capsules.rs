@@ -31,6 +31,7 @@ endpoint_error! {
         InvalidArgument { reason: String },
         NotAuthorized,
         QuotaExceeded { quota: CreateCapsuleQuota, limit: u64, requested: u64 },
+        ManagedByIndex { index: Principal },
     }
 }
 
@@ -64,7 +65,8 @@ endpoint_error! {
     }
 }
 
-/// Creates a capsule owned by `caller`.
+/// Creates a capsule owned by `caller`; on a bucket an index manages,
+/// capsules are created through the index (`ManagedByIndex`).
 pub fn create_capsule<M: Memory + Clone>(
     state: &mut State<M>,
     caller: Principal,
@@ -73,6 +75,9 @@ pub fn create_capsule<M: Memory + Clone>(
 ) -> Result<Capsule, CreateCapsuleError> {
     let create = || -> Result<Capsule, UploadError> {
         signed_in(caller)?;
+        if let Some(index) = state.bucket.index() {
+            return Err(UploadError::ManagedByIndex { index });
+        }
         state.ensure_room()?;
         check_text("capsule name", &name, MAX_CAPSULE_NAME_BYTES)?;
         if state.accounting.capsule_creation_restricted() && !state.capsules.may_create(&caller) {

@@ -101,6 +101,14 @@ impl<M: Memory> Accounting<M> {
         CapsuleId(id)
     }
 
+    /// Capsule ids handed out from now on come after `id` (a capsule the
+    /// index registered under its own id).
+    pub fn skip_capsule_ids_through(&mut self, id: CapsuleId) {
+        if self.ledger().next_capsule_id < id.0 {
+            self.update(|ledger| ledger.next_capsule_id = id.0);
+        }
+    }
+
     pub fn next_memory_id(&mut self) -> MemoryItemId {
         let mut id = 0;
         self.update(|ledger| {

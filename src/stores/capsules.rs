@@ -140,6 +140,37 @@ impl<M: Memory> CapsuleStore<M> {
         Ok(capsule)
     }
 
+    /// How many capsules there are.
+    pub fn len(&self) -> u64 {
+        self.capsules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.capsules.is_empty()
+    }
+
+    /// The largest capsule id in use.
+    pub fn last_id(&self) -> Option<CapsuleId> {
+        self.capsules.last_key_value().map(|(id, _)| id)
+    }
+
+    /// Every capsule after `after`, in id order.
+    pub fn all_after(&self, after: Option<CapsuleId>) -> impl Iterator<Item = Capsule> + '_ {
+        let start = after.map_or(Some(0), |id| id.0.checked_add(1));
+        // After the largest id there is nothing: an empty range.
+        let range = match start {
+            Some(start) => (
+                std::ops::Bound::Included(CapsuleId(start)),
+                std::ops::Bound::Unbounded,
+            ),
+            None => (
+                std::ops::Bound::Excluded(CapsuleId(u64::MAX)),
+                std::ops::Bound::Unbounded,
+            ),
+        };
+        self.capsules.range(range).map(|entry| entry.into_pair().1)
+    }
+
     /// How many capsules `owner` owns, counting at most `max`.
     pub fn count_owned(&self, owner: &Principal, max: usize) -> usize {
         self.by_owner

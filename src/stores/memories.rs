@@ -133,6 +133,11 @@ impl<M: Memory> MemoryStore<M> {
         self.records.is_empty()
     }
 
+    /// The largest memory id in use.
+    pub fn last_id(&self) -> Option<MemoryItemId> {
+        self.records.last_key_value().map(|(id, _)| id)
+    }
+
     /// The ids of a capsule's memories after `after`, in order.
     pub fn ids_in_capsule(
         &self,

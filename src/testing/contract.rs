@@ -322,6 +322,11 @@ mod tests {
             service.admin_capsule_creators(false, None, 10),
         );
 
+        // A bucket an index manages creates no capsule itself.
+        crate::bucket::set_index(&mut service, true, Some(bob)).expect("controller");
+        observe(seen, create, service.create_capsule(alice, 0, "c".into()));
+        crate::bucket::set_index(&mut service, true, None).expect("controller");
+
         let methods = [
             "capsules_create",
             "capsules_get",

@@ -94,6 +94,12 @@ endpoints! {
     memories_unshare: (u64);
     http_request: (crate::http::HttpRequest);
     memories_set_thumbnail: (MemoryItemId, Option<Thumbnail>);
+    admin_set_index: (Option<Principal>);
+    bucket_register_capsule: (crate::bucket::IndexCapsule);
+    bucket_set_state: (crate::bucket::BucketState);
+    bucket_report: ();
+    bucket_capsules: (Option<CapsuleId>, u32);
+    bucket_health: ();
 }
 
 /// Fuzz target `candid_args`: the first byte picks an endpoint, the rest

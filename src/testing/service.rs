@@ -5,6 +5,7 @@
 //! widened back; so these tests drive exactly the code the canister runs,
 //! narrowing included.
 
+use crate::bucket::{self, BucketError, BucketHealth, BucketReport, BucketState, IndexCapsule};
 use crate::error::UploadError;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::jobs::MaintenanceReport;
@@ -39,6 +40,7 @@ impl<M: Memory> DerefMut for UploadService<M> {
 
 type Upload<T> = Result<T, UploadError>;
 type Share<T> = Result<T, ShareError>;
+type Bucket<T> = Result<T, BucketError>;
 
 impl<M: Memory + Clone> UploadService<M> {
     pub fn init(memory: M) -> Self {
@@ -270,6 +272,66 @@ impl<M: Memory + Clone> UploadService<M> {
     }
 
     /// The session jobs of one timer run (`jobs::sweep_sessions`).
+    pub fn set_index(
+        &mut self,
+        caller_is_controller: bool,
+        index: Option<Principal>,
+    ) -> Upload<()> {
+        Ok(bucket::set_index(self, caller_is_controller, index)?)
+    }
+
+    pub fn register_capsule(
+        &mut self,
+        caller: Principal,
+        capsule: IndexCapsule,
+    ) -> Bucket<Capsule> {
+        Ok(bucket::register_capsule(self, caller, capsule)?)
+    }
+
+    pub fn set_bucket_state(&mut self, caller: Principal, state: BucketState) -> Bucket<()> {
+        Ok(bucket::set_state(self, caller, state)?)
+    }
+
+    pub fn bucket_report(
+        &self,
+        caller: Principal,
+        caller_is_controller: bool,
+        now: u64,
+        cycles: u128,
+    ) -> Bucket<BucketReport> {
+        Ok(bucket::report(
+            self,
+            caller,
+            caller_is_controller,
+            now,
+            cycles,
+        )?)
+    }
+
+    pub fn bucket_capsules(
+        &self,
+        caller: Principal,
+        caller_is_controller: bool,
+        after: Option<CapsuleId>,
+        limit: u32,
+    ) -> Bucket<Vec<IndexCapsule>> {
+        Ok(bucket::capsules(
+            self,
+            caller,
+            caller_is_controller,
+            after,
+            limit,
+        )?)
+    }
+
+    pub fn bucket_health(
+        &self,
+        caller: Principal,
+        caller_is_controller: bool,
+    ) -> Bucket<BucketHealth> {
+        Ok(bucket::health(self, caller, caller_is_controller)?)
+    }
+
     pub fn maintenance(&mut self, now: u64) -> MaintenanceReport {
         jobs::sweep_sessions(self, now)
     }

@@ -9,6 +9,7 @@ use crate::session::{ChunkSpec, CreateOutcome, SessionStatus};
 use crate::stable_memory::BLOB_STORE_CAPACITY_BYTES;
 use crate::state::State;
 use crate::storable::scoped_key;
+use crate::stores::bucket::BucketState;
 use crate::stores::thumbnails::{self, StoredThumbnail, ThumbnailRef};
 use crate::types::*;
 use crate::validate::{check_digest, check_text, signed_in};
@@ -43,11 +44,13 @@ endpoint_error! {
         SessionAborted { session_id: SessionId },
         SessionExpired { session_id: SessionId },
         QuotaExceeded { quota: BeginUploadQuota, limit: u64, requested: u64 },
+        BucketSealed,
     }
 }
 
 /// Starts an upload, or returns the session the same idempotency key
-/// already started for the same request (its thumbnail included).
+/// already started for the same request (its thumbnail included). On a
+/// sealed bucket only the latter: no new session begins (`BucketSealed`).
 pub fn begin<M: Memory + Clone>(
     state: &mut State<M>,
     caller: Principal,
@@ -151,6 +154,11 @@ fn begin_upload<M: Memory + Clone>(
             existing
         }
         found => {
+            // A new session: not on a sealed bucket (the settings cell's
+            // heap copy, no stable read).
+            if state.bucket.state() == BucketState::Sealed {
+                return Err(UploadError::BucketSealed);
+            }
             // The key's upload was committed and its memory deleted since:
             // a begin under it uploads the file again, so the old session
             // lets go of the key.

@@ -93,6 +93,10 @@ fn store_chunk<M: Memory + Clone>(
         &mut sink,
         now,
     )?;
+    if receipt.write != ChunkWrite::Duplicate {
+        // The bucket's load counter (`bucket_report`): one small cell.
+        state.bucket.count_uploaded(request.bytes.len() as u64);
+    }
     match receipt.write {
         ChunkWrite::Duplicate => {}
         ChunkWrite::Stored => {

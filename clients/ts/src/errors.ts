@@ -48,7 +48,8 @@ type UploadMethod =
 /**
  * Any error an upload-domain method can answer: the union of their own
  * error types in `backend.did` (each a subset of the cases of v0.1.0's
- * `UploadError`), so a case added to any of them reaches the tables below.
+ * `UploadError`, but for the bucket cases `ManagedByIndex` and
+ * `BucketSealed`), so a case added to any of them reaches the tables below.
  */
 export type UploadError = MethodError<UploadMethod>;
 export type UploadErrorKind = KindOf<UploadError>;
@@ -92,6 +93,10 @@ export const UPLOAD_ERROR_HANDLING = {
   RangeOutOfBounds: 'thrown',
   DeclaredValuesDisagree: 'thrown',
   Incomplete: 'thrown',
+  // Only on a canister an index manages: create the capsule, or begin
+  // the upload, where the index says.
+  ManagedByIndex: 'thrown',
+  BucketSealed: 'thrown',
 } as const satisfies Record<UploadErrorKind, 'retried' | 'handled' | 'thrown'>;
 
 /** The canister answered with one of its `UploadError` cases. */

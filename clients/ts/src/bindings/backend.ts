@@ -51,19 +51,29 @@ function candid_none<T>(): [] {
 function record_opt_to_undefined<T>(arg: T | null): T | undefined {
     return arg == null ? undefined : arg;
 }
-export interface AssetMetadata {
+export type Result_20 = {
+    __kind__: "Ok";
+    Ok: null;
+} | {
+    __kind__: "Err";
+    Err: UnshareError;
+};
+export interface BucketHealth {
     /**
-     * SHA-256 of the whole file, if known when the upload begins.
+     * Whether every check passed.
      */
-    sha256?: Uint8Array;
-    name: string;
-    byte_len: bigint;
-    mime_type: string;
-}
-export interface StatusRequest {
-    session_id: bigint;
-    from_chunk: number;
-    max_ranges: number;
+    invariants_ok: boolean;
+    /**
+     * `ok`, or the checks that failed.
+     */
+    detail: string;
+    package_version: string;
+    memory_count: bigint;
+    /**
+     * The layout version recorded in stable memory.
+     */
+    layout_version: number;
+    capsule_count: bigint;
 }
 export type Result_2 = {
     __kind__: "Ok";
@@ -72,19 +82,15 @@ export type Result_2 = {
     __kind__: "Err";
     Err: SetLimitsError;
 };
-export type UploadStatusError = {
-    __kind__: "SessionNotFound";
-    SessionNotFound: {
-        session_id: bigint;
-    };
-} | {
-    __kind__: "NotAuthorized";
-    NotAuthorized: null;
-};
 export interface FinishUpload {
     sha256: Uint8Array;
     session_id: bigint;
     byte_len: bigint;
+}
+export interface StatusRequest {
+    session_id: bigint;
+    from_chunk: number;
+    max_ranges: number;
 }
 export type GetCapsuleError = {
     __kind__: "CapsuleNotFound";
@@ -133,12 +139,21 @@ export interface Stats {
     limits: Limits;
     reserved_bytes: bigint;
 }
+export type UploadStatusError = {
+    __kind__: "SessionNotFound";
+    SessionNotFound: {
+        session_id: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+};
 export type Result_5 = {
     __kind__: "Ok";
-    Ok: Capsule;
+    Ok: BucketHealth;
 } | {
     __kind__: "Err";
-    Err: GetCapsuleError;
+    Err: IndexOnlyError;
 };
 export type UnshareError = {
     __kind__: "NotAuthorized";
@@ -165,10 +180,10 @@ export interface OpenUpload {
 }
 export type Result_4 = {
     __kind__: "Ok";
-    Ok: Capsule;
+    Ok: Array<IndexCapsule>;
 } | {
     __kind__: "Err";
-    Err: CreateCapsuleError;
+    Err: IndexOnlyError;
 };
 export type DeleteMemoryError = {
     __kind__: "NotAuthorized";
@@ -207,6 +222,9 @@ export type AbortUploadError = {
 export type BeginUploadError = {
     __kind__: "OutOfSpace";
     OutOfSpace: null;
+} | {
+    __kind__: "BucketSealed";
+    BucketSealed: null;
 } | {
     __kind__: "CapsuleNotFound";
     CapsuleNotFound: {
@@ -255,10 +273,10 @@ export type BeginUploadError = {
 };
 export type Result_7 = {
     __kind__: "Ok";
-    Ok: Capsule;
+    Ok: BucketReport;
 } | {
     __kind__: "Err";
-    Err: RevokeWriteError;
+    Err: IndexOnlyError;
 };
 export interface ChunkAccepted {
     /**
@@ -278,7 +296,7 @@ export type Result_6 = {
     Ok: Capsule;
 } | {
     __kind__: "Err";
-    Err: GrantWriteError;
+    Err: RegisterCapsuleError;
 };
 export interface Limits {
     /**
@@ -340,6 +358,35 @@ export interface UploadStatus {
     chunk_size: number;
     expires_at?: bigint;
 }
+export type Result_26 = {
+    __kind__: "Ok";
+    Ok: UploadStatus;
+} | {
+    __kind__: "Err";
+    Err: UploadStatusError;
+};
+export type Result_12 = {
+    __kind__: "Ok";
+    Ok: Capsule;
+} | {
+    __kind__: "Err";
+    Err: RevokeWriteError;
+};
+export type Result_9 = {
+    __kind__: "Ok";
+    Ok: Capsule;
+} | {
+    __kind__: "Err";
+    Err: CreateCapsuleError;
+};
+export interface MemoriesPage {
+    memories: Array<MemoryRecord>;
+    /**
+     * Where the next page starts: pass as `after`. Set whenever more
+     * memories follow, whether the page stopped at `limit` or at its size.
+     */
+    next_after?: bigint;
+}
 export type RevokeWriteError = {
     __kind__: "OutOfSpace";
     OutOfSpace: null;
@@ -355,28 +402,6 @@ export type RevokeWriteError = {
     __kind__: "AnonymousCaller";
     AnonymousCaller: null;
 };
-export type Result_12 = {
-    __kind__: "Ok";
-    Ok: null;
-} | {
-    __kind__: "Err";
-    Err: SetThumbnailError;
-};
-export type Result_9 = {
-    __kind__: "Ok";
-    Ok: MemoryRecord;
-} | {
-    __kind__: "Err";
-    Err: GetMemoryError;
-};
-export interface MemoriesPage {
-    memories: Array<MemoryRecord>;
-    /**
-     * Where the next page starts: pass as `after`. Set whenever more
-     * memories follow, whether the page stopped at `limit` or at its size.
-     */
-    next_after?: bigint;
-}
 export type SetLimitsError = {
     __kind__: "OutOfSpace";
     OutOfSpace: null;
@@ -409,7 +434,7 @@ export type Result = {
 };
 export type Result_10 = {
     __kind__: "Ok";
-    Ok: MemoriesPage;
+    Ok: Capsule;
 } | {
     __kind__: "Err";
     Err: GetCapsuleError;
@@ -446,7 +471,7 @@ export type Result_8 = {
     Ok: null;
 } | {
     __kind__: "Err";
-    Err: DeleteMemoryError;
+    Err: IndexOnlyError;
 };
 export interface ShareLink {
     link_id: bigint;
@@ -552,13 +577,6 @@ export type GetMemoryError = {
         memory_id: bigint;
     };
 };
-export interface CommittedUpload {
-    sha256: Uint8Array;
-    capsule_id: bigint;
-    blob_id: bigint;
-    byte_len: bigint;
-    memory_id: bigint;
-}
 export type ListSharesError = {
     __kind__: "NotAuthorized";
     NotAuthorized: null;
@@ -571,12 +589,87 @@ export type ListSharesError = {
     __kind__: "AnonymousCaller";
     AnonymousCaller: null;
 };
+export type RegisterCapsuleError = {
+    __kind__: "NotIndex";
+    NotIndex: null;
+} | {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
+} | {
+    __kind__: "Sealed";
+    Sealed: null;
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    __kind__: "CapsuleIdTaken";
+    CapsuleIdTaken: {
+        capsule_id: bigint;
+    };
+};
+export interface BucketReport {
+    /**
+     * Raw stable memory the canister holds.
+     */
+    stable_memory_bytes: bigint;
+    /**
+     * Bytes of committed memories (thumbnails included).
+     */
+    used_bytes: bigint;
+    /**
+     * The canister's time when it answered.
+     */
+    time: bigint;
+    open_sessions: bigint;
+    /**
+     * Bytes reserved and stored the bucket takes in all (the `TotalBytes`
+     * quota's limit).
+     */
+    capacity_bytes: bigint;
+    /**
+     * The canister's cycle balance.
+     */
+    cycles: bigint;
+    state: BucketState;
+    /**
+     * The crate version of this build.
+     */
+    package_version: string;
+    memory_count: bigint;
+    /**
+     * The stable-layout version this build writes.
+     */
+    layout_version: number;
+    /**
+     * The index managing this bucket; `null`: standalone.
+     */
+    index?: Principal;
+    /**
+     * Bytes ever accepted by `uploads_put_chunk` (a duplicate chunk not
+     * counted). Only grows: the index derives the upload load from it.
+     */
+    uploaded_bytes_total: bigint;
+    capsule_count: bigint;
+    /**
+     * Bytes reserved by open upload sessions.
+     */
+    reserved_bytes: bigint;
+}
 export interface Capsule {
     owner: Principal;
     capsule_id: bigint;
     name: string;
     created_at: bigint;
     writers: Array<Principal>;
+}
+export interface CommittedUpload {
+    sha256: Uint8Array;
+    capsule_id: bigint;
+    blob_id: bigint;
+    byte_len: bigint;
+    memory_id: bigint;
 }
 export type ReadMemoryError = {
     __kind__: "NotAuthorized";
@@ -603,17 +696,24 @@ export type ReadMemoryError = {
 };
 export type Result_17 = {
     __kind__: "Ok";
-    Ok: UploadStarted;
+    Ok: null;
 } | {
     __kind__: "Err";
-    Err: BeginUploadError;
+    Err: SetThumbnailError;
 };
 export type Result_13 = {
     __kind__: "Ok";
-    Ok: ShareLink;
+    Ok: null;
 } | {
     __kind__: "Err";
-    Err: CreateShareError;
+    Err: DeleteMemoryError;
+};
+export type Result_25 = {
+    __kind__: "Ok";
+    Ok: ChunkAccepted;
+} | {
+    __kind__: "Err";
+    Err: PutChunkError;
 };
 export type ChunkHashError = {
     __kind__: "ChunkNotReceived";
@@ -654,6 +754,11 @@ export type CreateCapsuleError = {
     __kind__: "OutOfSpace";
     OutOfSpace: null;
 } | {
+    __kind__: "ManagedByIndex";
+    ManagedByIndex: {
+        index: Principal;
+    };
+} | {
     __kind__: "NotAuthorized";
     NotAuthorized: null;
 } | {
@@ -674,10 +779,10 @@ export type CreateCapsuleError = {
 };
 export type Result_16 = {
     __kind__: "Ok";
-    Ok: null;
+    Ok: Uint8Array;
 } | {
     __kind__: "Err";
-    Err: AbortUploadError;
+    Err: ReadMemoryError;
 };
 export type Result_1 = {
     __kind__: "Ok";
@@ -693,10 +798,17 @@ export interface ReadRange {
 }
 export type Result_11 = {
     __kind__: "Ok";
-    Ok: Uint8Array;
+    Ok: Capsule;
 } | {
     __kind__: "Err";
-    Err: ReadMemoryError;
+    Err: GrantWriteError;
+};
+export type Result_22 = {
+    __kind__: "Ok";
+    Ok: UploadStarted;
+} | {
+    __kind__: "Err";
+    Err: BeginUploadError;
 };
 export type GrantWriteError = {
     __kind__: "OutOfSpace";
@@ -769,11 +881,18 @@ export interface MemoryRecord {
 }
 export type Result_19 = {
     __kind__: "Ok";
-    Ok: CommittedUpload;
+    Ok: Array<ShareLink>;
 } | {
     __kind__: "Err";
-    Err: FinishUploadError;
+    Err: ListSharesError;
 };
+export interface IndexCapsule {
+    owner: Principal;
+    capsule_id: bigint;
+    name: string;
+    created_at: bigint;
+    writers: Array<Principal>;
+}
 export type CreateShareError = {
     __kind__: "RandomnessUnavailable";
     RandomnessUnavailable: {
@@ -809,10 +928,17 @@ export type CreateShareError = {
 };
 export type Result_14 = {
     __kind__: "Ok";
-    Ok: Array<ShareLink>;
+    Ok: MemoryRecord;
 } | {
     __kind__: "Err";
-    Err: ListSharesError;
+    Err: GetMemoryError;
+};
+export type Result_24 = {
+    __kind__: "Ok";
+    Ok: CommittedUpload;
+} | {
+    __kind__: "Err";
+    Err: FinishUploadError;
 };
 export interface CallerUsage {
     open_sessions: number;
@@ -838,10 +964,10 @@ export interface PutChunk {
 }
 export type Result_21 = {
     __kind__: "Ok";
-    Ok: UploadStatus;
+    Ok: null;
 } | {
     __kind__: "Err";
-    Err: UploadStatusError;
+    Err: AbortUploadError;
 };
 export interface UploadStarted {
     session_id: bigint;
@@ -852,10 +978,10 @@ export interface UploadStarted {
 }
 export type Result_18 = {
     __kind__: "Ok";
-    Ok: Uint8Array;
+    Ok: ShareLink;
 } | {
     __kind__: "Err";
-    Err: ChunkHashError;
+    Err: CreateShareError;
 };
 export type Result_3 = {
     __kind__: "Ok";
@@ -875,10 +1001,10 @@ export interface HttpResponse {
 }
 export type Result_15 = {
     __kind__: "Ok";
-    Ok: null;
+    Ok: MemoriesPage;
 } | {
     __kind__: "Err";
-    Err: UnshareError;
+    Err: GetCapsuleError;
 };
 export interface ChunkRange {
     end: number;
@@ -950,6 +1076,13 @@ export type PutChunkError = {
         limit: bigint;
     };
 };
+export type Result_23 = {
+    __kind__: "Ok";
+    Ok: Uint8Array;
+} | {
+    __kind__: "Err";
+    Err: ChunkHashError;
+};
 export interface HttpRequest {
     url: string;
     method: string;
@@ -960,13 +1093,15 @@ export interface HttpRequest {
      */
     certificate_version?: number;
 }
-export type Result_20 = {
-    __kind__: "Ok";
-    Ok: ChunkAccepted;
-} | {
-    __kind__: "Err";
-    Err: PutChunkError;
-};
+export interface AssetMetadata {
+    /**
+     * SHA-256 of the whole file, if known when the upload begins.
+     */
+    sha256?: Uint8Array;
+    name: string;
+    byte_len: bigint;
+    mime_type: string;
+}
 export enum AdminReadError {
     NotAuthorized = "NotAuthorized"
 }
@@ -984,6 +1119,22 @@ export enum BeginUploadQuota {
     TotalBytes = "TotalBytes",
     ReservedBytesPerCaller = "ReservedBytesPerCaller"
 }
+export enum BucketState {
+    /**
+     * Takes new capsules and new uploads.
+     */
+    Open = "Open",
+    /**
+     * The index places no new capsules here; nothing changes on the
+     * bucket itself.
+     */
+    Closed = "Closed",
+    /**
+     * No new capsule and no new upload session; uploads in progress
+     * finish, and everything else goes on.
+     */
+    Sealed = "Sealed"
+}
 export enum CreateCapsuleQuota {
     CapsulesPerOwner = "CapsulesPerOwner"
 }
@@ -992,6 +1143,9 @@ export enum FinishUploadQuota {
 }
 export enum GrantWriteQuota {
     WritersPerCapsule = "WritersPerCapsule"
+}
+export enum IndexOnlyError {
+    NotIndex = "NotIndex"
 }
 export enum PutChunkQuota {
     ChunkBytes = "ChunkBytes"
@@ -1013,32 +1167,38 @@ export interface backendInterface {
     admin_allow_capsule_creator(arg0: Principal, arg1: boolean): Promise<Result>;
     admin_capsule_creators(arg0: Principal | null, arg1: number): Promise<Result_1>;
     admin_set_capsule_creation_restricted(arg0: boolean): Promise<Result>;
+    admin_set_index(arg0: Principal | null): Promise<Result>;
     admin_set_limits(arg0: Limits): Promise<Result_2>;
     admin_usage(arg0: Principal | null, arg1: number): Promise<Result_3>;
-    capsules_create(arg0: string): Promise<Result_4>;
-    capsules_get(arg0: bigint): Promise<Result_5>;
-    capsules_grant_write(arg0: bigint, arg1: Principal): Promise<Result_6>;
+    bucket_capsules(arg0: bigint | null, arg1: number): Promise<Result_4>;
+    bucket_health(): Promise<Result_5>;
+    bucket_register_capsule(arg0: IndexCapsule): Promise<Result_6>;
+    bucket_report(): Promise<Result_7>;
+    bucket_set_state(arg0: BucketState): Promise<Result_8>;
+    capsules_create(arg0: string): Promise<Result_9>;
+    capsules_get(arg0: bigint): Promise<Result_10>;
+    capsules_grant_write(arg0: bigint, arg1: Principal): Promise<Result_11>;
     capsules_mine(arg0: bigint | null, arg1: number): Promise<Array<Capsule>>;
-    capsules_revoke_write(arg0: bigint, arg1: Principal): Promise<Result_7>;
+    capsules_revoke_write(arg0: bigint, arg1: Principal): Promise<Result_12>;
     http_request(arg0: HttpRequest): Promise<HttpResponse>;
-    memories_delete(arg0: bigint): Promise<Result_8>;
-    memories_get(arg0: bigint): Promise<Result_9>;
-    memories_list(arg0: ListMemories): Promise<Result_10>;
-    memories_read(arg0: ReadRange): Promise<Result_11>;
-    memories_set_thumbnail(arg0: bigint, arg1: Thumbnail | null): Promise<Result_12>;
-    memories_share(arg0: bigint, arg1: bigint | null): Promise<Result_13>;
-    memories_shares(arg0: bigint): Promise<Result_14>;
-    memories_unshare(arg0: bigint): Promise<Result_15>;
+    memories_delete(arg0: bigint): Promise<Result_13>;
+    memories_get(arg0: bigint): Promise<Result_14>;
+    memories_list(arg0: ListMemories): Promise<Result_15>;
+    memories_read(arg0: ReadRange): Promise<Result_16>;
+    memories_set_thumbnail(arg0: bigint, arg1: Thumbnail | null): Promise<Result_17>;
+    memories_share(arg0: bigint, arg1: bigint | null): Promise<Result_18>;
+    memories_shares(arg0: bigint): Promise<Result_19>;
+    memories_unshare(arg0: bigint): Promise<Result_20>;
     stats(): Promise<Stats>;
-    uploads_abort(arg0: bigint): Promise<Result_16>;
-    uploads_begin(arg0: BeginUpload): Promise<Result_17>;
-    uploads_chunk_sha256(arg0: bigint, arg1: number): Promise<Result_18>;
-    uploads_finish(arg0: FinishUpload): Promise<Result_19>;
+    uploads_abort(arg0: bigint): Promise<Result_21>;
+    uploads_begin(arg0: BeginUpload): Promise<Result_22>;
+    uploads_chunk_sha256(arg0: bigint, arg1: number): Promise<Result_23>;
+    uploads_finish(arg0: FinishUpload): Promise<Result_24>;
     uploads_mine(): Promise<Array<OpenUpload>>;
-    uploads_put_chunk(arg0: PutChunk): Promise<Result_20>;
-    uploads_status(arg0: StatusRequest): Promise<Result_21>;
+    uploads_put_chunk(arg0: PutChunk): Promise<Result_25>;
+    uploads_status(arg0: StatusRequest): Promise<Result_26>;
 }
-import type { AbortUploadError as _AbortUploadError, AdminReadError as _AdminReadError, AdminSetError as _AdminSetError, AssetMetadata as _AssetMetadata, BeginUpload as _BeginUpload, BeginUploadError as _BeginUploadError, BeginUploadQuota as _BeginUploadQuota, CallerUsage as _CallerUsage, Capsule as _Capsule, CapsuleCreators as _CapsuleCreators, ChunkAccepted as _ChunkAccepted, ChunkHashError as _ChunkHashError, ChunkRange as _ChunkRange, CommittedUpload as _CommittedUpload, CreateCapsuleError as _CreateCapsuleError, CreateCapsuleQuota as _CreateCapsuleQuota, CreateShareError as _CreateShareError, DeleteMemoryError as _DeleteMemoryError, FinishUploadError as _FinishUploadError, FinishUploadQuota as _FinishUploadQuota, GetCapsuleError as _GetCapsuleError, GetMemoryError as _GetMemoryError, GrantWriteError as _GrantWriteError, GrantWriteQuota as _GrantWriteQuota, HttpRequest as _HttpRequest, HttpResponse as _HttpResponse, Limits as _Limits, ListMemories as _ListMemories, ListSharesError as _ListSharesError, MemoriesPage as _MemoriesPage, MemoryRecord as _MemoryRecord, PutChunk as _PutChunk, PutChunkError as _PutChunkError, PutChunkQuota as _PutChunkQuota, ReadMemoryError as _ReadMemoryError, ReadMemoryQuota as _ReadMemoryQuota, Result as _Result, Result_1 as _Result_1, Result_10 as _Result_10, Result_11 as _Result_11, Result_12 as _Result_12, Result_13 as _Result_13, Result_14 as _Result_14, Result_15 as _Result_15, Result_16 as _Result_16, Result_17 as _Result_17, Result_18 as _Result_18, Result_19 as _Result_19, Result_2 as _Result_2, Result_20 as _Result_20, Result_21 as _Result_21, Result_3 as _Result_3, Result_4 as _Result_4, Result_5 as _Result_5, Result_6 as _Result_6, Result_7 as _Result_7, Result_8 as _Result_8, Result_9 as _Result_9, RevokeWriteError as _RevokeWriteError, SessionStatus as _SessionStatus, SetLimitsError as _SetLimitsError, SetThumbnailError as _SetThumbnailError, SetThumbnailQuota as _SetThumbnailQuota, ShareLink as _ShareLink, Stats as _Stats, Thumbnail as _Thumbnail, UnshareError as _UnshareError, UploadStarted as _UploadStarted, UploadStatus as _UploadStatus, UploadStatusError as _UploadStatusError } from "./declarations/backend.did.js";
+import type { AbortUploadError as _AbortUploadError, AdminReadError as _AdminReadError, AdminSetError as _AdminSetError, AssetMetadata as _AssetMetadata, BeginUpload as _BeginUpload, BeginUploadError as _BeginUploadError, BeginUploadQuota as _BeginUploadQuota, BucketHealth as _BucketHealth, BucketReport as _BucketReport, BucketState as _BucketState, CallerUsage as _CallerUsage, Capsule as _Capsule, CapsuleCreators as _CapsuleCreators, ChunkAccepted as _ChunkAccepted, ChunkHashError as _ChunkHashError, ChunkRange as _ChunkRange, CommittedUpload as _CommittedUpload, CreateCapsuleError as _CreateCapsuleError, CreateCapsuleQuota as _CreateCapsuleQuota, CreateShareError as _CreateShareError, DeleteMemoryError as _DeleteMemoryError, FinishUploadError as _FinishUploadError, FinishUploadQuota as _FinishUploadQuota, GetCapsuleError as _GetCapsuleError, GetMemoryError as _GetMemoryError, GrantWriteError as _GrantWriteError, GrantWriteQuota as _GrantWriteQuota, HttpRequest as _HttpRequest, HttpResponse as _HttpResponse, IndexCapsule as _IndexCapsule, IndexOnlyError as _IndexOnlyError, Limits as _Limits, ListMemories as _ListMemories, ListSharesError as _ListSharesError, MemoriesPage as _MemoriesPage, MemoryRecord as _MemoryRecord, PutChunk as _PutChunk, PutChunkError as _PutChunkError, PutChunkQuota as _PutChunkQuota, ReadMemoryError as _ReadMemoryError, ReadMemoryQuota as _ReadMemoryQuota, RegisterCapsuleError as _RegisterCapsuleError, Result as _Result, Result_1 as _Result_1, Result_10 as _Result_10, Result_11 as _Result_11, Result_12 as _Result_12, Result_13 as _Result_13, Result_14 as _Result_14, Result_15 as _Result_15, Result_16 as _Result_16, Result_17 as _Result_17, Result_18 as _Result_18, Result_19 as _Result_19, Result_2 as _Result_2, Result_20 as _Result_20, Result_21 as _Result_21, Result_22 as _Result_22, Result_23 as _Result_23, Result_24 as _Result_24, Result_25 as _Result_25, Result_26 as _Result_26, Result_3 as _Result_3, Result_4 as _Result_4, Result_5 as _Result_5, Result_6 as _Result_6, Result_7 as _Result_7, Result_8 as _Result_8, Result_9 as _Result_9, RevokeWriteError as _RevokeWriteError, SessionStatus as _SessionStatus, SetLimitsError as _SetLimitsError, SetThumbnailError as _SetThumbnailError, SetThumbnailQuota as _SetThumbnailQuota, ShareLink as _ShareLink, Stats as _Stats, Thumbnail as _Thumbnail, UnshareError as _UnshareError, UploadStarted as _UploadStarted, UploadStatus as _UploadStatus, UploadStatusError as _UploadStatusError } from "./declarations/backend.did.js";
 export class Backend implements backendInterface {
     constructor(private actor: ActorSubclass<_SERVICE>){}
     async admin_allow_capsule_creator(arg0: Principal, arg1: boolean): Promise<Result> {
@@ -1053,6 +1213,10 @@ export class Backend implements backendInterface {
         const result = await this.actor.admin_set_capsule_creation_restricted(arg0);
         return from_candid_Result_n1(result);
     }
+    async admin_set_index(arg0: Principal | null): Promise<Result> {
+        const result = await this.actor.admin_set_index(to_candid_opt_n5(arg0));
+        return from_candid_Result_n1(result);
+    }
     async admin_set_limits(arg0: Limits): Promise<Result_2> {
         const result = await this.actor.admin_set_limits(to_candid_Limits_n13(arg0));
         return from_candid_Result_2_n15(result);
@@ -1061,97 +1225,117 @@ export class Backend implements backendInterface {
         const result = await this.actor.admin_usage(to_candid_opt_n5(arg0), arg1);
         return from_candid_Result_3_n19(result);
     }
-    async capsules_create(arg0: string): Promise<Result_4> {
+    async bucket_capsules(arg0: bigint | null, arg1: number): Promise<Result_4> {
+        const result = await this.actor.bucket_capsules(to_candid_opt_n21(arg0), arg1);
+        return from_candid_Result_4_n22(result);
+    }
+    async bucket_health(): Promise<Result_5> {
+        const result = await this.actor.bucket_health();
+        return from_candid_Result_5_n26(result);
+    }
+    async bucket_register_capsule(arg0: IndexCapsule): Promise<Result_6> {
+        const result = await this.actor.bucket_register_capsule(arg0);
+        return from_candid_Result_6_n28(result);
+    }
+    async bucket_report(): Promise<Result_7> {
+        const result = await this.actor.bucket_report();
+        return from_candid_Result_7_n32(result);
+    }
+    async bucket_set_state(arg0: BucketState): Promise<Result_8> {
+        const result = await this.actor.bucket_set_state(to_candid_BucketState_n38(arg0));
+        return from_candid_Result_8_n40(result);
+    }
+    async capsules_create(arg0: string): Promise<Result_9> {
         const result = await this.actor.capsules_create(arg0);
-        return from_candid_Result_4_n21(result);
+        return from_candid_Result_9_n42(result);
     }
-    async capsules_get(arg0: bigint): Promise<Result_5> {
+    async capsules_get(arg0: bigint): Promise<Result_10> {
         const result = await this.actor.capsules_get(arg0);
-        return from_candid_Result_5_n28(result);
+        return from_candid_Result_10_n49(result);
     }
-    async capsules_grant_write(arg0: bigint, arg1: Principal): Promise<Result_6> {
+    async capsules_grant_write(arg0: bigint, arg1: Principal): Promise<Result_11> {
         const result = await this.actor.capsules_grant_write(arg0, arg1);
-        return from_candid_Result_6_n32(result);
+        return from_candid_Result_11_n53(result);
     }
     async capsules_mine(arg0: bigint | null, arg1: number): Promise<Array<Capsule>> {
-        const result = await this.actor.capsules_mine(to_candid_opt_n39(arg0), arg1);
+        const result = await this.actor.capsules_mine(to_candid_opt_n21(arg0), arg1);
         return result;
     }
-    async capsules_revoke_write(arg0: bigint, arg1: Principal): Promise<Result_7> {
+    async capsules_revoke_write(arg0: bigint, arg1: Principal): Promise<Result_12> {
         const result = await this.actor.capsules_revoke_write(arg0, arg1);
-        return from_candid_Result_7_n40(result);
+        return from_candid_Result_12_n60(result);
     }
     async http_request(arg0: HttpRequest): Promise<HttpResponse> {
-        const result = await this.actor.http_request(to_candid_HttpRequest_n44(arg0));
-        return from_candid_HttpResponse_n46(result);
+        const result = await this.actor.http_request(to_candid_HttpRequest_n64(arg0));
+        return from_candid_HttpResponse_n66(result);
     }
-    async memories_delete(arg0: bigint): Promise<Result_8> {
+    async memories_delete(arg0: bigint): Promise<Result_13> {
         const result = await this.actor.memories_delete(arg0);
-        return from_candid_Result_8_n49(result);
+        return from_candid_Result_13_n69(result);
     }
-    async memories_get(arg0: bigint): Promise<Result_9> {
+    async memories_get(arg0: bigint): Promise<Result_14> {
         const result = await this.actor.memories_get(arg0);
-        return from_candid_Result_9_n53(result);
+        return from_candid_Result_14_n73(result);
     }
-    async memories_list(arg0: ListMemories): Promise<Result_10> {
-        const result = await this.actor.memories_list(to_candid_ListMemories_n60(arg0));
-        return from_candid_Result_10_n62(result);
+    async memories_list(arg0: ListMemories): Promise<Result_15> {
+        const result = await this.actor.memories_list(to_candid_ListMemories_n80(arg0));
+        return from_candid_Result_15_n82(result);
     }
-    async memories_read(arg0: ReadRange): Promise<Result_11> {
+    async memories_read(arg0: ReadRange): Promise<Result_16> {
         const result = await this.actor.memories_read(arg0);
-        return from_candid_Result_11_n68(result);
+        return from_candid_Result_16_n88(result);
     }
-    async memories_set_thumbnail(arg0: bigint, arg1: Thumbnail | null): Promise<Result_12> {
-        const result = await this.actor.memories_set_thumbnail(arg0, to_candid_opt_n75(arg1));
-        return from_candid_Result_12_n76(result);
+    async memories_set_thumbnail(arg0: bigint, arg1: Thumbnail | null): Promise<Result_17> {
+        const result = await this.actor.memories_set_thumbnail(arg0, to_candid_opt_n95(arg1));
+        return from_candid_Result_17_n96(result);
     }
-    async memories_share(arg0: bigint, arg1: bigint | null): Promise<Result_13> {
-        const result = await this.actor.memories_share(arg0, to_candid_opt_n39(arg1));
-        return from_candid_Result_13_n83(result);
+    async memories_share(arg0: bigint, arg1: bigint | null): Promise<Result_18> {
+        const result = await this.actor.memories_share(arg0, to_candid_opt_n21(arg1));
+        return from_candid_Result_18_n103(result);
     }
-    async memories_shares(arg0: bigint): Promise<Result_14> {
+    async memories_shares(arg0: bigint): Promise<Result_19> {
         const result = await this.actor.memories_shares(arg0);
-        return from_candid_Result_14_n89(result);
+        return from_candid_Result_19_n109(result);
     }
-    async memories_unshare(arg0: bigint): Promise<Result_15> {
+    async memories_unshare(arg0: bigint): Promise<Result_20> {
         const result = await this.actor.memories_unshare(arg0);
-        return from_candid_Result_15_n93(result);
+        return from_candid_Result_20_n113(result);
     }
     async stats(): Promise<Stats> {
         const result = await this.actor.stats();
-        return from_candid_Stats_n97(result);
+        return from_candid_Stats_n117(result);
     }
-    async uploads_abort(arg0: bigint): Promise<Result_16> {
+    async uploads_abort(arg0: bigint): Promise<Result_21> {
         const result = await this.actor.uploads_abort(arg0);
-        return from_candid_Result_16_n101(result);
+        return from_candid_Result_21_n121(result);
     }
-    async uploads_begin(arg0: BeginUpload): Promise<Result_17> {
-        const result = await this.actor.uploads_begin(to_candid_BeginUpload_n105(arg0));
-        return from_candid_Result_17_n109(result);
+    async uploads_begin(arg0: BeginUpload): Promise<Result_22> {
+        const result = await this.actor.uploads_begin(to_candid_BeginUpload_n125(arg0));
+        return from_candid_Result_22_n129(result);
     }
-    async uploads_chunk_sha256(arg0: bigint, arg1: number): Promise<Result_18> {
+    async uploads_chunk_sha256(arg0: bigint, arg1: number): Promise<Result_23> {
         const result = await this.actor.uploads_chunk_sha256(arg0, arg1);
-        return from_candid_Result_18_n116(result);
+        return from_candid_Result_23_n136(result);
     }
-    async uploads_finish(arg0: FinishUpload): Promise<Result_19> {
+    async uploads_finish(arg0: FinishUpload): Promise<Result_24> {
         const result = await this.actor.uploads_finish(arg0);
-        return from_candid_Result_19_n120(result);
+        return from_candid_Result_24_n140(result);
     }
     async uploads_mine(): Promise<Array<OpenUpload>> {
         const result = await this.actor.uploads_mine();
         return result;
     }
-    async uploads_put_chunk(arg0: PutChunk): Promise<Result_20> {
-        const result = await this.actor.uploads_put_chunk(to_candid_PutChunk_n127(arg0));
-        return from_candid_Result_20_n129(result);
+    async uploads_put_chunk(arg0: PutChunk): Promise<Result_25> {
+        const result = await this.actor.uploads_put_chunk(to_candid_PutChunk_n147(arg0));
+        return from_candid_Result_25_n149(result);
     }
-    async uploads_status(arg0: StatusRequest): Promise<Result_21> {
+    async uploads_status(arg0: StatusRequest): Promise<Result_26> {
         const result = await this.actor.uploads_status(arg0);
-        return from_candid_Result_21_n136(result);
+        return from_candid_Result_26_n156(result);
     }
 }
-function from_candid_AbortUploadError_n103(value: _AbortUploadError): AbortUploadError {
-    return from_candid_variant_n104(value);
+function from_candid_AbortUploadError_n123(value: _AbortUploadError): AbortUploadError {
+    return from_candid_variant_n124(value);
 }
 function from_candid_AdminReadError_n11(value: _AdminReadError): AdminReadError {
     return from_candid_variant_n12(value);
@@ -1159,113 +1343,140 @@ function from_candid_AdminReadError_n11(value: _AdminReadError): AdminReadError 
 function from_candid_AdminSetError_n3(value: _AdminSetError): AdminSetError {
     return from_candid_variant_n4(value);
 }
-function from_candid_BeginUploadError_n111(value: _BeginUploadError): BeginUploadError {
-    return from_candid_variant_n112(value);
+function from_candid_BeginUploadError_n131(value: _BeginUploadError): BeginUploadError {
+    return from_candid_variant_n132(value);
 }
-function from_candid_BeginUploadQuota_n114(value: _BeginUploadQuota): BeginUploadQuota {
-    return from_candid_variant_n115(value);
+function from_candid_BeginUploadQuota_n134(value: _BeginUploadQuota): BeginUploadQuota {
+    return from_candid_variant_n135(value);
+}
+function from_candid_BucketReport_n34(value: _BucketReport): BucketReport {
+    return from_candid_record_n35(value);
+}
+function from_candid_BucketState_n36(value: _BucketState): BucketState {
+    return from_candid_variant_n37(value);
 }
 function from_candid_CapsuleCreators_n8(value: _CapsuleCreators): CapsuleCreators {
     return from_candid_record_n9(value);
 }
-function from_candid_ChunkHashError_n118(value: _ChunkHashError): ChunkHashError {
-    return from_candid_variant_n119(value);
+function from_candid_ChunkHashError_n138(value: _ChunkHashError): ChunkHashError {
+    return from_candid_variant_n139(value);
 }
-function from_candid_CreateCapsuleError_n23(value: _CreateCapsuleError): CreateCapsuleError {
-    return from_candid_variant_n24(value);
+function from_candid_CreateCapsuleError_n44(value: _CreateCapsuleError): CreateCapsuleError {
+    return from_candid_variant_n45(value);
 }
-function from_candid_CreateCapsuleQuota_n26(value: _CreateCapsuleQuota): CreateCapsuleQuota {
-    return from_candid_variant_n27(value);
+function from_candid_CreateCapsuleQuota_n47(value: _CreateCapsuleQuota): CreateCapsuleQuota {
+    return from_candid_variant_n48(value);
 }
-function from_candid_CreateShareError_n87(value: _CreateShareError): CreateShareError {
-    return from_candid_variant_n88(value);
+function from_candid_CreateShareError_n107(value: _CreateShareError): CreateShareError {
+    return from_candid_variant_n108(value);
 }
-function from_candid_DeleteMemoryError_n51(value: _DeleteMemoryError): DeleteMemoryError {
+function from_candid_DeleteMemoryError_n71(value: _DeleteMemoryError): DeleteMemoryError {
+    return from_candid_variant_n72(value);
+}
+function from_candid_FinishUploadError_n142(value: _FinishUploadError): FinishUploadError {
+    return from_candid_variant_n143(value);
+}
+function from_candid_FinishUploadQuota_n145(value: _FinishUploadQuota): FinishUploadQuota {
+    return from_candid_variant_n146(value);
+}
+function from_candid_GetCapsuleError_n51(value: _GetCapsuleError): GetCapsuleError {
     return from_candid_variant_n52(value);
 }
-function from_candid_FinishUploadError_n122(value: _FinishUploadError): FinishUploadError {
-    return from_candid_variant_n123(value);
+function from_candid_GetMemoryError_n78(value: _GetMemoryError): GetMemoryError {
+    return from_candid_variant_n79(value);
 }
-function from_candid_FinishUploadQuota_n125(value: _FinishUploadQuota): FinishUploadQuota {
-    return from_candid_variant_n126(value);
+function from_candid_GrantWriteError_n55(value: _GrantWriteError): GrantWriteError {
+    return from_candid_variant_n56(value);
 }
-function from_candid_GetCapsuleError_n30(value: _GetCapsuleError): GetCapsuleError {
-    return from_candid_variant_n31(value);
-}
-function from_candid_GetMemoryError_n58(value: _GetMemoryError): GetMemoryError {
+function from_candid_GrantWriteQuota_n58(value: _GrantWriteQuota): GrantWriteQuota {
     return from_candid_variant_n59(value);
 }
-function from_candid_GrantWriteError_n34(value: _GrantWriteError): GrantWriteError {
-    return from_candid_variant_n35(value);
+function from_candid_HttpResponse_n66(value: _HttpResponse): HttpResponse {
+    return from_candid_record_n67(value);
 }
-function from_candid_GrantWriteQuota_n37(value: _GrantWriteQuota): GrantWriteQuota {
-    return from_candid_variant_n38(value);
+function from_candid_IndexOnlyError_n24(value: _IndexOnlyError): IndexOnlyError {
+    return from_candid_variant_n25(value);
 }
-function from_candid_HttpResponse_n46(value: _HttpResponse): HttpResponse {
-    return from_candid_record_n47(value);
+function from_candid_Limits_n119(value: _Limits): Limits {
+    return from_candid_record_n120(value);
 }
-function from_candid_Limits_n99(value: _Limits): Limits {
-    return from_candid_record_n100(value);
+function from_candid_ListSharesError_n112(value: _ListSharesError): ListSharesError {
+    return from_candid_variant_n72(value);
 }
-function from_candid_ListSharesError_n92(value: _ListSharesError): ListSharesError {
-    return from_candid_variant_n52(value);
+function from_candid_MemoriesPage_n84(value: _MemoriesPage): MemoriesPage {
+    return from_candid_record_n85(value);
 }
-function from_candid_MemoriesPage_n64(value: _MemoriesPage): MemoriesPage {
-    return from_candid_record_n65(value);
+function from_candid_MemoryRecord_n75(value: _MemoryRecord): MemoryRecord {
+    return from_candid_record_n76(value);
 }
-function from_candid_MemoryRecord_n55(value: _MemoryRecord): MemoryRecord {
-    return from_candid_record_n56(value);
+function from_candid_PutChunkError_n151(value: _PutChunkError): PutChunkError {
+    return from_candid_variant_n152(value);
 }
-function from_candid_PutChunkError_n131(value: _PutChunkError): PutChunkError {
-    return from_candid_variant_n132(value);
+function from_candid_PutChunkQuota_n154(value: _PutChunkQuota): PutChunkQuota {
+    return from_candid_variant_n155(value);
 }
-function from_candid_PutChunkQuota_n134(value: _PutChunkQuota): PutChunkQuota {
-    return from_candid_variant_n135(value);
+function from_candid_ReadMemoryError_n90(value: _ReadMemoryError): ReadMemoryError {
+    return from_candid_variant_n91(value);
 }
-function from_candid_ReadMemoryError_n70(value: _ReadMemoryError): ReadMemoryError {
-    return from_candid_variant_n71(value);
-}
-function from_candid_ReadMemoryQuota_n73(value: _ReadMemoryQuota): ReadMemoryQuota {
-    return from_candid_variant_n74(value);
-}
-function from_candid_Result_10_n62(value: _Result_10): Result_10 {
-    return from_candid_variant_n63(value);
-}
-function from_candid_Result_11_n68(value: _Result_11): Result_11 {
-    return from_candid_variant_n69(value);
-}
-function from_candid_Result_12_n76(value: _Result_12): Result_12 {
-    return from_candid_variant_n77(value);
-}
-function from_candid_Result_13_n83(value: _Result_13): Result_13 {
-    return from_candid_variant_n84(value);
-}
-function from_candid_Result_14_n89(value: _Result_14): Result_14 {
-    return from_candid_variant_n90(value);
-}
-function from_candid_Result_15_n93(value: _Result_15): Result_15 {
+function from_candid_ReadMemoryQuota_n93(value: _ReadMemoryQuota): ReadMemoryQuota {
     return from_candid_variant_n94(value);
 }
-function from_candid_Result_16_n101(value: _Result_16): Result_16 {
-    return from_candid_variant_n102(value);
+function from_candid_RegisterCapsuleError_n30(value: _RegisterCapsuleError): RegisterCapsuleError {
+    return from_candid_variant_n31(value);
 }
-function from_candid_Result_17_n109(value: _Result_17): Result_17 {
+function from_candid_Result_10_n49(value: _Result_10): Result_10 {
+    return from_candid_variant_n50(value);
+}
+function from_candid_Result_11_n53(value: _Result_11): Result_11 {
+    return from_candid_variant_n54(value);
+}
+function from_candid_Result_12_n60(value: _Result_12): Result_12 {
+    return from_candid_variant_n61(value);
+}
+function from_candid_Result_13_n69(value: _Result_13): Result_13 {
+    return from_candid_variant_n70(value);
+}
+function from_candid_Result_14_n73(value: _Result_14): Result_14 {
+    return from_candid_variant_n74(value);
+}
+function from_candid_Result_15_n82(value: _Result_15): Result_15 {
+    return from_candid_variant_n83(value);
+}
+function from_candid_Result_16_n88(value: _Result_16): Result_16 {
+    return from_candid_variant_n89(value);
+}
+function from_candid_Result_17_n96(value: _Result_17): Result_17 {
+    return from_candid_variant_n97(value);
+}
+function from_candid_Result_18_n103(value: _Result_18): Result_18 {
+    return from_candid_variant_n104(value);
+}
+function from_candid_Result_19_n109(value: _Result_19): Result_19 {
     return from_candid_variant_n110(value);
-}
-function from_candid_Result_18_n116(value: _Result_18): Result_18 {
-    return from_candid_variant_n117(value);
-}
-function from_candid_Result_19_n120(value: _Result_19): Result_19 {
-    return from_candid_variant_n121(value);
 }
 function from_candid_Result_1_n6(value: _Result_1): Result_1 {
     return from_candid_variant_n7(value);
 }
-function from_candid_Result_20_n129(value: _Result_20): Result_20 {
+function from_candid_Result_20_n113(value: _Result_20): Result_20 {
+    return from_candid_variant_n114(value);
+}
+function from_candid_Result_21_n121(value: _Result_21): Result_21 {
+    return from_candid_variant_n122(value);
+}
+function from_candid_Result_22_n129(value: _Result_22): Result_22 {
     return from_candid_variant_n130(value);
 }
-function from_candid_Result_21_n136(value: _Result_21): Result_21 {
+function from_candid_Result_23_n136(value: _Result_23): Result_23 {
     return from_candid_variant_n137(value);
+}
+function from_candid_Result_24_n140(value: _Result_24): Result_24 {
+    return from_candid_variant_n141(value);
+}
+function from_candid_Result_25_n149(value: _Result_25): Result_25 {
+    return from_candid_variant_n150(value);
+}
+function from_candid_Result_26_n156(value: _Result_26): Result_26 {
+    return from_candid_variant_n157(value);
 }
 function from_candid_Result_2_n15(value: _Result_2): Result_2 {
     return from_candid_variant_n16(value);
@@ -1273,76 +1484,163 @@ function from_candid_Result_2_n15(value: _Result_2): Result_2 {
 function from_candid_Result_3_n19(value: _Result_3): Result_3 {
     return from_candid_variant_n20(value);
 }
-function from_candid_Result_4_n21(value: _Result_4): Result_4 {
-    return from_candid_variant_n22(value);
+function from_candid_Result_4_n22(value: _Result_4): Result_4 {
+    return from_candid_variant_n23(value);
 }
-function from_candid_Result_5_n28(value: _Result_5): Result_5 {
+function from_candid_Result_5_n26(value: _Result_5): Result_5 {
+    return from_candid_variant_n27(value);
+}
+function from_candid_Result_6_n28(value: _Result_6): Result_6 {
     return from_candid_variant_n29(value);
 }
-function from_candid_Result_6_n32(value: _Result_6): Result_6 {
+function from_candid_Result_7_n32(value: _Result_7): Result_7 {
     return from_candid_variant_n33(value);
 }
-function from_candid_Result_7_n40(value: _Result_7): Result_7 {
+function from_candid_Result_8_n40(value: _Result_8): Result_8 {
     return from_candid_variant_n41(value);
 }
-function from_candid_Result_8_n49(value: _Result_8): Result_8 {
-    return from_candid_variant_n50(value);
-}
-function from_candid_Result_9_n53(value: _Result_9): Result_9 {
-    return from_candid_variant_n54(value);
+function from_candid_Result_9_n42(value: _Result_9): Result_9 {
+    return from_candid_variant_n43(value);
 }
 function from_candid_Result_n1(value: _Result): Result {
     return from_candid_variant_n2(value);
 }
-function from_candid_RevokeWriteError_n42(value: _RevokeWriteError): RevokeWriteError {
-    return from_candid_variant_n43(value);
+function from_candid_RevokeWriteError_n62(value: _RevokeWriteError): RevokeWriteError {
+    return from_candid_variant_n63(value);
 }
-function from_candid_SessionStatus_n140(value: _SessionStatus): SessionStatus {
-    return from_candid_variant_n141(value);
+function from_candid_SessionStatus_n160(value: _SessionStatus): SessionStatus {
+    return from_candid_variant_n161(value);
 }
 function from_candid_SetLimitsError_n17(value: _SetLimitsError): SetLimitsError {
     return from_candid_variant_n18(value);
 }
-function from_candid_SetThumbnailError_n78(value: _SetThumbnailError): SetThumbnailError {
-    return from_candid_variant_n79(value);
+function from_candid_SetThumbnailError_n98(value: _SetThumbnailError): SetThumbnailError {
+    return from_candid_variant_n99(value);
 }
-function from_candid_SetThumbnailQuota_n81(value: _SetThumbnailQuota): SetThumbnailQuota {
-    return from_candid_variant_n82(value);
+function from_candid_SetThumbnailQuota_n101(value: _SetThumbnailQuota): SetThumbnailQuota {
+    return from_candid_variant_n102(value);
 }
-function from_candid_ShareLink_n85(value: _ShareLink): ShareLink {
-    return from_candid_record_n86(value);
+function from_candid_ShareLink_n105(value: _ShareLink): ShareLink {
+    return from_candid_record_n106(value);
 }
-function from_candid_Stats_n97(value: _Stats): Stats {
-    return from_candid_record_n98(value);
+function from_candid_Stats_n117(value: _Stats): Stats {
+    return from_candid_record_n118(value);
 }
-function from_candid_UnshareError_n95(value: _UnshareError): UnshareError {
-    return from_candid_variant_n96(value);
+function from_candid_UnshareError_n115(value: _UnshareError): UnshareError {
+    return from_candid_variant_n116(value);
 }
-function from_candid_UploadStatusError_n144(value: _UploadStatusError): UploadStatusError {
-    return from_candid_variant_n145(value);
+function from_candid_UploadStatusError_n164(value: _UploadStatusError): UploadStatusError {
+    return from_candid_variant_n165(value);
 }
-function from_candid_UploadStatus_n138(value: _UploadStatus): UploadStatus {
-    return from_candid_record_n139(value);
+function from_candid_UploadStatus_n158(value: _UploadStatus): UploadStatus {
+    return from_candid_record_n159(value);
 }
 function from_candid_opt_n10(value: [] | [Principal]): Principal | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n142(value: [] | [_CommittedUpload]): CommittedUpload | null {
+function from_candid_opt_n162(value: [] | [_CommittedUpload]): CommittedUpload | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n143(value: [] | [number]): number | null {
+function from_candid_opt_n163(value: [] | [number]): number | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n48(value: [] | [boolean]): boolean | null {
+function from_candid_opt_n68(value: [] | [boolean]): boolean | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n57(value: [] | [_Thumbnail]): Thumbnail | null {
+function from_candid_opt_n77(value: [] | [_Thumbnail]): Thumbnail | null {
     return value.length === 0 ? null : value[0];
 }
-function from_candid_opt_n67(value: [] | [bigint]): bigint | null {
+function from_candid_opt_n87(value: [] | [bigint]): bigint | null {
     return value.length === 0 ? null : value[0];
 }
 function from_candid_record_n100(value: {
+    requested: bigint;
+    quota: _SetThumbnailQuota;
+    limit: bigint;
+}): {
+    requested: bigint;
+    quota: SetThumbnailQuota;
+    limit: bigint;
+} {
+    return {
+        requested: value.requested,
+        quota: from_candid_SetThumbnailQuota_n101(value.quota),
+        limit: value.limit
+    };
+}
+function from_candid_record_n106(value: {
+    link_id: bigint;
+    path: string;
+    created_at: bigint;
+    created_by: Principal;
+    memory_id: bigint;
+    expires_at: [] | [bigint];
+    ready: boolean;
+}): {
+    link_id: bigint;
+    path: string;
+    created_at: bigint;
+    created_by: Principal;
+    memory_id: bigint;
+    expires_at?: bigint;
+    ready: boolean;
+} {
+    return {
+        link_id: value.link_id,
+        path: value.path,
+        created_at: value.created_at,
+        created_by: value.created_by,
+        memory_id: value.memory_id,
+        expires_at: record_opt_to_undefined(from_candid_opt_n87(value.expires_at)),
+        ready: value.ready
+    };
+}
+function from_candid_record_n118(value: {
+    stable_memory_bytes: [] | [bigint];
+    used_bytes: bigint;
+    high_water_bytes: bigint;
+    free_bytes: bigint;
+    open_sessions: bigint;
+    memories: bigint;
+    caller: _CallerUsage;
+    mapped_bytes: [] | [bigint];
+    stored_bytes: bigint;
+    session_records: bigint;
+    fixed_stable_bytes: [] | [bigint];
+    limits: _Limits;
+    reserved_bytes: bigint;
+}): {
+    stable_memory_bytes?: bigint;
+    used_bytes: bigint;
+    high_water_bytes: bigint;
+    free_bytes: bigint;
+    open_sessions: bigint;
+    memories: bigint;
+    caller: CallerUsage;
+    mapped_bytes?: bigint;
+    stored_bytes: bigint;
+    session_records: bigint;
+    fixed_stable_bytes?: bigint;
+    limits: Limits;
+    reserved_bytes: bigint;
+} {
+    return {
+        stable_memory_bytes: record_opt_to_undefined(from_candid_opt_n87(value.stable_memory_bytes)),
+        used_bytes: value.used_bytes,
+        high_water_bytes: value.high_water_bytes,
+        free_bytes: value.free_bytes,
+        open_sessions: value.open_sessions,
+        memories: value.memories,
+        caller: value.caller,
+        mapped_bytes: record_opt_to_undefined(from_candid_opt_n87(value.mapped_bytes)),
+        stored_bytes: value.stored_bytes,
+        session_records: value.session_records,
+        fixed_stable_bytes: record_opt_to_undefined(from_candid_opt_n87(value.fixed_stable_bytes)),
+        limits: from_candid_Limits_n119(value.limits),
+        reserved_bytes: value.reserved_bytes
+    };
+}
+function from_candid_record_n120(value: {
     finished_retention_ns: bigint;
     max_chunks_per_session: number;
     max_stored_bytes_per_caller: bigint;
@@ -1378,13 +1676,13 @@ function from_candid_record_n100(value: {
         max_writers_per_capsule: value.max_writers_per_capsule,
         max_total_bytes: value.max_total_bytes,
         max_capsules_per_owner: value.max_capsules_per_owner,
-        max_reserved_bytes_total: record_opt_to_undefined(from_candid_opt_n67(value.max_reserved_bytes_total)),
+        max_reserved_bytes_total: record_opt_to_undefined(from_candid_opt_n87(value.max_reserved_bytes_total)),
         max_open_sessions_per_caller: value.max_open_sessions_per_caller,
         max_reserved_bytes_per_caller: value.max_reserved_bytes_per_caller,
         session_idle_timeout_ns: value.session_idle_timeout_ns
     };
 }
-function from_candid_record_n113(value: {
+function from_candid_record_n133(value: {
     requested: bigint;
     quota: _BeginUploadQuota;
     limit: bigint;
@@ -1395,11 +1693,11 @@ function from_candid_record_n113(value: {
 } {
     return {
         requested: value.requested,
-        quota: from_candid_BeginUploadQuota_n114(value.quota),
+        quota: from_candid_BeginUploadQuota_n134(value.quota),
         limit: value.limit
     };
 }
-function from_candid_record_n124(value: {
+function from_candid_record_n144(value: {
     requested: bigint;
     quota: _FinishUploadQuota;
     limit: bigint;
@@ -1410,11 +1708,11 @@ function from_candid_record_n124(value: {
 } {
     return {
         requested: value.requested,
-        quota: from_candid_FinishUploadQuota_n125(value.quota),
+        quota: from_candid_FinishUploadQuota_n145(value.quota),
         limit: value.limit
     };
 }
-function from_candid_record_n133(value: {
+function from_candid_record_n153(value: {
     requested: bigint;
     quota: _PutChunkQuota;
     limit: bigint;
@@ -1425,11 +1723,11 @@ function from_candid_record_n133(value: {
 } {
     return {
         requested: value.requested,
-        quota: from_candid_PutChunkQuota_n134(value.quota),
+        quota: from_candid_PutChunkQuota_n154(value.quota),
         limit: value.limit
     };
 }
-function from_candid_record_n139(value: {
+function from_candid_record_n159(value: {
     status: _SessionStatus;
     hashed_bytes: bigint;
     session_id: bigint;
@@ -1461,7 +1759,7 @@ function from_candid_record_n139(value: {
     expires_at?: bigint;
 } {
     return {
-        status: from_candid_SessionStatus_n140(value.status),
+        status: from_candid_SessionStatus_n160(value.status),
         hashed_bytes: value.hashed_bytes,
         session_id: value.session_id,
         missing: value.missing,
@@ -1470,14 +1768,62 @@ function from_candid_record_n139(value: {
         repairing: value.repairing,
         received_chunks: value.received_chunks,
         byte_len: value.byte_len,
-        committed: record_opt_to_undefined(from_candid_opt_n142(value.committed)),
-        next_from_chunk: record_opt_to_undefined(from_candid_opt_n143(value.next_from_chunk)),
+        committed: record_opt_to_undefined(from_candid_opt_n162(value.committed)),
+        next_from_chunk: record_opt_to_undefined(from_candid_opt_n163(value.next_from_chunk)),
         provisional_memory_id: value.provisional_memory_id,
         chunk_size: value.chunk_size,
-        expires_at: record_opt_to_undefined(from_candid_opt_n67(value.expires_at))
+        expires_at: record_opt_to_undefined(from_candid_opt_n87(value.expires_at))
     };
 }
-function from_candid_record_n25(value: {
+function from_candid_record_n35(value: {
+    stable_memory_bytes: bigint;
+    used_bytes: bigint;
+    time: bigint;
+    open_sessions: bigint;
+    capacity_bytes: bigint;
+    cycles: bigint;
+    state: _BucketState;
+    package_version: string;
+    memory_count: bigint;
+    layout_version: number;
+    index: [] | [Principal];
+    uploaded_bytes_total: bigint;
+    capsule_count: bigint;
+    reserved_bytes: bigint;
+}): {
+    stable_memory_bytes: bigint;
+    used_bytes: bigint;
+    time: bigint;
+    open_sessions: bigint;
+    capacity_bytes: bigint;
+    cycles: bigint;
+    state: BucketState;
+    package_version: string;
+    memory_count: bigint;
+    layout_version: number;
+    index?: Principal;
+    uploaded_bytes_total: bigint;
+    capsule_count: bigint;
+    reserved_bytes: bigint;
+} {
+    return {
+        stable_memory_bytes: value.stable_memory_bytes,
+        used_bytes: value.used_bytes,
+        time: value.time,
+        open_sessions: value.open_sessions,
+        capacity_bytes: value.capacity_bytes,
+        cycles: value.cycles,
+        state: from_candid_BucketState_n36(value.state),
+        package_version: value.package_version,
+        memory_count: value.memory_count,
+        layout_version: value.layout_version,
+        index: record_opt_to_undefined(from_candid_opt_n10(value.index)),
+        uploaded_bytes_total: value.uploaded_bytes_total,
+        capsule_count: value.capsule_count,
+        reserved_bytes: value.reserved_bytes
+    };
+}
+function from_candid_record_n46(value: {
     requested: bigint;
     quota: _CreateCapsuleQuota;
     limit: bigint;
@@ -1488,11 +1834,11 @@ function from_candid_record_n25(value: {
 } {
     return {
         requested: value.requested,
-        quota: from_candid_CreateCapsuleQuota_n26(value.quota),
+        quota: from_candid_CreateCapsuleQuota_n47(value.quota),
         limit: value.limit
     };
 }
-function from_candid_record_n36(value: {
+function from_candid_record_n57(value: {
     requested: bigint;
     quota: _GrantWriteQuota;
     limit: bigint;
@@ -1503,11 +1849,11 @@ function from_candid_record_n36(value: {
 } {
     return {
         requested: value.requested,
-        quota: from_candid_GrantWriteQuota_n37(value.quota),
+        quota: from_candid_GrantWriteQuota_n58(value.quota),
         limit: value.limit
     };
 }
-function from_candid_record_n47(value: {
+function from_candid_record_n67(value: {
     body: Uint8Array;
     headers: Array<[string, string]>;
     upgrade: [] | [boolean];
@@ -1521,11 +1867,11 @@ function from_candid_record_n47(value: {
     return {
         body: value.body,
         headers: value.headers,
-        upgrade: record_opt_to_undefined(from_candid_opt_n48(value.upgrade)),
+        upgrade: record_opt_to_undefined(from_candid_opt_n68(value.upgrade)),
         status_code: value.status_code
     };
 }
-function from_candid_record_n56(value: {
+function from_candid_record_n76(value: {
     sha256: Uint8Array;
     thumbnail: [] | [_Thumbnail];
     capsule_id: bigint;
@@ -1550,7 +1896,7 @@ function from_candid_record_n56(value: {
 } {
     return {
         sha256: value.sha256,
-        thumbnail: record_opt_to_undefined(from_candid_opt_n57(value.thumbnail)),
+        thumbnail: record_opt_to_undefined(from_candid_opt_n77(value.thumbnail)),
         capsule_id: value.capsule_id,
         blob_id: value.blob_id,
         name: value.name,
@@ -1561,7 +1907,7 @@ function from_candid_record_n56(value: {
         uploaded_by: value.uploaded_by
     };
 }
-function from_candid_record_n65(value: {
+function from_candid_record_n85(value: {
     memories: Array<_MemoryRecord>;
     next_after: [] | [bigint];
 }): {
@@ -1569,65 +1915,8 @@ function from_candid_record_n65(value: {
     next_after?: bigint;
 } {
     return {
-        memories: from_candid_vec_n66(value.memories),
-        next_after: record_opt_to_undefined(from_candid_opt_n67(value.next_after))
-    };
-}
-function from_candid_record_n72(value: {
-    requested: bigint;
-    quota: _ReadMemoryQuota;
-    limit: bigint;
-}): {
-    requested: bigint;
-    quota: ReadMemoryQuota;
-    limit: bigint;
-} {
-    return {
-        requested: value.requested,
-        quota: from_candid_ReadMemoryQuota_n73(value.quota),
-        limit: value.limit
-    };
-}
-function from_candid_record_n80(value: {
-    requested: bigint;
-    quota: _SetThumbnailQuota;
-    limit: bigint;
-}): {
-    requested: bigint;
-    quota: SetThumbnailQuota;
-    limit: bigint;
-} {
-    return {
-        requested: value.requested,
-        quota: from_candid_SetThumbnailQuota_n81(value.quota),
-        limit: value.limit
-    };
-}
-function from_candid_record_n86(value: {
-    link_id: bigint;
-    path: string;
-    created_at: bigint;
-    created_by: Principal;
-    memory_id: bigint;
-    expires_at: [] | [bigint];
-    ready: boolean;
-}): {
-    link_id: bigint;
-    path: string;
-    created_at: bigint;
-    created_by: Principal;
-    memory_id: bigint;
-    expires_at?: bigint;
-    ready: boolean;
-} {
-    return {
-        link_id: value.link_id,
-        path: value.path,
-        created_at: value.created_at,
-        created_by: value.created_by,
-        memory_id: value.memory_id,
-        expires_at: record_opt_to_undefined(from_candid_opt_n67(value.expires_at)),
-        ready: value.ready
+        memories: from_candid_vec_n86(value.memories),
+        next_after: record_opt_to_undefined(from_candid_opt_n87(value.next_after))
     };
 }
 function from_candid_record_n9(value: {
@@ -1645,52 +1934,203 @@ function from_candid_record_n9(value: {
         restricted: value.restricted
     };
 }
-function from_candid_record_n98(value: {
-    stable_memory_bytes: [] | [bigint];
-    used_bytes: bigint;
-    high_water_bytes: bigint;
-    free_bytes: bigint;
-    open_sessions: bigint;
-    memories: bigint;
-    caller: _CallerUsage;
-    mapped_bytes: [] | [bigint];
-    stored_bytes: bigint;
-    session_records: bigint;
-    fixed_stable_bytes: [] | [bigint];
-    limits: _Limits;
-    reserved_bytes: bigint;
+function from_candid_record_n92(value: {
+    requested: bigint;
+    quota: _ReadMemoryQuota;
+    limit: bigint;
 }): {
-    stable_memory_bytes?: bigint;
-    used_bytes: bigint;
-    high_water_bytes: bigint;
-    free_bytes: bigint;
-    open_sessions: bigint;
-    memories: bigint;
-    caller: CallerUsage;
-    mapped_bytes?: bigint;
-    stored_bytes: bigint;
-    session_records: bigint;
-    fixed_stable_bytes?: bigint;
-    limits: Limits;
-    reserved_bytes: bigint;
+    requested: bigint;
+    quota: ReadMemoryQuota;
+    limit: bigint;
 } {
     return {
-        stable_memory_bytes: record_opt_to_undefined(from_candid_opt_n67(value.stable_memory_bytes)),
-        used_bytes: value.used_bytes,
-        high_water_bytes: value.high_water_bytes,
-        free_bytes: value.free_bytes,
-        open_sessions: value.open_sessions,
-        memories: value.memories,
-        caller: value.caller,
-        mapped_bytes: record_opt_to_undefined(from_candid_opt_n67(value.mapped_bytes)),
-        stored_bytes: value.stored_bytes,
-        session_records: value.session_records,
-        fixed_stable_bytes: record_opt_to_undefined(from_candid_opt_n67(value.fixed_stable_bytes)),
-        limits: from_candid_Limits_n99(value.limits),
-        reserved_bytes: value.reserved_bytes
+        requested: value.requested,
+        quota: from_candid_ReadMemoryQuota_n93(value.quota),
+        limit: value.limit
     };
 }
 function from_candid_variant_n102(value: {
+    StoredBytesPerCaller: null;
+} | {
+    TotalBytes: null;
+}): SetThumbnailQuota {
+    return "StoredBytesPerCaller" in value ? SetThumbnailQuota.StoredBytesPerCaller : "TotalBytes" in value ? SetThumbnailQuota.TotalBytes : value;
+}
+function from_candid_variant_n104(value: {
+    Ok: _ShareLink;
+} | {
+    Err: _CreateShareError;
+}): {
+    __kind__: "Ok";
+    Ok: ShareLink;
+} | {
+    __kind__: "Err";
+    Err: CreateShareError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: from_candid_ShareLink_n105(value.Ok)
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_CreateShareError_n107(value.Err)
+    } : value;
+}
+function from_candid_variant_n108(value: {
+    RandomnessUnavailable: {
+        reason: string;
+    };
+} | {
+    TooManyLinks: {
+        limit: bigint;
+    };
+} | {
+    NotAuthorized: null;
+} | {
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    CapacityExhausted: {
+        needed: bigint;
+        available: bigint;
+    };
+} | {
+    AnonymousCaller: null;
+}): {
+    __kind__: "RandomnessUnavailable";
+    RandomnessUnavailable: {
+        reason: string;
+    };
+} | {
+    __kind__: "TooManyLinks";
+    TooManyLinks: {
+        limit: bigint;
+    };
+} | {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    __kind__: "MemoryNotFound";
+    MemoryNotFound: {
+        memory_id: bigint;
+    };
+} | {
+    __kind__: "CapacityExhausted";
+    CapacityExhausted: {
+        needed: bigint;
+        available: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} {
+    return "RandomnessUnavailable" in value ? {
+        __kind__: "RandomnessUnavailable",
+        RandomnessUnavailable: value.RandomnessUnavailable
+    } : "TooManyLinks" in value ? {
+        __kind__: "TooManyLinks",
+        TooManyLinks: value.TooManyLinks
+    } : "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "InvalidArgument" in value ? {
+        __kind__: "InvalidArgument",
+        InvalidArgument: value.InvalidArgument
+    } : "MemoryNotFound" in value ? {
+        __kind__: "MemoryNotFound",
+        MemoryNotFound: value.MemoryNotFound
+    } : "CapacityExhausted" in value ? {
+        __kind__: "CapacityExhausted",
+        CapacityExhausted: value.CapacityExhausted
+    } : "AnonymousCaller" in value ? {
+        __kind__: "AnonymousCaller",
+        AnonymousCaller: value.AnonymousCaller
+    } : value;
+}
+function from_candid_variant_n110(value: {
+    Ok: Array<_ShareLink>;
+} | {
+    Err: _ListSharesError;
+}): {
+    __kind__: "Ok";
+    Ok: Array<ShareLink>;
+} | {
+    __kind__: "Err";
+    Err: ListSharesError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: from_candid_vec_n111(value.Ok)
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_ListSharesError_n112(value.Err)
+    } : value;
+}
+function from_candid_variant_n114(value: {
+    Ok: null;
+} | {
+    Err: _UnshareError;
+}): {
+    __kind__: "Ok";
+    Ok: null;
+} | {
+    __kind__: "Err";
+    Err: UnshareError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_UnshareError_n115(value.Err)
+    } : value;
+}
+function from_candid_variant_n116(value: {
+    NotAuthorized: null;
+} | {
+    LinkNotFound: {
+        link_id: bigint;
+    };
+} | {
+    AnonymousCaller: null;
+}): {
+    __kind__: "NotAuthorized";
+    NotAuthorized: null;
+} | {
+    __kind__: "LinkNotFound";
+    LinkNotFound: {
+        link_id: bigint;
+    };
+} | {
+    __kind__: "AnonymousCaller";
+    AnonymousCaller: null;
+} {
+    return "NotAuthorized" in value ? {
+        __kind__: "NotAuthorized",
+        NotAuthorized: value.NotAuthorized
+    } : "LinkNotFound" in value ? {
+        __kind__: "LinkNotFound",
+        LinkNotFound: value.LinkNotFound
+    } : "AnonymousCaller" in value ? {
+        __kind__: "AnonymousCaller",
+        AnonymousCaller: value.AnonymousCaller
+    } : value;
+}
+function from_candid_variant_n12(value: {
+    NotAuthorized: null;
+}): AdminReadError {
+    return "NotAuthorized" in value ? AdminReadError.NotAuthorized : value;
+}
+function from_candid_variant_n122(value: {
     Ok: null;
 } | {
     Err: _AbortUploadError;
@@ -1706,10 +2146,10 @@ function from_candid_variant_n102(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_AbortUploadError_n103(value.Err)
+        Err: from_candid_AbortUploadError_n123(value.Err)
     } : value;
 }
-function from_candid_variant_n104(value: {
+function from_candid_variant_n124(value: {
     SessionNotFound: {
         session_id: bigint;
     };
@@ -1764,7 +2204,7 @@ function from_candid_variant_n104(value: {
         AnonymousCaller: value.AnonymousCaller
     } : value;
 }
-function from_candid_variant_n110(value: {
+function from_candid_variant_n130(value: {
     Ok: _UploadStarted;
 } | {
     Err: _BeginUploadError;
@@ -1780,11 +2220,13 @@ function from_candid_variant_n110(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_BeginUploadError_n111(value.Err)
+        Err: from_candid_BeginUploadError_n131(value.Err)
     } : value;
 }
-function from_candid_variant_n112(value: {
+function from_candid_variant_n132(value: {
     OutOfSpace: null;
+} | {
+    BucketSealed: null;
 } | {
     CapsuleNotFound: {
         capsule_id: bigint;
@@ -1824,6 +2266,9 @@ function from_candid_variant_n112(value: {
 }): {
     __kind__: "OutOfSpace";
     OutOfSpace: null;
+} | {
+    __kind__: "BucketSealed";
+    BucketSealed: null;
 } | {
     __kind__: "CapsuleNotFound";
     CapsuleNotFound: {
@@ -1873,6 +2318,9 @@ function from_candid_variant_n112(value: {
     return "OutOfSpace" in value ? {
         __kind__: "OutOfSpace",
         OutOfSpace: value.OutOfSpace
+    } : "BucketSealed" in value ? {
+        __kind__: "BucketSealed",
+        BucketSealed: value.BucketSealed
     } : "CapsuleNotFound" in value ? {
         __kind__: "CapsuleNotFound",
         CapsuleNotFound: value.CapsuleNotFound
@@ -1896,13 +2344,13 @@ function from_candid_variant_n112(value: {
         AnonymousCaller: value.AnonymousCaller
     } : "QuotaExceeded" in value ? {
         __kind__: "QuotaExceeded",
-        QuotaExceeded: from_candid_record_n113(value.QuotaExceeded)
+        QuotaExceeded: from_candid_record_n133(value.QuotaExceeded)
     } : "DeclaredValuesDisagree" in value ? {
         __kind__: "DeclaredValuesDisagree",
         DeclaredValuesDisagree: value.DeclaredValuesDisagree
     } : value;
 }
-function from_candid_variant_n115(value: {
+function from_candid_variant_n135(value: {
     ChunkBytes: null;
 } | {
     ChunksPerSession: null;
@@ -1921,7 +2369,7 @@ function from_candid_variant_n115(value: {
 }): BeginUploadQuota {
     return "ChunkBytes" in value ? BeginUploadQuota.ChunkBytes : "ChunksPerSession" in value ? BeginUploadQuota.ChunksPerSession : "ReservedBytesTotal" in value ? BeginUploadQuota.ReservedBytesTotal : "OpenSessionsPerCaller" in value ? BeginUploadQuota.OpenSessionsPerCaller : "FileBytes" in value ? BeginUploadQuota.FileBytes : "StoredBytesPerCaller" in value ? BeginUploadQuota.StoredBytesPerCaller : "TotalBytes" in value ? BeginUploadQuota.TotalBytes : "ReservedBytesPerCaller" in value ? BeginUploadQuota.ReservedBytesPerCaller : value;
 }
-function from_candid_variant_n117(value: {
+function from_candid_variant_n137(value: {
     Ok: Uint8Array;
 } | {
     Err: _ChunkHashError;
@@ -1937,10 +2385,10 @@ function from_candid_variant_n117(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_ChunkHashError_n118(value.Err)
+        Err: from_candid_ChunkHashError_n138(value.Err)
     } : value;
 }
-function from_candid_variant_n119(value: {
+function from_candid_variant_n139(value: {
     ChunkNotReceived: {
         index: number;
     };
@@ -2025,12 +2473,7 @@ function from_candid_variant_n119(value: {
         SessionAborted: value.SessionAborted
     } : value;
 }
-function from_candid_variant_n12(value: {
-    NotAuthorized: null;
-}): AdminReadError {
-    return "NotAuthorized" in value ? AdminReadError.NotAuthorized : value;
-}
-function from_candid_variant_n121(value: {
+function from_candid_variant_n141(value: {
     Ok: _CommittedUpload;
 } | {
     Err: _FinishUploadError;
@@ -2046,10 +2489,10 @@ function from_candid_variant_n121(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_FinishUploadError_n122(value.Err)
+        Err: from_candid_FinishUploadError_n142(value.Err)
     } : value;
 }
-function from_candid_variant_n123(value: {
+function from_candid_variant_n143(value: {
     SessionNotFound: {
         session_id: bigint;
     };
@@ -2225,7 +2668,7 @@ function from_candid_variant_n123(value: {
         AnonymousCaller: value.AnonymousCaller
     } : "QuotaExceeded" in value ? {
         __kind__: "QuotaExceeded",
-        QuotaExceeded: from_candid_record_n124(value.QuotaExceeded)
+        QuotaExceeded: from_candid_record_n144(value.QuotaExceeded)
     } : "DeclaredValuesDisagree" in value ? {
         __kind__: "DeclaredValuesDisagree",
         DeclaredValuesDisagree: value.DeclaredValuesDisagree
@@ -2234,12 +2677,12 @@ function from_candid_variant_n123(value: {
         Incomplete: value.Incomplete
     } : value;
 }
-function from_candid_variant_n126(value: {
+function from_candid_variant_n146(value: {
     RepairRounds: null;
 }): FinishUploadQuota {
     return "RepairRounds" in value ? FinishUploadQuota.RepairRounds : value;
 }
-function from_candid_variant_n130(value: {
+function from_candid_variant_n150(value: {
     Ok: _ChunkAccepted;
 } | {
     Err: _PutChunkError;
@@ -2255,10 +2698,10 @@ function from_candid_variant_n130(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_PutChunkError_n131(value.Err)
+        Err: from_candid_PutChunkError_n151(value.Err)
     } : value;
 }
-function from_candid_variant_n132(value: {
+function from_candid_variant_n152(value: {
     SessionNotFound: {
         session_id: bigint;
     };
@@ -2414,15 +2857,15 @@ function from_candid_variant_n132(value: {
         AnonymousCaller: value.AnonymousCaller
     } : "QuotaExceeded" in value ? {
         __kind__: "QuotaExceeded",
-        QuotaExceeded: from_candid_record_n133(value.QuotaExceeded)
+        QuotaExceeded: from_candid_record_n153(value.QuotaExceeded)
     } : value;
 }
-function from_candid_variant_n135(value: {
+function from_candid_variant_n155(value: {
     ChunkBytes: null;
 }): PutChunkQuota {
     return "ChunkBytes" in value ? PutChunkQuota.ChunkBytes : value;
 }
-function from_candid_variant_n137(value: {
+function from_candid_variant_n157(value: {
     Ok: _UploadStatus;
 } | {
     Err: _UploadStatusError;
@@ -2435,13 +2878,32 @@ function from_candid_variant_n137(value: {
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
-        Ok: from_candid_UploadStatus_n138(value.Ok)
+        Ok: from_candid_UploadStatus_n158(value.Ok)
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_UploadStatusError_n144(value.Err)
+        Err: from_candid_UploadStatusError_n164(value.Err)
     } : value;
 }
-function from_candid_variant_n141(value: {
+function from_candid_variant_n16(value: {
+    Ok: null;
+} | {
+    Err: _SetLimitsError;
+}): {
+    __kind__: "Ok";
+    Ok: null;
+} | {
+    __kind__: "Err";
+    Err: SetLimitsError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_SetLimitsError_n17(value.Err)
+    } : value;
+}
+function from_candid_variant_n161(value: {
     Committed: null;
 } | {
     Expired: null;
@@ -2452,7 +2914,7 @@ function from_candid_variant_n141(value: {
 }): SessionStatus {
     return "Committed" in value ? SessionStatus.Committed : "Expired" in value ? SessionStatus.Expired : "Aborted" in value ? SessionStatus.Aborted : "Pending" in value ? SessionStatus.Pending : value;
 }
-function from_candid_variant_n145(value: {
+function from_candid_variant_n165(value: {
     SessionNotFound: {
         session_id: bigint;
     };
@@ -2473,25 +2935,6 @@ function from_candid_variant_n145(value: {
     } : "NotAuthorized" in value ? {
         __kind__: "NotAuthorized",
         NotAuthorized: value.NotAuthorized
-    } : value;
-}
-function from_candid_variant_n16(value: {
-    Ok: null;
-} | {
-    Err: _SetLimitsError;
-}): {
-    __kind__: "Ok";
-    Ok: null;
-} | {
-    __kind__: "Err";
-    Err: SetLimitsError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: value.Ok
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_SetLimitsError_n17(value.Err)
     } : value;
 }
 function from_candid_variant_n18(value: {
@@ -2563,7 +3006,174 @@ function from_candid_variant_n20(value: {
         Err: from_candid_AdminReadError_n11(value.Err)
     } : value;
 }
-function from_candid_variant_n22(value: {
+function from_candid_variant_n23(value: {
+    Ok: Array<_IndexCapsule>;
+} | {
+    Err: _IndexOnlyError;
+}): {
+    __kind__: "Ok";
+    Ok: Array<IndexCapsule>;
+} | {
+    __kind__: "Err";
+    Err: IndexOnlyError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_IndexOnlyError_n24(value.Err)
+    } : value;
+}
+function from_candid_variant_n25(value: {
+    NotIndex: null;
+}): IndexOnlyError {
+    return "NotIndex" in value ? IndexOnlyError.NotIndex : value;
+}
+function from_candid_variant_n27(value: {
+    Ok: _BucketHealth;
+} | {
+    Err: _IndexOnlyError;
+}): {
+    __kind__: "Ok";
+    Ok: BucketHealth;
+} | {
+    __kind__: "Err";
+    Err: IndexOnlyError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_IndexOnlyError_n24(value.Err)
+    } : value;
+}
+function from_candid_variant_n29(value: {
+    Ok: _Capsule;
+} | {
+    Err: _RegisterCapsuleError;
+}): {
+    __kind__: "Ok";
+    Ok: Capsule;
+} | {
+    __kind__: "Err";
+    Err: RegisterCapsuleError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_RegisterCapsuleError_n30(value.Err)
+    } : value;
+}
+function from_candid_variant_n31(value: {
+    NotIndex: null;
+} | {
+    OutOfSpace: null;
+} | {
+    Sealed: null;
+} | {
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    CapsuleIdTaken: {
+        capsule_id: bigint;
+    };
+}): {
+    __kind__: "NotIndex";
+    NotIndex: null;
+} | {
+    __kind__: "OutOfSpace";
+    OutOfSpace: null;
+} | {
+    __kind__: "Sealed";
+    Sealed: null;
+} | {
+    __kind__: "InvalidArgument";
+    InvalidArgument: {
+        reason: string;
+    };
+} | {
+    __kind__: "CapsuleIdTaken";
+    CapsuleIdTaken: {
+        capsule_id: bigint;
+    };
+} {
+    return "NotIndex" in value ? {
+        __kind__: "NotIndex",
+        NotIndex: value.NotIndex
+    } : "OutOfSpace" in value ? {
+        __kind__: "OutOfSpace",
+        OutOfSpace: value.OutOfSpace
+    } : "Sealed" in value ? {
+        __kind__: "Sealed",
+        Sealed: value.Sealed
+    } : "InvalidArgument" in value ? {
+        __kind__: "InvalidArgument",
+        InvalidArgument: value.InvalidArgument
+    } : "CapsuleIdTaken" in value ? {
+        __kind__: "CapsuleIdTaken",
+        CapsuleIdTaken: value.CapsuleIdTaken
+    } : value;
+}
+function from_candid_variant_n33(value: {
+    Ok: _BucketReport;
+} | {
+    Err: _IndexOnlyError;
+}): {
+    __kind__: "Ok";
+    Ok: BucketReport;
+} | {
+    __kind__: "Err";
+    Err: IndexOnlyError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: from_candid_BucketReport_n34(value.Ok)
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_IndexOnlyError_n24(value.Err)
+    } : value;
+}
+function from_candid_variant_n37(value: {
+    Open: null;
+} | {
+    Closed: null;
+} | {
+    Sealed: null;
+}): BucketState {
+    return "Open" in value ? BucketState.Open : "Closed" in value ? BucketState.Closed : "Sealed" in value ? BucketState.Sealed : value;
+}
+function from_candid_variant_n4(value: {
+    OutOfSpace: null;
+} | {
+    NotAuthorized: null;
+}): AdminSetError {
+    return "OutOfSpace" in value ? AdminSetError.OutOfSpace : "NotAuthorized" in value ? AdminSetError.NotAuthorized : value;
+}
+function from_candid_variant_n41(value: {
+    Ok: null;
+} | {
+    Err: _IndexOnlyError;
+}): {
+    __kind__: "Ok";
+    Ok: null;
+} | {
+    __kind__: "Err";
+    Err: IndexOnlyError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: value.Ok
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_IndexOnlyError_n24(value.Err)
+    } : value;
+}
+function from_candid_variant_n43(value: {
     Ok: _Capsule;
 } | {
     Err: _CreateCapsuleError;
@@ -2579,11 +3189,15 @@ function from_candid_variant_n22(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_CreateCapsuleError_n23(value.Err)
+        Err: from_candid_CreateCapsuleError_n44(value.Err)
     } : value;
 }
-function from_candid_variant_n24(value: {
+function from_candid_variant_n45(value: {
     OutOfSpace: null;
+} | {
+    ManagedByIndex: {
+        index: Principal;
+    };
 } | {
     NotAuthorized: null;
 } | {
@@ -2601,6 +3215,11 @@ function from_candid_variant_n24(value: {
 }): {
     __kind__: "OutOfSpace";
     OutOfSpace: null;
+} | {
+    __kind__: "ManagedByIndex";
+    ManagedByIndex: {
+        index: Principal;
+    };
 } | {
     __kind__: "NotAuthorized";
     NotAuthorized: null;
@@ -2623,6 +3242,9 @@ function from_candid_variant_n24(value: {
     return "OutOfSpace" in value ? {
         __kind__: "OutOfSpace",
         OutOfSpace: value.OutOfSpace
+    } : "ManagedByIndex" in value ? {
+        __kind__: "ManagedByIndex",
+        ManagedByIndex: value.ManagedByIndex
     } : "NotAuthorized" in value ? {
         __kind__: "NotAuthorized",
         NotAuthorized: value.NotAuthorized
@@ -2634,15 +3256,15 @@ function from_candid_variant_n24(value: {
         AnonymousCaller: value.AnonymousCaller
     } : "QuotaExceeded" in value ? {
         __kind__: "QuotaExceeded",
-        QuotaExceeded: from_candid_record_n25(value.QuotaExceeded)
+        QuotaExceeded: from_candid_record_n46(value.QuotaExceeded)
     } : value;
 }
-function from_candid_variant_n27(value: {
+function from_candid_variant_n48(value: {
     CapsulesPerOwner: null;
 }): CreateCapsuleQuota {
     return "CapsulesPerOwner" in value ? CreateCapsuleQuota.CapsulesPerOwner : value;
 }
-function from_candid_variant_n29(value: {
+function from_candid_variant_n50(value: {
     Ok: _Capsule;
 } | {
     Err: _GetCapsuleError;
@@ -2658,10 +3280,10 @@ function from_candid_variant_n29(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_GetCapsuleError_n30(value.Err)
+        Err: from_candid_GetCapsuleError_n51(value.Err)
     } : value;
 }
-function from_candid_variant_n31(value: {
+function from_candid_variant_n52(value: {
     CapsuleNotFound: {
         capsule_id: bigint;
     };
@@ -2684,7 +3306,7 @@ function from_candid_variant_n31(value: {
         NotAuthorized: value.NotAuthorized
     } : value;
 }
-function from_candid_variant_n33(value: {
+function from_candid_variant_n54(value: {
     Ok: _Capsule;
 } | {
     Err: _GrantWriteError;
@@ -2700,10 +3322,10 @@ function from_candid_variant_n33(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_GrantWriteError_n34(value.Err)
+        Err: from_candid_GrantWriteError_n55(value.Err)
     } : value;
 }
-function from_candid_variant_n35(value: {
+function from_candid_variant_n56(value: {
     OutOfSpace: null;
 } | {
     CapsuleNotFound: {
@@ -2767,22 +3389,15 @@ function from_candid_variant_n35(value: {
         AnonymousCaller: value.AnonymousCaller
     } : "QuotaExceeded" in value ? {
         __kind__: "QuotaExceeded",
-        QuotaExceeded: from_candid_record_n36(value.QuotaExceeded)
+        QuotaExceeded: from_candid_record_n57(value.QuotaExceeded)
     } : value;
 }
-function from_candid_variant_n38(value: {
+function from_candid_variant_n59(value: {
     WritersPerCapsule: null;
 }): GrantWriteQuota {
     return "WritersPerCapsule" in value ? GrantWriteQuota.WritersPerCapsule : value;
 }
-function from_candid_variant_n4(value: {
-    OutOfSpace: null;
-} | {
-    NotAuthorized: null;
-}): AdminSetError {
-    return "OutOfSpace" in value ? AdminSetError.OutOfSpace : "NotAuthorized" in value ? AdminSetError.NotAuthorized : value;
-}
-function from_candid_variant_n41(value: {
+function from_candid_variant_n61(value: {
     Ok: _Capsule;
 } | {
     Err: _RevokeWriteError;
@@ -2798,10 +3413,10 @@ function from_candid_variant_n41(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_RevokeWriteError_n42(value.Err)
+        Err: from_candid_RevokeWriteError_n62(value.Err)
     } : value;
 }
-function from_candid_variant_n43(value: {
+function from_candid_variant_n63(value: {
     OutOfSpace: null;
 } | {
     CapsuleNotFound: {
@@ -2840,7 +3455,26 @@ function from_candid_variant_n43(value: {
         AnonymousCaller: value.AnonymousCaller
     } : value;
 }
-function from_candid_variant_n50(value: {
+function from_candid_variant_n7(value: {
+    Ok: _CapsuleCreators;
+} | {
+    Err: _AdminReadError;
+}): {
+    __kind__: "Ok";
+    Ok: CapsuleCreators;
+} | {
+    __kind__: "Err";
+    Err: AdminReadError;
+} {
+    return "Ok" in value ? {
+        __kind__: "Ok",
+        Ok: from_candid_CapsuleCreators_n8(value.Ok)
+    } : "Err" in value ? {
+        __kind__: "Err",
+        Err: from_candid_AdminReadError_n11(value.Err)
+    } : value;
+}
+function from_candid_variant_n70(value: {
     Ok: null;
 } | {
     Err: _DeleteMemoryError;
@@ -2856,10 +3490,10 @@ function from_candid_variant_n50(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_DeleteMemoryError_n51(value.Err)
+        Err: from_candid_DeleteMemoryError_n71(value.Err)
     } : value;
 }
-function from_candid_variant_n52(value: {
+function from_candid_variant_n72(value: {
     NotAuthorized: null;
 } | {
     MemoryNotFound: {
@@ -2890,7 +3524,7 @@ function from_candid_variant_n52(value: {
         AnonymousCaller: value.AnonymousCaller
     } : value;
 }
-function from_candid_variant_n54(value: {
+function from_candid_variant_n74(value: {
     Ok: _MemoryRecord;
 } | {
     Err: _GetMemoryError;
@@ -2903,13 +3537,13 @@ function from_candid_variant_n54(value: {
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
-        Ok: from_candid_MemoryRecord_n55(value.Ok)
+        Ok: from_candid_MemoryRecord_n75(value.Ok)
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_GetMemoryError_n58(value.Err)
+        Err: from_candid_GetMemoryError_n78(value.Err)
     } : value;
 }
-function from_candid_variant_n59(value: {
+function from_candid_variant_n79(value: {
     NotAuthorized: null;
 } | {
     MemoryNotFound: {
@@ -2932,7 +3566,7 @@ function from_candid_variant_n59(value: {
         MemoryNotFound: value.MemoryNotFound
     } : value;
 }
-function from_candid_variant_n63(value: {
+function from_candid_variant_n83(value: {
     Ok: _MemoriesPage;
 } | {
     Err: _GetCapsuleError;
@@ -2945,13 +3579,13 @@ function from_candid_variant_n63(value: {
 } {
     return "Ok" in value ? {
         __kind__: "Ok",
-        Ok: from_candid_MemoriesPage_n64(value.Ok)
+        Ok: from_candid_MemoriesPage_n84(value.Ok)
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_GetCapsuleError_n30(value.Err)
+        Err: from_candid_GetCapsuleError_n51(value.Err)
     } : value;
 }
-function from_candid_variant_n69(value: {
+function from_candid_variant_n89(value: {
     Ok: Uint8Array;
 } | {
     Err: _ReadMemoryError;
@@ -2967,29 +3601,10 @@ function from_candid_variant_n69(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_ReadMemoryError_n70(value.Err)
+        Err: from_candid_ReadMemoryError_n90(value.Err)
     } : value;
 }
-function from_candid_variant_n7(value: {
-    Ok: _CapsuleCreators;
-} | {
-    Err: _AdminReadError;
-}): {
-    __kind__: "Ok";
-    Ok: CapsuleCreators;
-} | {
-    __kind__: "Err";
-    Err: AdminReadError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: from_candid_CapsuleCreators_n8(value.Ok)
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_AdminReadError_n11(value.Err)
-    } : value;
-}
-function from_candid_variant_n71(value: {
+function from_candid_variant_n91(value: {
     NotAuthorized: null;
 } | {
     MemoryNotFound: {
@@ -3038,18 +3653,18 @@ function from_candid_variant_n71(value: {
         MemoryNotFound: value.MemoryNotFound
     } : "QuotaExceeded" in value ? {
         __kind__: "QuotaExceeded",
-        QuotaExceeded: from_candid_record_n72(value.QuotaExceeded)
+        QuotaExceeded: from_candid_record_n92(value.QuotaExceeded)
     } : "RangeOutOfBounds" in value ? {
         __kind__: "RangeOutOfBounds",
         RangeOutOfBounds: value.RangeOutOfBounds
     } : value;
 }
-function from_candid_variant_n74(value: {
+function from_candid_variant_n94(value: {
     ReadBytes: null;
 }): ReadMemoryQuota {
     return "ReadBytes" in value ? ReadMemoryQuota.ReadBytes : value;
 }
-function from_candid_variant_n77(value: {
+function from_candid_variant_n97(value: {
     Ok: null;
 } | {
     Err: _SetThumbnailError;
@@ -3065,10 +3680,10 @@ function from_candid_variant_n77(value: {
         Ok: value.Ok
     } : "Err" in value ? {
         __kind__: "Err",
-        Err: from_candid_SetThumbnailError_n78(value.Err)
+        Err: from_candid_SetThumbnailError_n98(value.Err)
     } : value;
 }
-function from_candid_variant_n79(value: {
+function from_candid_variant_n99(value: {
     OutOfSpace: null;
 } | {
     NotAuthorized: null;
@@ -3132,219 +3747,46 @@ function from_candid_variant_n79(value: {
         AnonymousCaller: value.AnonymousCaller
     } : "QuotaExceeded" in value ? {
         __kind__: "QuotaExceeded",
-        QuotaExceeded: from_candid_record_n80(value.QuotaExceeded)
+        QuotaExceeded: from_candid_record_n100(value.QuotaExceeded)
     } : value;
 }
-function from_candid_variant_n82(value: {
-    StoredBytesPerCaller: null;
-} | {
-    TotalBytes: null;
-}): SetThumbnailQuota {
-    return "StoredBytesPerCaller" in value ? SetThumbnailQuota.StoredBytesPerCaller : "TotalBytes" in value ? SetThumbnailQuota.TotalBytes : value;
+function from_candid_vec_n111(value: Array<_ShareLink>): Array<ShareLink> {
+    return value.map((x)=>from_candid_ShareLink_n105(x));
 }
-function from_candid_variant_n84(value: {
-    Ok: _ShareLink;
-} | {
-    Err: _CreateShareError;
-}): {
-    __kind__: "Ok";
-    Ok: ShareLink;
-} | {
-    __kind__: "Err";
-    Err: CreateShareError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: from_candid_ShareLink_n85(value.Ok)
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_CreateShareError_n87(value.Err)
-    } : value;
+function from_candid_vec_n86(value: Array<_MemoryRecord>): Array<MemoryRecord> {
+    return value.map((x)=>from_candid_MemoryRecord_n75(x));
 }
-function from_candid_variant_n88(value: {
-    RandomnessUnavailable: {
-        reason: string;
-    };
-} | {
-    TooManyLinks: {
-        limit: bigint;
-    };
-} | {
-    NotAuthorized: null;
-} | {
-    InvalidArgument: {
-        reason: string;
-    };
-} | {
-    MemoryNotFound: {
-        memory_id: bigint;
-    };
-} | {
-    CapacityExhausted: {
-        needed: bigint;
-        available: bigint;
-    };
-} | {
-    AnonymousCaller: null;
-}): {
-    __kind__: "RandomnessUnavailable";
-    RandomnessUnavailable: {
-        reason: string;
-    };
-} | {
-    __kind__: "TooManyLinks";
-    TooManyLinks: {
-        limit: bigint;
-    };
-} | {
-    __kind__: "NotAuthorized";
-    NotAuthorized: null;
-} | {
-    __kind__: "InvalidArgument";
-    InvalidArgument: {
-        reason: string;
-    };
-} | {
-    __kind__: "MemoryNotFound";
-    MemoryNotFound: {
-        memory_id: bigint;
-    };
-} | {
-    __kind__: "CapacityExhausted";
-    CapacityExhausted: {
-        needed: bigint;
-        available: bigint;
-    };
-} | {
-    __kind__: "AnonymousCaller";
-    AnonymousCaller: null;
-} {
-    return "RandomnessUnavailable" in value ? {
-        __kind__: "RandomnessUnavailable",
-        RandomnessUnavailable: value.RandomnessUnavailable
-    } : "TooManyLinks" in value ? {
-        __kind__: "TooManyLinks",
-        TooManyLinks: value.TooManyLinks
-    } : "NotAuthorized" in value ? {
-        __kind__: "NotAuthorized",
-        NotAuthorized: value.NotAuthorized
-    } : "InvalidArgument" in value ? {
-        __kind__: "InvalidArgument",
-        InvalidArgument: value.InvalidArgument
-    } : "MemoryNotFound" in value ? {
-        __kind__: "MemoryNotFound",
-        MemoryNotFound: value.MemoryNotFound
-    } : "CapacityExhausted" in value ? {
-        __kind__: "CapacityExhausted",
-        CapacityExhausted: value.CapacityExhausted
-    } : "AnonymousCaller" in value ? {
-        __kind__: "AnonymousCaller",
-        AnonymousCaller: value.AnonymousCaller
-    } : value;
+function to_candid_AssetMetadata_n127(value: AssetMetadata): _AssetMetadata {
+    return to_candid_record_n128(value);
 }
-function from_candid_variant_n90(value: {
-    Ok: Array<_ShareLink>;
-} | {
-    Err: _ListSharesError;
-}): {
-    __kind__: "Ok";
-    Ok: Array<ShareLink>;
-} | {
-    __kind__: "Err";
-    Err: ListSharesError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: from_candid_vec_n91(value.Ok)
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_ListSharesError_n92(value.Err)
-    } : value;
+function to_candid_BeginUpload_n125(value: BeginUpload): _BeginUpload {
+    return to_candid_record_n126(value);
 }
-function from_candid_variant_n94(value: {
-    Ok: null;
-} | {
-    Err: _UnshareError;
-}): {
-    __kind__: "Ok";
-    Ok: null;
-} | {
-    __kind__: "Err";
-    Err: UnshareError;
-} {
-    return "Ok" in value ? {
-        __kind__: "Ok",
-        Ok: value.Ok
-    } : "Err" in value ? {
-        __kind__: "Err",
-        Err: from_candid_UnshareError_n95(value.Err)
-    } : value;
+function to_candid_BucketState_n38(value: BucketState): _BucketState {
+    return to_candid_variant_n39(value);
 }
-function from_candid_variant_n96(value: {
-    NotAuthorized: null;
-} | {
-    LinkNotFound: {
-        link_id: bigint;
-    };
-} | {
-    AnonymousCaller: null;
-}): {
-    __kind__: "NotAuthorized";
-    NotAuthorized: null;
-} | {
-    __kind__: "LinkNotFound";
-    LinkNotFound: {
-        link_id: bigint;
-    };
-} | {
-    __kind__: "AnonymousCaller";
-    AnonymousCaller: null;
-} {
-    return "NotAuthorized" in value ? {
-        __kind__: "NotAuthorized",
-        NotAuthorized: value.NotAuthorized
-    } : "LinkNotFound" in value ? {
-        __kind__: "LinkNotFound",
-        LinkNotFound: value.LinkNotFound
-    } : "AnonymousCaller" in value ? {
-        __kind__: "AnonymousCaller",
-        AnonymousCaller: value.AnonymousCaller
-    } : value;
-}
-function from_candid_vec_n66(value: Array<_MemoryRecord>): Array<MemoryRecord> {
-    return value.map((x)=>from_candid_MemoryRecord_n55(x));
-}
-function from_candid_vec_n91(value: Array<_ShareLink>): Array<ShareLink> {
-    return value.map((x)=>from_candid_ShareLink_n85(x));
-}
-function to_candid_AssetMetadata_n107(value: AssetMetadata): _AssetMetadata {
-    return to_candid_record_n108(value);
-}
-function to_candid_BeginUpload_n105(value: BeginUpload): _BeginUpload {
-    return to_candid_record_n106(value);
-}
-function to_candid_HttpRequest_n44(value: HttpRequest): _HttpRequest {
-    return to_candid_record_n45(value);
+function to_candid_HttpRequest_n64(value: HttpRequest): _HttpRequest {
+    return to_candid_record_n65(value);
 }
 function to_candid_Limits_n13(value: Limits): _Limits {
     return to_candid_record_n14(value);
 }
-function to_candid_ListMemories_n60(value: ListMemories): _ListMemories {
-    return to_candid_record_n61(value);
+function to_candid_ListMemories_n80(value: ListMemories): _ListMemories {
+    return to_candid_record_n81(value);
 }
-function to_candid_PutChunk_n127(value: PutChunk): _PutChunk {
-    return to_candid_record_n128(value);
+function to_candid_PutChunk_n147(value: PutChunk): _PutChunk {
+    return to_candid_record_n148(value);
 }
-function to_candid_opt_n39(value: bigint | null): [] | [bigint] {
+function to_candid_opt_n21(value: bigint | null): [] | [bigint] {
     return value === null ? candid_none() : candid_some(value);
 }
 function to_candid_opt_n5(value: Principal | null): [] | [Principal] {
     return value === null ? candid_none() : candid_some(value);
 }
-function to_candid_opt_n75(value: Thumbnail | null): [] | [_Thumbnail] {
+function to_candid_opt_n95(value: Thumbnail | null): [] | [_Thumbnail] {
     return value === null ? candid_none() : candid_some(value);
 }
-function to_candid_record_n106(value: {
+function to_candid_record_n126(value: {
     thumbnail?: Thumbnail;
     asset: AssetMetadata;
     capsule_id: bigint;
@@ -3361,14 +3803,14 @@ function to_candid_record_n106(value: {
 } {
     return {
         thumbnail: value.thumbnail ? candid_some(value.thumbnail) : candid_none(),
-        asset: to_candid_AssetMetadata_n107(value.asset),
+        asset: to_candid_AssetMetadata_n127(value.asset),
         capsule_id: value.capsule_id,
         expected_chunks: value.expected_chunks,
         chunk_size: value.chunk_size,
         idempotency_key: value.idempotency_key
     };
 }
-function to_candid_record_n108(value: {
+function to_candid_record_n128(value: {
     sha256?: Uint8Array;
     name: string;
     byte_len: bigint;
@@ -3384,24 +3826,6 @@ function to_candid_record_n108(value: {
         name: value.name,
         byte_len: value.byte_len,
         mime_type: value.mime_type
-    };
-}
-function to_candid_record_n128(value: {
-    sha256?: Uint8Array;
-    session_id: bigint;
-    bytes: Uint8Array;
-    index: number;
-}): {
-    sha256: [] | [Uint8Array];
-    session_id: bigint;
-    bytes: Uint8Array;
-    index: number;
-} {
-    return {
-        sha256: value.sha256 ? candid_some(value.sha256) : candid_none(),
-        session_id: value.session_id,
-        bytes: value.bytes,
-        index: value.index
     };
 }
 function to_candid_record_n14(value: {
@@ -3446,7 +3870,25 @@ function to_candid_record_n14(value: {
         session_idle_timeout_ns: value.session_idle_timeout_ns
     };
 }
-function to_candid_record_n45(value: {
+function to_candid_record_n148(value: {
+    sha256?: Uint8Array;
+    session_id: bigint;
+    bytes: Uint8Array;
+    index: number;
+}): {
+    sha256: [] | [Uint8Array];
+    session_id: bigint;
+    bytes: Uint8Array;
+    index: number;
+} {
+    return {
+        sha256: value.sha256 ? candid_some(value.sha256) : candid_none(),
+        session_id: value.session_id,
+        bytes: value.bytes,
+        index: value.index
+    };
+}
+function to_candid_record_n65(value: {
     url: string;
     method: string;
     body: Uint8Array;
@@ -3467,7 +3909,7 @@ function to_candid_record_n45(value: {
         certificate_version: value.certificate_version ? candid_some(value.certificate_version) : candid_none()
     };
 }
-function to_candid_record_n61(value: {
+function to_candid_record_n81(value: {
     after?: bigint;
     capsule_id: bigint;
     limit: number;
@@ -3481,6 +3923,21 @@ function to_candid_record_n61(value: {
         capsule_id: value.capsule_id,
         limit: value.limit
     };
+}
+function to_candid_variant_n39(value: BucketState): {
+    Open: null;
+} | {
+    Closed: null;
+} | {
+    Sealed: null;
+} {
+    return value == BucketState.Open ? {
+        Open: null
+    } : value == BucketState.Closed ? {
+        Closed: null
+    } : value == BucketState.Sealed ? {
+        Sealed: null
+    } : value;
 }
 export interface CreateActorOptions {
     agent?: Agent;

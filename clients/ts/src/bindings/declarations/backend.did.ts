@@ -65,6 +65,7 @@ export interface BeginUpload {
  * What `uploads_begin` can answer.
  */
 export type BeginUploadError = { 'OutOfSpace' : null } |
+  { 'BucketSealed' : null } |
   { 'CapsuleNotFound' : { 'capsule_id' : bigint } } |
   { 'NotAuthorized' : null } |
   { 'IdempotencyConflict' : { 'session_id' : bigint } } |
@@ -97,6 +98,101 @@ export type BeginUploadQuota = { 'ChunkBytes' : null } |
   { 'StoredBytesPerCaller' : null } |
   { 'TotalBytes' : null } |
   { 'ReservedBytesPerCaller' : null };
+/**
+ * A bucket's self check, e.g. after an upgrade: bounded work, whatever
+ * the data.
+ */
+export interface BucketHealth {
+  /**
+   * Whether every check passed.
+   */
+  'invariants_ok' : boolean,
+  /**
+   * `ok`, or the checks that failed.
+   */
+  'detail' : string,
+  'package_version' : string,
+  'memory_count' : bigint,
+  /**
+   * The layout version recorded in stable memory.
+   */
+  'layout_version' : number,
+  'capsule_count' : bigint,
+}
+/**
+ * What the index reads of a bucket to place capsules and watch its load.
+ */
+export interface BucketReport {
+  /**
+   * Raw stable memory the canister holds.
+   */
+  'stable_memory_bytes' : bigint,
+  /**
+   * Bytes of committed memories (thumbnails included).
+   */
+  'used_bytes' : bigint,
+  /**
+   * The canister's time when it answered.
+   */
+  'time' : bigint,
+  'open_sessions' : bigint,
+  /**
+   * Bytes reserved and stored the bucket takes in all (the `TotalBytes`
+   * quota's limit).
+   */
+  'capacity_bytes' : bigint,
+  /**
+   * The canister's cycle balance.
+   */
+  'cycles' : bigint,
+  'state' : BucketState,
+  /**
+   * The crate version of this build.
+   */
+  'package_version' : string,
+  'memory_count' : bigint,
+  /**
+   * The stable-layout version this build writes.
+   */
+  'layout_version' : number,
+  /**
+   * The index managing this bucket; `null`: standalone.
+   */
+  'index' : [] | [Principal],
+  /**
+   * Bytes ever accepted by `uploads_put_chunk` (a duplicate chunk not
+   * counted). Only grows: the index derives the upload load from it.
+   */
+  'uploaded_bytes_total' : bigint,
+  'capsule_count' : bigint,
+  /**
+   * Bytes reserved by open upload sessions.
+   */
+  'reserved_bytes' : bigint,
+}
+/**
+ * Where a bucket stands for the index that manages it.
+ */
+export type BucketState = {
+    /**
+     * Takes new capsules and new uploads.
+     */
+    'Open' : null
+  } |
+  {
+    /**
+     * The index places no new capsules here; nothing changes on the
+     * bucket itself.
+     */
+    'Closed' : null
+  } |
+  {
+    /**
+     * No new capsule and no new upload session; uploads in progress
+     * finish, and everything else goes on.
+     */
+    'Sealed' : null
+  };
 /**
  * A caller's use of the canister.
  */
@@ -171,6 +267,7 @@ export interface CommittedUpload {
  * What `capsules_create` can answer.
  */
 export type CreateCapsuleError = { 'OutOfSpace' : null } |
+  { 'ManagedByIndex' : { 'index' : Principal } } |
   { 'NotAuthorized' : null } |
   { 'InvalidArgument' : { 'reason' : string } } |
   { 'AnonymousCaller' : null } |
@@ -310,6 +407,21 @@ export interface HttpResponse {
   'upgrade' : [] | [boolean],
   'status_code' : number,
 }
+/**
+ * A capsule as the index knows it: the index chooses its id.
+ */
+export interface IndexCapsule {
+  'owner' : Principal,
+  'capsule_id' : bigint,
+  'name' : string,
+  'created_at' : bigint,
+  'writers' : Array<Principal>,
+}
+/**
+ * What the endpoints only the index (and, for reads, the
+ * controllers) may call can answer.
+ */
+export type IndexOnlyError = { 'NotIndex' : null };
 /**
  * Limits enforced at `uploads_begin` and on every chunk.
  */
@@ -489,50 +601,68 @@ export interface ReadRange {
   'memory_id' : bigint,
   'length' : bigint,
 }
+/**
+ * What `bucket_register_capsule` can answer.
+ */
+export type RegisterCapsuleError = { 'NotIndex' : null } |
+  { 'OutOfSpace' : null } |
+  { 'Sealed' : null } |
+  { 'InvalidArgument' : { 'reason' : string } } |
+  { 'CapsuleIdTaken' : { 'capsule_id' : bigint } };
 export type Result = { 'Ok' : null } |
   { 'Err' : AdminSetError };
 export type Result_1 = { 'Ok' : CapsuleCreators } |
   { 'Err' : AdminReadError };
-export type Result_10 = { 'Ok' : MemoriesPage } |
+export type Result_10 = { 'Ok' : Capsule } |
   { 'Err' : GetCapsuleError };
-export type Result_11 = { 'Ok' : Uint8Array } |
+export type Result_11 = { 'Ok' : Capsule } |
+  { 'Err' : GrantWriteError };
+export type Result_12 = { 'Ok' : Capsule } |
+  { 'Err' : RevokeWriteError };
+export type Result_13 = { 'Ok' : null } |
+  { 'Err' : DeleteMemoryError };
+export type Result_14 = { 'Ok' : MemoryRecord } |
+  { 'Err' : GetMemoryError };
+export type Result_15 = { 'Ok' : MemoriesPage } |
+  { 'Err' : GetCapsuleError };
+export type Result_16 = { 'Ok' : Uint8Array } |
   { 'Err' : ReadMemoryError };
-export type Result_12 = { 'Ok' : null } |
+export type Result_17 = { 'Ok' : null } |
   { 'Err' : SetThumbnailError };
-export type Result_13 = { 'Ok' : ShareLink } |
+export type Result_18 = { 'Ok' : ShareLink } |
   { 'Err' : CreateShareError };
-export type Result_14 = { 'Ok' : Array<ShareLink> } |
+export type Result_19 = { 'Ok' : Array<ShareLink> } |
   { 'Err' : ListSharesError };
-export type Result_15 = { 'Ok' : null } |
-  { 'Err' : UnshareError };
-export type Result_16 = { 'Ok' : null } |
-  { 'Err' : AbortUploadError };
-export type Result_17 = { 'Ok' : UploadStarted } |
-  { 'Err' : BeginUploadError };
-export type Result_18 = { 'Ok' : Uint8Array } |
-  { 'Err' : ChunkHashError };
-export type Result_19 = { 'Ok' : CommittedUpload } |
-  { 'Err' : FinishUploadError };
 export type Result_2 = { 'Ok' : null } |
   { 'Err' : SetLimitsError };
-export type Result_20 = { 'Ok' : ChunkAccepted } |
+export type Result_20 = { 'Ok' : null } |
+  { 'Err' : UnshareError };
+export type Result_21 = { 'Ok' : null } |
+  { 'Err' : AbortUploadError };
+export type Result_22 = { 'Ok' : UploadStarted } |
+  { 'Err' : BeginUploadError };
+export type Result_23 = { 'Ok' : Uint8Array } |
+  { 'Err' : ChunkHashError };
+export type Result_24 = { 'Ok' : CommittedUpload } |
+  { 'Err' : FinishUploadError };
+export type Result_25 = { 'Ok' : ChunkAccepted } |
   { 'Err' : PutChunkError };
-export type Result_21 = { 'Ok' : UploadStatus } |
+export type Result_26 = { 'Ok' : UploadStatus } |
   { 'Err' : UploadStatusError };
 export type Result_3 = { 'Ok' : Array<[Principal, CallerUsage]> } |
   { 'Err' : AdminReadError };
-export type Result_4 = { 'Ok' : Capsule } |
-  { 'Err' : CreateCapsuleError };
-export type Result_5 = { 'Ok' : Capsule } |
-  { 'Err' : GetCapsuleError };
+export type Result_4 = { 'Ok' : Array<IndexCapsule> } |
+  { 'Err' : IndexOnlyError };
+export type Result_5 = { 'Ok' : BucketHealth } |
+  { 'Err' : IndexOnlyError };
 export type Result_6 = { 'Ok' : Capsule } |
-  { 'Err' : GrantWriteError };
-export type Result_7 = { 'Ok' : Capsule } |
-  { 'Err' : RevokeWriteError };
+  { 'Err' : RegisterCapsuleError };
+export type Result_7 = { 'Ok' : BucketReport } |
+  { 'Err' : IndexOnlyError };
 export type Result_8 = { 'Ok' : null } |
-  { 'Err' : DeleteMemoryError };
-export type Result_9 = { 'Ok' : MemoryRecord } |
-  { 'Err' : GetMemoryError };
+  { 'Err' : IndexOnlyError };
+export type Result_9 = { 'Ok' : Capsule } |
+  { 'Err' : CreateCapsuleError };
 /**
  * What `capsules_revoke_write` can answer.
  */
@@ -726,6 +856,13 @@ export interface _SERVICE {
    */
   'admin_set_capsule_creation_restricted' : ActorMethod<[boolean], Result>,
   /**
+   * Controllers: this canister is a bucket managed by that index canister
+   * from now on (adopting a standalone canister, or set by the index right
+   * after it installed the bucket), or standalone again (`null`).
+   * Errors: OutOfSpace, NotAuthorized.
+   */
+  'admin_set_index' : ActorMethod<[[] | [Principal]], Result>,
+  /**
    * Controllers: sets the limits.
    * Errors: OutOfSpace, NotAuthorized, InvalidArgument.
    */
@@ -736,22 +873,53 @@ export interface _SERVICE {
    */
   'admin_usage' : ActorMethod<[[] | [Principal], number], Result_3>,
   /**
-   * Creates a capsule owned by the caller.
-   * Errors: OutOfSpace, NotAuthorized, InvalidArgument, AnonymousCaller,
-   * QuotaExceeded (CapsulesPerOwner).
+   * The index and controllers: a page of all capsules in id order after
+   * the given id (an empty page is the end), to adopt an existing canister.
+   * Errors: NotIndex.
    */
-  'capsules_create' : ActorMethod<[string], Result_4>,
+  'bucket_capsules' : ActorMethod<[[] | [bigint], number], Result_4>,
+  /**
+   * The index and controllers: a self check of bounded cost, e.g. after an
+   * upgrade.
+   * Errors: NotIndex.
+   */
+  'bucket_health' : ActorMethod<[], Result_5>,
+  /**
+   * The index: stores a capsule it placed here, under its id. The same
+   * capsule (id and owner) again returns the stored one; refused when
+   * sealed.
+   * Errors: NotIndex, OutOfSpace, Sealed, InvalidArgument, CapsuleIdTaken.
+   */
+  'bucket_register_capsule' : ActorMethod<[IndexCapsule], Result_6>,
+  /**
+   * The index and controllers: the bucket's state, space, load and
+   * cycles.
+   * Errors: NotIndex.
+   */
+  'bucket_report' : ActorMethod<[], Result_7>,
+  /**
+   * The index: sets the bucket's state (`Sealed`: no new capsule, no new
+   * upload session; uploads in progress finish).
+   * Errors: NotIndex.
+   */
+  'bucket_set_state' : ActorMethod<[BucketState], Result_8>,
+  /**
+   * Creates a capsule owned by the caller.
+   * Errors: OutOfSpace, ManagedByIndex, NotAuthorized, InvalidArgument,
+   * AnonymousCaller, QuotaExceeded (CapsulesPerOwner).
+   */
+  'capsules_create' : ActorMethod<[string], Result_9>,
   /**
    * A capsule, for its owner and writers.
    * Errors: CapsuleNotFound, NotAuthorized.
    */
-  'capsules_get' : ActorMethod<[bigint], Result_5>,
+  'capsules_get' : ActorMethod<[bigint], Result_10>,
   /**
    * The owner lets a principal upload into the capsule.
    * Errors: OutOfSpace, CapsuleNotFound, NotAuthorized, InvalidArgument,
    * AnonymousCaller, QuotaExceeded (WritersPerCapsule).
    */
-  'capsules_grant_write' : ActorMethod<[bigint, Principal], Result_6>,
+  'capsules_grant_write' : ActorMethod<[bigint, Principal], Result_11>,
   /**
    * The capsules the caller owns, a page at a time.
    */
@@ -760,7 +928,7 @@ export interface _SERVICE {
    * The owner takes a writer's access away.
    * Errors: OutOfSpace, CapsuleNotFound, NotAuthorized, AnonymousCaller.
    */
-  'capsules_revoke_write' : ActorMethod<[bigint, Principal], Result_7>,
+  'capsules_revoke_write' : ActorMethod<[bigint, Principal], Result_12>,
   /**
    * The HTTP gateway's entry point: serves memories through share links,
    * every response certified (`crate::http`).
@@ -771,26 +939,26 @@ export interface _SERVICE {
    * space, its thumbnail's too; its share links go with it.
    * Errors: NotAuthorized, MemoryNotFound, AnonymousCaller.
    */
-  'memories_delete' : ActorMethod<[bigint], Result_8>,
+  'memories_delete' : ActorMethod<[bigint], Result_13>,
   /**
    * A committed memory's record, thumbnail included, for its capsule's
    * owner and writers.
    * Errors: NotAuthorized, MemoryNotFound.
    */
-  'memories_get' : ActorMethod<[bigint], Result_9>,
+  'memories_get' : ActorMethod<[bigint], Result_14>,
   /**
    * A page of a capsule's memories with their thumbnails: at most `limit`,
    * fewer when more would not fit in about 1.5 MiB; `next_after` says where
    * the next page starts.
    * Errors: CapsuleNotFound, NotAuthorized.
    */
-  'memories_list' : ActorMethod<[ListMemories], Result_10>,
+  'memories_list' : ActorMethod<[ListMemories], Result_15>,
   /**
    * A byte range of a committed memory, at most `MAX_READ_BYTES`.
    * Errors: NotAuthorized, MemoryNotFound, RangeOutOfBounds, QuotaExceeded
    * (ReadBytes).
    */
-  'memories_read' : ActorMethod<[ReadRange], Result_11>,
+  'memories_read' : ActorMethod<[ReadRange], Result_16>,
   /**
    * Sets a memory's thumbnail (a JPEG or WebP of at most 32 KiB), or
    * removes it (`null`): its uploader or its capsule's owner. It counts
@@ -798,23 +966,23 @@ export interface _SERVICE {
    * Errors: OutOfSpace, NotAuthorized, InvalidArgument, MemoryNotFound,
    * AnonymousCaller, QuotaExceeded (StoredBytesPerCaller, TotalBytes).
    */
-  'memories_set_thumbnail' : ActorMethod<[bigint, [] | [Thumbnail]], Result_12>,
+  'memories_set_thumbnail' : ActorMethod<[bigint, [] | [Thumbnail]], Result_17>,
   /**
    * Creates a share link to a memory (its capsule's owner or its uploader).
    * Errors: RandomnessUnavailable, TooManyLinks, NotAuthorized,
    * InvalidArgument, MemoryNotFound, CapacityExhausted, AnonymousCaller.
    */
-  'memories_share' : ActorMethod<[bigint, [] | [bigint]], Result_13>,
+  'memories_share' : ActorMethod<[bigint, [] | [bigint]], Result_18>,
   /**
    * A memory's share links (its capsule's owner or its uploader).
    * Errors: NotAuthorized, MemoryNotFound, AnonymousCaller.
    */
-  'memories_shares' : ActorMethod<[bigint], Result_14>,
+  'memories_shares' : ActorMethod<[bigint], Result_19>,
   /**
    * Revokes a share link: from then on its path answers 404.
    * Errors: NotAuthorized, LinkNotFound, AnonymousCaller.
    */
-  'memories_unshare' : ActorMethod<[bigint], Result_15>,
+  'memories_unshare' : ActorMethod<[bigint], Result_20>,
   /**
    * Totals of the store, its limits, the caller's usage and the stable
    * memory held.
@@ -825,24 +993,24 @@ export interface _SERVICE {
    * Errors: SessionNotFound, NotAuthorized, AlreadyCommitted, SessionExpired,
    * AnonymousCaller.
    */
-  'uploads_abort' : ActorMethod<[bigint], Result_16>,
+  'uploads_abort' : ActorMethod<[bigint], Result_21>,
   /**
    * Starts an upload, or returns the session the same idempotency key
    * already started for the same request.
-   * Errors: OutOfSpace, CapsuleNotFound, NotAuthorized, IdempotencyConflict,
-   * InvalidArgument, SessionExpired, SessionAborted, AnonymousCaller,
-   * DeclaredValuesDisagree, QuotaExceeded (ChunkBytes, ChunksPerSession,
-   * ReservedBytesTotal, OpenSessionsPerCaller, FileBytes,
+   * Errors: OutOfSpace, BucketSealed, CapsuleNotFound, NotAuthorized,
+   * IdempotencyConflict, InvalidArgument, SessionExpired, SessionAborted,
+   * AnonymousCaller, DeclaredValuesDisagree, QuotaExceeded (ChunkBytes,
+   * ChunksPerSession, ReservedBytesTotal, OpenSessionsPerCaller, FileBytes,
    * StoredBytesPerCaller, TotalBytes, ReservedBytesPerCaller).
    */
-  'uploads_begin' : ActorMethod<[BeginUpload], Result_17>,
+  'uploads_begin' : ActorMethod<[BeginUpload], Result_22>,
   /**
    * SHA-256 of a received chunk as stored, to find the chunks to re-send
    * after a checksum mismatch.
    * Errors: ChunkNotReceived, SessionNotFound, IndexOutOfRange,
    * NotAuthorized, AlreadyCommitted, SessionExpired, SessionAborted.
    */
-  'uploads_chunk_sha256' : ActorMethod<[bigint, number], Result_18>,
+  'uploads_chunk_sha256' : ActorMethod<[bigint, number], Result_23>,
   /**
    * Verifies and commits an upload; finishing a committed upload again
    * returns the same answer.
@@ -852,7 +1020,7 @@ export interface _SERVICE {
    * AnonymousCaller, DeclaredValuesDisagree, Incomplete, QuotaExceeded
    * (RepairRounds).
    */
-  'uploads_finish' : ActorMethod<[FinishUpload], Result_19>,
+  'uploads_finish' : ActorMethod<[FinishUpload], Result_24>,
   /**
    * The caller's pending uploads, so that a reloaded page can resume them.
    */
@@ -864,12 +1032,12 @@ export interface _SERVICE {
    * AlreadyCommitted, WrongChunkLength, SessionExpired, SessionAborted,
    * AnonymousCaller, QuotaExceeded (ChunkBytes).
    */
-  'uploads_put_chunk' : ActorMethod<[PutChunk], Result_20>,
+  'uploads_put_chunk' : ActorMethod<[PutChunk], Result_25>,
   /**
    * Where an upload stands, with a page of its missing chunks.
    * Errors: SessionNotFound, NotAuthorized.
    */
-  'uploads_status' : ActorMethod<[StatusRequest], Result_21>,
+  'uploads_status' : ActorMethod<[StatusRequest], Result_26>,
 }
 export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   const AdminSetError = IDL.Variant({
@@ -916,6 +1084,27 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'Ok' : IDL.Vec(IDL.Tuple(IDL.Principal, CallerUsage)),
     'Err' : AdminReadError,
   });
+  const IndexCapsule = IDL.Record({
+    'owner' : IDL.Principal,
+    'capsule_id' : IDL.Nat64,
+    'name' : IDL.Text,
+    'created_at' : IDL.Nat64,
+    'writers' : IDL.Vec(IDL.Principal),
+  });
+  const IndexOnlyError = IDL.Variant({ 'NotIndex' : IDL.Null });
+  const Result_4 = IDL.Variant({
+    'Ok' : IDL.Vec(IndexCapsule),
+    'Err' : IndexOnlyError,
+  });
+  const BucketHealth = IDL.Record({
+    'invariants_ok' : IDL.Bool,
+    'detail' : IDL.Text,
+    'package_version' : IDL.Text,
+    'memory_count' : IDL.Nat64,
+    'layout_version' : IDL.Nat32,
+    'capsule_count' : IDL.Nat64,
+  });
+  const Result_5 = IDL.Variant({ 'Ok' : BucketHealth, 'Err' : IndexOnlyError });
   const Capsule = IDL.Record({
     'owner' : IDL.Principal,
     'capsule_id' : IDL.Nat64,
@@ -923,9 +1112,44 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'created_at' : IDL.Nat64,
     'writers' : IDL.Vec(IDL.Principal),
   });
+  const RegisterCapsuleError = IDL.Variant({
+    'NotIndex' : IDL.Null,
+    'OutOfSpace' : IDL.Null,
+    'Sealed' : IDL.Null,
+    'InvalidArgument' : IDL.Record({ 'reason' : IDL.Text }),
+    'CapsuleIdTaken' : IDL.Record({ 'capsule_id' : IDL.Nat64 }),
+  });
+  const Result_6 = IDL.Variant({
+    'Ok' : Capsule,
+    'Err' : RegisterCapsuleError,
+  });
+  const BucketState = IDL.Variant({
+    'Open' : IDL.Null,
+    'Closed' : IDL.Null,
+    'Sealed' : IDL.Null,
+  });
+  const BucketReport = IDL.Record({
+    'stable_memory_bytes' : IDL.Nat64,
+    'used_bytes' : IDL.Nat64,
+    'time' : IDL.Nat64,
+    'open_sessions' : IDL.Nat64,
+    'capacity_bytes' : IDL.Nat64,
+    'cycles' : IDL.Nat,
+    'state' : BucketState,
+    'package_version' : IDL.Text,
+    'memory_count' : IDL.Nat64,
+    'layout_version' : IDL.Nat32,
+    'index' : IDL.Opt(IDL.Principal),
+    'uploaded_bytes_total' : IDL.Nat64,
+    'capsule_count' : IDL.Nat64,
+    'reserved_bytes' : IDL.Nat64,
+  });
+  const Result_7 = IDL.Variant({ 'Ok' : BucketReport, 'Err' : IndexOnlyError });
+  const Result_8 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : IndexOnlyError });
   const CreateCapsuleQuota = IDL.Variant({ 'CapsulesPerOwner' : IDL.Null });
   const CreateCapsuleError = IDL.Variant({
     'OutOfSpace' : IDL.Null,
+    'ManagedByIndex' : IDL.Record({ 'index' : IDL.Principal }),
     'NotAuthorized' : IDL.Null,
     'InvalidArgument' : IDL.Record({ 'reason' : IDL.Text }),
     'AnonymousCaller' : IDL.Null,
@@ -935,12 +1159,12 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       'limit' : IDL.Nat64,
     }),
   });
-  const Result_4 = IDL.Variant({ 'Ok' : Capsule, 'Err' : CreateCapsuleError });
+  const Result_9 = IDL.Variant({ 'Ok' : Capsule, 'Err' : CreateCapsuleError });
   const GetCapsuleError = IDL.Variant({
     'CapsuleNotFound' : IDL.Record({ 'capsule_id' : IDL.Nat64 }),
     'NotAuthorized' : IDL.Null,
   });
-  const Result_5 = IDL.Variant({ 'Ok' : Capsule, 'Err' : GetCapsuleError });
+  const Result_10 = IDL.Variant({ 'Ok' : Capsule, 'Err' : GetCapsuleError });
   const GrantWriteQuota = IDL.Variant({ 'WritersPerCapsule' : IDL.Null });
   const GrantWriteError = IDL.Variant({
     'OutOfSpace' : IDL.Null,
@@ -954,14 +1178,14 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       'limit' : IDL.Nat64,
     }),
   });
-  const Result_6 = IDL.Variant({ 'Ok' : Capsule, 'Err' : GrantWriteError });
+  const Result_11 = IDL.Variant({ 'Ok' : Capsule, 'Err' : GrantWriteError });
   const RevokeWriteError = IDL.Variant({
     'OutOfSpace' : IDL.Null,
     'CapsuleNotFound' : IDL.Record({ 'capsule_id' : IDL.Nat64 }),
     'NotAuthorized' : IDL.Null,
     'AnonymousCaller' : IDL.Null,
   });
-  const Result_7 = IDL.Variant({ 'Ok' : Capsule, 'Err' : RevokeWriteError });
+  const Result_12 = IDL.Variant({ 'Ok' : Capsule, 'Err' : RevokeWriteError });
   const HttpRequest = IDL.Record({
     'url' : IDL.Text,
     'method' : IDL.Text,
@@ -980,7 +1204,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'MemoryNotFound' : IDL.Record({ 'memory_id' : IDL.Nat64 }),
     'AnonymousCaller' : IDL.Null,
   });
-  const Result_8 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : DeleteMemoryError });
+  const Result_13 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : DeleteMemoryError });
   const Thumbnail = IDL.Record({
     'mime_type' : IDL.Text,
     'bytes' : IDL.Vec(IDL.Nat8),
@@ -1001,7 +1225,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'NotAuthorized' : IDL.Null,
     'MemoryNotFound' : IDL.Record({ 'memory_id' : IDL.Nat64 }),
   });
-  const Result_9 = IDL.Variant({ 'Ok' : MemoryRecord, 'Err' : GetMemoryError });
+  const Result_14 = IDL.Variant({
+    'Ok' : MemoryRecord,
+    'Err' : GetMemoryError,
+  });
   const ListMemories = IDL.Record({
     'after' : IDL.Opt(IDL.Nat64),
     'capsule_id' : IDL.Nat64,
@@ -1011,7 +1238,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'memories' : IDL.Vec(MemoryRecord),
     'next_after' : IDL.Opt(IDL.Nat64),
   });
-  const Result_10 = IDL.Variant({
+  const Result_15 = IDL.Variant({
     'Ok' : MemoriesPage,
     'Err' : GetCapsuleError,
   });
@@ -1035,7 +1262,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       'length' : IDL.Nat64,
     }),
   });
-  const Result_11 = IDL.Variant({
+  const Result_16 = IDL.Variant({
     'Ok' : IDL.Vec(IDL.Nat8),
     'Err' : ReadMemoryError,
   });
@@ -1055,7 +1282,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       'limit' : IDL.Nat64,
     }),
   });
-  const Result_12 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : SetThumbnailError });
+  const Result_17 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : SetThumbnailError });
   const ShareLink = IDL.Record({
     'link_id' : IDL.Nat64,
     'path' : IDL.Text,
@@ -1077,13 +1304,13 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     }),
     'AnonymousCaller' : IDL.Null,
   });
-  const Result_13 = IDL.Variant({ 'Ok' : ShareLink, 'Err' : CreateShareError });
+  const Result_18 = IDL.Variant({ 'Ok' : ShareLink, 'Err' : CreateShareError });
   const ListSharesError = IDL.Variant({
     'NotAuthorized' : IDL.Null,
     'MemoryNotFound' : IDL.Record({ 'memory_id' : IDL.Nat64 }),
     'AnonymousCaller' : IDL.Null,
   });
-  const Result_14 = IDL.Variant({
+  const Result_19 = IDL.Variant({
     'Ok' : IDL.Vec(ShareLink),
     'Err' : ListSharesError,
   });
@@ -1092,7 +1319,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'LinkNotFound' : IDL.Record({ 'link_id' : IDL.Nat64 }),
     'AnonymousCaller' : IDL.Null,
   });
-  const Result_15 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : UnshareError });
+  const Result_20 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : UnshareError });
   const Stats = IDL.Record({
     'stable_memory_bytes' : IDL.Opt(IDL.Nat64),
     'used_bytes' : IDL.Nat64,
@@ -1115,7 +1342,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'SessionExpired' : IDL.Record({ 'session_id' : IDL.Nat64 }),
     'AnonymousCaller' : IDL.Null,
   });
-  const Result_16 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : AbortUploadError });
+  const Result_21 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : AbortUploadError });
   const AssetMetadata = IDL.Record({
     'sha256' : IDL.Opt(IDL.Vec(IDL.Nat8)),
     'name' : IDL.Text,
@@ -1149,6 +1376,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   });
   const BeginUploadError = IDL.Variant({
     'OutOfSpace' : IDL.Null,
+    'BucketSealed' : IDL.Null,
     'CapsuleNotFound' : IDL.Record({ 'capsule_id' : IDL.Nat64 }),
     'NotAuthorized' : IDL.Null,
     'IdempotencyConflict' : IDL.Record({ 'session_id' : IDL.Nat64 }),
@@ -1167,7 +1395,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       'declared' : IDL.Nat64,
     }),
   });
-  const Result_17 = IDL.Variant({
+  const Result_22 = IDL.Variant({
     'Ok' : UploadStarted,
     'Err' : BeginUploadError,
   });
@@ -1183,7 +1411,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'SessionExpired' : IDL.Record({ 'session_id' : IDL.Nat64 }),
     'SessionAborted' : IDL.Record({ 'session_id' : IDL.Nat64 }),
   });
-  const Result_18 = IDL.Variant({
+  const Result_23 = IDL.Variant({
     'Ok' : IDL.Vec(IDL.Nat8),
     'Err' : ChunkHashError,
   });
@@ -1234,7 +1462,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     }),
     'Incomplete' : IDL.Record({ 'missing_chunks' : IDL.Nat32 }),
   });
-  const Result_19 = IDL.Variant({
+  const Result_24 = IDL.Variant({
     'Ok' : CommittedUpload,
     'Err' : FinishUploadError,
   });
@@ -1292,7 +1520,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       'limit' : IDL.Nat64,
     }),
   });
-  const Result_20 = IDL.Variant({
+  const Result_25 = IDL.Variant({
     'Ok' : ChunkAccepted,
     'Err' : PutChunkError,
   });
@@ -1328,7 +1556,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'SessionNotFound' : IDL.Record({ 'session_id' : IDL.Nat64 }),
     'NotAuthorized' : IDL.Null,
   });
-  const Result_21 = IDL.Variant({
+  const Result_26 = IDL.Variant({
     'Ok' : UploadStatus,
     'Err' : UploadStatusError,
   });
@@ -1349,17 +1577,27 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
         [Result],
         [],
       ),
+    'admin_set_index' : IDL.Func([IDL.Opt(IDL.Principal)], [Result], []),
     'admin_set_limits' : IDL.Func([Limits], [Result_2], []),
     'admin_usage' : IDL.Func(
         [IDL.Opt(IDL.Principal), IDL.Nat32],
         [Result_3],
         ['query'],
       ),
-    'capsules_create' : IDL.Func([IDL.Text], [Result_4], []),
-    'capsules_get' : IDL.Func([IDL.Nat64], [Result_5], ['query']),
+    'bucket_capsules' : IDL.Func(
+        [IDL.Opt(IDL.Nat64), IDL.Nat32],
+        [Result_4],
+        ['query'],
+      ),
+    'bucket_health' : IDL.Func([], [Result_5], ['query']),
+    'bucket_register_capsule' : IDL.Func([IndexCapsule], [Result_6], []),
+    'bucket_report' : IDL.Func([], [Result_7], ['query']),
+    'bucket_set_state' : IDL.Func([BucketState], [Result_8], []),
+    'capsules_create' : IDL.Func([IDL.Text], [Result_9], []),
+    'capsules_get' : IDL.Func([IDL.Nat64], [Result_10], ['query']),
     'capsules_grant_write' : IDL.Func(
         [IDL.Nat64, IDL.Principal],
-        [Result_6],
+        [Result_11],
         [],
       ),
     'capsules_mine' : IDL.Func(
@@ -1369,38 +1607,38 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
       ),
     'capsules_revoke_write' : IDL.Func(
         [IDL.Nat64, IDL.Principal],
-        [Result_7],
+        [Result_12],
         [],
       ),
     'http_request' : IDL.Func([HttpRequest], [HttpResponse], ['query']),
-    'memories_delete' : IDL.Func([IDL.Nat64], [Result_8], []),
-    'memories_get' : IDL.Func([IDL.Nat64], [Result_9], ['query']),
-    'memories_list' : IDL.Func([ListMemories], [Result_10], ['query']),
-    'memories_read' : IDL.Func([ReadRange], [Result_11], ['query']),
+    'memories_delete' : IDL.Func([IDL.Nat64], [Result_13], []),
+    'memories_get' : IDL.Func([IDL.Nat64], [Result_14], ['query']),
+    'memories_list' : IDL.Func([ListMemories], [Result_15], ['query']),
+    'memories_read' : IDL.Func([ReadRange], [Result_16], ['query']),
     'memories_set_thumbnail' : IDL.Func(
         [IDL.Nat64, IDL.Opt(Thumbnail)],
-        [Result_12],
+        [Result_17],
         [],
       ),
     'memories_share' : IDL.Func(
         [IDL.Nat64, IDL.Opt(IDL.Nat64)],
-        [Result_13],
+        [Result_18],
         [],
       ),
-    'memories_shares' : IDL.Func([IDL.Nat64], [Result_14], ['query']),
-    'memories_unshare' : IDL.Func([IDL.Nat64], [Result_15], []),
+    'memories_shares' : IDL.Func([IDL.Nat64], [Result_19], ['query']),
+    'memories_unshare' : IDL.Func([IDL.Nat64], [Result_20], []),
     'stats' : IDL.Func([], [Stats], ['query']),
-    'uploads_abort' : IDL.Func([IDL.Nat64], [Result_16], []),
-    'uploads_begin' : IDL.Func([BeginUpload], [Result_17], []),
+    'uploads_abort' : IDL.Func([IDL.Nat64], [Result_21], []),
+    'uploads_begin' : IDL.Func([BeginUpload], [Result_22], []),
     'uploads_chunk_sha256' : IDL.Func(
         [IDL.Nat64, IDL.Nat32],
-        [Result_18],
+        [Result_23],
         ['query'],
       ),
-    'uploads_finish' : IDL.Func([FinishUpload], [Result_19], []),
+    'uploads_finish' : IDL.Func([FinishUpload], [Result_24], []),
     'uploads_mine' : IDL.Func([], [IDL.Vec(OpenUpload)], ['query']),
-    'uploads_put_chunk' : IDL.Func([PutChunk], [Result_20], []),
-    'uploads_status' : IDL.Func([StatusRequest], [Result_21], ['query']),
+    'uploads_put_chunk' : IDL.Func([PutChunk], [Result_25], []),
+    'uploads_status' : IDL.Func([StatusRequest], [Result_26], ['query']),
   });
 };
 
