@@ -114,10 +114,10 @@ fn instantiate(
 impl Canister {
     /// Instruments, compiles and instantiates `wasm` (runs no canister code).
     pub fn new(engine: &Engine, wasm: &[u8], state: HostState) -> Result<Canister, HostError> {
+        let unpacked;
         let wasm = if wasm.starts_with(&[0x1f, 0x8b]) {
-            return Err(HostError::InvalidWasm(
-                "gzipped wasm is not supported; pass the raw .wasm".into(),
-            ));
+            unpacked = decompress(wasm)?;
+            &unpacked[..]
         } else {
             wasm
         };
@@ -351,6 +351,21 @@ impl Canister {
         let (r, used, _) = self.run(Entry::Export(START_EXPORT), msg);
         (r, used)
     }
+}
+
+/// A gzip-compressed module unpacked, as the IC does (at most 100 MiB).
+pub fn decompress(module: &[u8]) -> Result<Vec<u8>, HostError> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(module)
+        .take(100 << 20)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            HostError::InvalidWasm(format!(
+                "the gzip-compressed module does not decompress: {e}"
+            ))
+        })?;
+    Ok(out)
 }
 
 fn classify(e: wasmi::Error, out_of_instructions: bool, limit: u64, id: Principal) -> HostError {

@@ -18,12 +18,22 @@
 //!
 //! The key is derived from a seed, so every host built with the same seed
 //! has the same root key. It is a test key: anyone can derive it.
+//!
+//! Subnets other than the default one ([`crate::Host::add_subnet`]) sign
+//! with their own key (derived from the subnet's index) and their
+//! certificates carry a `delegation`, as on the IC: the subnet id and a
+//! certificate signed by the root key whose tree holds
+//! `/subnet/<id>/public_key`, the subnet's canister id ranges (both
+//! `/subnet/<id>/canister_ranges` and `/canister_ranges/<id>/<first id>`)
+//! and `/time` ([`delegation_certificate`]). Each subnet's state tree holds
+//! the certified data of its own canisters only.
 
 use candid::Principal;
 use ic_bls12_381::hash_to_curve::{ExpandMsgXmd, HashToCurve};
 use ic_bls12_381::{G1Affine, G1Projective, G2Affine, Scalar};
 use ic_certification::{
-    certificate::Certificate, merge_hash_trees, AsHashTree, Hash, HashTree, NestedTree,
+    certificate::{Certificate, Delegation},
+    merge_hash_trees, AsHashTree, Hash, HashTree, NestedTree,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha512};
@@ -133,6 +143,7 @@ pub struct PendingCertificate {
     tree: HashTree,
     root_hash: Hash,
     key: std::sync::Arc<SubnetKey>,
+    delegation: Option<Delegation<Vec<u8>>>,
     bytes: OnceLock<Vec<u8>>,
 }
 
@@ -152,8 +163,20 @@ impl PendingCertificate {
             root_hash: state.root_hash(),
             tree,
             key,
+            delegation: None,
             bytes: OnceLock::new(),
         }
+    }
+
+    /// The certificate signed by a subnet key that the root key delegated
+    /// to: `subnet_id` and the root key's certificate of it
+    /// ([`delegation_certificate`]).
+    pub fn with_delegation(mut self, subnet_id: &Principal, certificate: Vec<u8>) -> Self {
+        self.delegation = Some(Delegation {
+            subnet_id: subnet_id.as_slice().to_vec(),
+            certificate,
+        });
+        self
     }
 
     /// The CBOR-encoded certificate.
@@ -163,7 +186,7 @@ impl PendingCertificate {
             to_cbor(&Certificate {
                 tree: self.tree.clone(),
                 signature: self.key.sign_root_hash(&self.root_hash).to_vec(),
-                delegation: None,
+                delegation: self.delegation.clone(),
             })
         })
     }
@@ -177,4 +200,50 @@ pub fn to_cbor(value: &impl Serialize) -> Vec<u8> {
     ser.self_describe().expect("writing to a Vec");
     value.serialize(&mut ser).expect("the value encodes");
     out
+}
+
+/// The seed of the key of the host's subnet number `index` (> 0).
+pub fn subnet_seed(index: u64) -> Vec<u8> {
+    let mut seed = b"embedded-ic-host subnet key ".to_vec();
+    seed.extend_from_slice(&index.to_be_bytes());
+    seed
+}
+
+/// The root key's certificate delegating to `subnet_key` for the canister
+/// id `ranges` (inclusive) of `subnet_id`, as the NNS issues it: CBOR of a
+/// certificate whose tree holds `/subnet/<id>/public_key` (DER),
+/// `/subnet/<id>/canister_ranges` and `/canister_ranges/<id>/<first id>`
+/// (CBOR arrays of `[first, last]` principal byte strings) and `/time`.
+pub fn delegation_certificate(
+    root: &SubnetKey,
+    subnet_id: &Principal,
+    subnet_key: &SubnetKey,
+    ranges: &[(Principal, Principal)],
+    time_ns: u64,
+) -> Vec<u8> {
+    let id = subnet_id.as_slice().to_vec();
+    let ranges_cbor = serde_cbor::to_vec(&ranges).expect("ranges encode");
+    let mut tree: NestedTree<Vec<u8>, Vec<u8>> = NestedTree::default();
+    tree.insert(
+        &[b"subnet".to_vec(), id.clone(), b"public_key".to_vec()],
+        subnet_key.root_key_der().to_vec(),
+    );
+    tree.insert(
+        &[b"subnet".to_vec(), id.clone(), b"canister_ranges".to_vec()],
+        ranges_cbor.clone(),
+    );
+    if let Some((first, _)) = ranges.first() {
+        tree.insert(
+            &[b"canister_ranges".to_vec(), id, first.as_slice().to_vec()],
+            ranges_cbor,
+        );
+    }
+    tree.insert(&[b"time".to_vec()], encode_time(time_ns));
+    let hash_tree = tree.as_hash_tree();
+    let signature = root.sign_root_hash(&hash_tree.digest()).to_vec();
+    to_cbor(&Certificate {
+        tree: hash_tree,
+        signature,
+        delegation: None,
+    })
 }

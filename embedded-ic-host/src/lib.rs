@@ -9,7 +9,14 @@
 //! the global timer, inter-canister calls with reply/reject/cleanup
 //! callbacks, data certificates signed by a test subnet key
 //! ([`certification`], [`Host::root_key`]), the management canister's
-//! `raw_rand` (deterministic: [`Host::set_random_seed`]), `canister_inspect_message` before ingress updates (see
+//! `raw_rand` (deterministic: [`Host::set_random_seed`]) and the rest of its
+//! methods for calls from canisters (`create_canister`, `install_code`,
+//! `update_settings`, `canister_status`, `deposit_cycles`, stop/start,
+//! `uninstall_code`, `delete_canister`), a cycles minting canister stand-in,
+//! several subnets ([`Host::add_subnet`]) with per-subnet certificates,
+//! cycles that move with calls and optional charging
+//! ([`Host::set_charge_cycles`]), injected faults ([`Host::inject_fault`]),
+//! `canister_inspect_message` before ingress updates (see
 //! [`Host::update`]), install/reinstall/upgrade, and the replica's per-message limits
 //! ([`Limits`]: instructions, ingress size with an envelope allowance, reply
 //! and request sizes, stable memory touched, `wasm_memory_limit` and the heap
@@ -31,7 +38,9 @@
 //! # Canister ids
 //! Canister ids are plain [`Principal`]s (no separate `CanisterId` type),
 //! allocated like the replica's: 8-byte big-endian counter + `0x01 0x01`
-//! (`rwlgt-iiaaa-aaaaa-aaaaa-cai` for the first canister).
+//! (`rwlgt-iiaaa-aaaaa-aaaaa-cai` for the first canister). Subnet `k` hands
+//! out the counters from `k << 20`; the default subnet skips counter 4, the
+//! cycles minting canister `rkp4c-7iaaa-aaaaa-aaaca-cai`.
 
 pub mod canister;
 pub mod certification;
@@ -43,7 +52,10 @@ pub mod state;
 pub mod system_api;
 
 pub use candid::Principal;
-pub use host::{CanisterSnapshot, Host, MessageStats, DEFAULT_TIME_NS};
+pub use host::{
+    cycles_minting_canister, CanisterSnapshot, Fault, Host, MessageStats, RunStatus,
+    CREATE_CANISTER_FEE, DEFAULT_CYCLES, DEFAULT_TIME_NS,
+};
 pub use limits::Limits;
 
 use std::fmt;
@@ -57,8 +69,10 @@ pub enum HostError {
     /// The canister (or the system on its behalf) rejected the call.
     CanisterRejected {
         /// Reject code: 4 canister reject (`msg_reject`, or an ingress update
-        /// that `canister_inspect_message` did not accept), 5 canister error,
-        /// 3 destination invalid.
+        /// that `canister_inspect_message` did not accept), 5 canister error
+        /// (also: stopped, no module), 3 destination invalid, 2 transient
+        /// (a frozen canister: out of cycles), 6 unknown (a bounded-wait
+        /// call's deadline expired).
         code: u32,
         /// Reject message.
         message: String,

@@ -43,9 +43,14 @@ pub struct Limits {
     /// Maximum reply size of a query (3 MiB).
     pub max_query_reply_bytes: u64,
     /// Maximum size of an inter-canister request (method name + argument
-    /// assembled with `call_data_append`), 2 MiB; beyond it
-    /// `call_data_append` traps.
+    /// assembled with `call_data_append`) to a canister on another subnet,
+    /// 2 MiB; beyond it `call_perform` traps (the replica's contract
+    /// violation). A call to the management canister counts as going to
+    /// the subnet of the canister its argument's `canister_id` names.
     pub max_call_bytes: u64,
+    /// The maximum size of any request (to a canister on the caller's own
+    /// subnet), 10 MiB; beyond it `call_data_append` traps.
+    pub max_same_subnet_call_bytes: u64,
     /// Hard maximum of the wasm heap in bytes (4 GiB, the wasm32 maximum):
     /// `memory.grow` beyond it returns -1 in every kind of message.
     pub max_heap_bytes: u64,
@@ -79,6 +84,7 @@ impl Default for Limits {
             max_reply_bytes: 2 * MIB,
             max_query_reply_bytes: 3 * MIB,
             max_call_bytes: 2 * MIB,
+            max_same_subnet_call_bytes: 10 * MIB,
             max_heap_bytes: 4 * GIB,
             wasm_memory_limit: 3 * GIB,
         }

@@ -119,6 +119,9 @@ pub struct OutgoingCall {
     pub callback: Callback,
     /// Cycles attached.
     pub cycles: u128,
+    /// `call_with_best_effort_response`'s timeout (already clamped to
+    /// 1..=300 seconds); `None`: an unbounded-wait call.
+    pub timeout_seconds: Option<u32>,
 }
 
 /// Everything the `ic0` imports need about the running message.
@@ -156,8 +159,26 @@ pub struct MessageContext {
     pub stable_write_limit: u64,
     /// Stable bytes (4 KiB pages) this message may access.
     pub stable_access_limit: u64,
-    /// Maximum size of an outgoing request (method name + argument).
+    /// Maximum size of an outgoing request (method name + argument) to a
+    /// canister on another subnet.
     pub max_call_bytes: u64,
+    /// Maximum size of an outgoing request to a canister on the caller's
+    /// own subnet (the management canister included).
+    pub max_same_subnet_call_bytes: u64,
+    /// Cycles of the call context's incoming call still available
+    /// (`msg_cycles_available128`; `msg_cycles_accept128` takes from them).
+    pub cycles_available: u128,
+    /// Cycles refunded with the response a callback handles
+    /// (`msg_cycles_refunded128`).
+    pub cycles_refunded: u128,
+    /// `msg_deadline`: when the caller of a bounded-wait call stops waiting (0: unbounded).
+    pub deadline: u64,
+    /// Cycles the balance must keep (the freezing threshold's requirement,
+    /// 0 unless the host charges cycles): what `call_cycles_add128` and
+    /// call fees may not dig into.
+    pub freeze_floor: u128,
+    /// Whether `call_perform` charges the transmission fee.
+    pub charge_calls: bool,
     /// Hard heap maximum (`memory.grow` returns -1 beyond it); `None`: wasm's own.
     pub max_heap_bytes: Option<u64>,
     /// `wasm_memory_limit` (growth beyond it traps); `None`: not enforced.
@@ -171,6 +192,11 @@ pub struct MessageContext {
 pub struct HostState {
     /// `canister_self`.
     pub canister_id: Principal,
+    /// `subnet_self`: the subnet the canister is on.
+    pub subnet_id: Principal,
+    /// Index of that subnet in the host (0: the default subnet), which
+    /// canister ids of range `index << 20 ..` belong to.
+    pub subnet_index: u64,
     /// The controller lifecycle messages run as (the installer).
     pub controller: Principal,
     /// Every controller `ic0.is_controller` accepts (the installer and
@@ -198,6 +224,8 @@ pub struct HostState {
     pub logs: Vec<String>,
     /// Heap growth limits of the running message.
     pub heap_limiter: HeapLimiter,
+    /// `ic0.canister_status`: 1 running, 2 stopping, 3 stopped.
+    pub run_status: u32,
 }
 
 /// The wasmi resource limiter of a canister's store: `memory.grow` beyond
@@ -261,6 +289,8 @@ impl HostState {
     pub fn new(canister_id: Principal, controller: Principal, max_stable_pages: u64) -> Self {
         HostState {
             canister_id,
+            subnet_id: crate::host::subnet_id_of_index(0),
+            subnet_index: 0,
             controller,
             controllers: vec![controller],
             stable: StableMemory::default(),
@@ -274,6 +304,7 @@ impl HostState {
             memory: None,
             logs: Vec::new(),
             heap_limiter: HeapLimiter::default(),
+            run_status: 1,
         }
     }
 }

@@ -296,6 +296,15 @@ pub const SPEC_IMPORTS: &[(&str, &str, &str)] = &[
     ("trap", "ii", ""),
 ];
 
+/// The longest timeout of a bounded-wait call, in seconds (the spec's bound).
+pub const MAX_CALL_TIMEOUT_SECONDS: u32 = 300;
+
+/// The fee for sending an inter-canister request of `bytes` bytes (method
+/// name + argument) on a 13-node subnet: 260 000 + 1 000 per byte.
+pub fn call_fee(bytes: usize) -> u128 {
+    260_000 + 1_000 * bytes as u128
+}
+
 fn val_types(s: &str) -> Vec<ValType> {
     s.chars()
         .map(|c| if c == 'I' { ValType::I64 } else { ValType::I32 })
@@ -436,7 +445,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
         }),
         "msg_deadline" => Func::wrap(s, |mut c: C| -> Result<i64, Error> {
             charge(&mut c, cost::DEFAULT.of(0))?;
-            Ok(0)
+            Ok(c.data().msg.deadline as i64)
         }),
         "msg_reply_data_append" => Func::wrap(s, |mut c: C, src: i32, size: i32| {
             can_respond(&c, "msg_reply_data_append")?;
@@ -476,17 +485,44 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             c.data_mut().msg.response = Some(Response::Reject { code: 4, message });
             Ok(())
         }),
-        "msg_cycles_available128" | "msg_cycles_refunded128" => {
-            Func::wrap(s, |mut c: C, dst: i32| {
-                not_in_inspect(&c, "msg_cycles_available128/refunded128")?;
-                charge(&mut c, cost::DEFAULT.of(0))?;
-                write_u128(&mut c, dst as u32, 0, "msg_cycles")
-            })
-        }
-        "msg_cycles_accept128" => Func::wrap(s, |mut c: C, _hi: i64, _lo: i64, dst: i32| {
-            not_in_inspect(&c, "msg_cycles_accept128")?;
+        "msg_cycles_available128" => Func::wrap(s, |mut c: C, dst: i32| {
+            not_in_inspect(&c, "msg_cycles_available128")?;
             charge(&mut c, cost::DEFAULT.of(0))?;
-            write_u128(&mut c, dst as u32, 0, "msg_cycles_accept128")
+            let v = c.data().msg.cycles_available;
+            write_u128(&mut c, dst as u32, v, "msg_cycles_available128")
+        }),
+        "msg_cycles_refunded128" => Func::wrap(s, |mut c: C, dst: i32| {
+            let k = c.data().msg.kind;
+            require(
+                &c,
+                "msg_cycles_refunded128",
+                matches!(k, Kind::ReplyCallback | Kind::RejectCallback),
+            )?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
+            let v = c.data().msg.cycles_refunded;
+            write_u128(&mut c, dst as u32, v, "msg_cycles_refunded128")
+        }),
+        "msg_cycles_accept128" => Func::wrap(s, |mut c: C, hi: i64, lo: i64, dst: i32| {
+            not_in_inspect(&c, "msg_cycles_accept128")?;
+            let k = c.data().msg.kind;
+            require(
+                &c,
+                "msg_cycles_accept128",
+                matches!(
+                    k,
+                    Kind::Update
+                        | Kind::ReplicatedQuery
+                        | Kind::ReplyCallback
+                        | Kind::RejectCallback
+                ),
+            )?;
+            charge(&mut c, cost::DEFAULT.of(0))?;
+            let max = ((hi as u64 as u128) << 64) | lo as u64 as u128;
+            let st = c.data_mut();
+            let amount = max.min(st.msg.cycles_available);
+            st.msg.cycles_available -= amount;
+            st.cycles = st.cycles.saturating_add(amount);
+            write_u128(&mut c, dst as u32, amount, "msg_cycles_accept128")
         }),
         "cycles_burn128" => Func::wrap(s, |mut c: C, hi: i64, lo: i64, dst: i32| {
             not_in_inspect(&c, "cycles_burn128")?;
@@ -511,16 +547,20 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
                 |st| st.canister_id.as_slice(),
             )
         }),
-        "canister_cycle_balance128" | "canister_liquid_cycle_balance128" => {
-            Func::wrap(s, |mut c: C, dst: i32| {
-                charge(&mut c, cost::DEFAULT.of(0))?;
-                let b = c.data().cycles;
-                write_u128(&mut c, dst as u32, b, "canister_cycle_balance128")
-            })
-        }
+        "canister_cycle_balance128" => Func::wrap(s, |mut c: C, dst: i32| {
+            charge(&mut c, cost::DEFAULT.of(0))?;
+            let b = c.data().cycles;
+            write_u128(&mut c, dst as u32, b, "canister_cycle_balance128")
+        }),
+        "canister_liquid_cycle_balance128" => Func::wrap(s, |mut c: C, dst: i32| {
+            charge(&mut c, cost::DEFAULT.of(0))?;
+            let st = c.data();
+            let b = st.cycles.saturating_sub(st.msg.freeze_floor);
+            write_u128(&mut c, dst as u32, b, "canister_liquid_cycle_balance128")
+        }),
         "canister_status" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
             charge(&mut c, cost::DEFAULT.of(0))?;
-            Ok(1)
+            Ok(c.data().run_status.max(1) as i32)
         }),
         "canister_version" => Func::wrap(s, |mut c: C| -> Result<i64, Error> {
             charge(&mut c, cost::DEFAULT.of(0))?;
@@ -528,7 +568,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
         }),
         "subnet_self_size" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
             charge(&mut c, cost::DEFAULT.of(0))?;
-            Ok(SUBNET_ID.len() as i32)
+            Ok(c.data().subnet_id.as_slice().len() as i32)
         }),
         "subnet_self_copy" => Func::wrap(s, |mut c: C, dst: i32, off: i32, size: i32| {
             charge(&mut c, cost::DEFAULT.of(size as u32 as u64))?;
@@ -538,7 +578,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
                 dst as u32,
                 off as u32,
                 size as u32,
-                |_| SUBNET_ID,
+                |st| st.subnet_id.as_slice(),
             )
         }),
         "subnet_self_node_count" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
@@ -606,6 +646,7 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
                         cleanup: None,
                     },
                     cycles: 0,
+                    timeout_seconds: None,
                 });
                 Ok(())
             },
@@ -628,7 +669,9 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             charge(&mut c, cost::DEFAULT.of(size as u32 as u64))?;
             let bytes = read_bytes(&c, src as u32, size as u32, "call_data_append")?;
             let m = &mut c.data_mut().msg;
-            let max = m.max_call_bytes;
+            // The same-subnet limit here; `call_perform` checks the
+            // (smaller) limit for another subnet, as the replica does.
+            let max = m.max_same_subnet_call_bytes.max(m.max_call_bytes);
             let p = m
                 .pending_call
                 .as_mut()
@@ -643,11 +686,18 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             Ok(())
         }),
         "call_with_best_effort_response" => {
-            Func::wrap(s, |mut c: C, _t: i32| {
+            Func::wrap(s, |mut c: C, t: i32| {
                 charge(&mut c, cost::DEFAULT.of(0))?;
-                c.data().msg.pending_call.as_ref().ok_or_else(|| {
+                let p = c.data_mut().msg.pending_call.as_mut().ok_or_else(|| {
                     trap("ic0.call_with_best_effort_response: no call in progress")
                 })?;
+                if p.timeout_seconds.is_some() {
+                    return Err(trap(
+                        "ic0.call_with_best_effort_response: the timeout is already set (it may be set only once per call)",
+                    ));
+                }
+                // The specification bounds the timeout to 1..=300 seconds.
+                p.timeout_seconds = Some((t as u32).clamp(1, MAX_CALL_TIMEOUT_SECONDS));
                 Ok(())
             })
         }
@@ -655,8 +705,14 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
             charge(&mut c, cost::DEFAULT.of(0))?;
             let amount = ((hi as u64 as u128) << 64) | lo as u64 as u128;
             let st = c.data_mut();
-            if amount > st.cycles {
-                return Err(trap("ic0.call_cycles_add128: insufficient cycles balance"));
+            if st.msg.pending_call.is_none() {
+                return Err(trap("ic0.call_cycles_add128: no call in progress"));
+            }
+            if amount > st.cycles.saturating_sub(st.msg.freeze_floor) {
+                return Err(trap(format!(
+                    "ic0.call_cycles_add128: insufficient cycles balance: {amount} cycles to attach, {} cycles liquid",
+                    st.cycles.saturating_sub(st.msg.freeze_floor)
+                )));
             }
             let p = st
                 .msg
@@ -670,12 +726,31 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
         "call_perform" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
             require(&c, "call_perform", c.data().msg.kind.can_call())?;
             charge(&mut c, cost::CALL_PERFORM.of(0))?;
-            let m = &mut c.data_mut().msg;
-            let call = m
+            let st = c.data_mut();
+            let call = st
+                .msg
                 .pending_call
                 .take()
                 .ok_or_else(|| trap("ic0.call_perform: no call in progress"))?;
-            m.calls.push(call);
+            let size = (call.method.len() + call.arg.len()) as u64;
+            if size > st.msg.max_call_bytes && !call_stays_on_subnet(st.subnet_index, &call) {
+                return Err(trap(format!(
+                    "ic0.call_perform: a request of {size} bytes (method name + argument) to a canister on another subnet cannot be larger than {}",
+                    st.msg.max_call_bytes
+                )));
+            }
+            if st.msg.charge_calls {
+                // The transmission fee of a 13-node subnet, paid by the sender.
+                let fee = call_fee(call.method.len() + call.arg.len());
+                if st.cycles.saturating_sub(st.msg.freeze_floor) < fee {
+                    // Not enqueued: the attached cycles go back to the
+                    // balance and call_perform answers SYS_TRANSIENT.
+                    st.cycles = st.cycles.saturating_add(call.cycles);
+                    return Ok(2);
+                }
+                st.cycles -= fee;
+            }
+            st.msg.calls.push(call);
             Ok(0)
         }),
         "stable64_size" => Func::wrap(s, |mut c: C| -> Result<i64, Error> {
@@ -798,9 +873,17 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
         }),
         "cost_call" => Func::wrap(s, |mut c: C, name_size: i64, payload: i64, dst: i32| {
             charge(&mut c, cost::DEFAULT.of(0))?;
-            let cost =
-                260_000u128 + 1_000u128 * (name_size as u64 as u128 + payload as u64 as u128);
+            let cost = call_fee((name_size as u64).saturating_add(payload as u64) as usize);
             write_u128(&mut c, dst as u32, cost, "cost_call")
+        }),
+        "cost_create_canister" => Func::wrap(s, |mut c: C, dst: i32| {
+            charge(&mut c, cost::DEFAULT.of(0))?;
+            write_u128(
+                &mut c,
+                dst as u32,
+                crate::host::CREATE_CANISTER_FEE,
+                "cost_create_canister",
+            )
         }),
         "env_var_count" => Func::wrap(s, |mut c: C| -> Result<i32, Error> {
             charge(&mut c, cost::DEFAULT.of(0))?;
@@ -835,8 +918,34 @@ fn implementation(s: &mut Store<HostState>, name: &str) -> Option<Func> {
     Some(f)
 }
 
-/// Placeholder subnet id returned by `subnet_self_copy`.
-const SUBNET_ID: &[u8] = &[0x2a; 29];
+/// Whether a request from a canister on subnet `own` to `callee` stays on
+/// that subnet: canister ids of the host's form (8-byte counter + `0x01
+/// 0x01`) belong to subnet `counter >> 20` (see
+/// [`crate::host::SUBNET_RANGE_BITS`]); the management canister is
+/// treated as on the caller's subnet (see [`call_stays_on_subnet`]).
+pub fn same_subnet(own: u64, callee: &[u8]) -> bool {
+    if callee.is_empty() {
+        return true;
+    }
+    crate::host::range_index_of(callee) == Some(own)
+}
+
+/// [`same_subnet`] for a whole call: a call to the management canister
+/// goes to the subnet of the canister its argument names (`canister_id`,
+/// as the replica routes it), or stays on the caller's subnet.
+pub fn call_stays_on_subnet(own: u64, call: &OutgoingCall) -> bool {
+    if !call.callee.is_empty() {
+        return same_subnet(own, &call.callee);
+    }
+    #[derive(candid::Deserialize, candid::CandidType)]
+    struct Effective {
+        canister_id: candid::Principal,
+    }
+    match candid::decode_one::<Effective>(&call.arg) {
+        Ok(e) => same_subnet(own, e.canister_id.as_slice()),
+        Err(_) => true,
+    }
+}
 
 /// The query's data certificate (see [`crate::certification`]).
 fn certificate(
@@ -903,6 +1012,46 @@ pub fn ic0_imports(wasm: &[u8]) -> Result<Vec<(String, bool)>, String> {
 mod tests {
     use super::*;
 
+    /// Management calls are routed by the canister their argument names.
+    #[test]
+    fn calls_to_the_management_canister_go_to_the_named_canisters_subnet() {
+        let id = |n: u64| {
+            let mut b = n.to_be_bytes().to_vec();
+            b.extend_from_slice(&[1, 1]);
+            candid::Principal::from_slice(&b)
+        };
+        let install = |target| OutgoingCall {
+            callee: Vec::new(),
+            method: "install_code".into(),
+            arg: candid::encode_one(&ic_management_canister_types::InstallCodeArgs {
+                mode: ic_management_canister_types::CanisterInstallMode::Install,
+                canister_id: target,
+                wasm_module: vec![0; 10],
+                arg: Vec::new(),
+                sender_canister_version: None,
+            })
+            .unwrap(),
+            ..Default::default()
+        };
+        assert!(call_stays_on_subnet(0, &install(id(3))));
+        assert!(!call_stays_on_subnet(0, &install(id(1 << 20))));
+        assert!(call_stays_on_subnet(1, &install(id((1 << 20) + 7))));
+        // No canister named (raw_rand): the caller's subnet.
+        let raw_rand = OutgoingCall {
+            method: "raw_rand".into(),
+            arg: candid::encode_args(()).unwrap(),
+            ..Default::default()
+        };
+        assert!(call_stays_on_subnet(1, &raw_rand));
+        // Other canisters: by their range.
+        let to = |target: candid::Principal| OutgoingCall {
+            callee: target.as_slice().to_vec(),
+            ..Default::default()
+        };
+        assert!(call_stays_on_subnet(0, &to(id(5))));
+        assert!(!call_stays_on_subnet(0, &to(id(2 << 20))));
+    }
+
     /// Every implemented function is in the spec list, with the spec's signature.
     #[test]
     fn implementations_match_the_spec_signatures() {
@@ -923,8 +1072,8 @@ mod tests {
         assert!(is_implemented("subnet_self_node_count"));
         assert!(!is_implemented("root_key_size") && spec_signature("root_key_size").is_some());
         assert!(!is_implemented("nonexistent") && spec_signature("nonexistent").is_none());
-        // 55 of the 72 listed functions are implemented (an implemented name
+        // 56 of the 72 listed functions are implemented (an implemented name
         // missing from the list could never be imported: keep them in sync).
-        assert_eq!(implemented, 55);
+        assert_eq!(implemented, 56);
     }
 }

@@ -605,9 +605,15 @@ fn oversized_reject_messages_and_call_payloads_trap() {
         matches!(&e, HostError::CanisterTrapped(m) if m.contains("msg_reject")),
         "{e:?}"
     );
-    // Method "callee" (6) + 4 bytes of argument against a limit of 9.
+    // Method "callee" (6) + 4 bytes of argument against a limit of 9 (a
+    // self-call: the same-subnet limit applies).
+    assert_eq!(
+        Limits::default().max_same_subnet_call_bytes,
+        10 * 1024 * 1024
+    );
     host.set_limits(Limits {
         max_call_bytes: 9,
+        max_same_subnet_call_bytes: 9,
         ..Limits::default()
     });
     let e = host.update(id, user(), "call_big", vec![]).unwrap_err();
@@ -616,7 +622,8 @@ fn oversized_reject_messages_and_call_payloads_trap() {
         "{e:?}"
     );
     host.set_limits(Limits {
-        max_call_bytes: 10,
+        max_call_bytes: 9,
+        max_same_subnet_call_bytes: 10,
         ..Limits::default()
     });
     host.update(id, user(), "call_big", vec![]).unwrap();

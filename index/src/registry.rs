@@ -181,7 +181,12 @@ impl<M: Memory + Clone> Registry<M> {
         let record = BucketRecord {
             canister_id,
             subnet,
-            state: BucketState::Open,
+            // An adopted canister takes no new capsules until its own are in.
+            state: if importing {
+                BucketState::Closed
+            } else {
+                BucketState::Open
+            },
             state_pinned: false,
             registered_at: now,
             capacity_bytes: 0,

@@ -429,3 +429,77 @@ fn buckets_are_topped_up_and_a_poor_index_stops_creating() {
         "no bucket created below the floor"
     );
 }
+
+/// A standalone canister holding data becomes the index's first bucket:
+/// its capsules are imported, located and keep their memories; new
+/// capsules get ids above its own, and it no longer creates capsules by
+/// itself.
+#[test]
+fn a_standalone_canister_with_data_is_adopted_as_the_first_bucket() {
+    use upload_harness::client::{ok, UploadClient};
+    let mut fleet = Fleet::new(|subnets| Settings {
+        subnets: vec![subnets[0]],
+        min_open_room_bytes: 0,
+        ..test_settings(subnets)
+    });
+    let host = fleet.host();
+    let standalone = host
+        .install(
+            upload_harness::backend_wasm(),
+            candid::encode_args(()).unwrap(),
+            admin(),
+        )
+        .expect("a standalone canister");
+    let mut before = Vec::new();
+    for n in 0..3u8 {
+        let owner = user(10 + n);
+        let capsule = {
+            let mut c = UploadClient::new(&mut fleet.env, standalone, owner);
+            ok(c.create_capsule(&format!("old {n}"))).capsule_id.0
+        };
+        let data = test_file(50_000 + usize::from(n) * 1_000, u64::from(n));
+        let memory = fleet.upload(standalone, owner, capsule, &data, "old");
+        before.push((owner, capsule, memory, data));
+    }
+    let index = fleet.index;
+    let subnet = fleet.host().subnet_of(standalone).unwrap();
+    fleet
+        .host()
+        .set_controllers(standalone, vec![admin(), index])
+        .unwrap();
+    let (r,): (Result<(), AdminError>,) =
+        fleet.call(admin(), "admin_adopt_bucket", (standalone, subnet));
+    r.expect("adopted");
+    assert_eq!(
+        fleet.bucket(standalone).state,
+        BucketState::Closed,
+        "closed while importing"
+    );
+    fleet.run_jobs();
+    fleet.run_jobs();
+    let record = fleet.bucket(standalone);
+    assert_eq!(record.importing_after, None);
+    assert_eq!(record.capsules, 3);
+    assert_eq!(record.state, BucketState::Open);
+    for (owner, capsule, memory, data) in &before {
+        let location = fleet.locate(*owner, *capsule).expect("located");
+        assert_eq!(location.buckets, vec![standalone]);
+        assert_eq!(location.owner, *owner);
+        assert_eq!(
+            fleet.read_back(standalone, *owner, *memory, data.len() as u64),
+            *data
+        );
+    }
+    let fresh = fleet.create_capsule(user(10), "new").expect("placed");
+    assert_eq!(fresh.upload_bucket, standalone);
+    assert!(fresh.capsule_id > before.iter().map(|b| b.1).max().unwrap());
+    let refused = {
+        let mut c = UploadClient::new(&mut fleet.env, standalone, user(11));
+        c.create_capsule("by itself").expect("transport")
+    };
+    assert!(
+        matches!(refused, Err(backend::error::UploadError::ManagedByIndex { index: i }) if i == index),
+        "{refused:?}"
+    );
+    assert_eq!(fleet.invariants().problems, Vec::<String>::new());
+}

@@ -219,3 +219,140 @@ fn sha256_blockwise(bytes: serde_bytes::ByteBuf) -> u64 {
     // Keep the result alive so the work is not optimised away.
     spent + u64::from(state[0] == 0x5bad_f00d)
 }
+
+/// What a call made by [`forward`] got back.
+#[derive(candid::CandidType, serde::Deserialize, Debug, PartialEq, Eq)]
+pub enum Forwarded {
+    /// Replied: the reply's bytes and the cycles refunded with it.
+    Reply {
+        bytes: serde_bytes::ByteBuf,
+        refunded: u128,
+    },
+    /// Rejected: code, message and the cycles refunded.
+    Reject {
+        code: u32,
+        message: String,
+        refunded: u128,
+    },
+    /// Never sent (`call_perform` failed or the liquid balance was short).
+    NotSent { error: String },
+}
+
+async fn forward_raw(
+    callee: candid::Principal,
+    method: &str,
+    arg: &[u8],
+    cycles: u128,
+    timeout_seconds: Option<u32>,
+) -> Forwarded {
+    use ic_cdk::call::{Call, CallFailed};
+    let call = match timeout_seconds {
+        Some(t) => Call::bounded_wait(callee, method).change_timeout(t),
+        None => Call::unbounded_wait(callee, method),
+    };
+    let r = call.with_raw_args(arg).with_cycles(cycles).await;
+    let refunded = ic_cdk::api::msg_cycles_refunded();
+    match r {
+        Ok(response) => Forwarded::Reply {
+            bytes: serde_bytes::ByteBuf::from(response.into_bytes()),
+            refunded,
+        },
+        Err(CallFailed::CallRejected(e)) => Forwarded::Reject {
+            code: e.raw_reject_code(),
+            message: e.reject_message().to_string(),
+            refunded,
+        },
+        Err(e) => Forwarded::NotSent {
+            error: e.to_string(),
+        },
+    }
+}
+
+/// Calls `callee.method` with the raw argument `arg` and `cycles` attached,
+/// a bounded-wait call if `timeout_seconds` is given; tells what came back.
+#[ic_cdk::update]
+async fn forward(
+    callee: candid::Principal,
+    method: String,
+    arg: serde_bytes::ByteBuf,
+    cycles: u128,
+    timeout_seconds: Option<u32>,
+) -> Forwarded {
+    forward_raw(callee, &method, &arg, cycles, timeout_seconds).await
+}
+
+/// [`forward`] with an argument of `size` zero bytes (larger than an
+/// ingress message may carry).
+#[ic_cdk::update]
+async fn forward_filler(
+    callee: candid::Principal,
+    method: String,
+    size: u64,
+    timeout_seconds: Option<u32>,
+) -> Forwarded {
+    let arg = vec![0u8; size as usize];
+    forward_raw(callee, &method, &arg, 0, timeout_seconds).await
+}
+
+/// Raw (non-Candid): replies the argument's length, 8 bytes little-endian.
+#[cfg(target_arch = "wasm32")]
+#[export_name = "canister_update sink"]
+extern "C" fn sink() {
+    let n = ic_cdk::api::msg_arg_data().len() as u64;
+    ic_cdk::api::msg_reply(n.to_le_bytes());
+}
+
+/// Accepts up to `max` of the attached cycles: (available before, accepted).
+#[ic_cdk::update]
+fn accept_cycles(max: u128) -> (u128, u128) {
+    let available = ic_cdk::api::msg_cycles_available();
+    (available, ic_cdk::api::msg_cycles_accept(max))
+}
+
+/// The balance and the liquid balance.
+#[ic_cdk::query]
+fn balance() -> (u128, u128) {
+    (
+        ic_cdk::api::canister_cycle_balance(),
+        ic_cdk::api::canister_liquid_cycle_balance(),
+    )
+}
+
+/// What the System API tells the canister about itself: its subnet, its
+/// `canister_status` code and `msg_deadline` (0: unbounded).
+#[ic_cdk::update]
+fn whoami() -> (candid::Principal, u32, u64) {
+    let status = match ic_cdk::api::canister_status() {
+        ic_cdk::api::CanisterStatusCode::Running => 1,
+        ic_cdk::api::CanisterStatusCode::Stopping => 2,
+        ic_cdk::api::CanisterStatusCode::Stopped => 3,
+        ic_cdk::api::CanisterStatusCode::Unrecognized(n) => n,
+    };
+    let deadline = ic_cdk::api::msg_deadline().map(|d| d.get()).unwrap_or(0);
+    (ic_cdk::api::subnet_self(), status, deadline)
+}
+
+/// `ic0.is_controller(p)`.
+#[ic_cdk::query]
+fn controller_check(p: candid::Principal) -> bool {
+    ic_cdk::api::is_controller(&p)
+}
+
+/// The creation fee `ic0.cost_create_canister` reports.
+#[ic_cdk::query]
+fn creation_fee() -> u128 {
+    ic_cdk::api::cost_create_canister()
+}
+
+/// `msg_deadline` before a bounded-wait call to `callee.whoami` (the
+/// ingress message's: 0) and in its reply callback (the call's).
+#[ic_cdk::update]
+async fn deadline_in_callback(callee: candid::Principal, timeout_seconds: u32) -> (u64, u64) {
+    let before = ic_cdk::api::msg_deadline().map(|d| d.get()).unwrap_or(0);
+    ic_cdk::call::Call::bounded_wait(callee, "whoami")
+        .change_timeout(timeout_seconds)
+        .await
+        .expect("whoami replies");
+    let after = ic_cdk::api::msg_deadline().map(|d| d.get()).unwrap_or(0);
+    (before, after)
+}

@@ -1,22 +1,47 @@
 //! Delivery of calls and callbacks: call contexts, executing one message,
 //! replies and rejects, and the management canister methods this host answers.
 
+use super::management::reject_of;
 use super::*;
 
 impl Host {
-    pub(super) fn new_context(&mut self, origin: Origin) -> u64 {
+    pub(super) fn new_context(&mut self, origin: Origin, canister: Principal) -> u64 {
+        self.new_call_context(origin, canister, 0, 0)
+    }
+
+    /// A call context of `canister` for an incoming call with `cycles`
+    /// attached and `deadline` (0: unbounded wait).
+    pub(super) fn new_call_context(
+        &mut self,
+        origin: Origin,
+        canister: Principal,
+        cycles: u128,
+        deadline: u64,
+    ) -> u64 {
         let id = self.next_ctx;
         self.next_ctx += 1;
         self.contexts.insert(
             id,
             CallContext {
                 origin,
+                canister,
                 responded: false,
                 outstanding: 0,
                 response: None,
+                available: cycles,
+                deadline,
+                expire: false,
             },
         );
         id
+    }
+
+    /// Whether `canister` has call contexts that are not finished (not
+    /// answered, or waiting for responses).
+    pub(super) fn has_open_contexts(&self, canister: Principal) -> bool {
+        self.contexts
+            .values()
+            .any(|cc| cc.canister == canister && !(cc.responded && cc.outstanding == 0))
     }
 
     /// Rejects a call context that will run nothing more, and forgets it.
@@ -33,6 +58,18 @@ impl Host {
             return;
         }
         cc.responded = true;
+        let mut refund = std::mem::take(&mut cc.available);
+        let response = if cc.expire {
+            // The caller stopped waiting: the response (and with it the
+            // refund) is dropped.
+            refund = 0;
+            Response::Reject {
+                code: 6,
+                message: "deadline expired (injected fault: Fault::TimeoutAfterExecution)".into(),
+            }
+        } else {
+            response
+        };
         match &cc.origin {
             Origin::Ingress => cc.response = Some(response),
             Origin::System => {}
@@ -47,6 +84,8 @@ impl Host {
                 caller_origin: caller_origin.clone(),
                 callback: *callback,
                 response,
+                refund,
+                deadline: cc.deadline,
             }),
         }
     }
@@ -69,7 +108,9 @@ impl Host {
                 },
             );
         }
-        if !matches!(self.contexts[&ctx].origin, Origin::Ingress) {
+        let cc = &self.contexts[&ctx];
+        // An ingress context is forgotten here only once `Host::update` took its response.
+        if !matches!(cc.origin, Origin::Ingress) || cc.response.is_none() {
             self.contexts.remove(&ctx);
         }
     }
@@ -86,6 +127,7 @@ impl Host {
         method: String,
         arg: Vec<u8>,
         reject: Option<(u32, String)>,
+        callback: Option<(u128, u64)>,
     ) -> Result<(), HostError> {
         let l = self.limits;
         let (limit, write_limit, access_limit, max_reply) = match kind {
@@ -111,6 +153,14 @@ impl Host {
             ),
         };
         let responded_before = self.contexts.get(&ctx).map(|c| c.responded).unwrap_or(true);
+        let (cycles_available, mut deadline) = match self.contexts.get(&ctx) {
+            Some(cc) if kind != Kind::Query => (cc.available, cc.deadline),
+            _ => (0, 0),
+        };
+        // A callback sees the refund and the deadline of the call it handles
+        // the response of.
+        let (refunded, callback_deadline) = callback.unwrap_or((0, deadline));
+        deadline = callback_deadline;
         let msg = MessageContext {
             kind,
             caller: caller.clone(),
@@ -124,8 +174,14 @@ impl Host {
             stable_write_limit: write_limit,
             stable_access_limit: access_limit,
             max_call_bytes: l.max_call_bytes,
+            max_same_subnet_call_bytes: l.max_same_subnet_call_bytes,
+            cycles_available,
+            cycles_refunded: refunded,
+            deadline,
+            freeze_floor: self.freeze_floor(canister),
+            charge_calls: self.charge_cycles,
             max_heap_bytes: Some(l.max_heap_bytes),
-            wasm_memory_limit: self.wasm_memory_limit(kind),
+            wasm_memory_limit: self.wasm_memory_limit_of(Some(canister), kind),
             data_certificate: (kind == Kind::Query)
                 .then(|| Arc::new(self.pending_certificate(canister))),
             ..Default::default()
@@ -151,8 +207,16 @@ impl Host {
             c.rollback_tx()
         };
         self.canisters.insert(canister, c);
+        if kind != Kind::Query {
+            self.charge_execution(canister, used);
+        }
         rb?;
         r?;
+        if persist {
+            if let Some(cc) = self.contexts.get_mut(&ctx) {
+                cc.available = msg.cycles_available;
+            }
+        }
         if let Some(resp) = msg.response {
             self.respond(ctx, resp);
         }
@@ -161,6 +225,10 @@ impl Host {
                 if let Some(cc) = self.contexts.get_mut(&ctx) {
                     cc.outstanding += 1;
                 }
+                let deadline = call
+                    .timeout_seconds
+                    .map(|t| self.time.saturating_add(t as u64 * 1_000_000_000))
+                    .unwrap_or(0);
                 self.queue.push_back(Task::Request {
                     caller: canister,
                     caller_ctx: ctx,
@@ -171,6 +239,8 @@ impl Host {
                     method: call.method,
                     arg: call.arg,
                     callback: call.callback,
+                    cycles: call.cycles,
+                    deadline,
                 });
             }
         }
@@ -178,6 +248,11 @@ impl Host {
     }
 
     pub(super) fn deliver(&mut self, task: Task) {
+        self.deliver_task(task);
+        self.check_stopping();
+    }
+
+    fn deliver_task(&mut self, task: Task) {
         match task {
             Task::Request {
                 caller,
@@ -187,6 +262,8 @@ impl Host {
                 method,
                 arg,
                 callback,
+                cycles,
+                deadline,
             } => {
                 let origin = Origin::Call {
                     caller,
@@ -194,21 +271,50 @@ impl Host {
                     caller_origin,
                     callback,
                 };
-                let ctx = self.new_context(origin);
-                if callee.is_empty() && method == "raw_rand" {
-                    self.management_raw_rand(ctx, &arg);
+                let callee_p = Principal::try_from_slice(&callee).ok();
+                let ctx = self.new_call_context(
+                    origin,
+                    callee_p.unwrap_or_else(Principal::anonymous),
+                    cycles,
+                    deadline,
+                );
+                if let Some(p) = callee_p {
+                    if let Some(Fault::RejectCall { code, message, .. }) = self.take_fault(|f| {
+                        matches!(f, Fault::RejectCall { callee, method: m, .. } if *callee == p && *m == method)
+                    }) {
+                        self.reject_and_close(ctx, code, message);
+                        return;
+                    }
+                    if deadline != 0
+                        && self
+                            .take_fault(|f| {
+                                matches!(f, Fault::TimeoutAfterExecution { callee, method: m } if *callee == p && *m == method)
+                            })
+                            .is_some()
+                    {
+                        self.contexts.get_mut(&ctx).expect("new context").expire = true;
+                    }
+                }
+                if callee.is_empty() {
+                    self.management_call(ctx, caller, &method, &arg, cycles);
                     return;
                 }
-                let callee_p = Principal::try_from_slice(&callee)
-                    .ok()
-                    .filter(|p| self.canisters.contains_key(p));
-                let Some(callee) = callee_p else {
+                if callee_p == Some(cycles_minting_canister()) {
+                    self.cmc_call(ctx, caller, &method, &arg, cycles);
+                    return;
+                }
+                let Some(callee) = callee_p.filter(|p| self.exists(*p)) else {
                     let name = Principal::try_from_slice(&callee)
                         .map(|p| p.to_text())
                         .unwrap_or_else(|_| hex(&callee));
                     self.reject_and_close(ctx, 3, format!("Canister {name} not found (embedded-ic-host only delivers calls to canisters installed in it)"));
                     return;
                 };
+                if let Err(e) = self.check_can_receive(callee, &method) {
+                    let (code, message) = reject_of(e);
+                    self.reject_and_close(ctx, code, message);
+                    return;
+                }
                 let (kind, export) = match self.method_kind(callee, &method) {
                     Ok(x) => x,
                     Err(e) => {
@@ -216,6 +322,11 @@ impl Host {
                         return;
                     }
                 };
+                if let Err(e) = self.check_not_frozen(callee, kind, 0) {
+                    let (code, message) = reject_of(e);
+                    self.reject_and_close(ctx, code, message);
+                    return;
+                }
                 match self.execute(
                     callee,
                     kind,
@@ -224,6 +335,7 @@ impl Host {
                     caller.as_slice().to_vec(),
                     method,
                     arg,
+                    None,
                     None,
                 ) {
                     Ok(()) => self.settle(ctx, callee),
@@ -238,11 +350,24 @@ impl Host {
                 caller_origin,
                 callback,
                 response,
+                refund,
+                deadline,
             } => {
                 if let Some(cc) = self.contexts.get_mut(&caller_ctx) {
                     cc.outstanding = cc.outstanding.saturating_sub(1);
                 }
+                // The refund goes back to the balance whatever the callback does.
+                if refund > 0 && self.exists(caller) {
+                    let _ = self.add_cycles(caller, refund);
+                }
                 if !self.canisters.contains_key(&caller) {
+                    // No module to run the callback (uninstalled): the
+                    // context ends once nothing else is pending.
+                    if self.contexts.get(&caller_ctx).is_some_and(|cc| {
+                        cc.responded && cc.outstanding == 0 && cc.response.is_none()
+                    }) {
+                        self.contexts.remove(&caller_ctx);
+                    }
                     return;
                 }
                 let (kind, (index, env), arg, reject) = match response {
@@ -264,6 +389,7 @@ impl Host {
                     String::new(),
                     arg,
                     reject,
+                    Some((refund, deadline)),
                 );
                 if let Err(e) = r {
                     self.logs
@@ -278,6 +404,7 @@ impl Host {
                             String::new(),
                             Vec::new(),
                             None,
+                            Some((0, deadline)),
                         ) {
                             self.logs
                                 .push(format!("[Canister {caller}] cleanup failed: {e2}"));
@@ -301,25 +428,5 @@ impl Host {
                 self.settle(caller_ctx, caller);
             }
         }
-    }
-
-    /// The management canister's `raw_rand`: argument `()`, reply a 32-byte
-    /// `blob` (see [`Host::set_random_seed`]). The only management method
-    /// this host implements; calls to others are rejected with code 3 as
-    /// for any canister the host does not hold.
-    pub(super) fn management_raw_rand(&mut self, ctx: u64, arg: &[u8]) {
-        if candid::decode_args::<()>(arg).is_err() {
-            self.reject_and_close(
-                ctx,
-                4,
-                "raw_rand: the argument must be the Candid encoding of ()".to_string(),
-            );
-            return;
-        }
-        let bytes = self.raw_rand();
-        // `Vec<u8>` is Candid's `vec nat8`, the same type as `blob`.
-        let reply = candid::encode_one(bytes.to_vec()).expect("a blob always encodes");
-        self.respond(ctx, Response::Reply(reply));
-        self.contexts.remove(&ctx);
     }
 }

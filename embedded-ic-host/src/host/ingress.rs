@@ -20,6 +20,38 @@ impl Host {
         Ok(())
     }
 
+    /// Whether `canister` takes calls now: it must have a module and be
+    /// running (the replica's IC0537 / IC0508 / IC0509, reject code 5). An
+    /// unknown canister is left to the caller (`CanisterNotFound`).
+    pub(super) fn check_can_receive(
+        &self,
+        canister: Principal,
+        method: &str,
+    ) -> Result<(), HostError> {
+        let Some(m) = self.meta.get(&canister) else {
+            return Ok(());
+        };
+        if !self.canisters.contains_key(&canister) {
+            return Err(HostError::CanisterRejected {
+                code: 5,
+                message: format!(
+                    "Error from Canister {canister}: Attempted to execute a message (method '{method}'), but the canister contains no Wasm module."
+                ),
+            });
+        }
+        match m.status {
+            RunStatus::Running => Ok(()),
+            RunStatus::Stopping => Err(HostError::CanisterRejected {
+                code: 5,
+                message: format!("Canister {canister} is stopping (IC0509)"),
+            }),
+            RunStatus::Stopped => Err(HostError::CanisterRejected {
+                code: 5,
+                message: format!("Canister {canister} is stopped and therefore does not have a CallContextManager (IC0508)"),
+            }),
+        }
+    }
+
     pub(super) fn method_kind(
         &self,
         canister: Principal,
@@ -105,6 +137,12 @@ impl Host {
     /// are delivered until it answers. A query method called this way runs
     /// as a replicated query: query instruction limit, nothing persisted.
     ///
+    /// Refused before anything runs (`CanisterRejected`): code 5 if the
+    /// canister is stopped or stopping or has no module (created through
+    /// the management canister, not installed yet; [`Host::query`] the
+    /// same), code 2 "out of cycles" if the host charges cycles and the
+    /// canister cannot pay (see [`Host::set_charge_cycles`]).
+    ///
     /// # `canister_inspect_message`
     /// If the canister exports it, it runs first, like the replica's ingress
     /// filter: a non-replicated execution (caller, argument and method name
@@ -136,9 +174,13 @@ impl Host {
         arg: Vec<u8>,
     ) -> Result<Vec<u8>, HostError> {
         self.check_ingress(method, &arg)?;
+        self.check_can_receive(canister, method)?;
         let (kind, export) = self.method_kind(canister, method)?;
+        let ingress_fee = self.ingress_fee(&arg);
+        self.check_not_frozen(canister, kind, ingress_fee)?;
         self.inspect_message(canister, caller, method, &arg)?;
-        let ctx = self.new_context(Origin::Ingress);
+        self.burn(canister, ingress_fee);
+        let ctx = self.new_context(Origin::Ingress, canister);
         let r = self.execute(
             canister,
             kind,
@@ -147,6 +189,7 @@ impl Host {
             caller.as_slice().to_vec(),
             method.to_string(),
             arg,
+            None,
             None,
         );
         let stats = self.last_stats.clone();
@@ -165,8 +208,15 @@ impl Host {
         }
         self.last_instructions = stats.instructions;
         self.last_stats = stats;
-        let cc = self.contexts.remove(&ctx).expect("ingress context");
-        match cc.response {
+        let cc = self.contexts.get_mut(&ctx).expect("ingress context");
+        let response = cc.response.take();
+        // A context that answered but still waits for responses stays
+        // open (its callbacks run later, and it keeps a stopping canister
+        // from stopping); `settle` forgets it when the last one ran.
+        if cc.outstanding == 0 || !cc.responded {
+            self.contexts.remove(&ctx);
+        }
+        match response {
             Some(Response::Reply(data)) => Ok(data),
             Some(Response::Reject { code, message }) => Err(HostError::CanisterRejected { code, message }),
             None => Err(HostError::CanisterRejected {
@@ -186,6 +236,7 @@ impl Host {
         arg: Vec<u8>,
     ) -> Result<Vec<u8>, HostError> {
         self.check_ingress(method, &arg)?;
+        self.check_can_receive(canister, method)?;
         let c = self
             .canisters
             .get(&canister)
@@ -201,7 +252,7 @@ impl Host {
                 "Canister {canister} has no query method '{method}'"
             ))
         })?;
-        let ctx = self.new_context(Origin::Ingress);
+        let ctx = self.new_context(Origin::Ingress, canister);
         let r = self.execute(
             canister,
             Kind::Query,
@@ -210,6 +261,7 @@ impl Host {
             caller.as_slice().to_vec(),
             method.to_string(),
             arg,
+            None,
             None,
         );
         let cc = self.contexts.remove(&ctx).expect("query context");

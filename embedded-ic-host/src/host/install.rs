@@ -15,8 +15,20 @@ pub struct CanisterSnapshot {
 }
 
 impl Host {
+    /// A fresh `HostState` for a module at `id`: its subnet, and (for a
+    /// canister the host knows) its controllers, balance and status.
     pub(super) fn new_state(&self, id: Principal, controller: Principal) -> HostState {
-        HostState::new(id, controller, self.limits.max_stable_bytes / WASM_PAGE)
+        let mut st = HostState::new(id, controller, self.limits.max_stable_bytes / WASM_PAGE);
+        let subnet = self.subnet_index_of(id);
+        st.subnet_id = self.subnets[subnet].id;
+        st.subnet_index = subnet as u64;
+        if let Some(m) = self.meta.get(&id) {
+            st.controllers = m.settings.controllers.clone();
+            st.cycles = m.empty_cycles;
+            st.canister_version = m.empty_version;
+            st.run_status = status_code(m.status);
+        }
+        st
     }
 
     pub(super) fn lifecycle_msg(
@@ -45,6 +57,24 @@ impl Host {
     /// (`start`, `canister_init`), post-upgrade, updates, timers and
     /// reply/reject callbacks; not queries, cleanup or pre-upgrade.
     pub(super) fn wasm_memory_limit(&self, kind: Kind) -> Option<u64> {
+        self.wasm_memory_limit_of(None, kind)
+    }
+
+    /// [`Host::wasm_memory_limit`] for `canister`, whose `update_settings`
+    /// may have set its own (0: no limit).
+    pub(super) fn wasm_memory_limit_of(
+        &self,
+        canister: Option<Principal>,
+        kind: Kind,
+    ) -> Option<u64> {
+        let own = canister
+            .and_then(|id| self.meta.get(&id))
+            .and_then(|m| m.wasm_memory_limit);
+        let limit = match own {
+            Some(0) => return None,
+            Some(l) => l,
+            None => self.limits.wasm_memory_limit,
+        };
         match kind {
             Kind::Start
             | Kind::Init
@@ -52,7 +82,7 @@ impl Host {
             | Kind::Update
             | Kind::Timer
             | Kind::ReplyCallback
-            | Kind::RejectCallback => Some(self.limits.wasm_memory_limit),
+            | Kind::RejectCallback => Some(limit),
             Kind::PreUpgrade
             | Kind::Query
             | Kind::ReplicatedQuery
@@ -116,19 +146,22 @@ impl Host {
         init_arg: Vec<u8>,
         controller: Principal,
     ) -> Result<Principal, HostError> {
-        let id = canister_id(self.next_id);
+        let (id, n) = self.peek_canister_id(0);
         self.install_at(id, wasm, init_arg, controller)?;
-        self.next_id += 1;
+        self.subnets[0].next = n + 1;
         Ok(id)
     }
 
     /// Allocates the next canister id without installing anything there
     /// (the management canister's `create_canister`: an empty canister,
     /// whose module comes later through [`Host::install_at`]).
+    ///
+    /// The id is only reserved: the host knows no canister there until a
+    /// module is installed (the caller keeps the empty canister's record).
+    /// Canisters that canisters create through the management canister
+    /// are the host's own ([`Host::exists`] while empty).
     pub fn reserve_canister_id(&mut self) -> Principal {
-        let id = canister_id(self.next_id);
-        self.next_id += 1;
-        id
+        self.allocate_canister_id(0)
     }
 
     /// [`Host::install`] at an id [`Host::reserve_canister_id`] gave (or
@@ -140,20 +173,53 @@ impl Host {
         init_arg: Vec<u8>,
         controller: Principal,
     ) -> Result<(), HostError> {
+        let had_meta = self.meta.contains_key(&id);
+        let r = self.install_empty(id, wasm, init_arg, controller);
+        if r.is_err() && !had_meta {
+            self.meta.remove(&id);
+        }
+        r
+    }
+
+    /// Installs `wasm` in the empty canister `id` (created now if the host
+    /// does not know it), `caller` running `canister_init`.
+    pub(super) fn install_empty(
+        &mut self,
+        id: Principal,
+        wasm: &[u8],
+        init_arg: Vec<u8>,
+        caller: Principal,
+    ) -> Result<(), HostError> {
         if self.canisters.contains_key(&id) {
             return Err(HostError::InvalidWasm(format!(
                 "canister {id} already has a module"
             )));
         }
-        let state = self.new_state(id, controller);
+        self.ensure_meta(id, caller);
+        self.install_fault(id)?;
+        let state = self.new_state(id, caller);
+        let version = state.canister_version;
         let mut c = Canister::new(&self.engine, wasm, state)?;
         c.begin_tx();
         let budget = self.limits.upgrade_instructions;
-        self.run_install_code(&mut c, Kind::Init, init_arg, controller, budget, budget)?;
+        self.run_install_code(&mut c, Kind::Init, init_arg, caller, budget, budget)?;
         c.commit_tx();
-        c.state_mut().canister_version = 1;
+        c.state_mut().canister_version = version + 1;
         self.canisters.insert(id, c);
+        let m = self.meta.get_mut(&id).expect("ensured");
+        m.module_hash = Some(Sha256::digest(wasm).into());
+        m.empty_cycles = 0;
         Ok(())
+    }
+
+    /// Fails like a trapping `canister_init` if a [`Fault::TrapInstall`] is armed for `id`.
+    pub(super) fn install_fault(&mut self, id: Principal) -> Result<(), HostError> {
+        match self.take_fault(|f| matches!(f, Fault::TrapInstall { canister } if *canister == id)) {
+            Some(_) => Err(HostError::CanisterTrapped(format!(
+                "Canister {id} trapped explicitly: injected fault (Fault::TrapInstall)"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Brings back a canister from a snapshot (a network restarted with
@@ -173,6 +239,9 @@ impl Host {
                 "canister {id} already has a module"
             )));
         }
+        self.ensure_meta(id, snapshot.controller)
+            .settings
+            .controllers = snapshot.controllers.clone();
         let mut state = self.new_state(id, snapshot.controller);
         state.controllers = snapshot.controllers;
         state.canister_version = snapshot.canister_version;
@@ -186,6 +255,7 @@ impl Host {
         self.run_install_code(&mut c, Kind::PostUpgrade, arg, controller, budget, budget)?;
         c.commit_tx();
         self.canisters.insert(id, c);
+        self.ensure_meta(id, controller).module_hash = Some(Sha256::digest(wasm).into());
         Ok(())
     }
 
@@ -211,21 +281,27 @@ impl Host {
 
     /// The index the next canister id is made from (kept across restarts,
     /// so ids are never given twice).
+    /// (Of the default subnet.)
     pub fn next_canister_index(&self) -> u64 {
-        self.next_id
+        self.subnets[0].next
     }
 
+    /// Never lowers the default subnet's counter.
     pub fn set_next_canister_index(&mut self, next: u64) {
-        self.next_id = self.next_id.max(next);
+        self.subnets[0].next = self.subnets[0].next.max(next);
     }
 
     /// Takes a canister out of the host (`uninstall_code`, `delete_canister`):
-    /// its module, heap and stable memory are gone.
+    /// its module, heap and stable memory are gone, and the host forgets
+    /// the canister (an empty one included).
     pub fn remove_canister(&mut self, id: Principal) -> Result<(), HostError> {
-        self.canisters
-            .remove(&id)
-            .map(|_| ())
-            .ok_or(HostError::CanisterNotFound(id))
+        let had_module = self.canisters.remove(&id).is_some();
+        let had_meta = self.meta.remove(&id).is_some();
+        if had_module || had_meta {
+            Ok(())
+        } else {
+            Err(HostError::CanisterNotFound(id))
+        }
     }
 
     /// Sets who `ic0.is_controller` accepts for this canister.
@@ -234,33 +310,52 @@ impl Host {
         id: Principal,
         controllers: Vec<Principal>,
     ) -> Result<(), HostError> {
-        let c = self
-            .canisters
-            .get_mut(&id)
-            .ok_or(HostError::CanisterNotFound(id))?;
-        c.state_mut().controllers = controllers;
+        if !self.exists(id) {
+            return Err(HostError::CanisterNotFound(id));
+        }
+        if let Some(c) = self.canisters.get_mut(&id) {
+            c.state_mut().controllers = controllers.clone();
+        }
+        if let Some(m) = self.meta.get_mut(&id) {
+            m.settings.controllers = controllers;
+        }
         Ok(())
     }
 
-    /// The canister's cycle balance.
+    /// The canister's cycle balance (also of an empty canister the host created).
     pub fn cycles(&self, id: Principal) -> Option<u128> {
-        self.canisters.get(&id).map(|c| c.state().cycles)
+        match self.canisters.get(&id) {
+            Some(c) => Some(c.state().cycles),
+            None => self.meta.get(&id).map(|m| m.empty_cycles),
+        }
     }
 
     /// Adds cycles to the canister's balance.
     pub fn add_cycles(&mut self, id: Principal, amount: u128) -> Result<(), HostError> {
-        let c = self
-            .canisters
+        let now = self.cycles(id).ok_or(HostError::CanisterNotFound(id))?;
+        self.set_cycles(id, now.saturating_add(amount))
+    }
+
+    /// Sets the canister's balance (for tests of cycles and freezing).
+    pub fn set_cycles(&mut self, id: Principal, amount: u128) -> Result<(), HostError> {
+        if let Some(c) = self.canisters.get_mut(&id) {
+            c.state_mut().cycles = amount;
+            return Ok(());
+        }
+        let m = self
+            .meta
             .get_mut(&id)
             .ok_or(HostError::CanisterNotFound(id))?;
-        let state = c.state_mut();
-        state.cycles = state.cycles.saturating_add(amount);
+        m.empty_cycles = amount;
         Ok(())
     }
 
     /// The canister's `canister_version`.
     pub fn canister_version(&self, id: Principal) -> Option<u64> {
-        self.canisters.get(&id).map(|c| c.state().canister_version)
+        match self.canisters.get(&id) {
+            Some(c) => Some(c.state().canister_version),
+            None => self.meta.get(&id).map(|m| m.empty_version),
+        }
     }
 
     /// Replaces code and state (heap and stable memory wiped), runs `canister_init(arg)`.
@@ -271,6 +366,24 @@ impl Host {
         wasm: &[u8],
         arg: Vec<u8>,
     ) -> Result<(), HostError> {
+        let controller = self
+            .canisters
+            .get(&canister)
+            .ok_or(HostError::CanisterNotFound(canister))?
+            .state()
+            .controller;
+        self.reinstall_as(canister, wasm, arg, controller)
+    }
+
+    /// [`Host::reinstall`] with `caller` running `canister_init`.
+    pub(super) fn reinstall_as(
+        &mut self,
+        canister: Principal,
+        wasm: &[u8],
+        arg: Vec<u8>,
+        caller: Principal,
+    ) -> Result<(), HostError> {
+        self.install_fault(canister)?;
         let old = self
             .canisters
             .get(&canister)
@@ -286,9 +399,10 @@ impl Host {
         let mut c = Canister::new(&self.engine, wasm, state)?;
         c.begin_tx();
         let budget = self.limits.upgrade_instructions;
-        self.run_install_code(&mut c, Kind::Init, arg, controller, budget, budget)?;
+        self.run_install_code(&mut c, Kind::Init, arg, caller, budget, budget)?;
         c.commit_tx();
         self.canisters.insert(canister, c);
+        self.ensure_meta(canister, controller).module_hash = Some(Sha256::digest(wasm).into());
         Ok(())
     }
 
@@ -303,15 +417,38 @@ impl Host {
         wasm: &[u8],
         arg: Vec<u8>,
     ) -> Result<(), HostError> {
+        let controller = self
+            .canisters
+            .get(&canister)
+            .ok_or(HostError::CanisterNotFound(canister))?
+            .state()
+            .controller;
+        self.upgrade_as(canister, wasm, arg, controller, false)
+    }
+
+    /// [`Host::upgrade`] with `caller` running the hooks; `skip_pre_upgrade`
+    /// as the management canister's `UpgradeFlags`.
+    pub(super) fn upgrade_as(
+        &mut self,
+        canister: Principal,
+        wasm: &[u8],
+        arg: Vec<u8>,
+        caller: Principal,
+        skip_pre_upgrade: bool,
+    ) -> Result<(), HostError> {
+        self.install_fault(canister)?;
         let budget = self.limits.upgrade_instructions;
         let mut old = self
             .canisters
             .remove(&canister)
             .ok_or(HostError::CanisterNotFound(canister))?;
-        let result = self.upgrade_inner(&mut old, wasm, arg, budget);
+        let result = self.upgrade_inner(&mut old, wasm, arg, budget, caller, skip_pre_upgrade);
         match result {
             Ok(new) => {
+                let controller = new.state().controller;
                 self.canisters.insert(canister, new);
+                self.ensure_meta(canister, controller).module_hash =
+                    Some(Sha256::digest(wasm).into());
                 Ok(())
             }
             Err(e) => {
@@ -329,12 +466,14 @@ impl Host {
         wasm: &[u8],
         arg: Vec<u8>,
         budget: u64,
+        caller: Principal,
+        skip_pre_upgrade: bool,
     ) -> Result<Canister, HostError> {
         let controller = old.state().controller;
         old.begin_tx();
         let mut used = 0;
-        if old.has_export("canister_pre_upgrade") {
-            let msg = self.lifecycle_msg(Kind::PreUpgrade, controller, Vec::new(), budget);
+        if !skip_pre_upgrade && old.has_export("canister_pre_upgrade") {
+            let msg = self.lifecycle_msg(Kind::PreUpgrade, caller, Vec::new(), budget);
             let (r, u, _) = old.run(Entry::Export("canister_pre_upgrade"), msg);
             self.collect_logs(old);
             used = u;
@@ -354,13 +493,14 @@ impl Host {
         state.cycles = old.state().cycles;
         state.controllers = old.state().controllers.clone();
         state.certified_data = old.state().certified_data.clone();
+        state.run_status = old.state().run_status;
         let mut new = Canister::new(&self.engine, wasm, state)?;
         new.state_mut().stable = std::mem::take(&mut old.state_mut().stable);
         let r = self.run_install_code(
             &mut new,
             Kind::PostUpgrade,
             arg,
-            controller,
+            caller,
             budget - used,
             budget,
         );
@@ -379,5 +519,14 @@ impl Host {
             self.last_instructions = post.instructions;
         }
         Ok(new)
+    }
+}
+
+/// `ic0.canister_status`'s number for a status.
+pub(super) fn status_code(s: RunStatus) -> u32 {
+    match s {
+        RunStatus::Running => 1,
+        RunStatus::Stopping => 2,
+        RunStatus::Stopped => 3,
     }
 }

@@ -5,16 +5,43 @@
 //! calls to the queue; [`Host::update`] then delivers queued messages until its
 //! own call context is answered (so `async` update methods awaiting calls
 //! work), [`Host::tick`] runs due global timers and delivers everything until
-//! quiescent. Calls to canisters not installed in this host (including the
-//! management canister) are accepted by `call_perform` (it returns 0, as the
-//! replica does for an unknown destination) and later answered by invoking the
-//! reject callback with code 3 (`DESTINATION_INVALID`).
+//! quiescent. Calls to canisters this host does not hold are accepted by
+//! `call_perform` (it returns 0, as the replica does for an unknown
+//! destination) and later answered by invoking the reject callback with code
+//! 3 (`DESTINATION_INVALID`).
+//!
+//! The host answers two system canisters itself: the management canister
+//! `aaaaa-aa` (create, install, settings, status, cycles, stop/start,
+//! uninstall, delete, `raw_rand`: see `management.rs`) and a stand-in of the
+//! cycles minting canister ([`cycles_minting_canister`], `create_canister`
+//! with a subnet selection).
+//!
+//! Several subnets ([`Host::add_subnet`]): each has its own id, canister id
+//! range and certification key; requests between subnets are limited to
+//! [`Limits::max_call_bytes`], on one subnet to
+//! [`Limits::max_same_subnet_call_bytes`].
+//!
+//! Cycles attached to calls move (accepted by the callee, the rest
+//! refunded); charging for messages, calls and memory is optional
+//! ([`Host::set_charge_cycles`]). [`Fault`]s can be injected into calls and
+//! installs.
 
+mod cycles;
 mod delivery;
 mod ingress;
 mod install;
+mod management;
 pub use install::CanisterSnapshot;
+mod subnets;
 mod timers;
+pub use cycles::{
+    EXECUTION_FEE, INGRESS_BYTE_FEE, INGRESS_MESSAGE_FEE, STORAGE_FEE_PER_GIB_SECOND,
+};
+pub use management::{
+    CmcCreateCanisterArg, CmcCreateCanisterError, CmcCreateCanisterResult, SubnetFilter,
+    SubnetSelection, MAX_CONTROLLERS,
+};
+pub use subnets::{range_index_of, subnet_id_of_index, SUBNET_RANGE_BITS};
 
 use crate::canister::{Canister, Entry};
 use crate::certification::{state_tree, PendingCertificate, SubnetKey, DEFAULT_SUBNET_SEED};
@@ -50,9 +77,19 @@ enum Origin {
 
 struct CallContext {
     origin: Origin,
+    /// The canister the call context belongs to (the management canister
+    /// or the CMC stand-in for calls the host answers itself).
+    canister: Principal,
     responded: bool,
     outstanding: usize,
     response: Option<Response>,
+    /// Cycles of the incoming call not (yet) accepted: refunded with the response.
+    available: u128,
+    /// `msg_deadline` of the incoming call (0: unbounded wait).
+    deadline: u64,
+    /// [`Fault::TimeoutAfterExecution`]: the caller gets "deadline expired"
+    /// instead of the response.
+    expire: bool,
 }
 
 enum Task {
@@ -64,6 +101,9 @@ enum Task {
         method: String,
         arg: Vec<u8>,
         callback: Callback,
+        cycles: u128,
+        /// When the caller stops waiting (bounded-wait calls), else 0.
+        deadline: u64,
     },
     Response {
         caller: Principal,
@@ -71,7 +111,95 @@ enum Task {
         caller_origin: Vec<u8>,
         callback: Callback,
         response: Response,
+        /// Cycles going back to the caller.
+        refund: u128,
+        /// The call's deadline (0: unbounded wait), `msg_deadline` in its callbacks.
+        deadline: u64,
     },
+}
+
+/// Where a canister is in its lifecycle (`canister_status`'s `status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RunStatus {
+    /// Executes calls (the state of a new canister).
+    #[default]
+    Running,
+    /// `stop_canister` was called and call contexts are still open: new
+    /// calls are rejected, responses are still executed.
+    Stopping,
+    /// Rejects every call and ingress message (code 5, IC0508).
+    Stopped,
+}
+
+/// A fault to inject in the next matching call ([`Host::inject_fault`]);
+/// each fires once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The next call (from a canister) to `callee.method` is rejected with
+    /// `code` and `message` without executing.
+    RejectCall {
+        callee: Principal,
+        method: String,
+        code: u32,
+        message: String,
+    },
+    /// The next bounded-wait call (`call_with_best_effort_response`) to
+    /// `callee.method` executes and commits in the callee, but the caller
+    /// gets reject code 6 (`SYS_UNKNOWN`) "deadline expired" instead of
+    /// the response (cycles the callee did not accept are lost, as when a
+    /// best-effort response is dropped). Unbounded-wait calls don't fire it.
+    TimeoutAfterExecution { callee: Principal, method: String },
+    /// The next install, reinstall or upgrade of `canister` fails as if
+    /// `canister_init` / `canister_post_upgrade` trapped (nothing changes).
+    TrapInstall { canister: Principal },
+}
+
+/// Cycles the management canister keeps for `create_canister` on a
+/// 13-node application subnet (the rest of the attached cycles become the
+/// new canister's balance).
+pub const CREATE_CANISTER_FEE: u128 = 500_000_000_000;
+
+/// The cycles minting canister's id on mainnet (counter 4 of the NNS
+/// range), answered by the host's stand-in ([`Host`] never gives it to a
+/// canister of its own).
+pub fn cycles_minting_canister() -> Principal {
+    canister_id(4)
+}
+
+/// What the host keeps of every canister, empty ones included.
+pub(super) struct Meta {
+    /// Index in `Host::subnets`.
+    subnet: usize,
+    status: RunStatus,
+    /// The settings in effect (`controllers` mirrored into the module's
+    /// `HostState` for `ic0.is_controller`).
+    settings: ic_management_canister_types::DefiniteCanisterSettings,
+    /// SHA-256 of the module as given to the install (compressed or not).
+    module_hash: Option<[u8; 32]>,
+    /// The balance while the canister has no module (afterwards the
+    /// module's `HostState` holds it).
+    empty_cycles: u128,
+    /// `canister_version` while empty.
+    empty_version: u64,
+    /// Management call contexts of `stop_canister` waiting for the canister to stop.
+    stop_waiters: Vec<u64>,
+    /// `wasm_memory_limit` set through `update_settings` (`None`: the
+    /// host's [`Limits::wasm_memory_limit`]; 0: no limit).
+    wasm_memory_limit: Option<u64>,
+}
+
+/// The balance of a canister the host creates without being given cycles
+/// ([`Host::install`], [`Host::install_at`]): 100 T.
+pub const DEFAULT_CYCLES: u128 = 100_000_000_000_000;
+
+pub(super) struct SubnetInfo {
+    id: Principal,
+    /// The counter the next canister id of this subnet is made from.
+    next: u64,
+    /// The subnet's signing key (the default subnet: `Host::subnet_key`, the root key).
+    key: Option<Arc<SubnetKey>>,
+    /// The root key's delegation to `key`, made when first needed.
+    delegation: std::sync::OnceLock<Vec<u8>>,
 }
 
 /// What one message cost, counted as the replica accounts it: its
@@ -97,12 +225,15 @@ pub struct MessageStats {
     pub committed: bool,
 }
 
-/// One subnet-like environment holding canisters. Canister ids are plain
-/// [`Principal`]s (`CanisterId` is not a separate type).
+/// An IC-like environment of one or more subnets holding canisters. Canister
+/// ids are plain [`Principal`]s (`CanisterId` is not a separate type).
 pub struct Host {
     engine: Engine,
     canisters: BTreeMap<Principal, Canister>,
-    next_id: u64,
+    meta: BTreeMap<Principal, Meta>,
+    subnets: Vec<SubnetInfo>,
+    faults: Vec<Fault>,
+    charge_cycles: bool,
     time: u64,
     limits: Limits,
     last_instructions: u64,
@@ -141,7 +272,15 @@ impl Host {
         Host {
             engine: Engine::new(&config),
             canisters: BTreeMap::new(),
-            next_id: 0,
+            meta: BTreeMap::new(),
+            subnets: vec![SubnetInfo {
+                id: subnet_id_of_index(0),
+                next: 0,
+                key: None,
+                delegation: std::sync::OnceLock::new(),
+            }],
+            faults: Vec::new(),
+            charge_cycles: false,
             time: DEFAULT_TIME_NS,
             limits: Limits::default(),
             last_instructions: 0,
@@ -171,6 +310,10 @@ impl Host {
     /// [`DEFAULT_SUBNET_SEED`]).
     pub fn set_subnet_seed(&mut self, seed: &[u8]) {
         self.subnet_key = Arc::new(SubnetKey::from_seed(seed));
+        for s in &mut self.subnets {
+            // Delegations are signed by the root key.
+            s.delegation = std::sync::OnceLock::new();
+        }
     }
 
     /// The data certificate a query of `canister` would see now: the state
@@ -184,13 +327,42 @@ impl Host {
     }
 
     fn pending_certificate(&self, canister: Principal) -> PendingCertificate {
+        let subnet = self.subnet_index_of(canister);
         let state = state_tree(
             self.canisters
                 .iter()
+                .filter(|(id, _)| self.subnet_index_of(**id) == subnet)
                 .map(|(id, c)| (id, c.state().certified_data.as_slice())),
             self.time,
         );
-        PendingCertificate::new(&state, &canister, self.subnet_key.clone())
+        let info = &self.subnets[subnet];
+        match &info.key {
+            None => PendingCertificate::new(&state, &canister, self.subnet_key.clone()),
+            Some(key) => {
+                let delegation = info.delegation.get_or_init(|| {
+                    crate::certification::delegation_certificate(
+                        &self.subnet_key,
+                        &info.id,
+                        key,
+                        &[self.canister_range(subnet)],
+                        self.time,
+                    )
+                });
+                PendingCertificate::new(&state, &canister, key.clone())
+                    .with_delegation(&info.id, delegation.clone())
+            }
+        }
+    }
+
+    /// The public key (DER, as the root key) that signs the certificates of
+    /// `subnet`'s canisters: the root key for the default subnet, the
+    /// subnet's own key (delegated to by the root key) for the others.
+    pub fn subnet_public_key(&self, subnet: Principal) -> Option<Vec<u8>> {
+        let info = &self.subnets[self.subnet_index(subnet)?];
+        Some(match &info.key {
+            None => self.root_key(),
+            Some(k) => k.root_key_der().to_vec(),
+        })
     }
 
     /// Reseeds the generator behind the management canister's `raw_rand`.
@@ -226,9 +398,12 @@ impl Host {
         self.time
     }
 
-    /// Sets the host time.
+    /// Sets the host time. With [`Host::set_charge_cycles`] on, moving it
+    /// forward charges every canister for its memory over the interval.
     pub fn set_time(&mut self, ns: u64) {
+        let dt = ns.saturating_sub(self.time);
         self.time = ns;
+        self.charge_storage(dt);
     }
 
     /// Advances the host time. A jump of many timer intervals makes all
@@ -236,7 +411,9 @@ impl Host {
     /// library then logs "too many concurrent calls for single timer" and
     /// skips the runs in between. That line is expected after such jumps.
     pub fn advance_time(&mut self, d: Duration) {
-        self.time += d.as_nanos() as u64;
+        let dt = d.as_nanos() as u64;
+        self.time += dt;
+        self.charge_storage(dt);
     }
 
     /// Instructions the last executed message used (for `update`: the ingress
@@ -372,9 +549,69 @@ impl Host {
         &self.logs
     }
 
-    /// Ids of installed canisters.
+    /// Ids of installed canisters (those with a module).
     pub fn canisters(&self) -> Vec<Principal> {
         self.canisters.keys().copied().collect()
+    }
+
+    /// Ids of every canister, empty ones (created, no module) included.
+    pub fn all_canisters(&self) -> Vec<Principal> {
+        let mut v: Vec<Principal> = self.meta.keys().copied().collect();
+        v.extend(
+            self.canisters
+                .keys()
+                .filter(|id| !self.meta.contains_key(id)),
+        );
+        v.sort();
+        v
+    }
+
+    /// Whether a canister exists, with a module or empty.
+    pub fn exists(&self, id: Principal) -> bool {
+        self.canisters.contains_key(&id) || self.meta.contains_key(&id)
+    }
+
+    /// The canister's controllers (`None`: no such canister).
+    pub fn controllers(&self, id: Principal) -> Option<Vec<Principal>> {
+        if let Some(m) = self.meta.get(&id) {
+            return Some(m.settings.controllers.clone());
+        }
+        self.canisters
+            .get(&id)
+            .map(|c| c.state().controllers.clone())
+    }
+
+    /// SHA-256 of the installed module as it was given (compressed or
+    /// not), as `canister_status` reports it; `None` for an empty or
+    /// unknown canister.
+    pub fn module_hash(&self, id: Principal) -> Option<[u8; 32]> {
+        self.meta.get(&id).and_then(|m| m.module_hash)
+    }
+
+    /// The canister's lifecycle status (`None`: no such canister).
+    pub fn run_status(&self, id: Principal) -> Option<RunStatus> {
+        if let Some(m) = self.meta.get(&id) {
+            return Some(m.status);
+        }
+        self.canisters
+            .contains_key(&id)
+            .then_some(RunStatus::Running)
+    }
+
+    /// Whether the canister is stopped (`stop_canister` completed).
+    pub fn is_stopped(&self, id: Principal) -> bool {
+        self.run_status(id) == Some(RunStatus::Stopped)
+    }
+
+    /// Arms a fault for the next matching call or install (see [`Fault`]).
+    pub fn inject_fault(&mut self, fault: Fault) {
+        self.faults.push(fault);
+    }
+
+    /// Takes the first armed fault `matches` accepts.
+    pub(super) fn take_fault(&mut self, matches: impl Fn(&Fault) -> bool) -> Option<Fault> {
+        let i = self.faults.iter().position(matches)?;
+        Some(self.faults.remove(i))
     }
 }
 

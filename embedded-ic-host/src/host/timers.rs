@@ -13,20 +13,26 @@ impl Host {
             let due: Vec<Principal> = self
                 .canisters
                 .iter()
-                .filter(|(_, c)| {
+                .filter(|(id, c)| {
                     let t = c.state().global_timer;
-                    t != 0 && self.time >= t
+                    t != 0 && self.time >= t && self.run_status(**id) == Some(RunStatus::Running)
                 })
                 .map(|(id, _)| *id)
                 .collect();
             for id in due {
-                progressed = true;
-                let c = self.canisters.get_mut(&id).expect("canister");
-                c.state_mut().global_timer = 0;
-                if !c.has_export("canister_global_timer") {
+                if self.check_not_frozen(id, Kind::Timer, 0).is_err() {
+                    // A frozen canister's timer waits until it is topped up.
                     continue;
                 }
-                let ctx = self.new_context(Origin::System);
+                progressed = true;
+                let c = self.canisters.get_mut(&id).expect("canister");
+                if !c.has_export("canister_global_timer") {
+                    c.state_mut().global_timer = 0;
+                    continue;
+                }
+                let c = self.canisters.get_mut(&id).expect("canister");
+                c.state_mut().global_timer = 0;
+                let ctx = self.new_context(Origin::System, id);
                 // The replica runs the timer with the management canister as caller.
                 let r = self.execute(
                     id,
@@ -36,6 +42,7 @@ impl Host {
                     Principal::management_canister().as_slice().to_vec(),
                     String::new(),
                     Vec::new(),
+                    None,
                     None,
                 );
                 match r {
@@ -49,6 +56,7 @@ impl Host {
                         self.contexts.remove(&ctx);
                     }
                 }
+                self.check_stopping();
             }
             let n = self.queue.len();
             for _ in 0..n {
