@@ -37,6 +37,16 @@ use std::fmt;
 ///   one, and not count uploaded bytes, so it must not open this layout.
 pub const CURRENT_LAYOUT: u32 = 6;
 
+/// The layout this build writes, as public metadata of the module
+/// (`icp:public upload:layout`, 4 bytes little-endian): an index reads it
+/// from a new bucket Wasm and never rolls out one whose layout is older
+/// than a bucket's (a build from before the layout record, v0.1.0, would
+/// not refuse newer data by itself).
+#[cfg(target_arch = "wasm32")]
+#[link_section = "icp:public upload:layout"]
+#[used]
+static LAYOUT_METADATA: [u8; 4] = CURRENT_LAYOUT.to_le_bytes();
+
 /// What a canister with state but no version record has.
 const UNRECORDED_LAYOUT: u32 = 1;
 

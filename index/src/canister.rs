@@ -352,6 +352,7 @@ async fn admin_set_bucket_state(
 fn admin_rollout_start() -> Result<Rollout, AdminError> {
     controller_only()?;
     let staged = read(|r| r.wasm_meta().staged).ok_or(AdminError::NoWasm)?;
+    read(|r| r.check_rollout(&staged.0))?;
     let rollout = Rollout {
         wasm: staged.0,
         state: RolloutState::Running,

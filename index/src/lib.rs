@@ -9,6 +9,7 @@
 //! `rollout` and `invariants`.
 
 pub mod calls;
+pub mod module_info;
 pub mod placement;
 pub mod registry;
 pub mod storable;

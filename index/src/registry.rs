@@ -676,6 +676,7 @@ impl<M: Memory + Clone> Registry<M> {
             version: upload.version,
             sha256: hash,
             length: received,
+            layout: crate::module_info::declared_layout(&self.module(slot)),
         };
         if meta.current.is_none() {
             meta.current = Some((info.clone(), slot));
@@ -716,6 +717,27 @@ impl<M: Memory + Clone> Registry<M> {
             .collect();
         for k in keys {
             self.wasm_chunks.remove(&k);
+        }
+    }
+
+    /// Whether the staged module may replace every bucket's: it must
+    /// declare a layout no older than any bucket reports (a build that
+    /// cannot read a bucket's data must never run on it).
+    pub fn check_rollout(&self, wasm: &WasmInfo) -> Result<(), AdminError> {
+        let newest = self
+            .buckets
+            .iter()
+            .map(|e| e.value().0.layout_version)
+            .max()
+            .unwrap_or(0);
+        match wasm.layout {
+            Some(layout) if layout >= newest => Ok(()),
+            Some(layout) => Err(AdminError::InvalidArgument {
+                reason: format!("the Wasm writes layout {layout}, older than a bucket's {newest}"),
+            }),
+            None => Err(AdminError::InvalidArgument {
+                reason: "the Wasm declares no layout (icp:public upload:layout): not a bucket build this index can roll out".into(),
+            }),
         }
     }
 

@@ -52,7 +52,16 @@ pub async fn step(report: &mut JobsReport) {
         return;
     }
     for (no, bucket) in batch {
-        let outcome = upgrade_one(bucket, &module).await;
+        // A bucket may have reported a newer layout since the start.
+        let newer = read(|r| r.bucket(no)).is_some_and(|b| Some(b.layout_version) > info.layout);
+        let outcome = if newer {
+            Err((
+                false,
+                "the bucket's layout is newer than the Wasm's".to_string(),
+            ))
+        } else {
+            upgrade_one(bucket, &module).await
+        };
         let upgraded = !matches!(outcome, Err((false, _)));
         mutate(|r| {
             if let Some(mut b) = r.bucket(no) {

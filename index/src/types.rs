@@ -226,6 +226,9 @@ pub struct WasmInfo {
     #[serde(with = "serde_bytes")]
     pub sha256: Vec<u8>,
     pub length: u64,
+    /// The stable-memory layout the module declares
+    /// (`icp:public upload:layout`); `None`: it declares none.
+    pub layout: Option<u32>,
 }
 
 /// A Wasm being uploaded by a controller, in chunks.

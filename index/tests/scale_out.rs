@@ -503,3 +503,123 @@ fn a_standalone_canister_with_data_is_adopted_as_the_first_bucket() {
     );
     assert_eq!(fleet.invariants().problems, Vec::<String>::new());
 }
+
+/// A Wasm that cannot read the buckets' layout is never rolled out:
+/// v0.1.0 declares no layout (and would not refuse newer data by itself),
+/// so the rollout does not start and every bucket keeps its module.
+#[test]
+fn a_wasm_older_than_the_buckets_layout_is_not_rolled_out() {
+    let mut fleet = Fleet::new(|subnets| Settings {
+        subnets: vec![subnets[0]],
+        close_at_bytes: MIB,
+        min_open_room_bytes: 2 * MIB - 1,
+        ..test_settings(subnets)
+    });
+    fleet.grow_to(2);
+    let buckets: Vec<Principal> = fleet.buckets().iter().map(|r| r.bucket).collect();
+    let hashes: Vec<_> = buckets
+        .iter()
+        .map(|b| fleet.host().module_hash(*b))
+        .collect();
+    let old = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/releases/backend-v0.1.0-6ebf7c7.wasm.gz"),
+    )
+    .expect("the v0.1.0 release");
+    fleet.run_jobs();
+    let info = fleet.upload_wasm(2, &old).expect("staged");
+    assert_eq!(info.layout, None, "v0.1.0 predates the layout metadata");
+    let (r,): (Result<Rollout, AdminError>,) = fleet.call(admin(), "admin_rollout_start", ());
+    match r {
+        Err(AdminError::InvalidArgument { reason }) => {
+            assert!(reason.contains("layout"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    fleet.run_jobs();
+    assert_eq!(fleet.status().rollout, None, "nothing was started");
+    let current = fleet.status().current_wasm.unwrap();
+    assert_eq!(
+        current.layout,
+        Some(backend::layout::CURRENT_LAYOUT),
+        "the bucket build declares its layout"
+    );
+    for (b, hash) in buckets.iter().zip(&hashes) {
+        assert_eq!(fleet.host().module_hash(*b), *hash, "{b} keeps its module");
+        assert!(!fleet.host().is_stopped(*b), "{b} serves");
+        assert_eq!(fleet.bucket(*b).wasm_version, 1);
+    }
+}
+
+/// Only the index's controllers manage it; only the index calls a
+/// bucket's index endpoints.
+#[test]
+fn only_controllers_manage_the_index_and_only_the_index_its_buckets() {
+    let mut fleet = Fleet::new(|subnets| Settings {
+        subnets: vec![subnets[0]],
+        ..test_settings(subnets)
+    });
+    fleet.grow_to(1);
+    let bucket = fleet.buckets()[0].bucket;
+    let stranger = user(9);
+    let settings = fleet.settings();
+    let (r,): (Result<(), AdminError>,) = fleet.call(stranger, "admin_set_settings", (settings,));
+    assert_eq!(r, Err(AdminError::NotAuthorized));
+    let (r,): (Result<JobsReport, AdminError>,) = fleet.call(stranger, "admin_run_jobs", ());
+    assert_eq!(r, Err(AdminError::NotAuthorized));
+    let (r,): (Result<Rollout, AdminError>,) = fleet.call(stranger, "admin_rollout_start", ());
+    assert_eq!(r, Err(AdminError::NotAuthorized));
+    let (r,): (Result<(), AdminError>,) = fleet.call(
+        stranger,
+        "admin_wasm_begin",
+        (WasmUpload {
+            version: 9,
+            sha256: vec![0; 32],
+            length: 1,
+        },),
+    );
+    assert_eq!(r, Err(AdminError::NotAuthorized));
+    let (r,): (Result<Vec<BucketRow>, AdminError>,) =
+        fleet.query(stranger, "admin_buckets", (None::<Principal>, 10u32));
+    assert_eq!(r, Err(AdminError::NotAuthorized));
+    let (r,): (Result<(), AdminError>,) = fleet.call(
+        stranger,
+        "admin_set_bucket_state",
+        (bucket, Some(BucketState::Sealed)),
+    );
+    assert_eq!(r, Err(AdminError::NotAuthorized));
+    // The bucket takes registrations and states from its index only, even
+    // from the index's controller.
+    for caller in [stranger, admin()] {
+        let capsule = IndexCapsule {
+            capsule_id: 999,
+            owner: stranger,
+            name: "forged".into(),
+            writers: vec![],
+            created_at: 0,
+        };
+        let (r,): (Result<candid::Reserved, upload_index::calls::RegisterRefusal>,) =
+            upload_harness::update(
+                &mut fleet.env,
+                bucket,
+                caller,
+                "bucket_register_capsule",
+                (capsule,),
+            )
+            .unwrap();
+        assert_eq!(
+            r.unwrap_err(),
+            upload_index::calls::RegisterRefusal::NotIndex
+        );
+        let (r,): (Result<(), upload_index::calls::IndexOnlyError>,) = upload_harness::update(
+            &mut fleet.env,
+            bucket,
+            caller,
+            "bucket_set_state",
+            (BucketState::Sealed,),
+        )
+        .unwrap();
+        assert_eq!(r, Err(upload_index::calls::IndexOnlyError::NotIndex));
+    }
+    assert_eq!(fleet.bucket(bucket).state, BucketState::Open);
+}
