@@ -109,6 +109,12 @@ fn packaged_module_carries_the_interface_and_is_smaller() {
         names.iter().all(|n| n.starts_with("icp:")),
         "left-over custom sections: {names:?}"
     );
+    // The layout the module writes stays readable: an index reads it
+    // before rolling the module out to its buckets.
+    let layout = packager::custom_section(&unzipped, "icp:public upload:layout")
+        .unwrap()
+        .expect("no icp:public upload:layout section");
+    assert_eq!(layout, backend::layout::CURRENT_LAYOUT.to_le_bytes());
 
     assert!(
         p.wasm.len() < raw.len() + did.len(),
@@ -465,4 +471,48 @@ fn backend_did_is_a_compatible_extension_of_the_release() {
     );
     assert_ne!(new_case, did());
     assert!(!breaks(&new_case).is_empty());
+}
+
+/// The index is packaged like the bucket: its module exports exactly the
+/// methods of `index/index.did`, carries it as `candid:service`, and
+/// dfx.json and icp.yaml build it with the packager.
+#[test]
+fn the_index_is_packaged_with_its_interface_for_dfx_and_icp() {
+    let canister = packager::Canister::Index;
+    let wasm = std::fs::read(packager::build_wasm(canister)).expect("the index wasm");
+    let root = packager::workspace_root();
+    let did = std::fs::read_to_string(root.join(canister.did())).expect("index/index.did");
+    packager::check_interface(&wasm, &did).expect("the index exports index.did");
+    let packaged = packager::package_all(&wasm, &did).expect("packaged");
+    let unzipped = packager::gunzip(&packaged.gzipped).unwrap();
+    let service = packager::custom_section(&unzipped, "icp:public candid:service")
+        .unwrap()
+        .expect("candid:service");
+    assert_eq!(String::from_utf8(service).unwrap(), did);
+
+    let dfx = dfx_json();
+    let index = &dfx["canisters"]["index"];
+    assert_eq!(index["candid"], "index/index.did");
+    assert_eq!(
+        index["wasm"].as_str(),
+        Some(format!("{}/index.wasm.gz", packager::DEFAULT_OUT_DIR).as_str())
+    );
+    assert!(index["build"]
+        .as_str()
+        .unwrap()
+        .contains("--canister index"));
+    let manifest: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("icp.yaml")).expect("icp.yaml"))
+            .expect("YAML");
+    let icp_index = manifest["canisters"]
+        .as_array()
+        .expect("canisters")
+        .iter()
+        .find(|c| c["name"] == "index")
+        .expect("an index canister in icp.yaml");
+    let commands = icp_index["build"]["steps"][0]["commands"].to_string();
+    assert!(
+        commands.contains("--canister index") && commands.contains("index.wasm.gz"),
+        "{commands}"
+    );
 }
