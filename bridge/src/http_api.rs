@@ -138,11 +138,11 @@ fn call(shared: &Shared, effective: Principal, body: &[u8], synchronous: bool) -
         let result = world.net.call(&envelope, effective);
         world.changes += 1;
         let certificate = match (&result, synchronous) {
-            (Ok(CallResult::Certified { .. }), true) => Some(
-                world
-                    .net
-                    .call_certificate(&envelope.request_id, &shared.keys),
-            ),
+            (Ok(CallResult::Certified { .. }), true) => Some(world.net.call_certificate(
+                &envelope.request_id,
+                effective,
+                &shared.keys,
+            )),
             _ => None,
         };
         (result, certificate)

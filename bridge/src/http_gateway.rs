@@ -11,13 +11,35 @@ use std::sync::Arc;
 /// [`HttpCanister`] over the bridge's host: each `http_request` is a
 /// query by the anonymous principal, as the IC's gateway makes it, on the
 /// clock the bridge keeps.
+///
+/// Routed by canister id ([`HttpCanister::route`]): any canister of the
+/// network with a module, on any subnet (its certificates then carry the
+/// delegation to its subnet, checked against the network's root key).
 pub struct BridgeCanister {
     pub(crate) shared: Arc<Shared>,
+    /// `None`: the canister installed at start.
+    pub(crate) canister: Option<Principal>,
+}
+
+impl BridgeCanister {
+    fn id(&self) -> Principal {
+        self.canister.unwrap_or(self.shared.canister)
+    }
 }
 
 impl HttpCanister for BridgeCanister {
     fn canister_id(&self) -> Principal {
-        self.shared.canister
+        self.id()
+    }
+
+    fn route(&self, id: Principal) -> Option<Arc<dyn HttpCanister>> {
+        let world = lock(&self.shared.world);
+        world.net.module_hash_of(&id).map(|_| {
+            Arc::new(BridgeCanister {
+                shared: self.shared.clone(),
+                canister: Some(id),
+            }) as Arc<dyn HttpCanister>
+        })
     }
 
     fn http_request(&self, request: &HttpRequest<'static>) -> Result<CanisterResponse, String> {
@@ -28,12 +50,7 @@ impl HttpCanister for BridgeCanister {
             world
                 .net
                 .host
-                .query(
-                    self.shared.canister,
-                    Principal::anonymous(),
-                    "http_request",
-                    arg,
-                )
+                .query(self.id(), Principal::anonymous(), "http_request", arg)
                 .map_err(|e| e.to_string())?
         };
         local_gateway::canister::decode_http_response(&reply)

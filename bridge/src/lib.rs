@@ -16,16 +16,43 @@
 //!   failure injected by the faults.
 //! - `GET /admin/info`: the default canister and its controller (JSON).
 //! - `POST /admin/install`: a fresh canister (JSON `{"canister": ...}`);
-//!   body `{"controller": "<principal>"}` to name its controller.
+//!   body `{"controller": "<principal>"}` to name its controller,
+//!   `{"subnet": "<subnet id>"}` (one of [`Bridge::subnets`]) to put it
+//!   on another subnet than the default one.
+//! - `GET /admin/fleet`: the fleet started with `--index-wasm` (JSON
+//!   `{"index", "subnets", "buckets", "controller", "controller_secret_key"}`;
+//!   404 without one), the buckets as the index lists them now.
 //! - `POST /admin/upgrade/{canister}`: upgrades it to the same `.wasm`.
 //! - `POST /admin/faults`: sets the [`Faults`] (JSON) and restarts their count.
 //! - `GET /admin/stats`, `POST /admin/stats/reset`: what the network saw ([`Stats`]).
 //! - `POST /admin/advance_time/{seconds}`: moves the network's clock on.
 //!
 //! The clock follows the wall clock (plus what was advanced); due timers
-//! run after every update, as rounds would on a subnet.
+//! run after every update, as rounds would on a subnet, and (with a fleet)
+//! every second, so the index's periodic jobs run on their own.
+//!
+//! # Subnets
+//! [`Options::subnets`] (`--subnets N`): the host's default subnet is the
+//! root subnet (its certificates are signed by the root key directly, its
+//! id for agents is the root key's self-authenticating id, as on a local
+//! replica); the others sign with their own keys and every certificate
+//! for their canisters carries the root key's delegation (subnet id, key,
+//! canister range). Query replies are signed by the node of the
+//! canister's subnet. Every subnet's state tree holds `/subnet/<id>/
+//! {public_key, canister_ranges, node/<node>/public_key}` and
+//! `/canister_ranges/<id>/...` of every subnet, so agents verify calls to
+//! canisters anywhere with the root key alone.
+//!
+//! # The host as the source of truth
+//! Canisters the host created itself (the index's buckets, made through
+//! the management canister or the CMC stand-in) are reached like those
+//! ingress created: existence, module hash, controllers, run status and
+//! cycles are read from the host; the bridge's records add only what the
+//! host lacks (the metadata sections of modules the bridge installed, the
+//! installed module for `--state`, an ingress `stop_canister`).
 
 mod faults;
+pub mod fleet;
 mod http_api;
 mod http_gateway;
 pub mod network;
@@ -71,6 +98,9 @@ struct World {
     changes: u64,
 }
 
+/// How often a network with a fleet runs due timers between requests.
+pub const TICK_EVERY: Duration = Duration::from_secs(1);
+
 /// How often a network with `--state` is saved when something changed.
 pub const SAVE_EVERY: Duration = Duration::from_secs(2);
 
@@ -104,6 +134,8 @@ struct FaultState {
 
 struct Shared {
     world: Mutex<World>,
+    /// `--index-wasm`: the fleet started with the network.
+    fleet: Option<fleet::Fleet>,
     faults: Mutex<FaultState>,
     stats: Mutex<(Stats, u64)>,
     keys: network::Keys,
@@ -136,6 +168,29 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// How a [`Bridge`] starts.
+#[derive(Default)]
+pub struct Options {
+    /// `--state DIR` (see [`network::persist`]).
+    pub state: Option<std::path::PathBuf>,
+    /// Subnets of the network (`--subnets N`; 0 or 1: one, the root subnet).
+    pub subnets: usize,
+    /// `--index-wasm` and `--bucket-wasm`: a fleet at startup (see
+    /// [`fleet`]); the network then has at least 3 subnets. Not with
+    /// `state` (the buckets the index creates are not saved).
+    pub fleet: Option<FleetWasm>,
+}
+
+/// The modules of a fleet.
+pub struct FleetWasm {
+    pub index: Vec<u8>,
+    /// The bucket module, gzipped or raw (gzipped before the upload).
+    pub bucket: Vec<u8>,
+}
+
+/// Subnets a network with a fleet has at least.
+pub const FLEET_MIN_SUBNETS: usize = 3;
+
 impl Bridge {
     /// Installs `wasm` in a fresh canister and serves on `addr` (port 0:
     /// any free port).
@@ -153,13 +208,44 @@ impl Bridge {
         wasm: Vec<u8>,
         state: Option<std::path::PathBuf>,
     ) -> Result<Bridge, String> {
+        Self::start_with(
+            addr,
+            wasm,
+            Options {
+                state,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// [`Bridge::start`] with [`Options`]: subnets, a fleet, a state folder.
+    pub fn start_with(addr: &str, wasm: Vec<u8>, options: Options) -> Result<Bridge, String> {
+        let Options {
+            state,
+            subnets,
+            fleet: fleet_wasm,
+        } = options;
+        if fleet_wasm.is_some() && state.is_some() {
+            // A save keeps the canisters whose modules the bridge
+            // installed; the buckets the index creates inside the host
+            // would not come back.
+            return Err("a fleet (--index-wasm) cannot be kept with --state".into());
+        }
+        let subnets = if fleet_wasm.is_some() {
+            subnets.max(FLEET_MIN_SUBNETS)
+        } else {
+            subnets.max(1)
+        };
         let controller = Principal::from_slice(&[0xC0; 29]);
         let mut host = Host::new();
         host.set_echo_logs(false);
+        for _ in 1..subnets {
+            host.add_subnet();
+        }
         // The agents check certificates' times against their own clocks:
         // the network's clock starts at the wall clock.
         host.set_time(wall_clock_ns());
-        let keys = network::Keys::new(host.subnet_key());
+        let keys = network::Keys::of_host(&host);
         let mut net = network::World::new(host);
         let saved = match &state {
             Some(dir) => network::persist::read(dir)?,
@@ -175,6 +261,12 @@ impl Bridge {
                 Principal::from_text(first).map_err(|e| e.to_string())?
             }
             _ => install(&mut net, &wasm, controller)?,
+        };
+        let fleet = match fleet_wasm {
+            Some(FleetWasm { index, bucket }) => {
+                Some(fleet::start(&mut net, &index, bucket, controller)?)
+            }
+            None => None,
         };
         let epoch_ns = net.host.time();
         let server = Arc::new(tiny_http::Server::http(addr).map_err(|e| e.to_string())?);
@@ -194,6 +286,7 @@ impl Bridge {
                 calls: 0,
             }),
             stats: Mutex::new((Stats::default(), 0)),
+            fleet,
             keys,
             wasm,
             controller,
@@ -218,6 +311,18 @@ impl Bridge {
             })
             .collect::<Vec<_>>();
         let mut workers = workers;
+        if shared.fleet.is_some() {
+            // The index's jobs run on its timer: rounds go on between requests.
+            let shared = shared.clone();
+            workers.push(std::thread::spawn(move || {
+                while !shared.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(TICK_EVERY);
+                    let mut world = lock(&shared.world);
+                    sync_clock(&shared, &mut world);
+                    world.net.host.tick();
+                }
+            }));
+        }
         if shared.state.is_some() {
             let shared = shared.clone();
             workers.push(std::thread::spawn(move || {
@@ -272,6 +377,108 @@ impl Bridge {
         self.shared.canister
     }
 
+    /// The host's ids of the network's subnets, the root (default) subnet
+    /// first: what the index, the CMC's `subnet_selection` and
+    /// `/admin/install`'s `subnet` name. (Agents see the root subnet under
+    /// the root key's self-authenticating id; `/api/v2/subnet/<id>/read_state`
+    /// takes either.)
+    pub fn subnets(&self) -> Vec<Principal> {
+        self.shared.keys.subnets.iter().map(|k| k.host_id).collect()
+    }
+
+    /// The subnet a canister is on (host id).
+    pub fn subnet_of(&self, canister: Principal) -> Option<Principal> {
+        let world = lock(&self.shared.world);
+        world.net.exists(&canister).then(|| {
+            self.shared
+                .keys
+                .of_canister(&world.net.host, &canister)
+                .host_id
+        })
+    }
+
+    /// The fleet started with the network (`--index-wasm`), its buckets as
+    /// they were at startup.
+    pub fn fleet(&self) -> Option<fleet::Fleet> {
+        self.shared.fleet.clone()
+    }
+
+    /// The index's buckets now (`admin_buckets`, as the fleet controller).
+    pub fn fleet_buckets(&self) -> Option<Vec<Principal>> {
+        let f = self.shared.fleet.as_ref()?;
+        let mut world = lock(&self.shared.world);
+        fleet::buckets(&mut world.net, f.index, f.controller)
+            .ok()
+            .map(|rows| rows.into_iter().map(|r| r.bucket).collect())
+    }
+
+    /// Installs `wasm` (gzipped or not) in a new canister on `subnet` (one
+    /// of [`Bridge::subnets`]), `controller` its controller, with an
+    /// empty init argument.
+    pub fn install_on(
+        &self,
+        subnet: Principal,
+        wasm: &[u8],
+        controller: Principal,
+    ) -> Result<Principal, String> {
+        let mut world = lock(&self.shared.world);
+        world.changes += 1;
+        world
+            .net
+            .install_new_on(
+                Some(subnet),
+                wasm,
+                candid::encode_args(()).expect("empty args"),
+                vec![controller],
+                network::management::DEFAULT_PROVISIONAL_CYCLES,
+            )
+            .map_err(|e| e.message)
+    }
+
+    /// An update call straight into the host (no envelope, no faults), as
+    /// `caller`; due timers run after it.
+    pub fn update(
+        &self,
+        canister: Principal,
+        caller: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        let mut world = lock(&self.shared.world);
+        sync_clock(&self.shared, &mut world);
+        world.changes += 1;
+        let r = world.net.host.update(canister, caller, method, arg);
+        world.net.host.tick();
+        r.map_err(|e| e.to_string())
+    }
+
+    /// Moves the network's clock on by `by` and runs due timers (as
+    /// `POST /admin/advance_time/<seconds>`).
+    pub fn advance_time(&self, by: Duration) {
+        let mut world = lock(&self.shared.world);
+        world.changes += 1;
+        world.advanced += by;
+        sync_clock(&self.shared, &mut world);
+        world.net.host.tick();
+    }
+
+    /// A query straight into the host, as `caller`.
+    pub fn query(
+        &self,
+        canister: Principal,
+        caller: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        let mut world = lock(&self.shared.world);
+        sync_clock(&self.shared, &mut world);
+        world
+            .net
+            .host
+            .query(canister, caller, method, arg)
+            .map_err(|e| e.to_string())
+    }
+
     /// The network's root key, DER-encoded (the key agents verify
     /// certificates with: `HttpAgent.create({ rootKey })`).
     pub fn root_key(&self) -> Vec<u8> {
@@ -289,6 +496,7 @@ impl Bridge {
     pub fn http_canister(&self) -> BridgeCanister {
         BridgeCanister {
             shared: self.shared.clone(),
+            canister: None,
         }
     }
 
@@ -414,22 +622,40 @@ fn route(shared: &Shared, request: &tiny_http::Request, body: Vec<u8>) -> Reply 
         (Post, ["admin", "install"]) => {
             // `{"controller": "<principal>"}` names a controller that can
             // sign (a test's identity); without it, the network's own.
-            #[derive(serde::Deserialize)]
+            #[derive(serde::Deserialize, Default)]
             struct Install {
                 controller: Option<String>,
+                subnet: Option<String>,
             }
-            let controller = match serde_json::from_slice::<Install>(&body) {
-                Ok(Install {
-                    controller: Some(c),
-                }) => match Principal::from_text(&c) {
+            let install_arg = serde_json::from_slice::<Install>(&body).unwrap_or_default();
+            let controller = match install_arg.controller {
+                Some(c) => match Principal::from_text(&c) {
                     Ok(p) => p,
                     Err(e) => return text(400, format!("controller: {e}")),
                 },
-                _ => shared.controller,
+                None => shared.controller,
+            };
+            let subnet = match install_arg.subnet.as_deref().map(Principal::from_text) {
+                None => None,
+                Some(Ok(s)) => match shared.keys.by_id(&s) {
+                    Some(k) => Some(k.host_id),
+                    None => return text(404, format!("no subnet {s} on this network")),
+                },
+                Some(Err(e)) => return text(400, format!("subnet: {e}")),
             };
             let mut world = lock(&shared.world);
             world.changes += 1;
-            match install(&mut world.net, &shared.wasm, controller) {
+            let installed = world
+                .net
+                .install_new_on(
+                    subnet,
+                    &shared.wasm,
+                    candid::encode_args(()).expect("empty args"),
+                    vec![controller],
+                    network::management::DEFAULT_PROVISIONAL_CYCLES,
+                )
+                .map_err(|e| format!("installing the canister: {}", e.message));
+            match installed {
                 Ok(id) => json(&serde_json::json!({ "canister": id.to_text() })),
                 Err(e) => text(500, e),
             }
@@ -455,6 +681,28 @@ fn route(shared: &Shared, request: &tiny_http::Request, body: Vec<u8>) -> Reply 
                 text(200, "faults set")
             }
             Err(e) => text(400, format!("faults: {e}")),
+        },
+        (Get, ["admin", "fleet"]) => match &shared.fleet {
+            Some(f) => {
+                let buckets = {
+                    let mut world = lock(&shared.world);
+                    fleet::buckets(&mut world.net, f.index, f.controller)
+                        .map(|rows| rows.into_iter().map(|r| r.bucket.to_text()).collect())
+                        .unwrap_or_else(|_| f.buckets.iter().map(Principal::to_text).collect())
+                };
+                let buckets: Vec<String> = buckets;
+                json(&serde_json::json!({
+                    "index": f.index.to_text(),
+                    "subnets": shared.keys.subnets.iter().map(|k| k.host_id.to_text()).collect::<Vec<_>>(),
+                    "buckets": buckets,
+                    "controller": f.controller.to_text(),
+                    "controller_secret_key": fleet::FleetController::default().secret_key_hex(),
+                }))
+            }
+            None => text(
+                404,
+                "no fleet: start the network with --index-wasm and --bucket-wasm",
+            ),
         },
         (Get, ["admin", "stats"]) => json(&lock(&shared.stats).0),
         (Post, ["admin", "stats", "reset"]) => {

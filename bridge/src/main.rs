@@ -1,14 +1,20 @@
 //! `upload-bridge [--listen 127.0.0.1:PORT] [--gateway 127.0.0.1:PORT]
-//! [--wasm PATH] [--state DIR]`: serves the upload canister (the release `.wasm`, built
-//! if no path is given) on loopback, with the local HTTP gateway in front
-//! of the same canister, and prints one JSON line
-//! `{"url", "gateway", "canister", "controller"}` once both listen. See the
+//! [--wasm PATH] [--state DIR] [--subnets N] [--index-wasm PATH --bucket-wasm PATH]`:
+//! serves the upload canister (the release `.wasm`, built if no path is
+//! given) on loopback, with the local HTTP gateway in front of the
+//! network's canisters, and prints one JSON line once both listen:
+//! `{"url", "gateway", "canister", "controller", "root_key", "subnets"}`,
+//! and with a fleet also `"index"`, `"buckets"`, `"fleet_controller"` and
+//! `"fleet_controller_secret_key"` (the hex Ed25519 secret key of the
+//! index's controller: a TEST key anyone can derive, for tests that sign
+//! as the controller, e.g. `Ed25519KeyIdentity.fromSecretKey`). See the
 //! library's documentation for the routes.
 
 use std::io::Write;
 
 const USAGE: &str =
     "usage: upload-bridge [--listen 127.0.0.1:PORT] [--gateway 127.0.0.1:PORT] [--wasm PATH] [--state DIR] [--raw-candid]
+                     [--subnets N] [--index-wasm PATH --bucket-wasm PATH]
 Serves the upload canister's release .wasm, run in the embedded IC host, on
 HTTP (raw Candid in and out), with fault injection for tests, and the local
 HTTP gateway (share links, every response verified) in front of the same
@@ -17,7 +23,17 @@ says which, as JSON. --state DIR keeps the network across restarts
 (canisters, stable memory, the clock, the ports): it is saved every two
 seconds when something changed and on Ctrl-C, and restored at start.
 --raw-candid also serves the unsigned test routes /api/update|query/<canister>/<method>
-(the caller named by an x-caller header).";
+(the caller named by an x-caller header).
+--subnets N (default 1) gives the network N subnets: the first is the root
+subnet (the default canister's), the others' certificates carry the root
+key's delegation. --index-wasm PATH --bucket-wasm PATH (the bucket module
+raw or gzipped) start a fleet: the index on the root subnet (at least 3
+subnets), 1 000 T cycles, the bucket module uploaded, its jobs run until
+it has 2 buckets; the JSON line then names the index, the buckets and the
+fleet controller's test key (fleet_controller_secret_key: TEST ONLY, anyone
+can derive it). A fleet cannot be kept with --state. The gateway serves any
+canister of the network: http://<canister-id>.localhost:PORT/... or
+...?canisterId=<canister-id> (the default canister otherwise).";
 
 fn main() {
     let mut listen = None;
@@ -25,6 +41,9 @@ fn main() {
     let mut wasm_path = None;
     let mut state = None;
     let mut raw_candid = false;
+    let mut subnets = 1usize;
+    let mut index_wasm = None;
+    let mut bucket_wasm = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -49,6 +68,25 @@ fn main() {
             }
             "--wasm" => {
                 wasm_path = Some(args.next().unwrap_or_else(|| fail("--wasm needs a path")))
+            }
+            "--subnets" => {
+                subnets = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| *n >= 1)
+                    .unwrap_or_else(|| fail("--subnets needs a number from 1"))
+            }
+            "--index-wasm" => {
+                index_wasm = Some(
+                    args.next()
+                        .unwrap_or_else(|| fail("--index-wasm needs a path")),
+                )
+            }
+            "--bucket-wasm" => {
+                bucket_wasm = Some(
+                    args.next()
+                        .unwrap_or_else(|| fail("--bucket-wasm needs a path")),
+                )
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -84,9 +122,26 @@ fn main() {
         Some(p) => std::fs::read(&p).unwrap_or_else(|e| fail(&format!("reading {p}: {e}"))),
         None => upload_harness::backend_wasm_with(true).to_vec(),
     };
+    let read = |p: &str| std::fs::read(p).unwrap_or_else(|e| fail(&format!("reading {p}: {e}")));
+    let fleet = match (index_wasm, bucket_wasm) {
+        (Some(i), Some(b)) => Some(upload_bridge::FleetWasm {
+            index: read(&i),
+            bucket: read(&b),
+        }),
+        (None, None) => None,
+        _ => fail("--index-wasm and --bucket-wasm go together"),
+    };
     let bridge = std::sync::Arc::new(
-        upload_bridge::Bridge::start_with_state(&listen, wasm, state.clone())
-            .unwrap_or_else(|e| fail(&e)),
+        upload_bridge::Bridge::start_with(
+            &listen,
+            wasm,
+            upload_bridge::Options {
+                state: state.clone(),
+                subnets,
+                fleet,
+            },
+        )
+        .unwrap_or_else(|e| fail(&e)),
     );
     let gateway = local_gateway::Gateway::new(std::sync::Arc::new(bridge.http_canister()))
         .spawn(gateway_addr)
@@ -110,13 +165,27 @@ fn main() {
         })
         .unwrap_or_else(|e| fail(&format!("handling Ctrl-C: {e}")));
     }
-    let line = serde_json::json!({
+    let mut line = serde_json::json!({
         "url": bridge.url(),
         "gateway": gateway.url(),
         "canister": bridge.canister().to_text(),
         "controller": bridge.controller().to_text(),
         "root_key": hex(&bridge.root_key()),
+        "subnets": bridge.subnets().iter().map(|s| s.to_text()).collect::<Vec<_>>(),
     });
+    if let Some(f) = bridge.fleet() {
+        line["index"] = f.index.to_text().into();
+        line["buckets"] = f
+            .buckets
+            .iter()
+            .map(|b| b.to_text())
+            .collect::<Vec<_>>()
+            .into();
+        line["fleet_controller"] = f.controller.to_text().into();
+        line["fleet_controller_secret_key"] = upload_bridge::fleet::FleetController::default()
+            .secret_key_hex()
+            .into();
+    }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();

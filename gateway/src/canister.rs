@@ -62,6 +62,16 @@ pub trait HttpCanister: Send + Sync + 'static {
     /// The current time in nanoseconds, against which a certificate's time
     /// is checked.
     fn time_ns(&self) -> u64;
+    /// Another canister of the same network (routing by canister id:
+    /// `http://<id>.localhost:<port>/...` or `?canisterId=<id>`), checked
+    /// against the same root key: its certificates must speak for `id`
+    /// (through the delegation to its subnet, for a canister on another
+    /// subnet than the root subnet). `None`: no such canister, or this
+    /// canister serves alone (the default).
+    fn route(&self, id: Principal) -> Option<std::sync::Arc<dyn HttpCanister>> {
+        let _ = id;
+        None
+    }
 }
 
 /// A canister installed in an embedded [`Host`] shared with others (the
@@ -110,5 +120,12 @@ impl HttpCanister for HostCanister {
 
     fn time_ns(&self) -> u64 {
         self.lock().time()
+    }
+
+    /// Any canister of the same host with a module.
+    fn route(&self, id: Principal) -> Option<Arc<dyn HttpCanister>> {
+        self.lock()
+            .module_hash(id)
+            .map(|_| Arc::new(HostCanister::new(self.host.clone(), id)) as Arc<dyn HttpCanister>)
     }
 }

@@ -10,6 +10,16 @@
 //! without a `Range` request) is streamed chunk by chunk, every chunk
 //! verified ([`protocol`]).
 //!
+//! Requests are routed by canister id as on the IC: the host name
+//! `<canister-id>.localhost[:port]` (any host whose first label is a
+//! canister id) or the query parameter `?canisterId=<canister-id>` name
+//! the canister ([`server::requested_canister`]); without either, the
+//! gateway's own canister answers. Another canister is reached through
+//! [`HttpCanister::route`] and verified against the same root key: its
+//! certificate must speak for it, through the root key's delegation to its
+//! subnet when it is not on the root subnet. An unknown canister is a 404
+//! of the gateway.
+//!
 //! The library ([`Gateway`], [`HttpCanister`]) is what a process embeds
 //! (a test, a loopback bridge sharing the host); the `local-gateway`
 //! binary is a thin wrapper that installs the upload canister.

@@ -292,7 +292,31 @@ impl Gateway {
             Ok(r) => r,
             Err(e) => return self.error(StatusCode::BAD_REQUEST, &e),
         };
-        let response = self.respond(request).await;
+        let routed;
+        let gateway = match requested_canister(&parts.uri, &parts.headers) {
+            Some(id) if id != self.canister.canister_id() => match self.canister.route(id) {
+                Some(canister) => {
+                    routed = Gateway {
+                        canister,
+                        ..self.clone()
+                    };
+                    &routed
+                }
+                None => {
+                    let response = self.error(
+                        StatusCode::NOT_FOUND,
+                        &format!("canister {id} not found on this network"),
+                    );
+                    self.note(format!(
+                        "client {} {target} range={range} -> 404",
+                        parts.method
+                    ));
+                    return response;
+                }
+            },
+            _ => self,
+        };
+        let response = gateway.respond(request).await;
         self.note(format!(
             "client {} {target} range={range} -> {}",
             parts.method,
@@ -468,6 +492,31 @@ fn copy_headers(
             response.headers_mut().append(n, v);
         }
     }
+}
+
+/// The canister a request names: `<id>.localhost[:port]` (any host whose
+/// first label is a canister id, e.g. `<id>.raw.localhost`, `<id>.icp0.io`)
+/// or the query parameter `canisterId=<id>`; `None`: the gateway's own
+/// canister.
+pub fn requested_canister(uri: &http::Uri, headers: &http::HeaderMap) -> Option<candid::Principal> {
+    let from_query = uri.query().and_then(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "canisterId")
+            .and_then(|(_, v)| candid::Principal::from_text(v).ok())
+    });
+    if from_query.is_some() {
+        return from_query;
+    }
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.host())?;
+    let (first, rest) = host.split_once('.')?;
+    if rest.is_empty() {
+        return None;
+    }
+    candid::Principal::from_text(first).ok()
 }
 
 /// The browser's request as the canister's `http_request` argument: the

@@ -2,7 +2,10 @@
 //! system state tree"): `/time`, `/request_status/<id>/…`,
 //! `/canister/<id>/{certified_data, module_hash, controllers,
 //! metadata/<name>}` and `/subnet/<id>/{public_key, canister_ranges,
-//! node/<node>/public_key}`, signed by the subnet's BLS key.
+//! node/<node>/public_key}`, signed by the BLS key of the subnet the
+//! request is for: the root key for the root subnet, otherwise the
+//! subnet's own key with the root key's delegation
+//! ([`TreeBuilder::certificate_delegated`]).
 //!
 //! Each certificate is cut from a tree holding what its reader may see
 //! (the entries of the paths asked for, the subnet and the time), pruned
@@ -10,7 +13,10 @@
 //! the signature covers it.
 
 use embedded_ic_host::certification::{encode_time, SubnetKey};
-use ic_certification::{certificate::Certificate, AsHashTree, HashTree, NestedTree};
+use ic_certification::{
+    certificate::{Certificate, Delegation},
+    AsHashTree, HashTree, NestedTree,
+};
 
 pub type Path = Vec<Vec<u8>>;
 
@@ -27,7 +33,20 @@ impl TreeBuilder {
     }
 
     /// The certificate of `paths` (and always `/time`), signed by `key`.
-    pub fn certificate(mut self, time_ns: u64, paths: &[Path], key: &SubnetKey) -> Vec<u8> {
+    pub fn certificate(self, time_ns: u64, paths: &[Path], key: &SubnetKey) -> Vec<u8> {
+        self.certificate_delegated(time_ns, paths, key, None)
+    }
+
+    /// [`TreeBuilder::certificate`] signed by a subnet key the root key
+    /// delegated to: `delegation` is the subnet id and the root key's
+    /// certificate of the subnet's key and ranges.
+    pub fn certificate_delegated(
+        mut self,
+        time_ns: u64,
+        paths: &[Path],
+        key: &SubnetKey,
+        delegation: Option<(candid::Principal, Vec<u8>)>,
+    ) -> Vec<u8> {
         self.tree.insert(&[b"time".to_vec()], encode_time(time_ns));
         let mut witness: Option<HashTree> = None;
         for path in paths.iter().chain(std::iter::once(&vec![b"time".to_vec()])) {
@@ -43,7 +62,10 @@ impl TreeBuilder {
         cbor(&Certificate {
             tree,
             signature: key.sign_root_hash(&root_hash).to_vec(),
-            delegation: None,
+            delegation: delegation.map(|(subnet, certificate)| Delegation {
+                subnet_id: subnet.as_slice().to_vec(),
+                certificate,
+            }),
         })
     }
 }

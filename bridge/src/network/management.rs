@@ -2,6 +2,16 @@
 //! developer's tools make (create, install, upgrade, stop, start, settings,
 //! status, delete, cycles), authorised by the target's controllers as on
 //! the IC.
+//!
+//! Canisters the host created for canister callers (the index's buckets)
+//! are managed here too: they get a record on first use ([`World`]'s
+//! `adopt`), and their controllers, module hash, cycles and run status are
+//! read from the host (controllers and cycles are written back to it).
+//! What the host has no public handle for stays in the record: an ingress
+//! `stop_canister` stops ingress to the canister, not calls from other
+//! canisters; settings other than the controllers are the record's.
+//! Ingress creates canisters on the root subnet (`/admin/install` with a
+//! `subnet` or [`World::install_new_on`] for the others).
 
 use super::errors::Reject;
 use super::{CanisterRecord, RunState, World};
@@ -55,6 +65,9 @@ impl World {
         method: &str,
         arg: &[u8],
     ) -> Result<Vec<u8>, Reject> {
+        if let Some(target) = target_of(method, arg) {
+            self.adopt(target);
+        }
         match method {
             "provisional_create_canister_with_cycles" => {
                 let a = Decode!(arg, ProvisionalCreateCanisterWithCyclesArgs)
@@ -168,6 +181,71 @@ impl World {
         Ok(id)
     }
 
+    /// [`World::install_new`] with an init argument, controllers and a
+    /// balance (`controllers[0]` runs `canister_init`).
+    pub fn install_new_with(
+        &mut self,
+        wasm: &[u8],
+        arg: Vec<u8>,
+        controllers: Vec<Principal>,
+        cycles: u128,
+    ) -> Result<Principal, Reject> {
+        self.install_new_on(None, wasm, arg, controllers, cycles)
+    }
+
+    /// [`World::install_new_with`] on the host's subnet `subnet` (`None`:
+    /// the default subnet), the canister id from that subnet's range.
+    pub fn install_new_on(
+        &mut self,
+        subnet: Option<Principal>,
+        wasm: &[u8],
+        arg: Vec<u8>,
+        controllers: Vec<Principal>,
+        cycles: u128,
+    ) -> Result<Principal, Reject> {
+        let installer = *controllers
+            .first()
+            .ok_or_else(|| Reject::new(4, "IC0406", "a canister needs a controller"))?;
+        let settings = CanisterSettings {
+            controllers: Some(controllers.clone()),
+            ..CanisterSettings::default()
+        };
+        match subnet {
+            Some(s) if s != self.host.default_subnet() => {
+                let module = decompress(wasm)
+                    .map_err(|e| Reject::new(5, "IC0505", format!("the module: {e}")))?;
+                let id = self
+                    .host
+                    .install_on(s, &module, arg, installer)
+                    .map_err(|e| Reject::new(5, "IC0505", format!("installing on {s}: {e}")))?;
+                let mut record = CanisterRecord::new(controllers.clone(), cycles);
+                record.module_hash = Some(Sha256::digest(wasm).into());
+                record.installed_module = Some(wasm.to_vec());
+                record.metadata = custom_sections(&module);
+                self.canisters.insert(id, record);
+                let err = |e: embedded_ic_host::HostError| super::errors::reject_of(&id, &e);
+                self.host.set_controllers(id, controllers).map_err(err)?;
+                self.host.set_cycles(id, cycles).map_err(err)?;
+                Ok(id)
+            }
+            _ => {
+                let id = self.create_canister(installer, settings, cycles)?;
+                let args = InstallCodeArgs {
+                    mode: CanisterInstallMode::Install,
+                    canister_id: id,
+                    wasm_module: wasm.to_vec(),
+                    arg,
+                    sender_canister_version: None,
+                };
+                if let Err(e) = self.install_code(installer, args) {
+                    self.canisters.remove(&id);
+                    return Err(e);
+                }
+                Ok(id)
+            }
+        }
+    }
+
     fn record(&self, id: Principal) -> Result<&CanisterRecord, Reject> {
         self.canisters
             .get(&id)
@@ -180,17 +258,31 @@ impl World {
             .ok_or_else(|| Reject::new(3, "IC0301", format!("Canister {id} not found")))
     }
 
+    /// Gives a canister the host made itself (through the management
+    /// canister or the CMC, for a canister caller) a record, so ingress
+    /// can manage it: its facts are read from the host.
+    fn adopt(&mut self, id: Principal) {
+        if self.canisters.contains_key(&id) || !self.host.exists(id) {
+            return;
+        }
+        let mut record = CanisterRecord::new(
+            self.host.controllers(id).unwrap_or_default(),
+            self.host.cycles(id).unwrap_or(0),
+        );
+        record.module_hash = self.host.module_hash(id);
+        if self.host.is_stopped(id) {
+            record.run_state = RunState::Stopped;
+        }
+        self.canisters.insert(id, record);
+    }
+
     fn authorize(&self, caller: Principal, id: Principal) -> Result<(), Reject> {
-        let record = self.record(id)?;
-        if record.settings.controllers.contains(&caller) {
+        self.record(id)?;
+        let controllers = self.controllers_of(&id).unwrap_or_default();
+        if controllers.contains(&caller) {
             return Ok(());
         }
-        let controllers: Vec<String> = record
-            .settings
-            .controllers
-            .iter()
-            .map(Principal::to_text)
-            .collect();
+        let controllers: Vec<String> = controllers.iter().map(Principal::to_text).collect();
         Err(Reject::new(
             5,
             "IC0512",
@@ -215,10 +307,14 @@ impl World {
     }
 
     fn apply_settings(&mut self, id: Principal, settings: CanisterSettings) -> Result<(), Reject> {
+        let host_controllers = self.host.controllers(id);
         let record = self.record_mut(id)?;
+        if let Some(c) = host_controllers {
+            record.settings.controllers = c;
+        }
         merge_settings(&mut record.settings, settings)?;
         let controllers = record.settings.controllers.clone();
-        if record.module_hash.is_some() {
+        if self.host.exists(id) {
             self.host
                 .set_controllers(id, controllers)
                 .map_err(|e| super::errors::reject_of(&id, &e))?;
@@ -312,15 +408,23 @@ impl World {
         let stable = self.host.stable_memory_bytes(id);
         let heap = self.host.heap_bytes(id);
         let cycles = self.host.cycles(id).unwrap_or(record.cycles);
+        let mut settings = record.settings.clone();
+        if let Some(c) = self.host.controllers(id) {
+            settings.controllers = c;
+        }
+        let host_status = self.host.run_status(id);
         Ok(StatusReply {
-            status: match record.run_state {
-                RunState::Running => CanisterStatusType::Running,
-                RunState::Stopped => CanisterStatusType::Stopped,
+            status: match (record.run_state, host_status) {
+                (RunState::Stopped, _) | (_, Some(embedded_ic_host::RunStatus::Stopped)) => {
+                    CanisterStatusType::Stopped
+                }
+                (_, Some(embedded_ic_host::RunStatus::Stopping)) => CanisterStatusType::Stopping,
+                _ => CanisterStatusType::Running,
             },
             ready_for_migration: false,
             version: self.host.canister_version(id).unwrap_or(0),
-            settings: StatusSettings::from(record.settings.clone()),
-            module_hash: record.module_hash.map(|h| h.to_vec()),
+            settings: StatusSettings::from(settings),
+            module_hash: self.module_hash_of(&id).map(|h| h.to_vec()),
             memory_size: Nat::from(stable + heap),
             memory_metrics: MemoryMetrics {
                 wasm_memory_size: Nat::from(heap),

@@ -36,41 +36,69 @@ pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
 /// expiry (then its status is `done`).
 pub const STATUS_RETENTION_NS: u64 = 5 * 60 * 1_000_000_000;
 
-/// The network's keys: the subnet's BLS key (the root key: there is one
-/// subnet, as on a local replica) and its node's Ed25519 key, which signs
-/// query replies.
-pub struct Keys {
-    pub subnet: Arc<SubnetKey>,
-    pub subnet_id: Principal,
+/// One subnet's keys: its BLS key (the root key for the root subnet,
+/// which signs directly; a key the root key delegates to for the others)
+/// and its node's Ed25519 key, which signs query replies.
+pub struct SubnetKeys {
+    /// The host's index of the subnet (0: the root subnet, the host's
+    /// default subnet).
+    pub index: usize,
+    /// The id agents see: for the root subnet the self-authenticating id
+    /// of the root key (what agents derive for a certificate without a
+    /// delegation), for the others the host's subnet id (the delegation's).
+    pub id: Principal,
+    /// The host's id of the subnet (`Host::subnets`): what the index and
+    /// the CMC's `subnet_selection` name. The root subnet answers
+    /// `/api/v2/subnet/<host id>/read_state` too.
+    pub host_id: Principal,
+    pub key: Arc<SubnetKey>,
     pub node_id: Principal,
     node_signing: ed25519_dalek::SigningKey,
     node_der: Vec<u8>,
+    /// The subnet's canister id range (inclusive).
+    pub range: (Principal, Principal),
 }
 
-impl Keys {
-    pub fn new(subnet: Arc<SubnetKey>) -> Self {
+/// The network's keys: one [`SubnetKeys`] per subnet of the host, the
+/// root subnet first.
+pub struct Keys {
+    pub subnets: Vec<SubnetKeys>,
+}
+
+/// The `n`-th canister id (8-byte big-endian counter, then `0x01 0x01`).
+fn canister_id_of(n: u64) -> Principal {
+    let mut b = n.to_be_bytes().to_vec();
+    b.extend_from_slice(&[1, 1]);
+    Principal::from_slice(&b)
+}
+
+impl SubnetKeys {
+    fn new(index: usize, id: Principal, host_id: Principal, key: Arc<SubnetKey>) -> Self {
         use ed25519_dalek::pkcs8::EncodePublicKey as _;
         use sha2::Digest as _;
         let seed: [u8; 32] =
-            sha2::Sha256::digest([b"node key of ".as_slice(), subnet.root_key_der()].concat())
-                .into();
+            sha2::Sha256::digest([b"node key of ".as_slice(), key.root_key_der()].concat()).into();
         let node_signing = ed25519_dalek::SigningKey::from_bytes(&seed);
         let node_der = node_signing
             .verifying_key()
             .to_public_key_der()
             .expect("an Ed25519 key encodes")
             .into_vec();
-        Keys {
-            subnet_id: auth::self_authenticating(subnet.root_key_der()),
+        let bits = embedded_ic_host::host::SUBNET_RANGE_BITS;
+        let first = (index as u64) << bits;
+        SubnetKeys {
+            index,
+            id,
+            host_id,
+            key,
             node_id: auth::self_authenticating(&node_der),
-            subnet,
             node_signing,
             node_der,
+            range: (
+                canister_id_of(first),
+                canister_id_of(first + (1u64 << bits) - 1),
+            ),
         }
-    }
-
-    pub fn root_key_der(&self) -> &[u8] {
-        self.subnet.root_key_der()
     }
 
     /// The node's signature of a query reply (`"\x0Bic-response"` and the
@@ -80,6 +108,83 @@ impl Keys {
         let mut msg = b"\x0Bic-response".to_vec();
         msg.extend_from_slice(hash);
         self.node_signing.sign(&msg).to_bytes().to_vec()
+    }
+
+    /// Whether `id` is this subnet's (either of its ids).
+    pub fn is(&self, id: &Principal) -> bool {
+        self.id == *id || self.host_id == *id
+    }
+}
+
+impl Keys {
+    /// The keys of every subnet `host` has (add subnets before).
+    pub fn of_host(host: &Host) -> Self {
+        let root = host.subnet_key();
+        let subnets = host
+            .subnets()
+            .into_iter()
+            .enumerate()
+            .map(|(index, host_id)| {
+                if index == 0 {
+                    let id = auth::self_authenticating(root.root_key_der());
+                    SubnetKeys::new(0, id, host_id, root.clone())
+                } else {
+                    // The host derives its subnets' keys from their index.
+                    let key = Arc::new(SubnetKey::from_seed(
+                        &embedded_ic_host::certification::subnet_seed(index as u64),
+                    ));
+                    debug_assert_eq!(
+                        host.subnet_public_key(host_id).as_deref(),
+                        Some(key.root_key_der())
+                    );
+                    SubnetKeys::new(index, host_id, host_id, key)
+                }
+            })
+            .collect();
+        Keys { subnets }
+    }
+
+    pub fn root(&self) -> &SubnetKeys {
+        &self.subnets[0]
+    }
+
+    pub fn root_key_der(&self) -> &[u8] {
+        self.root().key.root_key_der()
+    }
+
+    /// The subnet of `canister`: where the host has it, else the one whose
+    /// range holds its id (the root subnet for ids of no range).
+    pub fn of_canister(&self, host: &Host, canister: &Principal) -> &SubnetKeys {
+        if let Some(s) = host.subnet_of(*canister) {
+            if let Some(k) = self.subnets.iter().find(|k| k.host_id == s) {
+                return k;
+            }
+        }
+        embedded_ic_host::host::range_index_of(canister.as_slice())
+            .and_then(|i| self.subnets.get(i as usize))
+            .unwrap_or(self.root())
+    }
+
+    /// The subnet named `id` (either of its ids).
+    pub fn by_id(&self, id: &Principal) -> Option<&SubnetKeys> {
+        self.subnets.iter().find(|k| k.is(id))
+    }
+
+    /// The delegation of subnet `s` (none for the root subnet): the root
+    /// key's certificate of its key and range, as of `time_ns`.
+    pub fn delegation(&self, s: &SubnetKeys, time_ns: u64) -> Option<(Principal, Vec<u8>)> {
+        (s.index != 0).then(|| {
+            (
+                s.host_id,
+                embedded_ic_host::certification::delegation_certificate(
+                    &self.root().key,
+                    &s.host_id,
+                    &s.key,
+                    &[s.range],
+                    time_ns,
+                ),
+            )
+        })
     }
 }
 
@@ -324,8 +429,9 @@ impl World {
             })
         };
         let timestamp = self.host.time();
+        let subnet = keys.of_canister(&self.host, &effective);
         Ok((
-            sign_query(keys, &envelope.request_id, timestamp, result),
+            sign_query(subnet, &envelope.request_id, timestamp, result),
             corrupted,
         ))
     }
@@ -345,6 +451,12 @@ impl World {
         };
         self.admit(envelope, &admit_as)?;
         self.forget_expired();
+        let signer = match target {
+            Target::Canister(c) => keys.of_canister(&self.host, &c),
+            Target::Subnet(s) => keys.by_id(&s).ok_or_else(|| {
+                HttpRefusal::new(404, format!("Subnet {s} not found on this network"))
+            })?,
+        };
         let mut tree = TreeBuilder::default();
         self.subnet_entries(&mut tree, keys);
         let mut status_id: Option<&[u8]> = None;
@@ -397,12 +509,19 @@ impl World {
                 }
             }
         }
-        Ok(tree.certificate(self.host.time(), paths, &keys.subnet))
+        let now = self.host.time();
+        Ok(tree.certificate_delegated(now, paths, &signer.key, keys.delegation(signer, now)))
     }
 
     /// The certificate a synchronous call returns: the request's status
-    /// and the time.
-    pub fn call_certificate(&mut self, request_id: &RequestId, keys: &Keys) -> Vec<u8> {
+    /// and the time, signed by the subnet of `effective` (the URL's
+    /// effective canister id).
+    pub fn call_certificate(
+        &mut self,
+        request_id: &RequestId,
+        effective: Principal,
+        keys: &Keys,
+    ) -> Vec<u8> {
         let mut tree = TreeBuilder::default();
         let sender = self
             .requests
@@ -412,7 +531,9 @@ impl World {
         let _ = self.request_entries(&mut tree, request_id, sender);
         self.subnet_entries(&mut tree, keys);
         let path: Path = vec![b"request_status".to_vec(), request_id.to_vec()];
-        tree.certificate(self.host.time(), &[path], &keys.subnet)
+        let signer = keys.of_canister(&self.host, &effective);
+        let now = self.host.time();
+        tree.certificate_delegated(now, &[path], &signer.key, keys.delegation(signer, now))
     }
 
     fn check_effective(
@@ -439,18 +560,24 @@ impl World {
     }
 
     /// Whether a canister can take a message now (installed and running).
+    /// The host is the source of truth for canisters it created itself (the
+    /// index's buckets, made through the management canister or the CMC);
+    /// the bridge's record adds what ingress did (a stop through the
+    /// bridge's management canister). The host refuses stopping and
+    /// stopped canisters of its own on the call itself.
     fn check_runnable(&self, id: &Principal) -> Result<(), Reject> {
-        let Some(record) = self.canisters.get(id) else {
+        let record = self.canisters.get(id);
+        if record.is_none() && !self.host.exists(*id) {
             return Err(Reject::new(3, "IC0301", format!("Canister {id} not found")));
-        };
-        if record.module_hash.is_none() {
+        }
+        if self.module_hash_of(id).is_none() {
             return Err(Reject::new(
                 5,
                 "IC0537",
                 format!("Attempted to execute a message on canister {id}, but the canister contains no Wasm module."),
             ));
         }
-        if record.run_state == RunState::Stopped {
+        if record.is_some_and(|r| r.run_state == RunState::Stopped) || self.host.is_stopped(*id) {
             return Err(Reject::new(
                 5,
                 "IC0508",
@@ -458,6 +585,32 @@ impl World {
             ));
         }
         Ok(())
+    }
+
+    /// The canister's controllers: the host's when it has the canister (it
+    /// changes them for calls from canisters), else the bridge's record
+    /// (an empty canister created by ingress).
+    pub fn controllers_of(&self, id: &Principal) -> Option<Vec<Principal>> {
+        self.host.controllers(*id).or_else(|| {
+            self.canisters
+                .get(id)
+                .map(|r| r.settings.controllers.clone())
+        })
+    }
+
+    /// SHA-256 of the installed module as it was given: the bridge's for
+    /// a module it installed (compressed, if it was), else the host's.
+    pub fn module_hash_of(&self, id: &Principal) -> Option<[u8; 32]> {
+        let host = self.host.module_hash(*id);
+        match self.canisters.get(id) {
+            Some(r) if host.is_some() && r.module_hash.is_some() => r.module_hash,
+            _ => host,
+        }
+    }
+
+    /// Whether the canister exists (on the host or in a record).
+    pub fn exists(&self, id: &Principal) -> bool {
+        self.canisters.contains_key(id) || self.host.exists(*id)
     }
 
     fn forget_expired(&mut self) {
@@ -469,31 +622,33 @@ impl World {
         }
     }
 
+    /// Every subnet's public key, canister ranges and node key (the state
+    /// tree of each subnet holds them all, as on the IC).
     fn subnet_entries(&self, tree: &mut TreeBuilder, keys: &Keys) {
-        let subnet = keys.subnet_id.as_slice();
-        tree.insert(
-            &[b"subnet", subnet, b"public_key"],
-            keys.root_key_der().to_vec(),
-        );
-        // One range holds every id the host allocates (counter ‖ 0x01 0x01).
-        let low = Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 1]);
-        let high = Principal::from_slice(&[0, 0, 0, 0, 0, 0x0f, 0xff, 0xff, 1, 1]);
-        let ranges: Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)> = vec![(
-            serde_bytes::ByteBuf::from(low.as_slice().to_vec()),
-            serde_bytes::ByteBuf::from(high.as_slice().to_vec()),
-        )];
-        tree.insert(&[b"subnet", subnet, b"canister_ranges"], cbor(&ranges));
-        tree.insert(&[b"canister_ranges", subnet, low.as_slice()], cbor(&ranges));
-        tree.insert(
-            &[
-                b"subnet",
-                subnet,
-                b"node",
-                keys.node_id.as_slice(),
-                b"public_key",
-            ],
-            keys.node_der.clone(),
-        );
+        for k in &keys.subnets {
+            let subnet = k.id.as_slice();
+            tree.insert(
+                &[b"subnet", subnet, b"public_key"],
+                k.key.root_key_der().to_vec(),
+            );
+            let (low, high) = k.range;
+            let ranges: Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)> = vec![(
+                serde_bytes::ByteBuf::from(low.as_slice().to_vec()),
+                serde_bytes::ByteBuf::from(high.as_slice().to_vec()),
+            )];
+            tree.insert(&[b"subnet", subnet, b"canister_ranges"], cbor(&ranges));
+            tree.insert(&[b"canister_ranges", subnet, low.as_slice()], cbor(&ranges));
+            tree.insert(
+                &[
+                    b"subnet",
+                    subnet,
+                    b"node",
+                    k.node_id.as_slice(),
+                    b"public_key",
+                ],
+                k.node_der.clone(),
+            );
+        }
     }
 
     fn request_entries(
@@ -542,14 +697,17 @@ impl World {
         rest: &[&[u8]],
         reader: Principal,
     ) -> Result<(), HttpRefusal> {
-        let Some(record) = self.canisters.get(&id) else {
+        if !self.exists(&id) {
             return Ok(()); // absent
-        };
+        }
+        let controllers = self.controllers_of(&id).unwrap_or_default();
         let c = id.as_slice();
         if let [b"metadata", name] = rest {
             let name = String::from_utf8_lossy(name).into_owned();
-            if let Some((public, bytes)) = record.metadata.get(&name) {
-                if !public && !record.settings.controllers.contains(&reader) {
+            // Only modules the bridge installed have their sections known.
+            let section = self.canisters.get(&id).and_then(|r| r.metadata.get(&name));
+            if let Some((public, bytes)) = section {
+                if !public && !controllers.contains(&reader) {
                     return Err(HttpRefusal::new(
                         403,
                         format!("Custom section {name} can only be requested by the controllers of the canister."),
@@ -566,14 +724,12 @@ impl World {
             &[b"canister", c, b"certified_data"],
             self.host.certified_data(id),
         );
-        let controllers: Vec<serde_bytes::ByteBuf> = record
-            .settings
-            .controllers
+        let controllers: Vec<serde_bytes::ByteBuf> = controllers
             .iter()
             .map(|p| serde_bytes::ByteBuf::from(p.as_slice().to_vec()))
             .collect();
         tree.insert(&[b"canister", c, b"controllers"], cbor(&controllers));
-        if let Some(hash) = record.module_hash {
+        if let Some(hash) = self.module_hash_of(&id) {
             tree.insert(&[b"canister", c, b"module_hash"], hash.to_vec());
         }
         Ok(())
@@ -595,7 +751,7 @@ fn is_inspect_rejection(e: &embedded_ic_host::HostError, last_ran: Kind) -> bool
 }
 
 fn sign_query(
-    keys: &Keys,
+    keys: &SubnetKeys,
     request_id: &RequestId,
     timestamp: u64,
     result: Result<Vec<u8>, Reject>,

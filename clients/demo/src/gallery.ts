@@ -3,8 +3,8 @@
 // page of `memories_list` at a time with a "More" button while
 // `next_after` says more follow.
 
-import { deleteMemory, download, hex, unwrap, type MemoryRecord } from '../../ts/src/index';
-import type { PageContext } from './context';
+import { deleteMemory, download, hex, unwrap } from '../../ts/src/index';
+import type { PageContext, PageMemory } from './context';
 import { byId, el, formatBytes, formatTime } from './dom';
 import { sharePanel } from './sharing';
 import { thumbnailOf, thumbnailUrl, typeIcon } from './thumbs';
@@ -13,8 +13,11 @@ import type { Viewer } from './viewer';
 /** Memories asked for per page (the canister may return fewer: it cuts pages by reply size). */
 export const PAGE_SIZE = 100;
 
+/** A card's key: memory ids are a canister's own, so the bucket is part of it. */
+const keyOf = (record: PageMemory): string => `${record.bucket ?? ''}/${record.memory_id}`;
+
 interface Card {
-  record: MemoryRecord;
+  record: PageMemory;
   item: HTMLLIElement;
   thumbUrl: string | undefined;
 }
@@ -23,9 +26,12 @@ export class Gallery {
   private readonly list = byId<HTMLUListElement>('gallery');
   private readonly moreButton = byId<HTMLButtonElement>('more');
   private readonly count = byId<HTMLElement>('gallery-count');
-  private readonly cards = new Map<bigint, Card>();
+  private readonly cards = new Map<string, Card>();
   private capsule: bigint | undefined;
-  /** Where the next page starts; undefined once every page is shown. */
+  /** The canisters holding the capsule's memories, oldest first, and the one paged now. */
+  private buckets: (string | undefined)[] = [undefined];
+  private bucketAt = 0;
+  /** Where the next page starts in that canister. */
   private nextAfter: bigint | undefined;
   private complete = true;
   /** Bumped by each `show`, so pages of an earlier capsule are dropped. */
@@ -46,10 +52,17 @@ export class Gallery {
     this.list.replaceChildren();
     this.capsule = capsule;
     this.nextAfter = undefined;
+    this.buckets = [undefined];
+    this.bucketAt = 0;
     this.complete = capsule === undefined;
     this.moreButton.hidden = true;
     this.updateCount();
-    if (capsule !== undefined) await this.more();
+    if (capsule === undefined) return;
+    const generation = this.generation;
+    const buckets = await this.ctx.bucketsOf(capsule);
+    if (generation !== this.generation) return;
+    this.buckets = buckets;
+    await this.more();
   }
 
   /** Appends the next page. */
@@ -59,14 +72,25 @@ export class Gallery {
     const generation = this.generation;
     this.moreButton.disabled = true;
     try {
-      const page = unwrap(
-        'memories_list',
-        await this.ctx.actor.memories_list({ capsule_id: capsule, after: this.nextAfter, limit: PAGE_SIZE }),
-      );
-      if (generation !== this.generation) return;
-      for (const record of page.memories) this.append(record);
-      this.nextAfter = page.next_after;
-      this.complete = page.next_after === undefined;
+      // Up to PAGE_SIZE memories: a canister's page, and when its memories
+      // end before, the next canister's (on an index, oldest bucket first).
+      for (let shown = 0; ; ) {
+        const bucket = this.buckets[this.bucketAt];
+        const page = unwrap(
+          'memories_list',
+          await this.ctx
+            .actorOf(bucket)
+            .memories_list({ capsule_id: capsule, after: this.nextAfter, limit: PAGE_SIZE - shown }),
+        );
+        if (generation !== this.generation) return;
+        for (const record of page.memories) this.append({ ...record, bucket });
+        shown += page.memories.length;
+        this.nextAfter = page.next_after;
+        if (page.next_after === undefined) this.bucketAt++;
+        this.complete = this.bucketAt >= this.buckets.length;
+        // More in this canister (the page was cut), or the page is full.
+        if (this.complete || page.next_after !== undefined || shown >= PAGE_SIZE) break;
+      }
     } finally {
       this.moreButton.disabled = false;
       this.moreButton.hidden = this.complete;
@@ -75,9 +99,14 @@ export class Gallery {
   }
 
   /** A memory stored just now: shown when the last page is (it comes last). */
-  added(record: MemoryRecord): void {
+  added(record: PageMemory): void {
     if (record.capsule_id !== this.capsule || !this.complete) return;
-    const card = this.cards.get(record.memory_id);
+    // An upload that moved to a new bucket of the capsule: it comes last.
+    if (!this.buckets.includes(record.bucket)) {
+      this.buckets.push(record.bucket);
+      this.bucketAt = this.buckets.length;
+    }
+    const card = this.cards.get(keyOf(record));
     if (card) {
       this.replace(card, record);
     } else {
@@ -97,34 +126,34 @@ export class Gallery {
     this.list.dataset.count = String(n);
   }
 
-  private append(record: MemoryRecord): void {
-    if (this.cards.has(record.memory_id)) return;
+  private append(record: PageMemory): void {
+    if (this.cards.has(keyOf(record))) return;
     const card = this.card(record);
-    this.cards.set(record.memory_id, card);
+    this.cards.set(keyOf(record), card);
     this.list.append(card.item);
   }
 
-  private replace(card: Card, record: MemoryRecord): void {
+  private replace(card: Card, record: PageMemory): void {
     const fresh = this.card(record);
     this.release(card);
     card.item.replaceWith(fresh.item);
-    this.cards.set(record.memory_id, fresh);
+    this.cards.set(keyOf(record), fresh);
   }
 
   private release(card: Card): void {
     if (card.thumbUrl) URL.revokeObjectURL(card.thumbUrl);
   }
 
-  private remove(memoryId: bigint): void {
-    const card = this.cards.get(memoryId);
+  private remove(record: PageMemory): void {
+    const card = this.cards.get(keyOf(record));
     if (!card) return;
     this.release(card);
     card.item.remove();
-    this.cards.delete(memoryId);
+    this.cards.delete(keyOf(record));
     this.updateCount();
   }
 
-  private card(record: MemoryRecord): Card {
+  private card(record: PageMemory): Card {
     const thumbnail = thumbnailOf(record);
     const thumbUrl = thumbnail ? thumbnailUrl(thumbnail) : undefined;
     const icon = typeIcon(record.mime_type, record.name);
@@ -136,7 +165,7 @@ export class Gallery {
       note.textContent = text;
       note.className = error ? 'note error' : 'note';
     };
-    const sharing = !!this.ctx.gateway;
+    const sharing = !!this.ctx.gatewayOf(record.bucket);
     const view = el('button', { className: 'view', textContent: 'View' });
     const shareButton = el('button', {
       className: 'share-button',
@@ -149,7 +178,10 @@ export class Gallery {
     const extra = el('div');
     const item = el(
       'li',
-      { className: 'card', dataset: { memoryId: record.memory_id.toString(), thumbnail: thumbnail ? 'yes' : 'no' } },
+      {
+        className: 'card',
+        dataset: { memoryId: record.memory_id.toString(), thumbnail: thumbnail ? 'yes' : 'no', ...(record.bucket ? { bucket: record.bucket } : {}) },
+      },
       el('div', { className: 'thumb' }, picture),
       el('div', { className: 'name', title: record.name, textContent: record.name }),
       el('div', { className: 'meta' }, `${formatBytes(record.byte_len)} · ${formatTime(record.created_at)}`),
@@ -172,7 +204,7 @@ export class Gallery {
       get.disabled = true;
       say('Downloading…');
       try {
-        const { blob } = await download(this.ctx.actor, record.memory_id, {
+        const { blob } = await download(this.ctx.actorOf(record.bucket), record.memory_id, {
           inFlight: this.ctx.inFlight,
           onProgress: (got, total) => say(`Downloading… ${total === 0 ? 100 : Math.floor((100 * got) / total)} %`),
         });
@@ -202,9 +234,9 @@ export class Gallery {
       clearTimeout(armed);
       remove.disabled = true;
       try {
-        await deleteMemory(this.ctx.actor, record.memory_id);
+        await deleteMemory(this.ctx.actorOf(record.bucket), record.memory_id);
         if (this.viewer.showing === record.memory_id) await this.viewer.close();
-        this.remove(record.memory_id);
+        this.remove(record);
         this.ctx.say(`${record.name} deleted, with its share links.`, 'ok');
       } catch (error) {
         armed = undefined;

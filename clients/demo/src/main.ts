@@ -8,17 +8,31 @@
 // Query parameters:
 // - `network`: the IC HTTP interface (the local network's `url`, or a
 //   replica's; `bridge` is still accepted), default http://127.0.0.1:4943;
-// - `canister`: the upload canister's id (required);
+// - `canister`: the upload canister's id; or
+// - `index`: an index canister's id: capsules are created through it, and
+//   each capsule's memories are uploaded to, listed from, read from and
+//   shared by the bucket canisters it names (one of the two is required);
 // - `gateway`: the share links' base URL (the local network's `gateway`;
-//   on mainnet `https://<canister>.icp0.io`, the default there); without
-//   it, nothing is shared and the viewer reads by verified download;
+//   on mainnet `https://<canister>.icp0.io`, the default there; on an
+//   index, each link names its bucket: `http://<bucket>.localhost:<port>`,
+//   `https://<bucket>.icp0.io`); without it, nothing is shared and the
+//   viewer reads by verified download;
 // - optional `chunkBytes` and `inFlight` (passed to `upload`), and
 //   `session` (seconds): sign in through a delegation that ends then, as
 //   an Internet Identity session does.
 
 import { HttpAgent } from '@icp-sdk/core/agent';
 import { Principal } from '@icp-sdk/core/principal';
-import { createActor, resumableUploads, unwrap, type Backend } from '../../ts/src/index';
+import {
+  IndexClient,
+  bucketShareUrl,
+  createActor,
+  resumableUploads,
+  unwrap,
+  upload,
+  type Backend,
+  type OpenUpload,
+} from '../../ts/src/index';
 import type { PageContext } from './context';
 import { byId, el } from './dom';
 import { Gallery } from './gallery';
@@ -29,9 +43,11 @@ import { Viewer } from './viewer';
 import { DelegationExpired, isDelegationExpiry } from '../../ts/src/index';
 
 const params = new URLSearchParams(location.search);
+const indexId = (params.get('index') ?? '').trim();
 const where: Where = {
   network: params.get('network') ?? params.get('bridge') ?? 'http://127.0.0.1:4943',
-  canister: (params.get('canister') ?? '').trim(),
+  // On an index, the canister errors name is the index's.
+  canister: (params.get('canister') ?? '').trim() || indexId,
 };
 
 const statusLine = byId<HTMLParagraphElement>('status');
@@ -128,20 +144,65 @@ async function boot(): Promise<void> {
   try {
     Principal.fromText(where.canister);
   } catch {
-    fail(`“${where.canister}” is not a canister id: check the page’s canister parameter.`);
+    fail(`“${where.canister}” is not a canister id: check the page’s ${indexId ? 'index' : 'canister'} parameter.`);
     return;
   }
 
   const agent = HttpAgent.createSync({ host: where.network, identity: session.identity });
-  const actor: Backend = createActor(where.canister, { agent });
-  const ctx: PageContext = { actor, where, gateway, chunkBytes, inFlight, say, report };
+  // On an index: its client, which locates capsules (an update call, once
+  // per capsule) and makes the buckets' actors.
+  const fleet = indexId ? new IndexClient({ agent, index: indexId, gateway }) : undefined;
+  const actor: Backend | undefined = fleet ? undefined : createActor(where.canister, { agent });
+  const actorOf = (bucket?: string): Backend => {
+    if (bucket !== undefined && fleet) return fleet.bucket(bucket);
+    if (!actor) throw new Error('bug: a memory of an index without its bucket');
+    return actor;
+  };
+  const ctx: PageContext = {
+    actorOf,
+    bucketsOf: async (capsule) => (fleet ? (await fleet.locate(capsule)).buckets.map((b) => b.toText()) : [undefined]),
+    upload: async (capsule, file, options) => {
+      if (!fleet) return upload(actorOf(), capsule, file, options);
+      const result = await fleet.upload(capsule, file, options);
+      return { ...result, bucket: result.bucket.toText() };
+    },
+    where,
+    gateway,
+    gatewayOf: (bucket) =>
+      gateway === undefined || bucket === undefined ? gateway : bucketShareUrl(gateway, bucket, '/').replace(/\/$/, ''),
+    chunkBytes,
+    inFlight,
+    say,
+    report,
+  };
+
+  /** The caller's capsules: `[id, name]`, from the canister, or from the index and its buckets. */
+  const listCapsules = async (): Promise<{ capsule_id: bigint; name: string }[]> => {
+    if (!fleet) return actorOf().capsules_mine(null, 100);
+    const located = [];
+    for await (const l of fleet.listCapsules()) located.push(l);
+    // Names are the buckets' (the index keeps none): one query per bucket.
+    const names = new Map<bigint, string>();
+    for (const bucket of new Set(located.map((l) => l.uploadBucket.toText()))) {
+      for (const c of await fleet.bucket(bucket).capsules_mine(null, 100)) names.set(c.capsule_id, c.name);
+    }
+    return located.map((l) => ({ capsule_id: l.capsuleId, name: names.get(l.capsuleId) ?? 'capsule' }));
+  };
+
+  /** The caller's unfinished uploads, on the canister or on every bucket of the caller's capsules. */
+  const listUnfinished = async (): Promise<OpenUpload[]> => {
+    if (!fleet) return resumableUploads(actorOf());
+    const buckets = new Set<string>();
+    for await (const l of fleet.listCapsules()) for (const b of l.buckets) buckets.add(b.toText());
+    return (await Promise.all([...buckets].map((b) => resumableUploads(fleet.bucket(b))))).flat();
+  };
   const viewer = new Viewer(ctx);
   const gallery = new Gallery(ctx, viewer);
 
   const selected = (): bigint | undefined => (capsules.value ? BigInt(capsules.value) : undefined);
 
   const refreshUnfinished = async (): Promise<void> => {
-    const open = await resumableUploads(actor);
+    const open = await listUnfinished();
     const box = byId('unfinished');
     if (open.length === 0) {
       box.replaceChildren();
@@ -158,7 +219,7 @@ async function boot(): Promise<void> {
   };
 
   const refreshCapsules = async (select?: bigint): Promise<void> => {
-    const mine = await actor.capsules_mine(null, 100);
+    const mine = await listCapsules();
     const keep = select ?? selected() ?? BigInt(localStorage.getItem('upload-demo-capsule') ?? '-1');
     capsules.replaceChildren(
       ...mine.map((c) => {
@@ -184,9 +245,14 @@ async function boot(): Promise<void> {
     createButton.disabled = true;
     try {
       const name = byId<HTMLInputElement>('capsule-name').value.trim() || 'My capsule';
-      const created = unwrap('capsules_create', await actor.capsules_create(name));
-      await refreshCapsules(created.capsule_id);
-      say(`Capsule “${created.name}” created.`, 'ok');
+      if (fleet) {
+        // The index places it on a bucket and says which.
+        const created = await fleet.createCapsule(name);
+        await refreshCapsules(created.capsuleId);
+      } else {
+        await refreshCapsules(unwrap('capsules_create', await actorOf().capsules_create(name)).capsule_id);
+      }
+      say(`Capsule “${name}” created.`, 'ok');
     } catch (error) {
       report(error);
     } finally {

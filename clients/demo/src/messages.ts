@@ -6,6 +6,7 @@ import { AgentError, CertifiedRejectErrorCode, ErrorKindEnum, UncertifiedRejectE
 import {
   DelegationExpired,
   DownloadCorrupted,
+  PlacementFailed,
   RetriesExhausted,
   ShareFailed,
   UploadAborted,
@@ -101,6 +102,30 @@ function shareSentence(error: ShareFailed): string {
   }
 }
 
+function placementSentence(error: PlacementFailed): string {
+  const e = error.error;
+  switch (e.__kind__) {
+    case 'NoOpenBucket':
+    case 'BucketUnavailable':
+    case 'RegistrationPending':
+      return `The index has no room ready for this capsule now (${e.__kind__}): it is making some; try again in a minute.`;
+    case 'CapsulesPerOwnerExceeded':
+      return `You own ${e.CapsulesPerOwnerExceeded.limit} capsules already, the most the index allows: use one of them.`;
+    case 'CapsuleNotFound':
+      return 'The index does not know this capsule: reload the page.';
+    case 'CapsuleSpansTooManyBuckets':
+      return 'This capsule is full: create a new capsule for more memories.';
+    case 'NotAuthorized':
+      return 'The index lets only allowed people create capsules: ask its controllers.';
+    case 'AnonymousCaller':
+      return 'The index does not take anonymous calls: sign in first.';
+    case 'InvalidArgument':
+      return 'The index refused the capsule’s name (InvalidArgument): choose a shorter one.';
+    default:
+      return `The index refused (${(e as { __kind__: string }).__kind__}): try again.`;
+  }
+}
+
 function rejectCode(error: AgentError): string | undefined {
   const code = error.code;
   if (
@@ -149,6 +174,7 @@ export function explain(error: unknown, where: Where): string {
   }
   if (error instanceof UploadFailed) return uploadSentence(error);
   if (error instanceof ShareFailed) return shareSentence(error);
+  if (error instanceof PlacementFailed) return placementSentence(error);
   if (error instanceof DownloadCorrupted) {
     return 'The bytes read back do not match the SHA-256 recorded at upload, so nothing was saved: try again.';
   }

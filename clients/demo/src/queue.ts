@@ -2,9 +2,9 @@
 // its own row (name, progress, one line of text, Abort). A thumbnail is
 // made in the browser first (images and videos).
 
-import { UploadAborted, byteLength, upload, type MemoryRecord, type UploadProgress } from '../../ts/src/index';
+import { UploadAborted, byteLength, type UploadProgress } from '../../ts/src/index';
 import { makeThumbnail } from '../../ts/src/thumbnail';
-import type { PageContext } from './context';
+import type { PageContext, PageMemory } from './context';
 import { byId, el, formatBytes, formatSeconds } from './dom';
 import { setThumbnail, thumbnailOf } from './thumbs';
 
@@ -36,7 +36,7 @@ export class UploadQueue {
   constructor(
     private readonly ctx: PageContext,
     /** A memory was stored (or found already stored). */
-    private readonly onStored: (record: MemoryRecord) => void,
+    private readonly onStored: (record: PageMemory) => void,
     /** An upload ended, however it ended. */
     private readonly onSettled: () => void,
   ) {}
@@ -111,7 +111,6 @@ export class UploadQueue {
 
   private async run(row: Row): Promise<void> {
     const { file, capsule, bar } = row;
-    const { actor } = this.ctx;
     const signal = row.controller.signal;
     this.setState(row, 'preparing', 'Making a thumbnail…');
     try {
@@ -132,7 +131,9 @@ export class UploadQueue {
       };
       // The thumbnail goes with `uploads_begin`; a memory stored before
       // without one gets it afterwards (below).
-      const result = await upload(actor, capsule, file, {
+      // Where the capsule's uploads go now (on an index: its upload bucket,
+      // or the next one if that was sealed).
+      const result = await this.ctx.upload(capsule, file, {
         signal,
         onProgress: show,
         chunkBytes: this.ctx.chunkBytes,
@@ -144,11 +145,12 @@ export class UploadQueue {
       const already = !progressed && result.chunkCalls === 0 && byteLength(file) > 0;
       // The record, for the gallery; if it cannot be read now, the memory
       // is stored all the same and shows on the next reload.
+      const actor = this.ctx.actorOf(result.bucket);
       const got = await actor.memories_get(result.memory_id).catch((error: unknown) => {
         console.warn('reading the stored memory', error);
         return undefined;
       });
-      let record: MemoryRecord | undefined = got?.__kind__ === 'Ok' ? got.Ok : undefined;
+      let record: PageMemory | undefined = got?.__kind__ === 'Ok' ? { ...got.Ok, bucket: result.bucket } : undefined;
       let thumbNote = '';
       if (record && thumbnail && !thumbnailOf(record)) {
         try {

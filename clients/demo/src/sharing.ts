@@ -2,8 +2,8 @@
 // (copied to the clipboard), and the memory's links, each with its URL,
 // expiry, Copy and Revoke.
 
-import { share, shares, shareUrl, unshare, type MemoryRecord, type ShareLink } from '../../ts/src/index';
-import type { PageContext } from './context';
+import { share, shares, shareUrl, unshare, type ShareLink } from '../../ts/src/index';
+import type { PageContext, PageMemory } from './context';
 import { el, formatTime } from './dom';
 
 const EXPIRIES: [label: string, ms: number | undefined][] = [
@@ -31,8 +31,10 @@ export async function copyText(text: string, fallback?: HTMLInputElement): Promi
   }
 }
 
-export function sharePanel(ctx: PageContext, record: MemoryRecord, note: (text: string, error?: boolean) => void): HTMLElement {
-  const gateway = ctx.gateway!;
+export function sharePanel(ctx: PageContext, record: PageMemory, note: (text: string, error?: boolean) => void): HTMLElement {
+  // The memory's own canister makes, lists, serves and revokes its links.
+  const gateway = ctx.gatewayOf(record.bucket)!;
+  const actor = ctx.actorOf(record.bucket);
   const select = el(
     'select',
     { attrs: { 'aria-label': 'link expiry' }, className: 'expiry' },
@@ -52,7 +54,7 @@ export function sharePanel(ctx: PageContext, record: MemoryRecord, note: (text: 
     revoke.onclick = async () => {
       revoke.disabled = true;
       try {
-        await unshare(ctx.actor, link.link_id);
+        await unshare(actor, link.link_id);
         note('Link revoked: it now answers 404 (a browser that opened it may keep its copy for up to an hour).');
         await refresh();
       } catch (error) {
@@ -71,7 +73,7 @@ export function sharePanel(ctx: PageContext, record: MemoryRecord, note: (text: 
   };
 
   const refresh = async (): Promise<void> => {
-    const links = await shares(ctx.actor, record.memory_id);
+    const links = await shares(actor, record.memory_id);
     list.replaceChildren(...links.map(row));
     if (links.length === 0) list.append(el('li', {}, 'No links: nobody but you can read it.'));
   };
@@ -80,7 +82,7 @@ export function sharePanel(ctx: PageContext, record: MemoryRecord, note: (text: 
     create.disabled = true;
     try {
       const ms = EXPIRIES[Number(select.value)][1];
-      const url = await share(ctx.actor, record.memory_id, {
+      const url = await share(actor, record.memory_id, {
         gateway,
         expiresAt: ms === undefined ? undefined : new Date(Date.now() + ms),
       });

@@ -4,8 +4,8 @@
 // <iframe> for PDF and plain text, a download link for the rest. Without
 // a gateway, the bytes come by the client's verified download instead.
 
-import { download, share, shares, unshare, type MemoryRecord } from '../../ts/src/index';
-import type { PageContext } from './context';
+import { download, share, shares, unshare, type Backend } from '../../ts/src/index';
+import type { PageContext, PageMemory } from './context';
 import { byId, el, formatBytes } from './dom';
 
 /** How long a viewing link lives. */
@@ -24,6 +24,8 @@ export class Viewer {
   private readonly note = byId<HTMLElement>('viewer-note');
   /** What to undo on close: a link to revoke, an object URL to release. */
   private linkId: bigint | undefined;
+  /** The canister that made that link. */
+  private linkActor: Backend | undefined;
   private objectUrl: string | undefined;
   /** Bumped by each open and close, so a slow open cannot show itself late. */
   private generation = 0;
@@ -38,7 +40,7 @@ export class Viewer {
     return id === undefined ? undefined : BigInt(id);
   }
 
-  async open(record: MemoryRecord): Promise<void> {
+  async open(record: PageMemory): Promise<void> {
     await this.close();
     const generation = ++this.generation;
     this.section.hidden = false;
@@ -47,27 +49,31 @@ export class Viewer {
     this.stage.replaceChildren(el('p', {}, 'Opening…'));
     this.note.textContent = '';
     this.section.scrollIntoView({ block: 'nearest' });
+    // The memory's own canister (its bucket on an index) makes and serves the link.
+    const actor = this.ctx.actorOf(record.bucket);
+    const gateway = this.ctx.gatewayOf(record.bucket);
     try {
       let url: string;
-      if (this.ctx.gateway) {
-        url = await share(this.ctx.actor, record.memory_id, {
-          gateway: this.ctx.gateway,
+      if (gateway) {
+        url = await share(actor, record.memory_id, {
+          gateway,
           expiresAt: new Date(Date.now() + VIEW_LINK_MS),
         });
         const linkId = linkIdOf(url);
         if (generation !== this.generation) {
-          if (linkId !== undefined) void unshare(this.ctx.actor, linkId).catch(() => undefined);
+          if (linkId !== undefined) void unshare(actor, linkId).catch(() => undefined);
           return;
         }
         this.linkId = linkId;
-        await this.untilReady(record.memory_id, linkId, generation);
+        this.linkActor = actor;
+        await this.untilReady(record, linkId, generation);
         this.note.replaceChildren(
           'Shown through a share link that ends in 10 minutes and is revoked when you close the viewer: ',
           el('a', { href: url, target: '_blank', rel: 'noopener noreferrer', textContent: 'open it in a new tab' }),
           '.',
         );
       } else {
-        const { blob } = await download(this.ctx.actor, record.memory_id, { inFlight: this.ctx.inFlight });
+        const { blob } = await download(actor, record.memory_id, { inFlight: this.ctx.inFlight });
         if (generation !== this.generation) return;
         url = this.objectUrl = URL.createObjectURL(blob);
         this.note.textContent = `Read by the client and checked against its SHA-256 (${formatBytes(blob.size)}); no share link was made (the page has no gateway parameter).`;
@@ -84,16 +90,16 @@ export class Viewer {
   }
 
   /** Waits while a long memory's link is still being certified (`ready`). */
-  private async untilReady(memoryId: bigint, linkId: bigint | undefined, generation: number): Promise<void> {
+  private async untilReady(record: PageMemory, linkId: bigint | undefined, generation: number): Promise<void> {
     for (let i = 0; i < 120 && generation === this.generation; i++) {
-      const link = (await shares(this.ctx.actor, memoryId)).find((l) => l.link_id === linkId);
+      const link = (await shares(this.ctx.actorOf(record.bucket), record.memory_id)).find((l) => l.link_id === linkId);
       if (!link || link.ready) return;
       this.stage.replaceChildren(el('p', {}, 'Preparing the link (a long file is certified in steps)…'));
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
 
-  private element(record: MemoryRecord, url: string): HTMLElement {
+  private element(record: PageMemory, url: string): HTMLElement {
     const type = record.mime_type.toLowerCase().split(';')[0].trim();
     if (type.startsWith('image/')) return el('img', { src: url, alt: record.name });
     if (type.startsWith('video/')) {
@@ -127,10 +133,12 @@ export class Viewer {
     if (this.objectUrl) URL.revokeObjectURL(this.objectUrl);
     this.objectUrl = undefined;
     const linkId = this.linkId;
+    const actor = this.linkActor;
     this.linkId = undefined;
-    if (linkId !== undefined) {
+    this.linkActor = undefined;
+    if (linkId !== undefined && actor !== undefined) {
       // Best effort: the link ends in 10 minutes anyway.
-      await unshare(this.ctx.actor, linkId).catch((error) => console.warn('revoking the viewing link', error));
+      await unshare(actor, linkId).catch((error) => console.warn('revoking the viewing link', error));
     }
   }
 }

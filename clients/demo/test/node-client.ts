@@ -4,4 +4,4 @@
 
 export { HttpAgent } from '@icp-sdk/core/agent';
 export { Ed25519KeyIdentity } from '@icp-sdk/core/identity';
-export { createActor, share, shares, unshare, upload, unwrap } from '../../ts/src/index';
+export { IndexBucketState, IndexClient, createActor, createIndexActor, share, shares, unshare, upload, unwrap } from '../../ts/src/index';

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
@@ -33,6 +33,42 @@ export async function startNetwork() {
   const net = JSON.parse(line);
   net.rootKey = Uint8Array.from(Buffer.from(net.root_key, 'hex'));
   net.stop = () => child.kill();
+  return net;
+}
+
+const INDEX_WASM = process.env.INDEX_WASM ?? join(root, 'target/canister-wasm/wasm32-unknown-unknown/release/upload_index.wasm');
+
+/** Why a fleet network (an index and its buckets) cannot start here, or undefined when it can. */
+export function fleetUnavailable() {
+  if (!existsSync(BRIDGE)) return `${BRIDGE} is not built (cargo build -p upload-bridge)`;
+  const help = spawnSync(BRIDGE, ['--help'], { encoding: 'utf8' });
+  if (!`${help.stdout}${help.stderr}`.includes('--index-wasm')) return `${BRIDGE} has no --index-wasm flag yet`;
+  if (!existsSync(INDEX_WASM)) {
+    return `${INDEX_WASM} is not built (cargo build --release --target wasm32-unknown-unknown -p upload-index --target-dir target/canister-wasm)`;
+  }
+  return undefined;
+}
+
+/**
+ * The local network with a fleet (`--subnets 3 --index-wasm … --bucket-wasm …`):
+ * its JSON line also names `index`, `buckets` and the index's controller's
+ * TEST key (`fleet_controller_secret_key`).
+ */
+export async function startFleetNetwork() {
+  const child = spawn(BRIDGE, ['--wasm', WASM, '--subnets', '3', '--index-wasm', INDEX_WASM, '--bucket-wasm', WASM], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout });
+  const line = await new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`upload-bridge exited with ${code}`)));
+    lines.once('line', resolve);
+  });
+  lines.on('line', () => undefined);
+  const net = JSON.parse(line);
+  net.rootKey = Uint8Array.from(Buffer.from(net.root_key, 'hex'));
+  net.stop = () => child.kill();
+  assert.equal(typeof net.index, 'string', `no index in ${line}`);
   return net;
 }
 

@@ -1,5 +1,6 @@
 // Fails when src/bindings is not what `npm run bindgen` makes of
-// ../../backend.did today (@icp-sdk/bindgen, then the `.js` extensions of
+// ../../backend.did (the bucket) and ../../index/index.did (the index)
+// today (@icp-sdk/bindgen for each, then the `.js` extensions of
 // scripts/bindings-esm.mjs). Fix with `npm run bindgen`.
 
 import { execFileSync } from 'node:child_process';
@@ -12,6 +13,8 @@ import { rewriteDir } from './bindings-esm.mjs';
 const here = fileURLToPath(new URL('..', import.meta.url));
 const committed = join(here, 'src/bindings');
 const fresh = mkdtempSync(join(tmpdir(), 'bindings-'));
+/** Each interface the client binds: the bucket's and the index's. */
+const DID_FILES = ['../../backend.did', '../../index/index.did'];
 
 function files(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -21,26 +24,29 @@ function files(dir) {
 }
 
 try {
-  execFileSync(
-    process.execPath,
-    [
-      join(here, 'node_modules/@icp-sdk/bindgen/dist/esm/cli/icp-bindgen.js'),
-      '--did-file', join(here, '../../backend.did'),
-      '--out-dir', fresh,
-      '--declarations-typescript',
-      '--force',
-    ],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
+  // The same .did files, in the same order, as `npm run bindgen`.
+  for (const did of DID_FILES) {
+    execFileSync(
+      process.execPath,
+      [
+        join(here, 'node_modules/@icp-sdk/bindgen/dist/esm/cli/icp-bindgen.js'),
+        '--did-file', join(here, did),
+        '--out-dir', fresh,
+        '--declarations-typescript',
+        '--force',
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+  }
   rewriteDir(fresh);
   const want = new Map(files(fresh).map((f) => [relative(fresh, f), readFileSync(f, 'utf8')]));
   const have = new Map(files(committed).map((f) => [relative(committed, f), readFileSync(f, 'utf8')]));
   const stale = [...new Set([...want.keys(), ...have.keys()])].filter((f) => want.get(f) !== have.get(f));
   if (stale.length > 0) {
-    console.error(`bindings out of date with backend.did: ${stale.join(', ')}\nrun \`npm run bindgen\` in clients/ts`);
+    console.error(`bindings out of date with backend.did or index/index.did: ${stale.join(', ')}\nrun \`npm run bindgen\` in clients/ts`);
     process.exit(1);
   }
-  console.log(`bindings match backend.did (${want.size} files)`);
+  console.log(`bindings match backend.did and index/index.did (${want.size} files)`);
 } finally {
   rmSync(fresh, { recursive: true, force: true });
 }

@@ -1,9 +1,11 @@
 // Typed failures: every `UploadError` of the canister surfaces as an
-// `UploadFailed`, every `ShareError` as a `ShareFailed`, whose
+// `UploadFailed`, every `ShareError` as a `ShareFailed`, every
+// `PlacementError` of the index as a `PlacementFailed`, whose
 // `error.__kind__` the caller can switch on.
 
 import { AgentError, ErrorKindEnum, HttpErrorCode, TimeoutWaitingForResponseErrorCode } from '@icp-sdk/core/agent';
 import type { backendInterface } from './bindings/backend.js';
+import type { indexInterface } from './bindings/index.js';
 
 type ErrOf<R> = R extends { __kind__: 'Err'; Err: infer E } ? E : never;
 type KindOf<E> = E extends { __kind__: infer K extends string } ? K : never;
@@ -154,6 +156,58 @@ export class ShareFailed extends Error {
 }
 
 /**
+ * The error type of one method of the index canister (`index/index.did`),
+ * read from its result in the index's bindings, as `MethodError` is for
+ * the bucket's methods.
+ */
+export type IndexMethodError<M extends keyof indexInterface> = ErrOf<Awaited<ReturnType<indexInterface[M]>>>;
+
+/** What the index's `capsules_create` and `capsules_locate` can answer. */
+export type PlacementError = IndexMethodError<'capsules_create' | 'capsules_locate'>;
+export type PlacementErrorKind = KindOf<PlacementError>;
+
+/** What the index's admin methods (controllers only) can answer. */
+export type IndexAdminError = IndexMethodError<'admin_set_bucket_state'>;
+
+/**
+ * Every `PlacementError` case and what the client does about it; a case
+ * added to `index/index.did` fails `tsc` here until it is placed.
+ */
+export const PLACEMENT_ERROR_HANDLING = {
+  // `createCapsule`: the capsule is recorded but the bucket's answer was
+  // lost; `capsules_locate` completes the registration (asked again with
+  // backoff while it is still pending).
+  RegistrationPending: 'handled',
+  // The caller's to decide: thrown as `PlacementFailed`. `NoOpenBucket`
+  // and `BucketUnavailable` mean "later": the index is making room.
+  NoOpenBucket: 'thrown',
+  BucketUnavailable: 'thrown',
+  CapsuleNotFound: 'thrown',
+  CapsuleSpansTooManyBuckets: 'thrown',
+  NotAuthorized: 'thrown',
+  InvalidArgument: 'thrown',
+  CapsulesPerOwnerExceeded: 'thrown',
+  AnonymousCaller: 'thrown',
+} as const satisfies Record<PlacementErrorKind, 'handled' | 'thrown'>;
+
+/** The index answered `capsules_create` or `capsules_locate` with a `PlacementError`. */
+export class PlacementFailed extends Error {
+  override readonly name = 'PlacementFailed';
+  constructor(
+    /** The index's error, a tagged union: switch on `error.__kind__`. */
+    readonly error: PlacementError,
+    /** The index method that answered it. */
+    readonly method: 'capsules_create' | 'capsules_locate',
+  ) {
+    super(`${method}: ${describe(error)}`);
+  }
+
+  get kind(): PlacementErrorKind {
+    return this.error.__kind__;
+  }
+}
+
+/**
  * `upload`'s `chunkBytes` is above the largest chunk the canister takes
  * now (`stats().limits.max_chunk_bytes`, which its controllers set):
  * refused before any update call.
@@ -253,11 +307,18 @@ export function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-function describe(error: UploadError | ShareError): string {
+function describe(error: UploadError | ShareError | PlacementError): string {
   const { __kind__, ...rest } = error as { __kind__: string } & Record<string, unknown>;
   const detail = rest[__kind__];
   if (detail === null || detail === undefined) return __kind__;
   return `${__kind__} ${JSON.stringify(detail, (_k, v: unknown) =>
-    typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? hex(v) : v,
+    typeof v === 'bigint'
+      ? v.toString()
+      : v instanceof Uint8Array
+        ? hex(v)
+        : // A Principal, after JSON.stringify called its toJSON: its text.
+          v !== null && typeof v === 'object' && '__principal__' in v
+          ? (v as { __principal__: string }).__principal__
+          : v,
   )}`;
 }

@@ -100,6 +100,13 @@ export interface UploadOptions extends CallOptions {
    */
   fileIdentity?: string;
   /**
+   * The idempotency key to begin under, instead of the one derived from
+   * the file and the capsule (`uploadKey`). `IndexClient.upload` passes
+   * the key of the capsule's first bucket to the next one when a bucket is
+   * sealed, so the upload keeps its key wherever it lands.
+   */
+  idempotencyKey?: string;
+  /**
    * A small picture of the file for gallery pages, stored with the memory:
    * `true` makes one in the browser (`makeThumbnail`: an image scaled on a
    * canvas, a video's frame at one second; none for other types or outside
@@ -166,6 +173,33 @@ export async function idempotencyKey(
   }
   const digest = await sha256(new TextEncoder().encode(`${capsuleId}\n${chunkBytes}\n${identity}`));
   return `upload-v1-${hex(digest)}`;
+}
+
+/** The memory's name `upload` uses: `options.name`, the `File`'s name, else `"upload"`. */
+export function uploadName(file: UploadSource, options: Pick<UploadOptions, 'name'> = {}): string {
+  return options.name ?? (typeof File !== 'undefined' && file instanceof File ? file.name : 'upload');
+}
+
+/** The MIME type `upload` uses: `options.mimeType`, the `Blob`'s type, else `application/octet-stream`. */
+export function uploadMimeType(file: UploadSource, options: Pick<UploadOptions, 'mimeType'> = {}): string {
+  return options.mimeType || (file instanceof Blob && file.type) || 'application/octet-stream';
+}
+
+/**
+ * The idempotency key `upload(actor, capsuleId, file, options)` begins
+ * under (`options.idempotencyKey` when given): derived from the file, the
+ * capsule and the chunk size (`options.chunkBytes`, else the canister's
+ * `stats().limits.max_chunk_bytes`, asked here).
+ */
+export async function uploadKey(
+  actor: UploadActor,
+  capsuleId: bigint,
+  file: UploadSource,
+  options: UploadOptions = {},
+): Promise<string> {
+  if (options.idempotencyKey !== undefined) return options.idempotencyKey;
+  const chunkBytes = options.chunkBytes ?? (await defaultChunkBytes(actor, options));
+  return idempotencyKey(capsuleId, file, uploadName(file, options), uploadMimeType(file, options), chunkBytes, options.fileIdentity);
 }
 
 function aborted(signal: AbortSignal | undefined): boolean {
@@ -272,9 +306,9 @@ async function planUpload(
   if (chunkBytes > maxChunkBytes) throw new ChunkTooLarge(chunkBytes, maxChunkBytes);
   const total = byteLength(file);
   const chunks = chunkCount(total, chunkBytes);
-  const name = options.name ?? (typeof File !== 'undefined' && file instanceof File ? file.name : 'upload');
-  const mimeType = options.mimeType || (file instanceof Blob && file.type) || 'application/octet-stream';
-  const key = await idempotencyKey(capsuleId, file, name, mimeType, chunkBytes, options.fileIdentity);
+  const name = uploadName(file, options);
+  const mimeType = uploadMimeType(file, options);
+  const key = options.idempotencyKey ?? (await idempotencyKey(capsuleId, file, name, mimeType, chunkBytes, options.fileIdentity));
   const thumbnail =
     options.thumbnail === true
       ? file instanceof Blob

@@ -4,7 +4,8 @@
 // against a local replica: the network's root key given, query signatures
 // verified, calls signed.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Cbor, HttpAgent, type Identity } from '@icp-sdk/core/agent';
@@ -14,6 +15,8 @@ import { createActor, type Backend } from '../src/bindings/backend';
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const NETWORK = process.env.UPLOAD_BRIDGE ?? `${root}target/debug/upload-bridge`;
 const WASM = process.env.BACKEND_WASM ?? `${root}target/canister-wasm/wasm32-unknown-unknown/release/backend.wasm`;
+/** The index canister's release `.wasm` (`cargo build --release --target wasm32-unknown-unknown -p upload-index --target-dir target/canister-wasm`). */
+const INDEX_WASM = process.env.INDEX_WASM ?? `${root}target/canister-wasm/wasm32-unknown-unknown/release/upload_index.wasm`;
 
 export interface NetworkProcess {
   /** The IC HTTP interface (and the test-only `/admin/…` routes). */
@@ -34,15 +37,21 @@ export interface NetworkProcess {
 
 /** Starts the network (built by `npm test` with cargo) on a free port. */
 export async function startNetwork(): Promise<NetworkProcess> {
-  const child = spawn(NETWORK, ['--wasm', WASM], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return (await launch([])).net;
+}
+
+async function launch(extra: string[]): Promise<{ net: NetworkProcess; info: Record<string, unknown> }> {
+  const child = spawn(NETWORK, ['--wasm', WASM, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const first = await new Promise<string>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`upload-bridge exited with ${code}; run \`cargo build -p upload-bridge\``)));
     lines.once('line', resolve);
   });
+  // Its stdout is read to the end so that nothing it writes can block it.
+  lines.on('line', () => undefined);
   const info = JSON.parse(first) as { url: string; gateway: string; canister: string; root_key: string };
-  return {
+  const net: NetworkProcess = {
     url: info.url,
     gateway: info.gateway,
     canister: info.canister,
@@ -50,6 +59,59 @@ export async function startNetwork(): Promise<NetworkProcess> {
     controller: Ed25519KeyIdentity.generate(),
     process: child,
     stop: () => child.kill(),
+  };
+  return { net, info: info as unknown as Record<string, unknown> };
+}
+
+/** The network started with a fleet: an index and its buckets on several subnets. */
+export interface FleetNetwork extends NetworkProcess {
+  /** The index canister's id. */
+  index: string;
+  /** The buckets the index made before the network said it was up. */
+  buckets: string[];
+  /** The network's subnets (the root subnet first). */
+  subnets: string[];
+  /** The index's controller (the bridge's fixed TEST key), for `admin_*` calls. */
+  fleetController: Ed25519KeyIdentity;
+}
+
+/**
+ * Why this machine cannot start a fleet network, or undefined when it
+ * can: the bridge must know `--index-wasm`, and the index's `.wasm` must
+ * be built.
+ */
+export function fleetUnavailable(): string | undefined {
+  if (!existsSync(NETWORK)) return `${NETWORK} is not built (cargo build -p upload-bridge)`;
+  const help = spawnSync(NETWORK, ['--help'], { encoding: 'utf8' });
+  if (!`${help.stdout}${help.stderr}`.includes('--index-wasm')) {
+    return `${NETWORK} has no --index-wasm flag yet (the bridge's fleet is not built)`;
+  }
+  if (!existsSync(INDEX_WASM)) {
+    return `${INDEX_WASM} is not built (cargo build --release --target wasm32-unknown-unknown -p upload-index --target-dir target/canister-wasm)`;
+  }
+  return undefined;
+}
+
+const idOf = (b: unknown): string =>
+  typeof b === 'string' ? b : String((b as Record<string, unknown>).canister_id ?? (b as Record<string, unknown>).bucket ?? (b as Record<string, unknown>).id);
+
+/**
+ * Starts the network with a fleet (`--subnets 3 --index-wasm ... --bucket-wasm ...`,
+ * the bucket module the same release `.wasm` as the default canister's).
+ */
+export async function startFleetNetwork(subnets = 3): Promise<FleetNetwork> {
+  const { net, info } = await launch(['--subnets', String(subnets), '--index-wasm', INDEX_WASM, '--bucket-wasm', WASM]);
+  const secret = info.fleet_controller_secret_key;
+  if (typeof info.index !== 'string' || typeof secret !== 'string' || !Array.isArray(info.buckets)) {
+    net.stop();
+    throw new Error(`upload-bridge's JSON line has no fleet (index, buckets, fleet_controller_secret_key): ${JSON.stringify(info)}`);
+  }
+  return {
+    ...net,
+    index: info.index,
+    buckets: info.buckets.map(idOf),
+    subnets: Array.isArray(info.subnets) ? info.subnets.map(String) : [],
+    fleetController: Ed25519KeyIdentity.fromSecretKey(Uint8Array.from(Buffer.from(secret, 'hex'))),
   };
 }
 
