@@ -42,6 +42,8 @@ after(() => net?.stop());
 function fleetTest(name: string, body: (net: FleetNetwork, t: TestContext) => Promise<void>): void {
   test(name, { timeout: 240_000 }, async (t) => {
     if (unavailable !== undefined || net === undefined) {
+      // CI builds everything the fleet needs: a skip there is a failure.
+      if (process.env.REQUIRE_FLEET) throw new Error(`the fleet is required (REQUIRE_FLEET): ${unavailable ?? 'it did not start'}`);
       t.skip(`needs upload-bridge --index-wasm: ${unavailable ?? 'the fleet did not start'}`);
       return;
     }
