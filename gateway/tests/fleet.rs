@@ -377,3 +377,78 @@ fn a_share_link_on_a_bucket_of_another_subnet_is_served_by_its_bucket_verified()
     assert_eq!(first, 4_000_000);
     assert!(body == data[first..=last], "{} bytes", body.len());
 }
+
+/// 200 capsules of 50 principals placed by the index over the fleet's
+/// buckets on three subnets, a file of its own size in each: every memory
+/// comes back byte-exact through a share link, served by its bucket via
+/// the gateway (by host name), each answer verified.
+#[test]
+fn every_memory_of_two_hundred_capsules_is_served_through_its_share_link() {
+    let bridge = Bridge::start_with(
+        "127.0.0.1:0",
+        upload_harness::backend_wasm().to_vec(),
+        Options {
+            fleet: Some(FleetWasm {
+                index: index_wasm(),
+                bucket: upload_harness::backend_wasm().to_vec(),
+            }),
+            ..Options::default()
+        },
+    )
+    .expect("the network and its fleet start");
+    let fleet = bridge.fleet().expect("a fleet");
+    let mut shared = Vec::new();
+    for n in 0..200usize {
+        let owner = user(1 + (n % 50) as u8);
+        let reply = bridge
+            .update(
+                fleet.index,
+                owner,
+                "capsules_create",
+                Encode!(&format!("capsule {n}")).unwrap(),
+            )
+            .expect("capsules_create");
+        let location = Decode!(&reply, Result<CapsuleLocation, PlacementError>)
+            .unwrap()
+            .expect("placed");
+        let data = upload_harness::client::test_file(1_000 + (n * 7_919) % 40_000, n as u64);
+        let bucket = location.upload_bucket;
+        let memory = upload(
+            &mut Direct(&bridge),
+            bucket,
+            owner,
+            CapsuleId(location.capsule_id),
+            "photo.bin",
+            "application/octet-stream",
+            &data,
+        )
+        .expect("uploaded");
+        let link = share(&mut Direct(&bridge), bucket, owner, memory, None).expect("shared");
+        shared.push((bucket, link.path, data));
+    }
+    let mut buckets: Vec<Principal> = shared.iter().map(|s| s.0).collect();
+    buckets.sort();
+    buckets.dedup();
+    let mut subnets: Vec<_> = buckets
+        .iter()
+        .filter_map(|b| bridge.subnet_of(*b))
+        .collect();
+    subnets.sort();
+    subnets.dedup();
+    assert!(
+        buckets.len() >= 2 && subnets.len() >= 2,
+        "{buckets:?} on {subnets:?}"
+    );
+    let gateway = local_gateway::Gateway::new(Arc::new(bridge.http_canister()))
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .expect("the gateway listens");
+    let addr = gateway.addr();
+    for (bucket, path, data) in &shared {
+        let host = format!("{}.localhost:{}", bucket.to_text(), addr.port());
+        let (status, _, body) = get(addr, &host, path, &[]);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert!(body == *data, "{path} on {bucket} differs");
+    }
+    let log = gateway.gateway().log();
+    assert!(!log.iter().any(|l| l.contains("REFUSED")), "{log:?}");
+}
