@@ -16,11 +16,11 @@
 use super::errors::Reject;
 use super::{CanisterRecord, RunState, World};
 use candid::{CandidType, Decode, Encode, Nat, Principal};
+use embedded_ic_host::host::{MemorySizes, StatusReply};
 use ic_management_canister_types::{
     CanisterIdRecord, CanisterInstallMode, CanisterSettings, CanisterStatusType,
-    DefiniteCanisterSettings, EnvironmentVariable, InstallCodeArgs, LogVisibility, MemoryMetrics,
-    ProvisionalCreateCanisterWithCyclesArgs, ProvisionalTopUpCanisterArgs, QueryStats,
-    SnapshotVisibility, UpdateSettingsArgs,
+    DefiniteCanisterSettings, InstallCodeArgs, ProvisionalCreateCanisterWithCyclesArgs,
+    ProvisionalTopUpCanisterArgs, UpdateSettingsArgs,
 };
 use sha2::{Digest, Sha256};
 
@@ -413,123 +413,26 @@ impl World {
             settings.controllers = c;
         }
         let host_status = self.host.run_status(id);
-        Ok(StatusReply {
-            status: match (record.run_state, host_status) {
-                (RunState::Stopped, _) | (_, Some(embedded_ic_host::RunStatus::Stopped)) => {
-                    CanisterStatusType::Stopped
-                }
-                (_, Some(embedded_ic_host::RunStatus::Stopping)) => CanisterStatusType::Stopping,
-                _ => CanisterStatusType::Running,
-            },
-            ready_for_migration: false,
-            version: self.host.canister_version(id).unwrap_or(0),
-            settings: StatusSettings::from(settings),
-            module_hash: self.module_hash_of(&id).map(|h| h.to_vec()),
-            memory_size: Nat::from(stable + heap),
-            memory_metrics: MemoryMetrics {
-                wasm_memory_size: Nat::from(heap),
-                stable_memory_size: Nat::from(stable),
-                global_memory_size: Nat::from(0u8),
-                wasm_binary_size: Nat::from(0u8),
-                custom_sections_size: Nat::from(0u8),
-                canister_history_size: Nat::from(0u8),
-                wasm_chunk_store_size: Nat::from(0u8),
-                snapshots_size: Nat::from(0u8),
-                log_memory_store_size: Nat::from(0u8),
-            },
-            cycles: Nat::from(cycles),
-            reserved_cycles: Nat::from(0u8),
-            idle_cycles_burned_per_day: Nat::from(0u8),
-            query_stats: QueryStats {
-                num_calls_total: Nat::from(0u8),
-                num_instructions_total: Nat::from(0u8),
-                request_payload_bytes_total: Nat::from(0u8),
-                response_payload_bytes_total: Nat::from(0u8),
-            },
-        })
+        let status = match (record.run_state, host_status) {
+            (RunState::Stopped, _) | (_, Some(embedded_ic_host::RunStatus::Stopped)) => {
+                CanisterStatusType::Stopped
+            }
+            (_, Some(embedded_ic_host::RunStatus::Stopping)) => CanisterStatusType::Stopping,
+            _ => CanisterStatusType::Running,
+        };
+        Ok(StatusReply::new(
+            status,
+            self.host.canister_version(id).unwrap_or(0),
+            settings,
+            self.module_hash_of(&id),
+            MemorySizes { stable, heap },
+            cycles,
+            0,
+        ))
     }
 }
 
-/// `canister_status`'s reply as the IC gives it today: the crate's
-/// `CanisterStatusResult` (0.8) with the two settings it lacks and that
-/// current agents require (icp-cli 1.5, ic-utils 0.49:
-/// `minimum_incoming_canister_call_cycles`, `status_visibility`). Older
-/// agents decode it as before: a record's extra fields are skipped.
-#[derive(CandidType)]
-struct StatusReply {
-    status: CanisterStatusType,
-    ready_for_migration: bool,
-    version: u64,
-    settings: StatusSettings,
-    module_hash: Option<Vec<u8>>,
-    memory_size: Nat,
-    memory_metrics: MemoryMetrics,
-    cycles: Nat,
-    reserved_cycles: Nat,
-    idle_cycles_burned_per_day: Nat,
-    query_stats: QueryStats,
-}
-
-#[derive(CandidType)]
-struct StatusSettings {
-    controllers: Vec<Principal>,
-    compute_allocation: Nat,
-    memory_allocation: Nat,
-    freezing_threshold: Nat,
-    reserved_cycles_limit: Nat,
-    log_visibility: LogVisibility,
-    log_memory_limit: Nat,
-    snapshot_visibility: SnapshotVisibility,
-    wasm_memory_limit: Nat,
-    wasm_memory_threshold: Nat,
-    environment_variables: Vec<EnvironmentVariable>,
-    minimum_incoming_canister_call_cycles: Nat,
-    status_visibility: StatusVisibility,
-}
-
-/// Who may read `canister_status`: here only controllers (the one case
-/// this network has; a variant with fewer cases decodes as the full one).
-#[derive(CandidType, serde::Serialize)]
-enum StatusVisibility {
-    #[serde(rename = "controllers")]
-    Controllers,
-}
-
-impl From<DefiniteCanisterSettings> for StatusSettings {
-    fn from(s: DefiniteCanisterSettings) -> Self {
-        StatusSettings {
-            controllers: s.controllers,
-            compute_allocation: s.compute_allocation,
-            memory_allocation: s.memory_allocation,
-            freezing_threshold: s.freezing_threshold,
-            reserved_cycles_limit: s.reserved_cycles_limit,
-            log_visibility: s.log_visibility,
-            log_memory_limit: s.log_memory_limit,
-            snapshot_visibility: s.snapshot_visibility,
-            wasm_memory_limit: s.wasm_memory_limit,
-            wasm_memory_threshold: s.wasm_memory_threshold,
-            environment_variables: s.environment_variables,
-            minimum_incoming_canister_call_cycles: Nat::from(0u8),
-            status_visibility: StatusVisibility::Controllers,
-        }
-    }
-}
-
-pub fn default_settings(controllers: Vec<Principal>) -> DefiniteCanisterSettings {
-    DefiniteCanisterSettings {
-        controllers,
-        compute_allocation: Nat::from(0u8),
-        memory_allocation: Nat::from(0u8),
-        freezing_threshold: Nat::from(2_592_000u64),
-        reserved_cycles_limit: Nat::from(5_000_000_000_000u64),
-        log_visibility: LogVisibility::Controllers,
-        log_memory_limit: Nat::from(4096u64),
-        snapshot_visibility: SnapshotVisibility::Controllers,
-        wasm_memory_limit: Nat::from(3_221_225_472u64),
-        wasm_memory_threshold: Nat::from(0u8),
-        environment_variables: Vec::new(),
-    }
-}
+pub use embedded_ic_host::host::default_settings;
 
 fn merge_settings(into: &mut DefiniteCanisterSettings, s: CanisterSettings) -> Result<(), Reject> {
     if let Some(c) = s.controllers {
@@ -577,16 +480,10 @@ fn nat_to_u128(n: &Nat) -> u128 {
 }
 
 /// The module as installed: gzip-compressed modules are unpacked, as the
-/// IC does.
+/// IC does (by the host's own unpacking).
 pub(super) fn decompress(module: &[u8]) -> Result<Vec<u8>, String> {
     if module.starts_with(&[0x1f, 0x8b]) {
-        use std::io::Read as _;
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(module)
-            .take(100 << 20)
-            .read_to_end(&mut out)
-            .map_err(|e| format!("the gzip-compressed module does not decompress: {e}"))?;
-        Ok(out)
+        embedded_ic_host::canister::decompress(module).map_err(|e| e.to_string())
     } else {
         Ok(module.to_vec())
     }

@@ -413,38 +413,20 @@ impl Host {
             m.and_then(|m| m.wasm_memory_limit)
                 .unwrap_or(self.limits.wasm_memory_limit),
         );
-        StatusReply {
-            status: match self.run_status(id).unwrap_or_default() {
-                RunStatus::Running => CanisterStatusType::Running,
-                RunStatus::Stopping => CanisterStatusType::Stopping,
-                RunStatus::Stopped => CanisterStatusType::Stopped,
-            },
-            ready_for_migration: false,
-            version: self.canister_version(id).unwrap_or(0),
-            settings: StatusSettings::from(settings),
-            module_hash: self.module_hash(id).map(|h| h.to_vec()),
-            memory_size: Nat::from(stable + heap),
-            memory_metrics: MemoryMetrics {
-                wasm_memory_size: Nat::from(heap),
-                stable_memory_size: Nat::from(stable),
-                global_memory_size: Nat::from(0u8),
-                wasm_binary_size: Nat::from(0u8),
-                custom_sections_size: Nat::from(0u8),
-                canister_history_size: Nat::from(0u8),
-                wasm_chunk_store_size: Nat::from(0u8),
-                snapshots_size: Nat::from(0u8),
-                log_memory_store_size: Nat::from(0u8),
-            },
-            cycles: Nat::from(self.cycles(id).unwrap_or(0)),
-            reserved_cycles: Nat::from(0u8),
-            idle_cycles_burned_per_day: Nat::from(self.idle_cycles_burned_per_day(id)),
-            query_stats: QueryStats {
-                num_calls_total: Nat::from(0u8),
-                num_instructions_total: Nat::from(0u8),
-                request_payload_bytes_total: Nat::from(0u8),
-                response_payload_bytes_total: Nat::from(0u8),
-            },
-        }
+        let status = match self.run_status(id).unwrap_or_default() {
+            RunStatus::Running => CanisterStatusType::Running,
+            RunStatus::Stopping => CanisterStatusType::Stopping,
+            RunStatus::Stopped => CanisterStatusType::Stopped,
+        };
+        StatusReply::new(
+            status,
+            self.canister_version(id).unwrap_or(0),
+            settings,
+            self.module_hash(id),
+            MemorySizes { stable, heap },
+            self.cycles(id).unwrap_or(0),
+            self.idle_cycles_burned_per_day(id),
+        )
     }
 
     /// Answers a call from canister `caller` to the cycles minting canister.
@@ -609,12 +591,14 @@ pub enum CmcCreateCanisterError {
     },
 }
 
-/// `canister_status`'s reply as the IC gives it today (as the bridge's):
-/// the crate's `CanisterStatusResult` with the two settings it lacks
-/// (`minimum_incoming_canister_call_cycles`, `status_visibility`); agents
-/// decoding the crate's type skip them.
+/// `canister_status`'s reply as the IC gives it today: the crate's
+/// `CanisterStatusResult` (0.8) with the two settings it lacks and that
+/// current agents require (icp-cli 1.5, ic-utils 0.49:
+/// `minimum_incoming_canister_call_cycles`, `status_visibility`); older
+/// agents skip them. The bridge answers ingress `canister_status` with it
+/// too.
 #[derive(CandidType)]
-struct StatusReply {
+pub struct StatusReply {
     status: CanisterStatusType,
     ready_for_migration: bool,
     version: u64,
@@ -649,6 +633,57 @@ struct StatusSettings {
 enum StatusVisibility {
     #[serde(rename = "controllers")]
     Controllers,
+}
+
+/// A canister's memory, as `canister_status` reports it.
+#[derive(Clone, Copy, Debug)]
+pub struct MemorySizes {
+    pub stable: u64,
+    pub heap: u64,
+}
+
+impl StatusReply {
+    /// The reply for these facts; what this host does not track
+    /// (reservations, query statistics, chunk stores, snapshots) is 0.
+    pub fn new(
+        status: CanisterStatusType,
+        version: u64,
+        settings: DefiniteCanisterSettings,
+        module_hash: Option<[u8; 32]>,
+        memory: MemorySizes,
+        cycles: u128,
+        idle_cycles_burned_per_day: u128,
+    ) -> Self {
+        let zero = || Nat::from(0u8);
+        StatusReply {
+            status,
+            ready_for_migration: false,
+            version,
+            settings: StatusSettings::from(settings),
+            module_hash: module_hash.map(|h| h.to_vec()),
+            memory_size: Nat::from(memory.stable + memory.heap),
+            memory_metrics: MemoryMetrics {
+                wasm_memory_size: Nat::from(memory.heap),
+                stable_memory_size: Nat::from(memory.stable),
+                global_memory_size: zero(),
+                wasm_binary_size: zero(),
+                custom_sections_size: zero(),
+                canister_history_size: zero(),
+                wasm_chunk_store_size: zero(),
+                snapshots_size: zero(),
+                log_memory_store_size: zero(),
+            },
+            cycles: Nat::from(cycles),
+            reserved_cycles: zero(),
+            idle_cycles_burned_per_day: Nat::from(idle_cycles_burned_per_day),
+            query_stats: QueryStats {
+                num_calls_total: zero(),
+                num_instructions_total: zero(),
+                request_payload_bytes_total: zero(),
+                response_payload_bytes_total: zero(),
+            },
+        }
+    }
 }
 
 impl From<DefiniteCanisterSettings> for StatusSettings {

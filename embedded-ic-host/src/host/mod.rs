@@ -38,10 +38,10 @@ pub use cycles::{
     EXECUTION_FEE, INGRESS_BYTE_FEE, INGRESS_MESSAGE_FEE, STORAGE_FEE_PER_GIB_SECOND,
 };
 pub use management::{
-    CmcCreateCanisterArg, CmcCreateCanisterError, CmcCreateCanisterResult, SubnetFilter,
-    SubnetSelection, MAX_CONTROLLERS,
+    CmcCreateCanisterArg, CmcCreateCanisterError, CmcCreateCanisterResult, MemorySizes,
+    StatusReply, SubnetFilter, SubnetSelection, MAX_CONTROLLERS,
 };
-pub use subnets::{range_index_of, subnet_id_of_index, SUBNET_RANGE_BITS};
+pub use subnets::{default_settings, range_index_of, subnet_id_of_index, SUBNET_RANGE_BITS};
 
 use crate::canister::{Canister, Entry};
 use crate::certification::{state_tree, PendingCertificate, SubnetKey, DEFAULT_SUBNET_SEED};

@@ -34,9 +34,9 @@ pub fn range_index_of(id: &[u8]) -> Option<u64> {
     Some(n >> SUBNET_RANGE_BITS)
 }
 
-/// Default settings of a new canister (as the bridge's management canister
-/// and the IC give them).
-pub(super) fn default_settings(
+/// Default settings of a new canister, as the IC gives them (the bridge's
+/// management canister uses them too).
+pub fn default_settings(
     controllers: Vec<Principal>,
 ) -> ic_management_canister_types::DefiniteCanisterSettings {
     use candid::Nat;
