@@ -11,7 +11,6 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use candid::Principal;
 use support::*;
 use upload_harness::client::test_file;
 use upload_harness::user;
@@ -189,5 +188,4 @@ fn main() {
         "\ninvariant check: {} buckets, {} capsules, problems: {:?}",
         report.buckets_checked, report.capsules_checked, report.problems
     );
-    let _ = Principal::anonymous();
 }

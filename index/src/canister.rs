@@ -651,12 +651,13 @@ async fn step_job(mut job: CreationJob) -> CreationJob {
             }
         }
         CreationStep::Created { canister_id } => {
-            let Some(((info, slot), module)) =
-                read(|r| r.wasm_meta().current.map(|c| (c.clone(), r.module(c.1))))
-            else {
+            let Some((info, module)) = read(|r| {
+                r.wasm_meta()
+                    .current
+                    .map(|(info, slot)| (info, r.module(slot)))
+            }) else {
                 return fail(job, "no bucket Wasm".into());
             };
-            let _ = slot;
             // An install whose answer was lost may have happened.
             let installed = calls::status(t, canister_id)
                 .await

@@ -2,7 +2,7 @@
 
 use crate::calls;
 use crate::canister::{call_timeout, read_registry as read};
-use crate::registry::{job_active, nat_to_u128};
+use crate::registry::job_active;
 use crate::types::*;
 
 /// Pages of a bucket's capsules compared per check (of 100 each).
@@ -36,7 +36,6 @@ pub async fn check() -> InvariantReport {
                         .problems
                         .push(format!("{id}: runs another module than recorded"));
                 }
-                let _ = nat_to_u128(&s.cycles);
             }
             Err(e) => report
                 .problems
